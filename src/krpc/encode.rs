@@ -1,0 +1,306 @@
+//! The canonical encoder: keys in sorted order, minimal integers, one pass into a buffer.
+//!
+//! Keys are written in a fixed order that is the bytewise sorted order of every key the
+//! message can carry, so the output is canonical bencode by construction (a property test
+//! checks it against bendy's strict decoder).
+
+use super::compact;
+use super::{Body, KrpcError, Message, Query, QueryKind, Response, Want};
+use crate::contact::NodeInfo;
+
+/// Appends a byte string: `<len>:<bytes>`.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_decimal(out, bytes.len() as u64);
+    out.push(b':');
+    out.extend_from_slice(bytes);
+}
+
+/// Appends an integer: `i<n>e`.
+pub(crate) fn put_int(out: &mut Vec<u8>, value: i64) {
+    out.push(b'i');
+    if value < 0 {
+        out.push(b'-');
+    }
+    put_decimal(out, value.unsigned_abs());
+    out.push(b'e');
+}
+
+/// Appends an integer given as sign and minimal digits.
+pub(crate) fn put_raw_int(out: &mut Vec<u8>, negative: bool, digits: &[u8]) {
+    out.push(b'i');
+    if negative {
+        out.push(b'-');
+    }
+    out.extend_from_slice(digits);
+    out.push(b'e');
+}
+
+fn put_decimal(out: &mut Vec<u8>, mut value: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
+fn key(out: &mut Vec<u8>, name: &str) {
+    put_bytes(out, name.as_bytes());
+}
+
+fn key_bytes(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    key(out, name);
+    put_bytes(out, value);
+}
+
+fn key_int(out: &mut Vec<u8>, name: &str, value: i64) {
+    key(out, name);
+    put_int(out, value);
+}
+
+fn key_flag(out: &mut Vec<u8>, name: &str, set: bool) {
+    if set {
+        key_int(out, name, 1);
+    }
+}
+
+pub(crate) fn message(message: &Message, out: &mut Vec<u8>) {
+    out.push(b'd');
+    match &message.body {
+        Body::Query(query) => {
+            key(out, "a");
+            arguments(query, out);
+        }
+        Body::Error(error) => {
+            key(out, "e");
+            error_list(error, out);
+        }
+        Body::Response(_) => {}
+    }
+    if let Some(ip) = &message.requester_ip {
+        key(out, "ip");
+        put_decimal(out, compact::addr_len(ip) as u64);
+        out.push(b':');
+        compact::encode_addr(out, ip);
+    }
+    match &message.body {
+        Body::Query(query) => key_bytes(out, "q", query.kind.method().as_bytes()),
+        Body::Response(response) => {
+            key(out, "r");
+            reply(response, out);
+        }
+        Body::Error(_) => {}
+    }
+    key_flag(out, "ro", message.read_only);
+    key_bytes(out, "t", &message.transaction_id);
+    if let Some(version) = &message.version {
+        key_bytes(out, "v", version);
+    }
+    let kind: &[u8] = match message.body {
+        Body::Query(_) => b"q",
+        Body::Response(_) => b"r",
+        Body::Error(_) => b"e",
+    };
+    key_bytes(out, "y", kind);
+    out.push(b'e');
+}
+
+fn error_list(error: &KrpcError, out: &mut Vec<u8>) {
+    out.push(b'l');
+    put_int(out, error.code);
+    put_bytes(out, &error.message);
+    out.push(b'e');
+}
+
+fn want(out: &mut Vec<u8>, want: Want) {
+    if want.is_specified() {
+        key(out, "want");
+        out.push(b'l');
+        if want.n4 {
+            put_bytes(out, b"n4");
+        }
+        if want.n6 {
+            put_bytes(out, b"n6");
+        }
+        out.push(b'e');
+    }
+}
+
+/// Argument keys in sorted order: cas, id, implied_port, info_hash, k, noseed, port, salt,
+/// scrape, seed, seq, sig, target, token, v, want.
+fn arguments(query: &Query, out: &mut Vec<u8>) {
+    out.push(b'd');
+    let id = query.id.as_bytes();
+    match &query.kind {
+        QueryKind::Ping => key_bytes(out, "id", id),
+        QueryKind::FindNode { target, want: w } => {
+            key_bytes(out, "id", id);
+            key_bytes(out, "target", target.as_bytes());
+            want(out, *w);
+        }
+        QueryKind::GetPeers {
+            info_hash,
+            want: w,
+            noseed,
+            scrape,
+        } => {
+            key_bytes(out, "id", id);
+            key_bytes(out, "info_hash", info_hash.as_bytes());
+            key_flag(out, "noseed", *noseed);
+            key_flag(out, "scrape", *scrape);
+            want(out, *w);
+        }
+        QueryKind::AnnouncePeer {
+            info_hash,
+            port,
+            implied_port,
+            token,
+            seed,
+        } => {
+            key_bytes(out, "id", id);
+            key_flag(out, "implied_port", *implied_port);
+            key_bytes(out, "info_hash", info_hash.as_bytes());
+            key_int(out, "port", i64::from(*port));
+            key_flag(out, "seed", *seed);
+            key_bytes(out, "token", token);
+        }
+        QueryKind::SampleInfohashes { target, want: w } => {
+            key_bytes(out, "id", id);
+            key_bytes(out, "target", target.as_bytes());
+            want(out, *w);
+        }
+        QueryKind::Get {
+            target,
+            seq,
+            want: w,
+        } => {
+            key_bytes(out, "id", id);
+            if let Some(seq) = seq {
+                key_int(out, "seq", *seq);
+            }
+            key_bytes(out, "target", target.as_bytes());
+            want(out, *w);
+        }
+        QueryKind::Put(put) => {
+            if let Some(cas) = put.cas {
+                key_int(out, "cas", cas);
+            }
+            key_bytes(out, "id", id);
+            if let Some(k) = &put.key {
+                key_bytes(out, "k", k);
+            }
+            if let Some(salt) = &put.salt {
+                key_bytes(out, "salt", salt);
+            }
+            if let Some(seq) = put.seq {
+                key_int(out, "seq", seq);
+            }
+            if let Some(sig) = &put.signature {
+                key_bytes(out, "sig", sig);
+            }
+            key_bytes(out, "token", &put.token);
+            key(out, "v");
+            out.extend_from_slice(put.value.as_bytes());
+        }
+    }
+    out.push(b'e');
+}
+
+fn node_list(out: &mut Vec<u8>, name: &str, nodes: &[NodeInfo], v4: bool) {
+    let entry_len = if v4 {
+        compact::NODE_V4_LEN
+    } else {
+        compact::NODE_V6_LEN
+    };
+    let count = nodes.iter().filter(|n| n.addr.is_ipv4() == v4).count();
+    key(out, name);
+    put_decimal(out, (count * entry_len) as u64);
+    out.push(b':');
+    for node in nodes.iter().filter(|n| n.addr.is_ipv4() == v4) {
+        compact::encode_node(out, node);
+    }
+}
+
+/// Reply keys in sorted order: BFpe, BFsd, id, interval, k, nodes, nodes6, num, samples,
+/// seq, sig, token, v, values.
+fn reply(r: &Response, out: &mut Vec<u8>) {
+    out.push(b'd');
+    if let Some(bloom) = &r.bloom_peers {
+        key_bytes(out, "BFpe", &bloom[..]);
+    }
+    if let Some(bloom) = &r.bloom_seeds {
+        key_bytes(out, "BFsd", &bloom[..]);
+    }
+    key_bytes(out, "id", r.id.as_bytes());
+    if let Some(interval) = r.interval {
+        key_int(out, "interval", interval);
+    }
+    if let Some(k) = &r.key {
+        key_bytes(out, "k", k);
+    }
+    if let Some(nodes) = &r.nodes {
+        node_list(out, "nodes", nodes, true);
+    }
+    if let Some(nodes) = &r.nodes6 {
+        node_list(out, "nodes6", nodes, false);
+    }
+    if let Some(num) = r.num {
+        key_int(out, "num", num);
+    }
+    if let Some(samples) = &r.samples {
+        key(out, "samples");
+        put_decimal(out, (samples.len() * 20) as u64);
+        out.push(b':');
+        for sample in samples {
+            out.extend_from_slice(sample.as_bytes());
+        }
+    }
+    if let Some(seq) = r.seq {
+        key_int(out, "seq", seq);
+    }
+    if let Some(sig) = &r.signature {
+        key_bytes(out, "sig", sig);
+    }
+    if let Some(token) = &r.token {
+        key_bytes(out, "token", token);
+    }
+    if let Some(value) = &r.value {
+        key(out, "v");
+        out.extend_from_slice(value.as_bytes());
+    }
+    if let Some(values) = &r.values {
+        key(out, "values");
+        out.push(b'l');
+        for peer in values {
+            put_decimal(out, compact::addr_len(peer) as u64);
+            out.push(b':');
+            compact::encode_addr(out, peer);
+        }
+        out.push(b'e');
+    }
+    out.push(b'e');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_minimal() {
+        for (value, text) in [
+            (0, "i0e"),
+            (-1, "i-1e"),
+            (42, "i42e"),
+            (i64::MIN, "i-9223372036854775808e"),
+        ] {
+            let mut out = Vec::new();
+            put_int(&mut out, value);
+            assert_eq!(out, text.as_bytes());
+        }
+    }
+}
