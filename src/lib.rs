@@ -13,6 +13,7 @@
 //! - [`time`]: the core's caller-supplied clock.
 //! - [`contact`]: a node id with its address.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
+//! - [`token`]: announce tokens: rotating secrets, issue and verify.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod contact;
 pub mod id;
 pub mod krpc;
 pub mod time;
+pub mod token;
 
 pub use contact::NodeInfo;
 pub use id::{Distance, InfoHash, NodeId};
