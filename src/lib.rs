@@ -14,6 +14,7 @@
 //! - [`contact`]: a node id with its address.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
 //! - [`token`]: announce tokens: rotating secrets, issue and verify.
+//! - [`transaction`]: queries in flight: id allocation, reply matching, timeouts.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,6 +24,7 @@ pub mod id;
 pub mod krpc;
 pub mod time;
 pub mod token;
+pub mod transaction;
 
 pub use contact::NodeInfo;
 pub use id::{Distance, InfoHash, NodeId};
