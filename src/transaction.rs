@@ -617,6 +617,57 @@ mod tests {
     }
 
     #[test]
+    fn random_operations_agree_with_a_simple_model() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        let mut map = tiny(200);
+        // The model: id bytes -> (address, deadline, payload).
+        let mut model: Vec<(TransactionId, SocketAddr, Instant, u32)> = Vec::new();
+        let mut now = secs(0);
+        for step in 0..20_000u32 {
+            let to = addr(&format!("198.51.100.{}:1", rng.random_range(0..4)));
+            match rng.random_range(0..10) {
+                0..=4 => {
+                    let deadline = now + Duration::from_secs(rng.random_range(0..20));
+                    match map.insert(deadline, to, step, &mut rng) {
+                        Ok(tid) => {
+                            assert!(model.iter().all(|m| m.0 != tid), "collision");
+                            model.push((tid, to, deadline, step));
+                        }
+                        Err(Full(p)) => {
+                            assert_eq!(p, step);
+                            assert_eq!(model.len(), 200);
+                        }
+                    }
+                }
+                5..=7 if !model.is_empty() => {
+                    let k = rng.random_range(0..model.len());
+                    let (tid, dest, _, payload) = model[k];
+                    if rng.random_bool(0.2) && dest != to {
+                        assert_eq!(
+                            map.take_reply(tid.as_bytes(), to),
+                            Err(ReplyMismatch::WrongAddress)
+                        );
+                    } else {
+                        assert_eq!(map.take_reply(tid.as_bytes(), dest), Ok(payload));
+                        model.swap_remove(k);
+                    }
+                }
+                _ => {
+                    now += Duration::from_secs(rng.random_range(0..3));
+                    let mut due: Vec<_> = model.iter().filter(|m| m.2 <= now).copied().collect();
+                    due.sort_by_key(|m| (m.2, m.3));
+                    let expected: Vec<(SocketAddr, u32)> = due.iter().map(|m| (m.1, m.3)).collect();
+                    assert_eq!(map.expire(now), expected);
+                    model.retain(|m| m.2 > now);
+                }
+            }
+            assert_eq!(map.len(), model.len());
+            assert_eq!(map.by_deadline.len(), model.len());
+            assert_eq!(map.next_deadline(), model.iter().map(|m| m.2).min());
+        }
+    }
+
+    #[test]
     fn eight_byte_ids_work() {
         let mut rng = SmallRng::seed_from_u64(10);
         let mut map = TransactionMap::with_config(TransactionConfig {
