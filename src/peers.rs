@@ -31,7 +31,8 @@
 //!   indexers). A new info-hash in a full store **evicts the info-hash with the fewest peers,
 //!   ties broken by the least recently announced**, as libtorrent does for its first criterion:
 //!   a flood of one-peer info-hashes then churns among itself rather than pushing out swarms.
-//! - **Peers in total**: at most 1,000,000 (about 100 MB, see [`PeerStore::approx_memory_bytes`]),
+//! - **Peers in total**: at most 1,000,000 (about 120 MB at ~120 bytes per peer, see
+//!   [`PeerStore::approx_memory_bytes`]),
 //!   so the two caps above cannot multiply into gigabytes. A new peer in a full store **evicts
 //!   the globally oldest peer**.
 //!
