@@ -13,6 +13,10 @@
 //! - [`time`]: the core's caller-supplied clock.
 //! - [`contact`]: a node id with its address.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
+//! - [`peers`]: the announce store: peers per info-hash, expiry, caps, BEP 33 filters, BEP 51
+//!   samples.
+//! - [`token`]: announce tokens: rotating secrets, issue and verify.
+//! - [`transaction`]: queries in flight: id allocation, reply matching, timeouts.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,7 +24,10 @@
 pub mod contact;
 pub mod id;
 pub mod krpc;
+pub mod peers;
 pub mod time;
+pub mod token;
+pub mod transaction;
 
 pub use contact::NodeInfo;
 pub use id::{Distance, InfoHash, NodeId};
