@@ -13,6 +13,8 @@
 //! - [`time`]: the core's caller-supplied clock.
 //! - [`contact`]: a node id with its address.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
+//! - [`routing`]: the BEP 5 routing table: splitting buckets, node liveness, replacement caches
+//!   and the split queue of buckets to refresh.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,6 +22,7 @@
 pub mod contact;
 pub mod id;
 pub mod krpc;
+pub mod routing;
 pub mod time;
 
 pub use contact::NodeInfo;
