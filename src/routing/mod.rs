@@ -505,9 +505,15 @@ impl RoutingTable {
         while self.promote_one(now, b).is_some() {}
     }
 
-    /// A node answered one of our queries from `addr`: make it an entry if it fits (splitting,
-    /// replacing a bad or failing entry), refresh it if known, else cache it and say whom to
-    /// ping.
+    /// A node answered one of our queries from `addr` (the caller matched the transaction on id
+    /// and address): make it an entry if it fits (splitting, replacing a bad or failing entry),
+    /// refresh it if known, else cache it and say whom to ping.
+    ///
+    /// Before placing it, entries it makes stale are dropped: another id at the same socket
+    /// address (that node changed its id), its own id at another address when that entry is not
+    /// good (the node moved), and a non-good entry on the same IP (per [`IpPolicy`]). They stay
+    /// dropped even if the newcomer then only reaches the replacement cache. A good entry on the
+    /// same IP, or on the same subnet in its bucket, wins: the newcomer is rejected.
     pub fn heard_response(&mut self, now: Instant, id: NodeId, addr: SocketAddr) -> InsertOutcome {
         self.insert_verified(now, Entry::responded(now, NodeInfo::new(id, addr)))
     }
@@ -596,6 +602,7 @@ impl RoutingTable {
             }
             return self.cache_and_ping(now, b, new_candidate(new));
         }
+        // Unreachable: each pass either returns or splits, and there are at most 159 splits.
         InsertOutcome::Rejected(Rejection::CacheFull)
     }
 
