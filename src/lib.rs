@@ -13,10 +13,10 @@
 //! - [`time`]: the core's caller-supplied clock.
 //! - [`contact`]: a node id with its address.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
-//! - [`peers`]: the announce store: peers per info-hash, expiry, caps, BEP 33 filters, BEP 51
-//!   samples.
-//! - [`token`]: announce tokens: rotating secrets, issue and verify.
-//! - [`transaction`]: queries in flight: id allocation, reply matching, timeouts.
+//! - [`routing`]: the routing table of splitting buckets, node liveness, the split queue.
+//! - [`token`]: announce tokens from a rotating secret.
+//! - [`transaction`]: the map of queries awaiting replies.
+//! - [`peers`]: the announce store, BEP 33 Bloom filters, BEP 51 samples.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,6 +25,7 @@ pub mod contact;
 pub mod id;
 pub mod krpc;
 pub mod peers;
+pub mod routing;
 pub mod time;
 pub mod token;
 pub mod transaction;

@@ -1,0 +1,1505 @@
+//! The routing table of BEP 5: buckets that split, node liveness, replacement caches and the
+//! queue of buckets to refresh.
+//!
+//! This module owns [`RoutingTable`], its [`RoutingConfig`], the outcomes it reports to its
+//! caller ([`InsertOutcome`], [`FailureOutcome`]), its errors ([`RoutingError`]) and the
+//! persistence [`Snapshot`]. Submodules: [`bucket`] (entries, liveness, replacement caches) and
+//! [`split_queue`] (the de-duplicated refresh queue). It sends nothing and reads no clock: the
+//! caller passes `now`, feeds in what it heard, and gets back whom to ping.
+//!
+//! # Representation
+//!
+//! The table is a list of buckets indexed by the length of the prefix an id shares with our own
+//! id: bucket `i` holds ids sharing exactly `i` leading bits with us, and the last bucket holds
+//! everything deeper. Only the last bucket contains our own id, so it is the only one that ever
+//! splits (BEP 5); splitting appends a bucket. There are at most 160 buckets.
+//!
+//! # How the caller feeds it
+//!
+//! - [`RoutingTable::heard_response`]: a node answered one of our queries (the transaction layer
+//!   matched id and address). Only such *verified* nodes become entries.
+//! - [`RoutingTable::heard_query`]: a node sent us a query. Refreshes an entry's liveness; an
+//!   unknown node is a candidate the caller may ping.
+//! - [`RoutingTable::learned`]: a node appeared in a reply's `nodes`. Never trusted; the answer
+//!   says whether it is worth a ping.
+//! - [`RoutingTable::record_failure`]: a query to an address timed out.
+//!
+//! # Full buckets
+//!
+//! When a node arrives for a full bucket that cannot split, a *replaceable* entry gives way at
+//! once: a bad one first, else a questionable one that failed its last query (as libtorrent
+//! does). Otherwise the newcomer waits in the bucket's replacement cache and the table asks the
+//! caller to ping the least recently seen questionable entry ([`InsertOutcome::PingFirst`]); if
+//! that ping fails, [`RoutingTable::record_failure`] promotes the best verified candidate into
+//! its slot.
+//!
+//! # Addresses
+//!
+//! Two entries never share a socket address. By default two entries never share an IP address
+//! either ([`IpPolicy::OnePerIp`]); [`IpPolicy::OnePerIpAndSubnetPerBucket`] adds libtorrent's
+//! one-per-/24 (IPv6: /64) per bucket rule. IPv4-mapped IPv6 addresses count as IPv4. When a
+//! verified node conflicts with a holder that is not good, the holder is dropped; a good holder
+//! keeps its place. A node answering from an address held by another id replaces that entry
+//! (the node there changed its id); an unverified claim never replaces anything, it only earns a
+//! ping. A known id answering from a new address moves there unless its entry is good.
+
+pub mod bucket;
+pub mod split_queue;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use rand::Rng;
+
+pub use bucket::{Bucket, Candidate, Entry, Liveness, classify};
+pub use split_queue::{MAX_BUCKETS, SplitQueue};
+
+use crate::contact::NodeInfo;
+use crate::id::{Distance, NodeId};
+use crate::time::Instant;
+
+/// How the table limits entries that share an address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum IpPolicy {
+    /// Only socket addresses must be unique (for local test networks where every node shares
+    /// one IP).
+    Unrestricted,
+    /// At most one entry per IP address in the whole table (the default).
+    #[default]
+    OnePerIp,
+    /// One entry per IP address, and at most one entry per IPv4 /24 (IPv6 /64) in each bucket,
+    /// as libtorrent does.
+    OnePerIpAndSubnetPerBucket,
+}
+
+/// Routing table settings. [`Default`] gives the values documented on each field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// Bucket size K. Default 8 (BEP 5). Values below 1 are treated as 1.
+    pub k: usize,
+    /// An entry is bad after more than this many consecutive failed queries. Default 3.
+    pub max_failures: u32,
+    /// Replacement candidates kept per bucket. Default 8 (K).
+    pub replacement_cache_size: usize,
+    /// Address limits. Default [`IpPolicy::OnePerIp`].
+    pub ip_policy: IpPolicy,
+    /// How long a response (or a query from a node that once answered) keeps a node good.
+    /// Default 15 minutes (BEP 5).
+    pub good_window: Duration,
+    /// A bucket with no activity for this long needs a refresh lookup. Default 15 minutes
+    /// (BEP 5).
+    pub refresh_interval: Duration,
+    /// Minimum time between two refresh lookups taken from the split queue. Default 1 second.
+    pub refresh_pop_interval: Duration,
+    /// How long a ping the table asked for counts as in flight (the table does not ask again
+    /// for the same node meanwhile). Default 30 seconds.
+    pub ping_timeout: Duration,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            k: 8,
+            max_failures: 3,
+            replacement_cache_size: 8,
+            ip_policy: IpPolicy::OnePerIp,
+            good_window: Duration::from_secs(15 * 60),
+            refresh_interval: Duration::from_secs(15 * 60),
+            refresh_pop_interval: Duration::from_secs(1),
+            ping_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Errors of the routing table, with the meanings of the original btdht's exceptions.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RoutingError {
+    /// Insertion into a full bucket that cannot split (btdht's `BucketFull`).
+    BucketFull,
+    /// Asked to split a bucket that is not full (btdht's `BucketNotFull`).
+    BucketNotFull,
+    /// Asked to split a bucket that may not split: it does not contain our own id, or the table
+    /// already has 160 buckets.
+    CannotSplit,
+    /// No such node or bucket (btdht's `NotFound`).
+    NotFound,
+}
+
+impl fmt::Display for RoutingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RoutingError::BucketFull => "the bucket is full and cannot split",
+            RoutingError::BucketNotFull => "the bucket is not full",
+            RoutingError::CannotSplit => "the bucket does not contain our id or is the deepest",
+            RoutingError::NotFound => "no such node or bucket",
+        })
+    }
+}
+
+impl std::error::Error for RoutingError {}
+
+/// Why a node was not taken, not even as a candidate.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Rejection {
+    /// It has our own id.
+    OwnId,
+    /// Its id is in the table at another address and that entry is good (or the claim is
+    /// unverified and the entry is good).
+    AddressMismatch,
+    /// A good entry already holds its IP address (or its subnet in that bucket).
+    IpConflict,
+    /// Its bucket is full of good nodes and its replacement cache keeps better candidates.
+    CacheFull,
+}
+
+/// What the table did with a node it heard from or about, and what the caller should do.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[must_use]
+pub enum InsertOutcome {
+    /// It is already an entry at this address; its liveness was updated (for a query or a
+    /// response) or left alone (for a node learned from a reply).
+    Refreshed,
+    /// It became a new entry (possibly after one or more splits).
+    Added,
+    /// It became an entry in place of this one (a bad or failing entry, a stale holder of its
+    /// address, or a non-good holder of its subnet).
+    Replaced(NodeInfo),
+    /// It is not verified, and would get a slot if it answered: ping it. Its answer goes to
+    /// [`RoutingTable::heard_response`].
+    PingCandidate(NodeInfo),
+    /// Its bucket is full: it waits in the replacement cache, and this questionable entry
+    /// should be pinged first. If the ping fails, [`RoutingTable::record_failure`] puts the
+    /// best verified candidate in its place.
+    PingFirst(NodeInfo),
+    /// Its bucket is full of good (or already pinged) nodes: it waits in the replacement cache.
+    Cached,
+    /// Not taken.
+    Rejected(Rejection),
+}
+
+/// What the table did with a failed query.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[must_use]
+pub enum FailureOutcome {
+    /// The entry stays; this is its state after the failure.
+    Counted(Liveness),
+    /// The entry was dropped and a verified candidate from the replacement cache took its slot.
+    Replaced {
+        /// The entry that failed.
+        removed: NodeInfo,
+        /// The candidate that took its place.
+        added: NodeInfo,
+    },
+    /// The entry may be replaced but only unverified candidates wait: ping this one (its
+    /// answer, through [`RoutingTable::heard_response`], replaces the failing entry).
+    PingCandidate(NodeInfo),
+    /// The address was a replacement candidate; it was dropped from the cache.
+    CandidateDropped,
+}
+
+/// One node of a [`Snapshot`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct SnapshotEntry {
+    /// The node.
+    pub node: NodeInfo,
+    /// Its state when the snapshot was taken.
+    pub liveness: Liveness,
+    /// How long before the snapshot it last answered us, if it did in this run.
+    pub since_response: Option<Duration>,
+    /// Consecutive failed queries when the snapshot was taken.
+    pub failed_queries: u32,
+}
+
+/// The table's contents in a form fit for persistence: times are relative to the snapshot so
+/// they survive a restart (whose clock has another epoch).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Snapshot {
+    /// The id the table belonged to.
+    pub own_id: NodeId,
+    /// Every entry, bucket by bucket.
+    pub nodes: Vec<SnapshotEntry>,
+}
+
+/// The BEP 5 routing table of one node id.
+#[derive(Clone, Debug)]
+pub struct RoutingTable {
+    own_id: NodeId,
+    config: RoutingConfig,
+    buckets: Vec<Bucket>,
+    /// Every entry's socket address (lookups only; never iterated).
+    by_addr: HashMap<SocketAddr, NodeId>,
+    /// Every entry's canonical IP, when the policy limits entries per IP (lookups only).
+    by_ip: HashMap<IpAddr, NodeId>,
+    len: usize,
+    refresh: SplitQueue,
+}
+
+/// The IPv4 /24 or IPv6 /64 an address belongs to (IPv4-mapped IPv6 counts as IPv4).
+fn subnet(ip: IpAddr) -> (bool, [u8; 8]) {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            (true, [o[0], o[1], o[2], 0, 0, 0, 0, 0])
+        }
+        IpAddr::V6(v6) => {
+            let mut out = [0u8; 8];
+            out.copy_from_slice(&v6.octets()[..8]);
+            (false, out)
+        }
+    }
+}
+
+fn same_subnet(a: IpAddr, b: IpAddr) -> bool {
+    subnet(a) == subnet(b)
+}
+
+impl RoutingTable {
+    /// An empty table (one bucket covering the whole id space) owned by `own_id`.
+    pub fn new(own_id: NodeId, now: Instant, config: RoutingConfig) -> Self {
+        let mut config = config;
+        config.k = config.k.max(1);
+        let refresh = SplitQueue::new(config.refresh_pop_interval);
+        RoutingTable {
+            own_id,
+            config,
+            buckets: vec![Bucket::new(now)],
+            by_addr: HashMap::new(),
+            by_ip: HashMap::new(),
+            len: 0,
+            refresh,
+        }
+    }
+
+    /// The id this table belongs to.
+    pub fn own_id(&self) -> NodeId {
+        self.own_id
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    /// The number of entries (good, questionable and bad).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The number of buckets (1 to 160).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The buckets, by shared prefix length with our id.
+    pub fn buckets(&self) -> &[Bucket] {
+        &self.buckets
+    }
+
+    /// Bucket `index`, or [`RoutingError::NotFound`].
+    pub fn bucket(&self, index: usize) -> Result<&Bucket, RoutingError> {
+        self.buckets.get(index).ok_or(RoutingError::NotFound)
+    }
+
+    /// Every entry, bucket by bucket.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.buckets.iter().flat_map(|b| b.entries.iter())
+    }
+
+    /// The index of the bucket whose range contains `id`.
+    pub fn bucket_index(&self, id: &NodeId) -> usize {
+        self.own_id
+            .shared_prefix_len(id)
+            .min(self.buckets.len().saturating_sub(1))
+    }
+
+    /// The entry with this id.
+    pub fn get(&self, id: &NodeId) -> Option<&Entry> {
+        let b = self.bucket_index(id);
+        self.buckets[b].entries.iter().find(|e| e.info.id == *id)
+    }
+
+    /// The entry at this address.
+    pub fn get_by_addr(&self, addr: &SocketAddr) -> Option<&Entry> {
+        self.by_addr.get(addr).and_then(|id| self.get(id))
+    }
+
+    /// An entry's state at `now`.
+    pub fn liveness(&self, now: Instant, entry: &Entry) -> Liveness {
+        entry.liveness(now, &self.config)
+    }
+
+    /// The split queue of buckets waiting for a refresh lookup.
+    pub fn split_queue(&self) -> &SplitQueue {
+        &self.refresh
+    }
+
+    fn locate(&self, id: &NodeId) -> Option<(usize, usize)> {
+        let b = self.bucket_index(id);
+        self.buckets[b].position(id).map(|p| (b, p))
+    }
+
+    fn is_good(&self, now: Instant, id: &NodeId) -> bool {
+        self.get(id)
+            .is_some_and(|e| e.liveness(now, &self.config) == Liveness::Good)
+    }
+
+    fn limits_ip(&self) -> bool {
+        self.config.ip_policy != IpPolicy::Unrestricted
+    }
+
+    fn limits_subnet(&self) -> bool {
+        self.config.ip_policy == IpPolicy::OnePerIpAndSubnetPerBucket
+    }
+
+    /// Appends an entry to bucket `b` and indexes it. The caller has checked room and policy.
+    fn push_entry(&mut self, b: usize, entry: Entry) -> Result<(), RoutingError> {
+        let info = entry.info;
+        self.buckets
+            .get_mut(b)
+            .ok_or(RoutingError::NotFound)?
+            .push(entry, self.config.k)?;
+        self.by_addr.insert(info.addr, info.id);
+        if self.limits_ip() {
+            self.by_ip.insert(info.addr.ip().to_canonical(), info.id);
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    fn remove_at(&mut self, b: usize, p: usize) -> Entry {
+        let entry = self.buckets[b].entries.swap_remove(p);
+        self.by_addr.remove(&entry.info.addr);
+        let ip = entry.info.addr.ip().to_canonical();
+        if self.by_ip.get(&ip) == Some(&entry.info.id) {
+            self.by_ip.remove(&ip);
+        }
+        self.len -= 1;
+        entry
+    }
+
+    /// Where in bucket `b` an entry of the same subnet as `addr` sits (policy permitting).
+    fn subnet_holder(&self, b: usize, addr: &SocketAddr, except: &NodeId) -> Option<usize> {
+        if !self.limits_subnet() {
+            return None;
+        }
+        self.buckets[b]
+            .entries
+            .iter()
+            .position(|e| e.info.id != *except && same_subnet(e.info.addr.ip(), addr.ip()))
+    }
+
+    /// The entry of bucket `b` that a newcomer may replace without a ping: the bad entry with
+    /// the most failures, else the least recently seen questionable entry that failed a query.
+    fn replaceable(&self, now: Instant, b: usize) -> Option<usize> {
+        let entries = &self.buckets[b].entries;
+        let bad = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.liveness(now, &self.config) == Liveness::Bad)
+            .max_by_key(|(_, e)| (e.failed_queries, std::cmp::Reverse(e.last_seen())))
+            .map(|(i, _)| i);
+        bad.or_else(|| {
+            entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    e.failed_queries > 0 && e.liveness(now, &self.config) == Liveness::Questionable
+                })
+                .min_by_key(|(_, e)| e.last_seen())
+                .map(|(i, _)| i)
+        })
+    }
+
+    /// The least recently seen questionable entry of bucket `b` without a ping in flight.
+    fn ping_target(&self, now: Instant, b: usize) -> Option<usize> {
+        self.buckets[b]
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                e.liveness(now, &self.config) == Liveness::Questionable
+                    && !e.ping_pending(now, self.config.ping_timeout)
+            })
+            .min_by_key(|(_, e)| e.last_seen())
+            .map(|(i, _)| i)
+    }
+
+    fn can_split(&self, b: usize) -> bool {
+        b + 1 == self.buckets.len() && self.buckets.len() < MAX_BUCKETS
+    }
+
+    /// Splits bucket `index`: entries and candidates sharing more than `index` prefix bits with
+    /// our id move to a new last bucket. Only the last bucket (the one holding our id) may
+    /// split, and only when full. Both halves are queued for a refresh, and verified candidates
+    /// are promoted into any room the split made.
+    pub fn split_bucket(&mut self, now: Instant, index: usize) -> Result<(), RoutingError> {
+        if index >= self.buckets.len() {
+            return Err(RoutingError::NotFound);
+        }
+        if !self.can_split(index) {
+            return Err(RoutingError::CannotSplit);
+        }
+        if self.buckets[index].len() < self.config.k {
+            return Err(RoutingError::BucketNotFull);
+        }
+        let depth = index + 1;
+        let own = self.own_id;
+        let deeper = |id: &NodeId| own.shared_prefix_len(id) >= depth;
+        let old = &mut self.buckets[index];
+        let mut new = Bucket::new(now);
+        new.last_changed = old.last_changed;
+        new.last_refresh = old.last_refresh;
+        let (moved, stay): (Vec<Entry>, Vec<Entry>) =
+            old.entries.drain(..).partition(|e| deeper(&e.info.id));
+        old.entries = stay;
+        new.entries = moved;
+        let (moved, stay): (Vec<Candidate>, Vec<Candidate>) =
+            old.replacements.drain(..).partition(|c| deeper(&c.info.id));
+        old.replacements = stay;
+        new.replacements = moved;
+        self.buckets.push(new);
+        self.refresh.push(index);
+        self.refresh.push(depth);
+        self.fill_from_cache(now, index);
+        self.fill_from_cache(now, depth);
+        Ok(())
+    }
+
+    /// Takes the best verified candidate of bucket `b` that is still admissible, drops the
+    /// inadmissible ones met on the way, and makes it an entry. Needs room in the bucket.
+    fn promote_one(&mut self, now: Instant, b: usize) -> Option<NodeInfo> {
+        if self.buckets.get(b)?.len() >= self.config.k {
+            return None;
+        }
+        loop {
+            let best = self.buckets[b]
+                .replacements
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.is_verified())
+                .max_by_key(|(_, c)| c.last_seen)
+                .map(|(i, _)| i)?;
+            let cand = self.buckets[b].replacements.swap_remove(best);
+            let info = cand.info;
+            let admissible = info.id != self.own_id
+                && self.bucket_index(&info.id) == b
+                && self.locate(&info.id).is_none()
+                && !self.by_addr.contains_key(&info.addr)
+                && !(self.limits_ip() && self.by_ip.contains_key(&info.addr.ip().to_canonical()))
+                && self.subnet_holder(b, &info.addr, &info.id).is_none();
+            if admissible && self.push_entry(b, cand.into_entry()).is_ok() {
+                self.buckets[b].last_changed = now;
+                return Some(info);
+            }
+        }
+    }
+
+    fn fill_from_cache(&mut self, now: Instant, b: usize) {
+        while self.promote_one(now, b).is_some() {}
+    }
+
+    /// A node answered one of our queries from `addr` (the caller matched the transaction on id
+    /// and address): make it an entry if it fits (splitting, replacing a bad or failing entry),
+    /// refresh it if known, else cache it and say whom to ping.
+    ///
+    /// Before placing it, entries it makes stale are dropped: another id at the same socket
+    /// address (that node changed its id), its own id at another address when that entry is not
+    /// good (the node moved), and a non-good entry on the same IP (per [`IpPolicy`]). They stay
+    /// dropped even if the newcomer then only reaches the replacement cache. A good entry on the
+    /// same IP, or on the same subnet in its bucket, wins: the newcomer is rejected.
+    pub fn heard_response(&mut self, now: Instant, id: NodeId, addr: SocketAddr) -> InsertOutcome {
+        self.insert_verified(now, Entry::responded(now, NodeInfo::new(id, addr)))
+    }
+
+    fn insert_verified(&mut self, now: Instant, new: Entry) -> InsertOutcome {
+        let info = new.info;
+        if info.id == self.own_id {
+            return InsertOutcome::Rejected(Rejection::OwnId);
+        }
+        // Known id.
+        let mut stale: Vec<NodeId> = Vec::new();
+        if let Some((b, p)) = self.locate(&info.id) {
+            let good = self.is_good(now, &info.id);
+            let entry = &mut self.buckets[b].entries[p];
+            if entry.info.addr == info.addr {
+                entry.last_response = entry.last_response.max(new.last_response);
+                entry.ever_responded = true;
+                if new.last_response.is_some() {
+                    entry.failed_queries = 0;
+                    entry.ping_requested = None;
+                    self.buckets[b].last_changed = now;
+                }
+                return InsertOutcome::Refreshed;
+            }
+            if good {
+                return InsertOutcome::Rejected(Rejection::AddressMismatch);
+            }
+            stale.push(info.id);
+        }
+        // Another id at this very address: the node there changed its id.
+        if let Some(other) = self.by_addr.get(&info.addr) {
+            if *other != info.id {
+                stale.push(*other);
+            }
+        }
+        // Another entry on this IP.
+        if self.limits_ip() {
+            if let Some(other) = self.by_ip.get(&info.addr.ip().to_canonical()).copied() {
+                if other != info.id && !stale.contains(&other) {
+                    if self.is_good(now, &other) {
+                        return InsertOutcome::Rejected(Rejection::IpConflict);
+                    }
+                    stale.push(other);
+                }
+            }
+        }
+        let mut vacated = Vec::new();
+        for id in &stale {
+            if let Some((b, p)) = self.locate(id) {
+                self.remove_at(b, p);
+                vacated.push(b);
+            }
+        }
+        let outcome = self.place_verified(now, new);
+        for b in vacated {
+            self.fill_from_cache(now, b);
+        }
+        outcome
+    }
+
+    fn place_verified(&mut self, now: Instant, new: Entry) -> InsertOutcome {
+        let info = new.info;
+        // At most one split per bucket level.
+        for _ in 0..=MAX_BUCKETS {
+            let b = self.bucket_index(&info.id);
+            let full = self.buckets[b].len() >= self.config.k;
+            if full && self.can_split(b) {
+                if self.split_bucket(now, b).is_err() {
+                    break;
+                }
+                continue;
+            }
+            if let Some(p) = self.subnet_holder(b, &info.addr, &info.id) {
+                if self.buckets[b].entries[p].liveness(now, &self.config) == Liveness::Good {
+                    return InsertOutcome::Rejected(Rejection::IpConflict);
+                }
+                let removed = self.remove_at(b, p);
+                return self.push_new(now, b, new, InsertOutcome::Replaced(removed.info));
+            }
+            if !full {
+                return self.push_new(now, b, new, InsertOutcome::Added);
+            }
+            if let Some(p) = self.replaceable(now, b) {
+                let removed = self.remove_at(b, p);
+                return self.push_new(now, b, new, InsertOutcome::Replaced(removed.info));
+            }
+            return self.cache_and_ping(now, b, new_candidate(new));
+        }
+        // Unreachable: each pass either returns or splits, and there are at most 159 splits.
+        InsertOutcome::Rejected(Rejection::CacheFull)
+    }
+
+    fn push_new(
+        &mut self,
+        now: Instant,
+        b: usize,
+        entry: Entry,
+        outcome: InsertOutcome,
+    ) -> InsertOutcome {
+        let id = entry.info.id;
+        match self.push_entry(b, entry) {
+            Ok(()) => {
+                self.buckets[b].remove_candidate(&id);
+                self.buckets[b].last_changed = now;
+                outcome
+            }
+            // Unreachable: every caller made room first.
+            Err(_) => InsertOutcome::Rejected(Rejection::CacheFull),
+        }
+    }
+
+    /// Puts a candidate in bucket `b`'s cache and names the questionable entry to ping first.
+    fn cache_and_ping(&mut self, now: Instant, b: usize, cand: Candidate) -> InsertOutcome {
+        let kept = self.buckets[b].add_candidate(cand, self.config.replacement_cache_size);
+        if let Some(p) = self.ping_target(now, b) {
+            let entry = &mut self.buckets[b].entries[p];
+            entry.ping_requested = Some(now);
+            return InsertOutcome::PingFirst(entry.info);
+        }
+        if kept {
+            InsertOutcome::Cached
+        } else {
+            InsertOutcome::Rejected(Rejection::CacheFull)
+        }
+    }
+
+    /// A node sent us a query from `addr`. An entry at that address counts it towards its
+    /// liveness; an unknown node is a candidate: ping it if it could get a slot, else it waits
+    /// in the replacement cache.
+    pub fn heard_query(&mut self, now: Instant, id: NodeId, addr: SocketAddr) -> InsertOutcome {
+        self.consider_unverified(now, NodeInfo::new(id, addr), true)
+    }
+
+    /// Another node told us about `id` at `addr` (a reply's `nodes`). Never changes an entry;
+    /// says whether the node is worth a ping.
+    pub fn learned(&mut self, now: Instant, id: NodeId, addr: SocketAddr) -> InsertOutcome {
+        self.consider_unverified(now, NodeInfo::new(id, addr), false)
+    }
+
+    fn consider_unverified(&mut self, now: Instant, info: NodeInfo, query: bool) -> InsertOutcome {
+        if info.id == self.own_id {
+            return InsertOutcome::Rejected(Rejection::OwnId);
+        }
+        if let Some((b, p)) = self.locate(&info.id) {
+            let good = self.is_good(now, &info.id);
+            let entry = &mut self.buckets[b].entries[p];
+            if entry.info.addr == info.addr {
+                if query {
+                    entry.last_query = Some(now);
+                }
+                return InsertOutcome::Refreshed;
+            }
+            return if good {
+                InsertOutcome::Rejected(Rejection::AddressMismatch)
+            } else {
+                InsertOutcome::PingCandidate(info)
+            };
+        }
+        if self.by_addr.contains_key(&info.addr) {
+            // The entry at this address may have changed its id; only an answer can tell.
+            return InsertOutcome::PingCandidate(info);
+        }
+        if self.limits_ip() {
+            if let Some(other) = self.by_ip.get(&info.addr.ip().to_canonical()).copied() {
+                return if self.is_good(now, &other) {
+                    InsertOutcome::Rejected(Rejection::IpConflict)
+                } else {
+                    InsertOutcome::PingCandidate(info)
+                };
+            }
+        }
+        let b = self.bucket_index(&info.id);
+        let full = self.buckets[b].len() >= self.config.k;
+        if full && self.can_split(b) {
+            return InsertOutcome::PingCandidate(info);
+        }
+        if let Some(p) = self.subnet_holder(b, &info.addr, &info.id) {
+            let holder = self.buckets[b].entries[p].info.id;
+            return if self.is_good(now, &holder) {
+                InsertOutcome::Rejected(Rejection::IpConflict)
+            } else {
+                InsertOutcome::PingCandidate(info)
+            };
+        }
+        if !full || self.replaceable(now, b).is_some() {
+            return InsertOutcome::PingCandidate(info);
+        }
+        let cand = Candidate {
+            info,
+            first_seen: now,
+            last_seen: now,
+            last_response: None,
+            ping_requested: None,
+        };
+        self.cache_and_ping(now, b, cand)
+    }
+
+    /// A query we sent to `addr` failed (timed out or was answered with garbage). The entry's
+    /// failure count grows; once it may be replaced (bad, or questionable with a failure) the
+    /// best verified candidate of its bucket takes its place. A failing replacement candidate
+    /// leaves the cache. [`RoutingError::NotFound`] if nothing is known at `addr`.
+    pub fn record_failure(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+    ) -> Result<FailureOutcome, RoutingError> {
+        if let Some(id) = self.by_addr.get(&addr).copied() {
+            let (b, p) = self.locate(&id).ok_or(RoutingError::NotFound)?;
+            let entry = &mut self.buckets[b].entries[p];
+            entry.failed_queries = entry.failed_queries.saturating_add(1);
+            entry.ping_requested = None;
+            let liveness = entry.liveness(now, &self.config);
+            if liveness == Liveness::Good || self.buckets[b].replacements.is_empty() {
+                return Ok(FailureOutcome::Counted(liveness));
+            }
+            let removed = self.remove_at(b, p);
+            if let Some(added) = self.promote_one(now, b) {
+                return Ok(FailureOutcome::Replaced {
+                    removed: removed.info,
+                    added,
+                });
+            }
+            // No admissible verified candidate: put the entry back.
+            self.push_entry(b, removed)?;
+            let unverified = self.buckets[b]
+                .replacements
+                .iter_mut()
+                .filter(|c| {
+                    !c.is_verified()
+                        && c.ping_requested.is_none_or(|t| {
+                            now.saturating_duration_since(t) >= self.config.ping_timeout
+                        })
+                })
+                .max_by_key(|c| c.last_seen);
+            if let Some(c) = unverified {
+                c.ping_requested = Some(now);
+                return Ok(FailureOutcome::PingCandidate(c.info));
+            }
+            return Ok(FailureOutcome::Counted(liveness));
+        }
+        for bucket in &mut self.buckets {
+            if let Some(at) = bucket.replacements.iter().position(|c| c.info.addr == addr) {
+                bucket.replacements.swap_remove(at);
+                return Ok(FailureOutcome::CandidateDropped);
+            }
+        }
+        Err(RoutingError::NotFound)
+    }
+
+    /// Removes the entry with this id; a verified candidate may take its slot.
+    /// [`RoutingError::NotFound`] if there is no such entry.
+    pub fn remove(&mut self, now: Instant, id: &NodeId) -> Result<Entry, RoutingError> {
+        let (b, p) = self.locate(id).ok_or(RoutingError::NotFound)?;
+        let entry = self.remove_at(b, p);
+        self.fill_from_cache(now, b);
+        Ok(entry)
+    }
+
+    /// Up to `k` good or questionable entries closest to `target` by XOR distance, closest
+    /// first. Bad entries are left out.
+    ///
+    /// Buckets are visited in an order where every bucket's entries are farther from `target`
+    /// than the previous ones', so only the buckets needed to reach `k` are sorted.
+    pub fn closest(&self, target: &NodeId, k: usize) -> Vec<NodeInfo> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let last = self.buckets.len() - 1;
+        let b = self.own_id.shared_prefix_len(target).min(last);
+        let mut found: Vec<(Distance, NodeInfo)> = Vec::new();
+        let take = |bucket: &Bucket, found: &mut Vec<(Distance, NodeInfo)>| {
+            for e in &bucket.entries {
+                if e.failed_queries <= self.config.max_failures {
+                    found.push((target.distance(&e.info.id), e.info));
+                }
+            }
+        };
+        // Closest: the target's own bucket. Next, all deeper buckets together (their entries
+        // all differ from the target first at bit b). Then shallower buckets, deepest first.
+        take(&self.buckets[b], &mut found);
+        if found.len() < k {
+            for bucket in &self.buckets[b + 1..] {
+                take(bucket, &mut found);
+            }
+        }
+        for bucket in self.buckets[..b].iter().rev() {
+            if found.len() >= k {
+                break;
+            }
+            take(bucket, &mut found);
+        }
+        found.sort_unstable_by_key(|a| a.0);
+        found.truncate(k);
+        found.into_iter().map(|(_, info)| info).collect()
+    }
+
+    /// Queues every bucket without activity (changes, refresh lookups) for the refresh interval
+    /// on the split queue. Returns how many were queued.
+    pub fn refresh_due(&mut self, now: Instant) -> usize {
+        let mut queued = 0;
+        for (i, bucket) in self.buckets.iter_mut().enumerate() {
+            if now >= bucket.refresh_due(self.config.refresh_interval) && self.refresh.push(i) {
+                bucket.last_refresh = now;
+                queued += 1;
+            }
+        }
+        queued
+    }
+
+    /// Takes the next bucket to refresh from the split queue, if the pop interval allows, with
+    /// a random target id in its range for the refresh lookup.
+    pub fn pop_refresh<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+    ) -> Option<(usize, NodeId)> {
+        let index = self.refresh.pop_due(now)?;
+        let target = self.refresh_target(index, rng).ok()?;
+        if let Some(bucket) = self.buckets.get_mut(index) {
+            bucket.last_refresh = now;
+        }
+        Some((index, target))
+    }
+
+    /// A random id in bucket `index`'s range; [`RoutingError::NotFound`] if there is no such
+    /// bucket.
+    pub fn refresh_target<R: Rng + ?Sized>(
+        &self,
+        index: usize,
+        rng: &mut R,
+    ) -> Result<NodeId, RoutingError> {
+        if index >= self.buckets.len() {
+            return Err(RoutingError::NotFound);
+        }
+        if index + 1 < self.buckets.len() {
+            return Ok(self.own_id.random_at_prefix(index, rng));
+        }
+        // The last bucket holds every id sharing at least `index` bits with ours.
+        let mut id = NodeId::random(rng);
+        for bit in 0..index {
+            id.set_bit(bit, self.own_id.bit(bit));
+        }
+        Ok(id)
+    }
+
+    /// A lookup for `target` ran: it counts as a refresh of the bucket covering `target`.
+    pub fn note_lookup(&mut self, now: Instant, target: &NodeId) {
+        let b = self.bucket_index(target);
+        self.buckets[b].last_refresh = self.buckets[b].last_refresh.max(now);
+    }
+
+    /// Up to `max` nodes the maintenance timer should ping: questionable entries without a ping
+    /// in flight, least recently seen first, then unverified candidates of buckets with room.
+    /// They are marked as pinged (for [`RoutingConfig::ping_timeout`]) so the next call names
+    /// others.
+    pub fn pings_due(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
+        let timeout = self.config.ping_timeout;
+        let mut due: Vec<(Instant, usize, NodeId)> = Vec::new();
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for e in &bucket.entries {
+                if e.liveness(now, &self.config) == Liveness::Questionable
+                    && !e.ping_pending(now, timeout)
+                {
+                    due.push((e.last_seen(), b, e.info.id));
+                }
+            }
+        }
+        due.sort_unstable();
+        due.truncate(max);
+        let mut out = Vec::with_capacity(due.len());
+        for (_, b, id) in due {
+            if let Some(p) = self.buckets[b].position(&id) {
+                let e = &mut self.buckets[b].entries[p];
+                e.ping_requested = Some(now);
+                out.push(e.info);
+            }
+        }
+        for bucket in &mut self.buckets {
+            if out.len() >= max {
+                break;
+            }
+            if bucket.entries.len() >= self.config.k {
+                continue;
+            }
+            for c in &mut bucket.replacements {
+                if out.len() >= max {
+                    break;
+                }
+                let pending = c
+                    .ping_requested
+                    .is_some_and(|t| now.saturating_duration_since(t) < timeout);
+                if !c.is_verified() && !pending {
+                    c.ping_requested = Some(now);
+                    out.push(c.info);
+                }
+            }
+        }
+        out
+    }
+
+    /// The earliest time something in the table needs attention: the split queue allows a
+    /// pop, a bucket needs a refresh, or a good entry turns questionable. `None` when nothing
+    /// is pending. The answer may be `now` or earlier (work is due).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let mut next = self.refresh.next_due();
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            if !self.refresh.contains(i) {
+                consider(bucket.refresh_due(self.config.refresh_interval));
+            }
+            for e in &bucket.entries {
+                if let Some(t) = e.good_until(self.config.good_window) {
+                    if t > now && e.failed_queries <= self.config.max_failures {
+                        consider(t);
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    /// The entries as a persistence snapshot at `now`.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        Snapshot {
+            own_id: self.own_id,
+            nodes: self
+                .entries()
+                .map(|e| SnapshotEntry {
+                    node: e.info,
+                    liveness: e.liveness(now, &self.config),
+                    since_response: e.last_response.map(|t| now.saturating_duration_since(t)),
+                    failed_queries: e.failed_queries,
+                })
+                .collect(),
+        }
+    }
+
+    /// Loads a snapshot's good and questionable nodes, most recently answered first, through
+    /// the ordinary insertion rules (K, splits, address policy). They come back questionable:
+    /// they did answer once, but not in this run, so the maintenance pings re-verify them.
+    /// Returns how many became entries.
+    pub fn restore(&mut self, now: Instant, snapshot: &Snapshot) -> usize {
+        let mut nodes: Vec<&SnapshotEntry> = snapshot
+            .nodes
+            .iter()
+            .filter(|n| n.liveness != Liveness::Bad)
+            .collect();
+        nodes.sort_by_key(|n| n.since_response.unwrap_or(Duration::MAX));
+        let mut added = 0;
+        for n in nodes {
+            let entry = Entry {
+                info: n.node,
+                first_seen: now,
+                last_response: None,
+                last_query: None,
+                failed_queries: 0,
+                ever_responded: true,
+                ping_requested: None,
+            };
+            if matches!(
+                self.insert_verified(now, entry),
+                InsertOutcome::Added | InsertOutcome::Replaced(_)
+            ) {
+                added += 1;
+            }
+        }
+        added
+    }
+}
+
+fn new_candidate(entry: Entry) -> Candidate {
+    Candidate {
+        info: entry.info,
+        first_seen: entry.first_seen,
+        last_seen: entry.last_seen(),
+        last_response: entry.last_response,
+        ping_requested: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+    use std::net::Ipv4Addr;
+
+    const MIN: u64 = 60;
+
+    fn t(secs: u64) -> Instant {
+        Instant::from_secs(secs)
+    }
+
+    /// A distinct IPv4 address (a distinct /24 too) per `n`.
+    fn addr(n: u32) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + (n << 8) + 1), 6881))
+    }
+
+    struct Fixture {
+        rng: SmallRng,
+        own: NodeId,
+        table: RoutingTable,
+        next_addr: u32,
+    }
+
+    impl Fixture {
+        fn new(config: RoutingConfig) -> Self {
+            let mut rng = SmallRng::seed_from_u64(42);
+            let own = NodeId::random(&mut rng);
+            Fixture {
+                table: RoutingTable::new(own, t(0), config),
+                rng,
+                own,
+                next_addr: 1,
+            }
+        }
+
+        fn node(&mut self, prefix: usize) -> NodeInfo {
+            let id = self.own.random_at_prefix(prefix, &mut self.rng);
+            self.next_addr += 1;
+            NodeInfo::new(id, addr(self.next_addr))
+        }
+
+        fn respond(&mut self, now: Instant, n: NodeInfo) -> InsertOutcome {
+            self.table.heard_response(now, n.id, n.addr)
+        }
+
+        fn check(&self) {
+            let mut ids = std::collections::HashSet::new();
+            let last = self.table.bucket_count() - 1;
+            for (i, b) in self.table.buckets().iter().enumerate() {
+                assert!(b.len() <= self.table.config().k);
+                for e in b.entries() {
+                    assert_eq!(self.own.shared_prefix_len(&e.id()).min(last), i);
+                    assert!(ids.insert(e.id()));
+                }
+            }
+            assert_eq!(ids.len(), self.table.len());
+        }
+    }
+
+    #[test]
+    fn splits_after_k_plus_one_verified_nodes_near_own_id() {
+        let mut f = Fixture::new(RoutingConfig::default());
+        let nodes: Vec<NodeInfo> = (0..9).map(|i| f.node(1 + i % 3)).collect();
+        for n in &nodes[..8] {
+            assert_eq!(f.respond(t(1), *n), InsertOutcome::Added);
+        }
+        assert_eq!(f.table.bucket_count(), 1);
+        assert_eq!(f.respond(t(2), nodes[8]), InsertOutcome::Added);
+        f.check();
+        assert_eq!(f.table.len(), 9);
+        // Nodes at prefixes 1..=3 need buckets 0..=3 at least; bucket 0 stays empty.
+        assert!(f.table.bucket_count() >= 3);
+        assert!(f.table.buckets()[0].is_empty());
+        assert!(f.table.split_queue().contains(0) && f.table.split_queue().contains(1));
+        for n in &nodes {
+            assert_eq!(f.table.get(&n.id).map(Entry::info), Some(*n));
+            assert_eq!(f.table.get_by_addr(&n.addr).map(Entry::id), Some(n.id));
+        }
+    }
+
+    /// Eight good far nodes (bucket 0 full) and one near node (bucket 1).
+    fn far_bucket_full() -> (Fixture, Vec<NodeInfo>) {
+        let mut f = Fixture::new(RoutingConfig::default());
+        let far: Vec<NodeInfo> = (0..8).map(|_| f.node(0)).collect();
+        for (i, n) in far.iter().enumerate() {
+            assert_eq!(f.respond(t(i as u64), *n), InsertOutcome::Added);
+        }
+        let near = f.node(1);
+        assert_eq!(f.respond(t(10), near), InsertOutcome::Added);
+        assert_eq!(f.table.bucket_count(), 2);
+        (f, far)
+    }
+
+    #[test]
+    fn full_far_bucket_does_not_split_and_caches() {
+        let (mut f, far) = far_bucket_full();
+        let extra = f.node(0);
+        assert_eq!(f.respond(t(20), extra), InsertOutcome::Cached);
+        f.check();
+        assert_eq!(f.table.bucket_count(), 2);
+        assert_eq!(f.table.len(), 9);
+        assert!(f.table.get(&extra.id).is_none());
+        let cache = f.table.buckets()[0].replacements();
+        assert_eq!(cache.len(), 1);
+        assert!(cache[0].is_verified());
+        assert_eq!(
+            f.table.split_bucket(t(20), 0),
+            Err(RoutingError::CannotSplit)
+        );
+        assert_eq!(
+            f.table.split_bucket(t(20), 1),
+            Err(RoutingError::BucketNotFull)
+        );
+        assert_eq!(f.table.split_bucket(t(20), 7), Err(RoutingError::NotFound));
+        // A failure of a good entry only counts.
+        assert_eq!(
+            f.table.record_failure(t(21), far[0].addr),
+            Ok(FailureOutcome::Counted(Liveness::Good))
+        );
+    }
+
+    #[test]
+    fn questionable_entry_is_pinged_before_replacement() {
+        let (mut f, far) = far_bucket_full();
+        // 16 minutes later every far node is questionable.
+        let now = t(16 * MIN + 10);
+        let cand = f.node(0);
+        // far[0] is the least recently seen.
+        assert_eq!(f.respond(now, cand), InsertOutcome::PingFirst(far[0]));
+        assert!(f.table.get(&cand.id).is_none());
+        // It answers: it stays, and the next candidate gets the next questionable one pinged.
+        assert_eq!(f.respond(now, far[0]), InsertOutcome::Refreshed);
+        let cand2 = f.node(0);
+        assert_eq!(f.respond(now, cand2), InsertOutcome::PingFirst(far[1]));
+        // A third candidate: far[1] is already being pinged, so far[2] is next.
+        let cand3 = f.node(0);
+        let outcome = f.table.learned(now, cand3.id, cand3.addr);
+        assert_eq!(outcome, InsertOutcome::PingFirst(far[2]));
+        // far[1] fails: the most recent verified candidate takes its place.
+        match f
+            .table
+            .record_failure(now + Duration::from_secs(5), far[1].addr)
+        {
+            Ok(FailureOutcome::Replaced { removed, added }) => {
+                assert_eq!(removed, far[1]);
+                assert_eq!(added, cand2);
+            }
+            other => panic!("{other:?}"),
+        }
+        f.check();
+        assert!(f.table.get(&far[1].id).is_none());
+        assert!(f.table.get(&cand2.id).is_some());
+        // far[2] fails: only `cand` is verified and waiting.
+        match f.table.record_failure(now, far[2].addr) {
+            Ok(FailureOutcome::Replaced { added, .. }) => assert_eq!(added, cand),
+            other => panic!("{other:?}"),
+        }
+        // far[3] is not pinged yet but questionable; it fails: only the unverified cand3 waits,
+        // so the caller is told to ping it.
+        assert_eq!(
+            f.table.record_failure(now, far[3].addr),
+            Ok(FailureOutcome::PingCandidate(cand3))
+        );
+        // cand3 answers and replaces the failing far[3] at once.
+        assert_eq!(f.respond(now, cand3), InsertOutcome::Replaced(far[3]));
+        f.check();
+        assert_eq!(f.table.len(), 9);
+    }
+
+    #[test]
+    fn bad_entry_replaced_from_cache_and_by_newcomer() {
+        let (mut f, far) = far_bucket_full();
+        let cand = f.node(0);
+        assert_eq!(f.respond(t(30), cand), InsertOutcome::Cached);
+        for i in 1..=3 {
+            assert_eq!(
+                f.table.record_failure(t(30 + i), far[5].addr),
+                Ok(FailureOutcome::Counted(Liveness::Good))
+            );
+        }
+        // The fourth failure in a row makes it bad: the cached candidate takes its slot.
+        assert_eq!(
+            f.table.record_failure(t(40), far[5].addr),
+            Ok(FailureOutcome::Replaced {
+                removed: far[5],
+                added: cand
+            })
+        );
+        f.check();
+        // A bad entry with an empty cache stays, but is never returned by `closest`.
+        for i in 0..4 {
+            let _ = f.table.record_failure(t(50 + i), far[6].addr);
+        }
+        let e = f.table.get(&far[6].id).unwrap();
+        assert_eq!(f.table.liveness(t(60), e), Liveness::Bad);
+        let all = f.table.closest(&far[6].id, 100);
+        assert_eq!(all.len(), 8);
+        assert!(!all.contains(&far[6]));
+        // A verified newcomer replaces it at once.
+        let newcomer = f.node(0);
+        assert_eq!(f.respond(t(70), newcomer), InsertOutcome::Replaced(far[6]));
+        f.check();
+        // Failure of an unknown address.
+        assert_eq!(
+            f.table.record_failure(t(70), addr(9999)),
+            Err(RoutingError::NotFound)
+        );
+    }
+
+    #[test]
+    fn liveness_transitions_in_simulated_time() {
+        let mut f = Fixture::new(RoutingConfig::default());
+        let n = f.node(3);
+        assert_eq!(f.respond(t(0), n), InsertOutcome::Added);
+        let live = |f: &Fixture, at: Instant| f.table.liveness(at, f.table.get(&n.id).unwrap());
+        assert_eq!(live(&f, t(15 * MIN - 1)), Liveness::Good);
+        assert_eq!(live(&f, t(15 * MIN)), Liveness::Questionable);
+        // It queries us at 20 min: good again, because it answered once.
+        assert_eq!(
+            f.table.heard_query(t(20 * MIN), n.id, n.addr),
+            InsertOutcome::Refreshed
+        );
+        assert_eq!(live(&f, t(20 * MIN)), Liveness::Good);
+        assert_eq!(live(&f, t(35 * MIN)), Liveness::Questionable);
+        assert_eq!(f.table.next_deadline(t(21 * MIN)), Some(t(15 * MIN)));
+        // Learned from a third party: no liveness change.
+        assert_eq!(
+            f.table.learned(t(40 * MIN), n.id, n.addr),
+            InsertOutcome::Refreshed
+        );
+        assert_eq!(live(&f, t(40 * MIN)), Liveness::Questionable);
+        for i in 0..4 {
+            let _ = f.table.record_failure(t(40 * MIN + i), n.addr);
+        }
+        assert_eq!(live(&f, t(41 * MIN)), Liveness::Bad);
+        // A response resets the failures.
+        assert_eq!(f.respond(t(42 * MIN), n), InsertOutcome::Refreshed);
+        assert_eq!(live(&f, t(42 * MIN)), Liveness::Good);
+        assert_eq!(f.table.get(&n.id).unwrap().failed_queries(), 0);
+    }
+
+    #[test]
+    fn unverified_nodes_only_earn_pings() {
+        let mut f = Fixture::new(RoutingConfig::default());
+        let n = f.node(2);
+        assert_eq!(
+            f.table.heard_query(t(1), n.id, n.addr),
+            InsertOutcome::PingCandidate(n)
+        );
+        assert_eq!(
+            f.table.learned(t(1), n.id, n.addr),
+            InsertOutcome::PingCandidate(n)
+        );
+        assert!(f.table.is_empty());
+        assert_eq!(f.respond(t(2), n), InsertOutcome::Added);
+        assert_eq!(
+            f.table.heard_response(t(2), f.own, addr(77)),
+            InsertOutcome::Rejected(Rejection::OwnId)
+        );
+        assert_eq!(
+            f.table.learned(t(2), f.own, addr(77)),
+            InsertOutcome::Rejected(Rejection::OwnId)
+        );
+        assert_eq!(f.table.len(), 1);
+    }
+
+    #[test]
+    fn one_entry_per_ip_and_id_changes() {
+        let mut f = Fixture::new(RoutingConfig::default());
+        let a = f.node(0);
+        assert_eq!(f.respond(t(0), a), InsertOutcome::Added);
+        // Same IP, other port, other id: the good holder wins.
+        let same_ip = NodeInfo::new(
+            f.node(1).id,
+            SocketAddr::new(a.addr.ip(), a.addr.port() + 1),
+        );
+        assert_eq!(
+            f.respond(t(1), same_ip),
+            InsertOutcome::Rejected(Rejection::IpConflict)
+        );
+        assert_eq!(
+            f.table.learned(t(1), same_ip.id, same_ip.addr),
+            InsertOutcome::Rejected(Rejection::IpConflict)
+        );
+        // ... but once the holder is questionable, the verified newcomer takes over.
+        assert_eq!(f.respond(t(16 * MIN), same_ip), InsertOutcome::Added);
+        assert!(f.table.get(&a.id).is_none());
+        f.check();
+        // A new id answering from an existing entry's exact address replaces it, even if good.
+        let renamed = NodeInfo::new(f.node(2).id, same_ip.addr);
+        assert_eq!(
+            f.table.learned(t(16 * MIN), renamed.id, renamed.addr),
+            InsertOutcome::PingCandidate(renamed)
+        );
+        assert!(f.table.get(&same_ip.id).is_some());
+        assert_eq!(f.respond(t(16 * MIN), renamed), InsertOutcome::Added);
+        assert!(f.table.get(&same_ip.id).is_none());
+        assert_eq!(f.table.len(), 1);
+        // A known good id claiming another address is refused; a questionable one moves.
+        let moved = NodeInfo::new(renamed.id, addr(500));
+        assert_eq!(
+            f.respond(t(17 * MIN), moved),
+            InsertOutcome::Rejected(Rejection::AddressMismatch)
+        );
+        assert_eq!(f.respond(t(40 * MIN), moved), InsertOutcome::Added);
+        assert_eq!(f.table.get(&renamed.id).unwrap().addr(), moved.addr);
+        assert!(f.table.get_by_addr(&renamed.addr).is_none());
+        f.check();
+    }
+
+    #[test]
+    fn unrestricted_policy_allows_shared_ip() {
+        let config = RoutingConfig {
+            ip_policy: IpPolicy::Unrestricted,
+            ..RoutingConfig::default()
+        };
+        let mut f = Fixture::new(config);
+        let ip = addr(1).ip();
+        for port in 0..20u16 {
+            let id = f.node(0).id;
+            let _ = f
+                .table
+                .heard_response(t(1), id, SocketAddr::new(ip, 1000 + port));
+        }
+        assert!(f.table.len() >= 8);
+        f.check();
+    }
+
+    #[test]
+    fn subnet_policy_limits_each_bucket() {
+        let config = RoutingConfig {
+            k: 1,
+            ip_policy: IpPolicy::OnePerIpAndSubnetPerBucket,
+            ..RoutingConfig::default()
+        };
+        let mut f = Fixture::new(config);
+        let a = f.node(0);
+        assert_eq!(f.respond(t(0), a), InsertOutcome::Added);
+        let neighbour = |n: &NodeInfo, last: u8| match n.addr.ip() {
+            IpAddr::V4(v4) => {
+                let o = v4.octets();
+                SocketAddr::from((Ipv4Addr::new(o[0], o[1], o[2], last), 6881))
+            }
+            IpAddr::V6(_) => unreachable!(),
+        };
+        let b = NodeInfo::new(f.node(0).id, neighbour(&a, 200));
+        assert_eq!(
+            f.respond(t(1), b),
+            InsertOutcome::Rejected(Rejection::IpConflict)
+        );
+        // Same /24 in another bucket (after a split) is fine.
+        let c = NodeInfo::new(f.node(1).id, neighbour(&a, 201));
+        assert_eq!(f.respond(t(1), c), InsertOutcome::Added);
+        assert_eq!(f.table.bucket_count(), 2);
+        f.check();
+        // IPv4-mapped IPv6 counts as the same IPv4 address.
+        let mapped = match c.addr.ip() {
+            IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), 7000),
+            IpAddr::V6(_) => unreachable!(),
+        };
+        let d = NodeInfo::new(f.node(5).id, mapped);
+        assert_eq!(
+            f.respond(t(2), d),
+            InsertOutcome::Rejected(Rejection::IpConflict)
+        );
+        // A questionable holder gives way to a verified node of its subnet.
+        assert_eq!(f.respond(t(20 * MIN), b), InsertOutcome::Replaced(a));
+        f.check();
+    }
+
+    #[test]
+    fn split_queue_dedup_rate_and_stale_refresh() {
+        let mut f = Fixture::new(RoutingConfig::default());
+        for i in 0..9 {
+            let n = f.node(i % 2);
+            let _ = f.respond(t(0), n);
+        }
+        assert_eq!(f.table.bucket_count(), 2);
+        assert_eq!(f.table.split_queue().iter().collect::<Vec<_>>(), vec![0, 1]);
+        let mut rng = SmallRng::seed_from_u64(9);
+        let (i, target) = f.table.pop_refresh(t(1), &mut rng).unwrap();
+        assert_eq!(i, 0);
+        assert_eq!(f.own.shared_prefix_len(&target), 0);
+        // Rate limit: nothing until a second has passed.
+        assert_eq!(f.table.pop_refresh(t(1), &mut rng), None);
+        assert_eq!(f.table.next_deadline(t(1)), Some(t(2)));
+        let (i, target) = f.table.pop_refresh(t(2), &mut rng).unwrap();
+        assert_eq!(i, 1);
+        assert!(f.own.shared_prefix_len(&target) >= 1);
+        // Nothing is stale yet.
+        assert_eq!(f.table.refresh_due(t(10 * MIN)), 0);
+        assert_eq!(f.table.next_deadline(t(10 * MIN)), Some(t(15 * MIN)));
+        // A lookup into bucket 1 counts as its refresh.
+        f.table
+            .note_lookup(t(10 * MIN), &f.own.random_at_prefix(3, &mut rng));
+        assert_eq!(f.table.refresh_due(t(15 * MIN + 2)), 1);
+        assert_eq!(f.table.split_queue().iter().collect::<Vec<_>>(), vec![0]);
+        // De-duplicated: asking again queues nothing.
+        assert_eq!(f.table.refresh_due(t(30 * MIN)), 1);
+        assert_eq!(f.table.split_queue().iter().collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(f.table.refresh_due(t(30 * MIN)), 0);
+        assert_eq!(
+            f.table.refresh_target(2, &mut rng),
+            Err(RoutingError::NotFound)
+        );
+    }
+
+    #[test]
+    fn pings_due_lists_questionable_least_recent_first() {
+        let (mut f, far) = far_bucket_full();
+        assert!(f.table.pings_due(t(11), 5).is_empty());
+        let now = t(16 * MIN + 10);
+        assert_eq!(f.table.pings_due(now, 3), far[..3].to_vec());
+        // They are in flight now; the next call names others.
+        assert_eq!(f.table.pings_due(now, 3), far[3..6].to_vec());
+        // After the ping timeout they are due again.
+        let later = now + Duration::from_secs(31);
+        assert_eq!(f.table.pings_due(later, 2), far[..2].to_vec());
+    }
+
+    #[test]
+    fn closest_is_sorted_and_skips_bad() {
+        let mut f = Fixture::new(RoutingConfig::default());
+        let mut all = Vec::new();
+        for i in 0..60 {
+            let n = f.node(i % 12);
+            if f.respond(t(1), n) == InsertOutcome::Added {
+                all.push(n);
+            }
+        }
+        f.check();
+        let mut rng = SmallRng::seed_from_u64(1);
+        for _ in 0..50 {
+            let target = NodeId::random(&mut rng);
+            let mut brute = all.clone();
+            brute.sort_by_key(|n| target.distance(&n.id));
+            for k in [0, 1, 8, 20, 1000] {
+                let got = f.table.closest(&target, k);
+                assert_eq!(got, brute[..k.min(brute.len())].to_vec());
+            }
+        }
+        assert_eq!(f.table.closest(&f.own, 3).len(), 3);
+    }
+
+    #[test]
+    fn snapshot_roundtrip_and_remove() {
+        let mut f = Fixture::new(RoutingConfig::default());
+        let nodes: Vec<NodeInfo> = (0..20).map(|i| f.node(i % 5)).collect();
+        for n in &nodes {
+            let _ = f.respond(t(5), *n);
+        }
+        let snap = f.table.snapshot(t(65));
+        assert_eq!(snap.nodes.len(), f.table.len());
+        assert!(
+            snap.nodes
+                .iter()
+                .all(|n| n.since_response == Some(Duration::from_secs(60)))
+        );
+        let mut restored = RoutingTable::new(f.own, t(0), RoutingConfig::default());
+        assert_eq!(restored.restore(t(0), &snap), snap.nodes.len());
+        for n in &snap.nodes {
+            let e = restored.get(&n.node.id).unwrap();
+            assert_eq!(e.addr(), n.node.addr);
+            assert_eq!(restored.liveness(t(0), e), Liveness::Questionable);
+        }
+        let first = snap.nodes[0].node;
+        assert_eq!(
+            restored.remove(t(1), &first.id).map(|e| e.info()),
+            Ok(first)
+        );
+        assert_eq!(
+            restored.remove(t(1), &first.id).map(|e| e.info()),
+            Err(RoutingError::NotFound)
+        );
+        assert_eq!(restored.len(), snap.nodes.len() - 1);
+    }
+
+    #[test]
+    fn table_reaches_160_buckets_without_panicking() {
+        let config = RoutingConfig {
+            k: 1,
+            ..RoutingConfig::default()
+        };
+        let mut f = Fixture::new(config);
+        for prefix in (0..160).rev() {
+            let n = f.node(prefix);
+            assert_eq!(f.respond(t(1), n), InsertOutcome::Added, "{prefix}");
+        }
+        assert_eq!(f.table.bucket_count(), MAX_BUCKETS);
+        f.check();
+        // Only one id shares exactly 159 bits with ours: another address for it is refused.
+        let extra = f.node(159);
+        assert_eq!(
+            f.respond(t(1), extra),
+            InsertOutcome::Rejected(Rejection::AddressMismatch)
+        );
+        let far = f.node(0);
+        assert_eq!(f.respond(t(1), far), InsertOutcome::Cached);
+        assert_eq!(
+            f.table.split_bucket(t(1), 159),
+            Err(RoutingError::CannotSplit)
+        );
+        let mut rng = SmallRng::seed_from_u64(2);
+        let target = f.table.refresh_target(159, &mut rng).unwrap();
+        assert!(f.own.shared_prefix_len(&target) >= 159);
+    }
+}
