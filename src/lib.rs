@@ -13,6 +13,8 @@
 //! - [`time`]: the core's caller-supplied clock.
 //! - [`contact`]: a node id with its address.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
+//! - [`transmit`]: a datagram the core wants sent.
+//! - [`sim`]: a deterministic discrete-event network that drives many cores in one process.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,8 +22,11 @@
 pub mod contact;
 pub mod id;
 pub mod krpc;
+pub mod sim;
 pub mod time;
+pub mod transmit;
 
 pub use contact::NodeInfo;
 pub use id::{Distance, InfoHash, NodeId};
 pub use time::Instant;
+pub use transmit::Transmit;
