@@ -17,6 +17,8 @@
 //! - [`token`]: announce tokens from a rotating secret.
 //! - [`transaction`]: the map of queries awaiting replies.
 //! - [`peers`]: the announce store, BEP 33 Bloom filters, BEP 51 samples.
+//! - [`transmit`]: a datagram a core wants sent.
+//! - [`sim`]: a deterministic simulated network of many cores.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,10 +28,13 @@ pub mod id;
 pub mod krpc;
 pub mod peers;
 pub mod routing;
+pub mod sim;
 pub mod time;
 pub mod token;
 pub mod transaction;
+pub mod transmit;
 
 pub use contact::NodeInfo;
 pub use id::{Distance, InfoHash, NodeId};
 pub use time::Instant;
+pub use transmit::Transmit;
