@@ -160,6 +160,8 @@ struct Slot<E> {
     /// for this node are stale and ignored.
     timer: Option<(Instant, u64)>,
     churn: Option<ChurnModel>,
+    /// This node's own link, overriding the network's for datagrams from or to it.
+    link: Option<Box<LinkModel>>,
     /// The sequence number of the one live churn event, if any.
     churn_seq: Option<u64>,
     /// Touched through [`SimNet::node_mut`]; flushed before the next event.
@@ -299,6 +301,18 @@ impl<E: Endpoint> SimNet<E> {
         self.link = link;
     }
 
+    /// Gives the node at `addr` its own link model (or back the network's, with `None`): it
+    /// applies to datagrams sent from or to that node, the sender's override winning when both
+    /// have one. A loss of 1.0 cuts the node off. Kept when the node is removed and re-added.
+    /// Returns false if no node was ever added at `addr`.
+    pub fn set_node_link(&mut self, addr: SocketAddr, link: Option<LinkModel>) -> bool {
+        let Some(&idx) = self.index.get(&addr) else {
+            return false;
+        };
+        self.slots[idx].link = link.map(Box::new);
+        true
+    }
+
     /// The network's counters.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -336,6 +350,7 @@ impl<E: Endpoint> SimNet<E> {
                     online: true,
                     timer: None,
                     churn: None,
+                    link: None,
                     churn_seq: None,
                     dirty: false,
                     stats: NodeStats::default(),
@@ -730,7 +745,12 @@ impl<E: Endpoint> SimNet<E> {
             self.trace(TraceKind::DroppedUnknown, from_addr, t.to, &t.bytes);
             return;
         };
-        match self.link.fate(&mut self.rng) {
+        let link = self.slots[from]
+            .link
+            .as_deref()
+            .or(self.slots[to].link.as_deref())
+            .unwrap_or(&self.link);
+        match link.fate(&mut self.rng) {
             Fate::Lost => {
                 self.stats.lost += 1;
                 self.trace(TraceKind::Lost, from_addr, t.to, &t.bytes);
