@@ -616,3 +616,16 @@ fn load_ten_thousand_nodes_millions_of_events() {
     );
     assert!(s.events > 1_900_000);
 }
+
+#[test]
+fn run_until_cond_stops_as_soon_as_the_condition_holds() {
+    let link = LinkModel::new(ms(40));
+    let (mut net, a, b) = two_nodes(1, link, Toy::default(), Toy::echo());
+    net.node_mut(a).unwrap().send(b, b"hi");
+    let replied = |net: &SimNet<Toy>| !net.node(a).unwrap().received.is_empty();
+    assert!(net.run_until_cond(Instant::from_secs(1), replied));
+    assert_eq!(net.now(), at_ms(80));
+    // Nothing more happens: the deadline is not reached but the queue is empty.
+    assert!(!net.run_until_cond(Instant::from_secs(1), |n| n.stats().delivered > 2));
+    assert_eq!(net.now(), at_ms(80));
+}
