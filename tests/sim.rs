@@ -360,6 +360,42 @@ fn offline_and_removed_nodes_drop_traffic() {
 }
 
 #[test]
+fn a_node_can_have_its_own_link() {
+    let mut net = SimNet::new(1, LinkModel::new(ms(10)));
+    let (a, b, c) = (node_addr(0), node_addr(1), node_addr(2));
+    net.add_node(a, Toy::echo());
+    net.add_node(b, Toy::echo());
+    net.add_node(c, Toy::echo());
+    assert!(net.set_node_link(c, Some(LinkModel::new(ms(10)).with_loss(1.0))));
+    assert!(net.set_node_link(b, Some(LinkModel::new(ms(100)))));
+    assert!(!net.set_node_link(node_addr(3), None));
+    net.node_mut(a).unwrap().send(b, b"slow");
+    net.node_mut(a).unwrap().send(c, b"cut off");
+    net.node_mut(c).unwrap().send(a, b"cut off");
+    net.node_mut(b).unwrap().send(c, b"sender wins");
+    net.run_for(ms(150));
+    assert_eq!(
+        net.node(b).unwrap().received,
+        [(at_ms(100), a, b"slow".to_vec())]
+    );
+    assert_eq!(
+        net.node(c).unwrap().received,
+        [(at_ms(100), b, b"sender wins".to_vec())]
+    );
+    // c's echo to b is lost; a's echo from b is in flight.
+    assert_eq!(net.stats().lost, 3);
+    assert!(net.node(a).unwrap().received.is_empty());
+
+    net.set_node_link(b, None);
+    net.node_mut(a).unwrap().send(b, b"fast");
+    net.run_for(ms(10));
+    assert_eq!(
+        net.node(b).unwrap().received[1],
+        (at_ms(160), a, b"fast".to_vec())
+    );
+}
+
+#[test]
 fn an_offline_node_sleeps_and_catches_up() {
     let mut toy = Toy::default();
     toy.timers
@@ -579,4 +615,17 @@ fn load_ten_thousand_nodes_millions_of_events() {
         s.events as f64 / elapsed.as_secs_f64()
     );
     assert!(s.events > 1_900_000);
+}
+
+#[test]
+fn run_until_cond_stops_as_soon_as_the_condition_holds() {
+    let link = LinkModel::new(ms(40));
+    let (mut net, a, b) = two_nodes(1, link, Toy::default(), Toy::echo());
+    net.node_mut(a).unwrap().send(b, b"hi");
+    let replied = |net: &SimNet<Toy>| !net.node(a).unwrap().received.is_empty();
+    assert!(net.run_until_cond(Instant::from_secs(1), replied));
+    assert_eq!(net.now(), at_ms(80));
+    // Nothing more happens: the deadline is not reached but the queue is empty.
+    assert!(!net.run_until_cond(Instant::from_secs(1), |n| n.stats().delivered > 2));
+    assert_eq!(net.now(), at_ms(80));
 }

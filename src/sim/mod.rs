@@ -13,6 +13,18 @@
 //! happened and [`SimNet::trace_digest`] hashes every delivery, so a test can check that the
 //! same seed gives the same run.
 //!
+//! Nodes can go offline and come back ([`SimNet::set_online`], [`SimNet::schedule_online`], or
+//! random [`ChurnModel`] churn) or be removed; datagrams to them are dropped and counted. An
+//! observer callback ([`SimNet::set_observer`]) and a bounded trace log
+//! ([`SimNet::set_trace_log`]) show every datagram's fate, for tests that read like protocol
+//! traces.
+//!
+//! Built for scale (10,000 nodes, millions of events per second in release mode): endpoints
+//! live in a `Vec` indexed by a compact node index, with a hash map only for address lookup;
+//! heap entries are 24 bytes (payloads wait in a slab with a free list); each node has at most
+//! one live timer event, recognised by its sequence number, and a deadline that moves later
+//! reuses the pending event. Nothing allocates per event except the datagrams themselves.
+//!
 //! This module owns the network, the event queue and the churn of nodes; it knows nothing of
 //! the DHT protocol. Nothing here touches a real socket: addresses are only names.
 //!
@@ -144,43 +156,51 @@ struct Slot<E> {
     /// `None` once removed; the slot stays so that the index of an address never changes.
     endpoint: Option<E>,
     online: bool,
-    /// When the pending live timer event fires, if one is pending.
-    timer_at: Option<Instant>,
-    /// Only the timer event carrying this generation is live.
-    timer_gen: u32,
+    /// The time and sequence number of the one live timer event, if any; other timer events
+    /// for this node are stale and ignored.
+    timer: Option<(Instant, u64)>,
     churn: Option<ChurnModel>,
-    /// Only the churn event carrying this generation is live.
-    churn_gen: u32,
+    /// This node's own link, overriding the network's for datagrams from or to it.
+    link: Option<Box<LinkModel>>,
+    /// The sequence number of the one live churn event, if any.
+    churn_seq: Option<u64>,
     /// Touched through [`SimNet::node_mut`]; flushed before the next event.
     dirty: bool,
     stats: NodeStats,
 }
 
-enum EventKind {
-    Deliver {
-        from: usize,
-        to: usize,
-        bytes: Vec<u8>,
-    },
-    Timer {
-        node: usize,
-        generation: u32,
-    },
-    Churn {
-        node: usize,
-        generation: u32,
-        online: bool,
-    },
-    SetOnline {
-        node: usize,
-        online: bool,
-    },
+/// What an event does. Events are kept small (24 bytes) so that the heap stays fast: a
+/// datagram's payload waits in a slab, and a timer or churn event is recognised as live by its
+/// sequence number, recorded in the node's slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tag {
+    /// Deliver the datagram in slab entry `target`.
+    Deliver,
+    /// Fire node `target`'s timer (if this event is still its live timer).
+    Timer,
+    /// Random churn brings node `target` online (if this event is still its live churn).
+    ChurnOnline,
+    /// Random churn takes node `target` offline (if this event is still its live churn).
+    ChurnOffline,
+    /// A scheduled change brings node `target` online.
+    SetOnline,
+    /// A scheduled change takes node `target` offline.
+    SetOffline,
 }
 
 struct Event {
     at: Instant,
     seq: u64,
-    kind: EventKind,
+    target: u32,
+    tag: Tag,
+}
+
+/// A datagram in flight.
+#[derive(Default)]
+struct Datagram {
+    from: u32,
+    to: u32,
+    bytes: Vec<u8>,
 }
 
 impl PartialEq for Event {
@@ -215,6 +235,10 @@ pub struct SimNet<E> {
     seq: u64,
     queue: BinaryHeap<Event>,
     slots: Vec<Slot<E>>,
+    /// Datagrams in flight, indexed by their delivery event's target.
+    datagrams: Vec<Datagram>,
+    /// Free entries of `datagrams`.
+    free: Vec<u32>,
     index: HashMap<SocketAddr, usize>,
     live: usize,
     link: LinkModel,
@@ -238,6 +262,8 @@ impl<E: Endpoint> SimNet<E> {
             seq: 0,
             queue: BinaryHeap::new(),
             slots: Vec::new(),
+            datagrams: Vec::new(),
+            free: Vec::new(),
             index: HashMap::new(),
             live: 0,
             link,
@@ -275,6 +301,18 @@ impl<E: Endpoint> SimNet<E> {
         self.link = link;
     }
 
+    /// Gives the node at `addr` its own link model (or back the network's, with `None`): it
+    /// applies to datagrams sent from or to that node, the sender's override winning when both
+    /// have one. A loss of 1.0 cuts the node off. Kept when the node is removed and re-added.
+    /// Returns false if no node was ever added at `addr`.
+    pub fn set_node_link(&mut self, addr: SocketAddr, link: Option<LinkModel>) -> bool {
+        let Some(&idx) = self.index.get(&addr) else {
+            return false;
+        };
+        self.slots[idx].link = link.map(Box::new);
+        true
+    }
+
     /// The network's counters.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -304,15 +342,16 @@ impl<E: Endpoint> SimNet<E> {
             }
             Entry::Vacant(e) => {
                 let idx = self.slots.len();
+                assert!(u32::try_from(idx).is_ok(), "too many nodes");
                 e.insert(idx);
                 self.slots.push(Slot {
                     addr,
                     endpoint: Some(endpoint),
                     online: true,
-                    timer_at: None,
-                    timer_gen: 0,
+                    timer: None,
                     churn: None,
-                    churn_gen: 0,
+                    link: None,
+                    churn_seq: None,
                     dirty: false,
                     stats: NodeStats::default(),
                 });
@@ -330,10 +369,9 @@ impl<E: Endpoint> SimNet<E> {
         let slot = &mut self.slots[idx];
         let endpoint = slot.endpoint.take()?;
         slot.online = false;
-        slot.timer_at = None;
-        slot.timer_gen = slot.timer_gen.wrapping_add(1);
+        slot.timer = None;
         slot.churn = None;
-        slot.churn_gen = slot.churn_gen.wrapping_add(1);
+        slot.churn_seq = None;
         self.live -= 1;
         Some(endpoint)
     }
@@ -437,7 +475,12 @@ impl<E: Endpoint> SimNet<E> {
         let Some(&node) = self.index.get(&addr) else {
             return false;
         };
-        self.push(at, EventKind::SetOnline { node, online });
+        let tag = if online {
+            Tag::SetOnline
+        } else {
+            Tag::SetOffline
+        };
+        self.push(at, tag, node);
         true
     }
 
@@ -550,63 +593,67 @@ impl<E: Endpoint> SimNet<E> {
 
     // ---- internals ----
 
-    fn push(&mut self, at: Instant, kind: EventKind) {
+    /// Queues an event at `at` (or now, if that has passed) and returns its sequence number.
+    fn push(&mut self, at: Instant, tag: Tag, target: usize) -> u64 {
         let seq = self.seq;
         self.seq += 1;
         self.queue.push(Event {
             at: at.max(self.now),
             seq,
-            kind,
+            // Node indices are checked to fit in add_node, slab indices in schedule_delivery.
+            target: target as u32,
+            tag,
         });
+        seq
     }
 
     /// Handles one popped event; returns false if it was stale (and did nothing).
     fn process(&mut self, event: Event) -> bool {
-        match event.kind {
-            EventKind::Deliver { from, to, bytes } => {
+        let target = event.target as usize;
+        match event.tag {
+            Tag::Deliver => {
                 self.now = event.at;
                 self.stats.events += 1;
-                self.deliver(from, to, bytes);
+                let d = std::mem::take(&mut self.datagrams[target]);
+                self.free.push(event.target);
+                self.deliver(d.from as usize, d.to as usize, d.bytes);
             }
-            EventKind::Timer { node, generation } => {
-                let slot = &mut self.slots[node];
-                if slot.timer_gen != generation || slot.endpoint.is_none() || !slot.online {
+            Tag::Timer => {
+                let slot = &mut self.slots[target];
+                if slot.timer.is_none_or(|(_, seq)| seq != event.seq) {
                     return false;
                 }
                 self.now = event.at;
                 self.stats.events += 1;
-                slot.timer_at = None;
+                slot.timer = None;
                 let now = self.now;
-                let endpoint = slot.endpoint.as_mut().expect("checked");
+                let endpoint = slot.endpoint.as_mut().expect("a live timer has a node");
                 if endpoint.poll_timeout().is_some_and(|d| d <= now) {
                     endpoint.handle_timeout(now);
                     slot.stats.timeouts += 1;
                     self.stats.timeouts += 1;
                     // A core whose deadline does not move past `now` must not stall the clock.
-                    self.flush_node(node, now + Duration::from_micros(1));
+                    self.flush_node(target, now + Duration::from_micros(1));
                 } else {
-                    self.flush_node(node, now);
+                    self.flush_node(target, now);
                 }
             }
-            EventKind::Churn {
-                node,
-                generation,
-                online,
-            } => {
-                let slot = &self.slots[node];
-                if slot.churn_gen != generation || slot.endpoint.is_none() {
+            Tag::ChurnOnline | Tag::ChurnOffline => {
+                let slot = &mut self.slots[target];
+                if slot.churn_seq != Some(event.seq) {
                     return false;
                 }
+                slot.churn_seq = None;
                 self.now = event.at;
                 self.stats.events += 1;
-                self.set_online_idx(node, online);
-                self.schedule_churn(node);
+                self.set_online_idx(target, event.tag == Tag::ChurnOnline);
+                self.schedule_churn(target);
             }
-            EventKind::SetOnline { node, online } => {
+            Tag::SetOnline | Tag::SetOffline => {
                 self.now = event.at;
                 self.stats.events += 1;
-                if self.slots[node].endpoint.is_some() {
-                    self.set_online_idx(node, online);
+                if self.slots[target].endpoint.is_some() {
+                    self.set_online_idx(target, event.tag == Tag::SetOnline);
                 }
             }
         }
@@ -660,7 +707,7 @@ impl<E: Endpoint> SimNet<E> {
     /// earlier than the deadline is kept: when it fires it finds the deadline not yet reached and
     /// re-arms, so a deadline that moves later costs no queue entry.
     fn arm_timer(&mut self, idx: usize, earliest: Instant) {
-        let slot = &mut self.slots[idx];
+        let slot = &self.slots[idx];
         if !slot.online {
             return;
         }
@@ -671,19 +718,11 @@ impl<E: Endpoint> SimNet<E> {
             return;
         };
         let at = deadline.max(earliest).max(self.now);
-        if slot.timer_at.is_some_and(|pending| pending <= at) {
+        if slot.timer.is_some_and(|(pending, _)| pending <= at) {
             return;
         }
-        slot.timer_gen = slot.timer_gen.wrapping_add(1);
-        slot.timer_at = Some(at);
-        let generation = slot.timer_gen;
-        self.push(
-            at,
-            EventKind::Timer {
-                node: idx,
-                generation,
-            },
-        );
+        let seq = self.push(at, Tag::Timer, idx);
+        self.slots[idx].timer = Some((at, seq));
     }
 
     fn send(&mut self, from: usize, t: Transmit) {
@@ -706,43 +745,51 @@ impl<E: Endpoint> SimNet<E> {
             self.trace(TraceKind::DroppedUnknown, from_addr, t.to, &t.bytes);
             return;
         };
-        let now = self.now;
-        match self.link.fate(&mut self.rng) {
+        let link = self.slots[from]
+            .link
+            .as_deref()
+            .or(self.slots[to].link.as_deref())
+            .unwrap_or(&self.link);
+        match link.fate(&mut self.rng) {
             Fate::Lost => {
                 self.stats.lost += 1;
                 self.trace(TraceKind::Lost, from_addr, t.to, &t.bytes);
             }
-            Fate::Once(delay) => {
-                self.stats.in_flight += 1;
-                let at = Instant::from_micros(now.as_micros().saturating_add(delay));
-                let bytes = t.bytes;
-                self.push(at, EventKind::Deliver { from, to, bytes });
-            }
+            Fate::Once(delay) => self.schedule_delivery(delay, from, to, t.bytes),
             Fate::Twice(d1, d2) => {
                 self.stats.duplicated += 1;
-                self.stats.in_flight += 2;
                 self.trace(TraceKind::Duplicated, from_addr, t.to, &t.bytes);
-                let at1 = Instant::from_micros(now.as_micros().saturating_add(d1));
-                let at2 = Instant::from_micros(now.as_micros().saturating_add(d2));
                 let copy = t.bytes.clone();
-                self.push(
-                    at1,
-                    EventKind::Deliver {
-                        from,
-                        to,
-                        bytes: t.bytes,
-                    },
-                );
-                self.push(
-                    at2,
-                    EventKind::Deliver {
-                        from,
-                        to,
-                        bytes: copy,
-                    },
-                );
+                self.schedule_delivery(d1, from, to, t.bytes);
+                self.schedule_delivery(d2, from, to, copy);
             }
         }
+    }
+
+    /// Puts a datagram in flight, to arrive `delay` microseconds from now.
+    fn schedule_delivery(&mut self, delay: u64, from: usize, to: usize, bytes: Vec<u8>) {
+        self.stats.in_flight += 1;
+        let datagram = Datagram {
+            from: from as u32,
+            to: to as u32,
+            bytes,
+        };
+        let entry = match self.free.pop() {
+            Some(i) => {
+                self.datagrams[i as usize] = datagram;
+                i as usize
+            }
+            None => {
+                assert!(
+                    u32::try_from(self.datagrams.len()).is_ok(),
+                    "too many datagrams in flight"
+                );
+                self.datagrams.push(datagram);
+                self.datagrams.len() - 1
+            }
+        };
+        let at = Instant::from_micros(self.now.as_micros().saturating_add(delay));
+        self.push(at, Tag::Deliver, entry);
     }
 
     fn set_online_idx(&mut self, idx: usize, online: bool) {
@@ -755,42 +802,31 @@ impl<E: Endpoint> SimNet<E> {
             // Anything queued while offline goes out now; an overdue timer fires now.
             self.flush_node(idx, self.now);
         } else {
-            slot.timer_at = None;
-            slot.timer_gen = slot.timer_gen.wrapping_add(1);
+            slot.timer = None;
         }
     }
 
     fn set_churn_idx(&mut self, idx: usize, model: Option<ChurnModel>) {
         let slot = &mut self.slots[idx];
         slot.churn = model;
-        slot.churn_gen = slot.churn_gen.wrapping_add(1);
-        if model.is_some() {
-            self.schedule_churn(idx);
-        }
+        slot.churn_seq = None;
+        self.schedule_churn(idx);
     }
 
-    /// Schedules the end of the node's current online or offline period.
+    /// Schedules the end of the node's current online or offline period, if it churns.
     fn schedule_churn(&mut self, idx: usize) {
         let slot = &self.slots[idx];
         let Some(model) = slot.churn else { return };
-        let online = slot.online;
-        let generation = slot.churn_gen;
-        let mean = if online {
-            model.mean_uptime
+        let (mean, tag) = if slot.online {
+            (model.mean_uptime, Tag::ChurnOffline)
         } else {
-            model.mean_downtime
+            (model.mean_downtime, Tag::ChurnOnline)
         };
         // At least a microsecond, so that a zero mean cannot stall the clock.
         let period = sample_exp_micros(&mut self.churn_rng, mean).max(1);
         let at = Instant::from_micros(self.now.as_micros().saturating_add(period));
-        self.push(
-            at,
-            EventKind::Churn {
-                node: idx,
-                generation,
-                online: !online,
-            },
-        );
+        let seq = self.push(at, tag, idx);
+        self.slots[idx].churn_seq = Some(seq);
     }
 
     fn trace(&mut self, kind: TraceKind, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
@@ -851,15 +887,18 @@ mod tests {
     }
 
     #[test]
+    fn events_are_small() {
+        assert_eq!(std::mem::size_of::<Event>(), 24);
+    }
+
+    #[test]
     fn events_order_by_time_then_sequence() {
         let mut heap = BinaryHeap::new();
         let ev = |at, seq| Event {
             at: Instant::from_micros(at),
             seq,
-            kind: EventKind::SetOnline {
-                node: 0,
-                online: true,
-            },
+            target: 0,
+            tag: Tag::SetOnline,
         };
         heap.push(ev(5, 2));
         heap.push(ev(5, 1));
