@@ -17,6 +17,7 @@
 //! - [`token`]: announce tokens from a rotating secret.
 //! - [`transaction`]: the map of queries awaiting replies.
 //! - [`peers`]: the announce store, BEP 33 Bloom filters, BEP 51 samples.
+//! - [`node`]: the sans-IO node that ties them together.
 //! - [`transmit`]: a datagram a core wants sent.
 //! - [`sim`]: a deterministic simulated network of many cores.
 
@@ -26,6 +27,7 @@
 pub mod contact;
 pub mod id;
 pub mod krpc;
+pub mod node;
 pub mod peers;
 pub mod routing;
 pub mod sim;

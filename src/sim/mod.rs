@@ -57,6 +57,7 @@
 //! ```
 
 mod churn;
+pub mod dht;
 mod link;
 mod trace;
 

@@ -1,0 +1,175 @@
+//! Every tunable of a node, with documented defaults, in one place.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::peers::PeerStoreConfig;
+use crate::routing::RoutingConfig;
+use crate::transaction::TransactionConfig;
+
+/// The client version btdht sends in `v`: "BD" and version 0.1.
+pub const CLIENT_VERSION: [u8; 4] = [b'B', b'D', 0, 1];
+
+/// A node's configuration. [`Default`] gives the values documented on each field.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Bucket size and the number of closest nodes a lookup waits for. Default 8 (BEP 5).
+    pub k: usize,
+    /// Queries a lookup keeps in flight. Default 3 (BEP 5; libtorrent uses 5).
+    pub alpha: usize,
+    /// How long a query may go unanswered. Default 2 seconds.
+    pub query_timeout: Duration,
+    /// Queries a lookup sends to one node before giving up on it. Default 4: at 5% loss each
+    /// way a query fails about 10% of the time, and a lookup must not lose one of the K
+    /// closest nodes to a dropped datagram; a dead node costs `4 * query_timeout` at most.
+    pub lookup_attempts: u32,
+    /// BEP 43: send `ro = 1` and answer no queries. Default false.
+    pub read_only: bool,
+    /// BEP 42: keep out of the routing table nodes whose id does not match their IP.
+    /// Default false (most of the DHT does not comply).
+    pub enforce_bep42: bool,
+    /// Accept private, loopback, link-local and reserved addresses (for local networks and
+    /// tests). Default false: a public node never stores or hands them out.
+    pub allow_private: bool,
+    /// Lookups running at once (user requests and maintenance). Default 64.
+    pub max_lookups: usize,
+    /// Candidates one lookup remembers. Default 64.
+    pub lookup_candidates: usize,
+    /// Distinct peers one get_peers lookup collects. Default 2,000.
+    pub lookup_max_peers: usize,
+    /// Outgoing datagrams buffered between two drains by the driver. Default 8,192.
+    pub max_outbox: usize,
+    /// Informational events (nodes, incoming queries) buffered between two drains by the
+    /// driver; more are dropped and counted. Completions of requests are always kept.
+    /// Default 8,192.
+    pub max_events: usize,
+    /// Period of the maintenance timer (refreshes, liveness pings, expiry). Default 1 second.
+    pub tick_interval: Duration,
+    /// Liveness pings sent per maintenance tick. Default 4.
+    pub pings_per_tick: usize,
+    /// With an empty routing table, how often to retry the bootstrap nodes. Default 30 s.
+    pub rebootstrap_interval: Duration,
+    /// Report nodes entering and leaving the routing table as events. Default true.
+    pub node_events: bool,
+    /// Report incoming announces and get_peers as events. Default true.
+    pub incoming_events: bool,
+    /// Report every incoming query and response as an event (for hooks). Default false.
+    pub query_events: bool,
+    /// The `v` sent in every message. Default [`CLIENT_VERSION`].
+    pub version: Option<Vec<u8>>,
+    /// Routing table settings.
+    pub routing: RoutingConfig,
+    /// Announce store settings.
+    pub peers: PeerStoreConfig,
+    /// Transaction map settings.
+    pub transactions: TransactionConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            k: 8,
+            alpha: 3,
+            query_timeout: Duration::from_secs(2),
+            lookup_attempts: 4,
+            read_only: false,
+            enforce_bep42: false,
+            allow_private: false,
+            max_lookups: 64,
+            lookup_candidates: 64,
+            lookup_max_peers: 2_000,
+            max_outbox: 8_192,
+            max_events: 8_192,
+            tick_interval: Duration::from_secs(1),
+            pings_per_tick: 4,
+            rebootstrap_interval: Duration::from_secs(30),
+            node_events: true,
+            incoming_events: true,
+            query_events: false,
+            version: Some(CLIENT_VERSION.to_vec()),
+            routing: RoutingConfig::default(),
+            peers: PeerStoreConfig::default(),
+            transactions: TransactionConfig::default(),
+        }
+    }
+}
+
+/// Whether an address belongs to the networks a public node ignores (the original btdht's
+/// list): private, loopback, link-local, multicast, broadcast, shared (CGNAT), reserved,
+/// documentation and unspecified ranges; for IPv6 also unique-local and link-local.
+pub fn is_ignored_ip(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || v4.is_documentation()
+                || o[0] == 0
+                || o[0] >= 240
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+        }
+    }
+}
+
+impl Config {
+    /// Whether this node may talk to, store or hand out `addr`.
+    pub fn accepts(&self, addr: &SocketAddr) -> bool {
+        addr.port() != 0 && (self.allow_private || !is_ignored_ip(addr.ip()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_networks() {
+        for ip in [
+            "10.1.2.3",
+            "127.0.0.1",
+            "192.168.0.1",
+            "172.20.0.1",
+            "169.254.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "100.64.0.1",
+            "240.0.0.1",
+            "198.18.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(is_ignored_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["1.2.3.4", "8.8.8.8", "2a00:1450::1", "100.128.0.1"] {
+            assert!(!is_ignored_ip(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn allow_private_lifts_the_filter_but_not_port_zero() {
+        let mut config = Config::default();
+        assert!(!config.accepts(&"127.0.0.1:6881".parse().unwrap()));
+        config.allow_private = true;
+        assert!(config.accepts(&"127.0.0.1:6881".parse().unwrap()));
+        assert!(!config.accepts(&"127.0.0.1:0".parse().unwrap()));
+    }
+}

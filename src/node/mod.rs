@@ -1,0 +1,1008 @@
+//! The sans-IO DHT node: answers queries, runs lookups, keeps its routing table fresh.
+//!
+//! A [`Node`] owns the routing tables (IPv4 and IPv6, BEP 32), the token manager, the
+//! transaction map, the announce store and the running lookups. It never touches a socket or a
+//! clock: the caller feeds it datagrams ([`Node::handle_datagram`]) and timer expiries
+//! ([`Node::handle_timeout`]) with the current [`Instant`], and drains what it wants sent
+//! ([`Node::poll_transmit`]), when it wants to be woken ([`Node::poll_timeout`]) and what
+//! happened ([`Node::poll_event`]). Randomness comes from a generator seeded by the caller.
+
+pub mod config;
+pub mod event;
+pub mod lookup;
+pub mod stats;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use crate::contact::NodeInfo;
+use crate::id::{InfoHash, NodeId};
+use crate::krpc::{
+    self, Body, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL, KrpcError, Message, Query, QueryKind,
+    Response, Want,
+};
+use crate::peers::{AddressFamily, PeerStore};
+use crate::routing::{FailureOutcome, InsertOutcome, RoutingTable};
+use crate::time::Instant;
+use crate::token::TokenManager;
+use crate::transaction::TransactionMap;
+use crate::transmit::Transmit;
+
+pub use config::Config;
+pub use event::{Event, LookupKind, QueryError, RequestId, SampleReply};
+pub use lookup::{Lookup, LookupOutcome, LookupParams};
+pub use stats::{Method, Stats};
+
+/// What a pending query was for.
+#[derive(Clone, Debug)]
+enum Pending {
+    /// A lookup's query to a node whose id we know.
+    Lookup { op: RequestId, node: NodeInfo },
+    /// A lookup's query to a bootstrap address (id unknown).
+    Seed { op: RequestId },
+    /// An announce_peer of an announce.
+    Announce { op: RequestId },
+    /// A ping: a user's (`Some`) or the table's liveness check (`None`).
+    Ping { request: Option<RequestId> },
+    /// A user's sample_infohashes.
+    Sample { request: RequestId },
+}
+
+/// A running multi-step request.
+#[derive(Debug)]
+enum Operation {
+    Lookup {
+        kind: LookupKind,
+        lookup: Lookup,
+        announce: Option<AnnounceParams>,
+    },
+    Announcing {
+        outcome: LookupOutcome,
+        sent: usize,
+        acknowledged: usize,
+        pending: usize,
+    },
+}
+
+/// The announce part of an announce request.
+#[derive(Clone, Copy, Debug)]
+struct AnnounceParams {
+    /// `None`: implied port.
+    port: Option<u16>,
+    seed: bool,
+}
+
+/// The sans-IO Mainline DHT node.
+pub struct Node {
+    config: Config,
+    id: NodeId,
+    rng: SmallRng,
+    table4: RoutingTable,
+    table6: RoutingTable,
+    tokens: TokenManager,
+    transactions: TransactionMap<Pending>,
+    peers: PeerStore,
+    operations: BTreeMap<RequestId, Operation>,
+    next_request: u64,
+    bootstrap_nodes: Vec<SocketAddr>,
+    last_bootstrap: Option<Instant>,
+    outbox: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    next_tick: Instant,
+}
+
+impl Node {
+    /// A node with id `id`, its randomness seeded with `seed`, started at `now`.
+    pub fn new(config: Config, id: NodeId, seed: u64, now: Instant) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut routing = config.routing.clone();
+        routing.k = config.k;
+        Node {
+            table4: RoutingTable::new(id, now, routing.clone()),
+            table6: RoutingTable::new(id, now, routing),
+            tokens: TokenManager::new(&mut rng, now),
+            transactions: TransactionMap::with_config(config.transactions),
+            peers: PeerStore::new(config.peers),
+            operations: BTreeMap::new(),
+            next_request: 1,
+            bootstrap_nodes: Vec::new(),
+            last_bootstrap: None,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            next_tick: now,
+            config,
+            id,
+            rng,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The IPv4 routing table.
+    pub fn routing_table(&self) -> &RoutingTable {
+        &self.table4
+    }
+
+    /// The IPv6 routing table (BEP 32).
+    pub fn routing_table6(&self) -> &RoutingTable {
+        &self.table6
+    }
+
+    /// The announce store.
+    pub fn peer_store(&self) -> &PeerStore {
+        &self.peers
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Lookups and announces still running.
+    pub fn operations_running(&self) -> usize {
+        self.operations.len()
+    }
+
+    /// Queries awaiting an answer.
+    pub fn queries_in_flight(&self) -> usize {
+        self.transactions.len()
+    }
+
+    // --- outputs ---------------------------------------------------------------------------
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(match self.transactions.next_deadline() {
+            Some(deadline) => deadline.min(self.next_tick),
+            None => self.next_tick,
+        })
+    }
+
+    /// Queues an event. Completions of requests are always kept (they are bounded by the
+    /// requests made); informational events are subject to the configuration and the cap.
+    fn emit(&mut self, event: Event) {
+        let wanted = match &event {
+            Event::LookupDone { .. }
+            | Event::AnnounceDone { .. }
+            | Event::PingDone { .. }
+            | Event::SampleDone { .. } => {
+                self.events.push_back(event);
+                return;
+            }
+            Event::NodeAdded(_) | Event::NodeRemoved(_) => self.config.node_events,
+            Event::PeerAnnounced { .. } | Event::GetPeersReceived { .. } => {
+                self.config.incoming_events
+            }
+            Event::QueryReceived { .. } | Event::ResponseReceived { .. } => {
+                self.config.query_events
+            }
+        };
+        if !wanted {
+            return;
+        }
+        if self.events.len() >= self.config.max_events {
+            self.stats.queue_overflows += 1;
+            return;
+        }
+        self.events.push_back(event);
+    }
+
+    fn send(&mut self, to: SocketAddr, message: &Message) {
+        if self.outbox.len() >= self.config.max_outbox {
+            self.stats.queue_overflows += 1;
+            return;
+        }
+        let bytes = message.encode();
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += bytes.len() as u64;
+        self.outbox.push_back(Transmit { to, bytes });
+    }
+
+    fn table(&mut self, addr: &SocketAddr) -> &mut RoutingTable {
+        if addr.is_ipv4() || addr.ip().to_canonical().is_ipv4() {
+            &mut self.table4
+        } else {
+            &mut self.table6
+        }
+    }
+
+    fn new_request(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        id
+    }
+
+    // --- commands --------------------------------------------------------------------------
+
+    /// Joins the network through `nodes` (addresses of any DHT nodes); they are also retried
+    /// whenever the routing table runs empty.
+    pub fn bootstrap(&mut self, now: Instant, nodes: &[SocketAddr]) -> RequestId {
+        for node in nodes {
+            if !self.bootstrap_nodes.contains(node) && self.bootstrap_nodes.len() < 64 {
+                self.bootstrap_nodes.push(*node);
+            }
+        }
+        self.last_bootstrap = Some(now);
+        self.start_lookup(now, LookupKind::Bootstrap, self.id, None)
+    }
+
+    /// Looks up the nodes closest to `target`.
+    pub fn find_node(&mut self, now: Instant, target: NodeId) -> RequestId {
+        self.start_lookup(now, LookupKind::FindNode, target, None)
+    }
+
+    /// Looks up peers of `info_hash` (and the closest nodes, with their tokens).
+    pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash) -> RequestId {
+        self.start_lookup(now, LookupKind::GetPeers, info_hash, None)
+    }
+
+    /// Announces that we have `info_hash` on `port` (`None`: the port our datagrams come
+    /// from, BEP 5's `implied_port`).
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        port: Option<u16>,
+        seed: bool,
+    ) -> RequestId {
+        let params = AnnounceParams { port, seed };
+        self.start_lookup(now, LookupKind::Announce, info_hash, Some(params))
+    }
+
+    /// Pings `addr`.
+    pub fn ping(&mut self, now: Instant, addr: SocketAddr) -> RequestId {
+        let request = self.new_request();
+        if !self.config.accepts(&addr) {
+            self.emit(Event::PingDone {
+                request,
+                addr,
+                result: Err(QueryError::Filtered),
+            });
+            return request;
+        }
+        let pending = Pending::Ping {
+            request: Some(request),
+        };
+        if self
+            .send_query(now, addr, QueryKind::Ping, pending)
+            .is_err()
+        {
+            self.emit(Event::PingDone {
+                request,
+                addr,
+                result: Err(QueryError::Busy),
+            });
+        }
+        request
+    }
+
+    /// Asks `addr` for a BEP 51 sample of its info-hashes around `target`.
+    pub fn sample_infohashes(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        target: NodeId,
+    ) -> RequestId {
+        let request = self.new_request();
+        if !self.config.accepts(&addr) {
+            self.emit(Event::SampleDone {
+                request,
+                addr,
+                result: Err(QueryError::Filtered),
+            });
+            return request;
+        }
+        let kind = QueryKind::SampleInfohashes {
+            target,
+            want: Want::UNSPECIFIED,
+        };
+        if self
+            .send_query(now, addr, kind, Pending::Sample { request })
+            .is_err()
+        {
+            self.emit(Event::SampleDone {
+                request,
+                addr,
+                result: Err(QueryError::Busy),
+            });
+        }
+        request
+    }
+
+    /// Adds a node we trust to be live (from a saved state) as a candidate: it is pinged and
+    /// enters the table when it answers.
+    pub fn add_known_node(&mut self, now: Instant, node: NodeInfo) {
+        if !self.config.accepts(&node.addr) || node.id == self.id {
+            return;
+        }
+        let outcome = self.table(&node.addr).learned(now, node.id, node.addr);
+        self.on_insert(now, outcome);
+    }
+
+    fn start_lookup(
+        &mut self,
+        now: Instant,
+        kind: LookupKind,
+        target: NodeId,
+        announce: Option<AnnounceParams>,
+    ) -> RequestId {
+        let request = self.new_request();
+        let params = LookupParams {
+            alpha: self.config.alpha.max(1),
+            k: self.config.k.max(1),
+            max_candidates: self.config.lookup_candidates.max(self.config.k),
+            max_peers: self.config.lookup_max_peers,
+            max_attempts: self.config.lookup_attempts.max(1),
+        };
+        let mut initial = self.table4.closest(&target, params.k);
+        initial.extend(self.table6.closest(&target, params.k));
+        let mut lookup = Lookup::new(target, params, &initial, now);
+        if self.operations.len() >= self.config.max_lookups {
+            self.finish_lookup(now, request, kind, lookup, announce);
+            return request;
+        }
+        if initial.is_empty() {
+            let seeds = self.bootstrap_nodes.clone();
+            for addr in seeds {
+                let query = self.lookup_query(kind, target);
+                if self
+                    .send_query(now, addr, query, Pending::Seed { op: request })
+                    .is_ok()
+                {
+                    lookup.seed_sent();
+                }
+            }
+        }
+        self.operations.insert(
+            request,
+            Operation::Lookup {
+                kind,
+                lookup,
+                announce,
+            },
+        );
+        self.drive(now, request);
+        request
+    }
+
+    fn lookup_query(&self, kind: LookupKind, target: NodeId) -> QueryKind {
+        match kind {
+            LookupKind::GetPeers | LookupKind::Announce => QueryKind::GetPeers {
+                info_hash: target,
+                want: Want::UNSPECIFIED,
+                noseed: false,
+                scrape: false,
+            },
+            LookupKind::FindNode | LookupKind::Bootstrap | LookupKind::Refresh => {
+                QueryKind::FindNode {
+                    target,
+                    want: Want::UNSPECIFIED,
+                }
+            }
+        }
+    }
+
+    /// Sends what a lookup may send now, and finishes it when it is done.
+    fn drive(&mut self, now: Instant, request: RequestId) {
+        loop {
+            let Some(Operation::Lookup { kind, lookup, .. }) = self.operations.get_mut(&request)
+            else {
+                return;
+            };
+            let kind = *kind;
+            let target = lookup.target();
+            match lookup.next_query() {
+                Some(node) => {
+                    let query = self.lookup_query(kind, target);
+                    let pending = Pending::Lookup { op: request, node };
+                    if self.send_query(now, node.addr, query, pending).is_err() {
+                        if let Some(Operation::Lookup { lookup, .. }) =
+                            self.operations.get_mut(&request)
+                        {
+                            lookup.on_failure(&node);
+                        }
+                    }
+                }
+                None => {
+                    if lookup.is_done() {
+                        if let Some(Operation::Lookup {
+                            kind,
+                            lookup,
+                            announce,
+                        }) = self.operations.remove(&request)
+                        {
+                            self.finish_lookup(now, request, kind, lookup, announce);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish_lookup(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        kind: LookupKind,
+        lookup: Lookup,
+        announce: Option<AnnounceParams>,
+    ) {
+        let outcome = lookup.outcome(now);
+        self.table4.note_lookup(now, &outcome.target);
+        self.table6.note_lookup(now, &outcome.target);
+        let Some(params) = announce else {
+            self.emit(Event::LookupDone {
+                request,
+                kind,
+                outcome,
+            });
+            return;
+        };
+        let mut sent = 0;
+        for (node, token) in &outcome.closest {
+            let Some(token) = token else { continue };
+            let query = QueryKind::AnnouncePeer {
+                info_hash: outcome.target,
+                port: params.port.unwrap_or(0),
+                implied_port: params.port.is_none(),
+                token: token.clone(),
+                seed: params.seed,
+            };
+            if self
+                .send_query(now, node.addr, query, Pending::Announce { op: request })
+                .is_ok()
+            {
+                sent += 1;
+            }
+        }
+        if sent == 0 {
+            self.emit(Event::AnnounceDone {
+                request,
+                outcome,
+                sent: 0,
+                acknowledged: 0,
+            });
+        } else {
+            self.operations.insert(
+                request,
+                Operation::Announcing {
+                    outcome,
+                    sent,
+                    acknowledged: 0,
+                    pending: sent,
+                },
+            );
+        }
+    }
+
+    fn announce_reply(&mut self, request: RequestId, acknowledged: bool) {
+        let Some(Operation::Announcing {
+            acknowledged: acks,
+            pending,
+            ..
+        }) = self.operations.get_mut(&request)
+        else {
+            return;
+        };
+        *pending = pending.saturating_sub(1);
+        if acknowledged {
+            *acks += 1;
+        }
+        if *pending == 0 {
+            if let Some(Operation::Announcing {
+                outcome,
+                sent,
+                acknowledged,
+                ..
+            }) = self.operations.remove(&request)
+            {
+                self.emit(Event::AnnounceDone {
+                    request,
+                    outcome,
+                    sent,
+                    acknowledged,
+                });
+            }
+        }
+    }
+
+    fn send_query(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        kind: QueryKind,
+        pending: Pending,
+    ) -> Result<(), Pending> {
+        let deadline = now + self.config.query_timeout;
+        let tid = match self
+            .transactions
+            .insert(deadline, addr, pending, &mut self.rng)
+        {
+            Ok(tid) => tid,
+            Err(full) => {
+                self.stats.transactions_full += 1;
+                return Err(full.0);
+            }
+        };
+        self.stats.queries_out[Method::of(&kind) as usize] += 1;
+        let message = Message {
+            transaction_id: tid.as_bytes().to_vec(),
+            version: self.config.version.clone(),
+            read_only: self.config.read_only,
+            requester_ip: None,
+            body: Body::Query(Query { id: self.id, kind }),
+        };
+        self.send(addr, &message);
+        Ok(())
+    }
+
+    // --- inputs ----------------------------------------------------------------------------
+
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        if !self.config.accepts(&from) {
+            self.stats.filtered_addresses += 1;
+            return;
+        }
+        let decoded = match krpc::decode(bytes) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                self.stats.reject(error.reason);
+                if let Some(reply) = error.reply {
+                    if !self.config.read_only {
+                        self.reply_error(from, reply.transaction_id, reply.code, reply.message);
+                    }
+                }
+                return;
+            }
+        };
+        if !decoded.canonical {
+            self.stats.non_canonical += 1;
+        }
+        let message = decoded.message;
+        match message.body {
+            Body::Query(query) => {
+                self.on_query(now, from, message.transaction_id, message.read_only, query)
+            }
+            Body::Response(response) => {
+                self.on_response(now, from, &message.transaction_id, response)
+            }
+            Body::Error(error) => self.on_error(now, from, &message.transaction_id, error),
+        }
+    }
+
+    /// The deadline from [`Node::poll_timeout`] passed (calling it early is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (addr, pending) in self.transactions.expire(now) {
+            self.stats.timeouts += 1;
+            if let Ok(outcome) = self.table(&addr).record_failure(now, addr) {
+                self.on_failure_outcome(now, outcome);
+            }
+            self.query_failed(now, addr, pending, QueryError::Timeout);
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + self.config.tick_interval;
+            self.maintain(now);
+        }
+    }
+
+    fn maintain(&mut self, now: Instant) {
+        self.peers.expire(now);
+        // Refresh stale buckets, one lookup per tick at most (the split queue's rate).
+        self.table4.refresh_due(now);
+        self.table6.refresh_due(now);
+        if self.operations.len() < self.config.max_lookups / 2 {
+            let refresh = self
+                .table4
+                .pop_refresh(now, &mut self.rng)
+                .or_else(|| self.table6.pop_refresh(now, &mut self.rng));
+            if let Some((_, target)) = refresh {
+                if !self.table4.is_empty() || !self.table6.is_empty() {
+                    self.start_lookup(now, LookupKind::Refresh, target, None);
+                }
+            }
+        }
+        // Liveness pings: questionable entries first, then candidates.
+        let mut due = self.table4.pings_due(now, self.config.pings_per_tick);
+        due.extend(self.table6.pings_due(now, self.config.pings_per_tick));
+        for node in due {
+            let _ = self.send_query(
+                now,
+                node.addr,
+                QueryKind::Ping,
+                Pending::Ping { request: None },
+            );
+        }
+        // With an empty table, go back to the bootstrap nodes now and then.
+        if self.table4.is_empty() && self.table6.is_empty() && !self.bootstrap_nodes.is_empty() {
+            let due = self
+                .last_bootstrap
+                .is_none_or(|last| now >= last + self.config.rebootstrap_interval);
+            if due {
+                self.last_bootstrap = Some(now);
+                self.start_lookup(now, LookupKind::Bootstrap, self.id, None);
+            }
+        }
+    }
+
+    fn reply(&mut self, to: SocketAddr, transaction_id: Vec<u8>, response: Response) {
+        self.stats.responses_out += 1;
+        let message = Message {
+            transaction_id,
+            version: self.config.version.clone(),
+            read_only: false,
+            requester_ip: Some(to),
+            body: Body::Response(response),
+        };
+        self.send(to, &message);
+    }
+
+    fn reply_error(&mut self, to: SocketAddr, transaction_id: Vec<u8>, code: i64, text: &str) {
+        self.stats.error_sent(code);
+        let mut message = Message::error(transaction_id, code, text);
+        message.version = self.config.version.clone();
+        self.send(to, &message);
+    }
+
+    /// The K closest nodes for a reply: IPv4 into `nodes`, IPv6 into `nodes6`, by `want` or
+    /// by the asker's family.
+    fn fill_nodes(&self, response: &mut Response, target: &NodeId, want: Want, from: &SocketAddr) {
+        let (n4, n6) = if want.is_specified() {
+            (want.n4, want.n6)
+        } else {
+            (from.is_ipv4(), from.is_ipv6())
+        };
+        let k = self.config.k;
+        let exclude = |nodes: Vec<NodeInfo>| -> Vec<NodeInfo> {
+            nodes
+                .into_iter()
+                .filter(|n| n.addr != *from)
+                .take(k)
+                .collect()
+        };
+        if n4 {
+            response.nodes = Some(exclude(self.table4.closest(target, k + 1)));
+        }
+        if n6 {
+            response.nodes6 = Some(exclude(self.table6.closest(target, k + 1)));
+        }
+    }
+
+    fn on_query(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transaction_id: Vec<u8>,
+        read_only: bool,
+        query: Query,
+    ) {
+        let method = Method::of(&query.kind);
+        self.stats.queries_in[method as usize] += 1;
+        self.emit(Event::QueryReceived {
+            from,
+            id: query.id,
+            method,
+        });
+        if self.config.read_only {
+            return;
+        }
+        if read_only {
+            self.stats.read_only_queries += 1;
+        } else if query.id != self.id && self.id_acceptable(&query.id, &from) {
+            let outcome = self.table(&from).heard_query(now, query.id, from);
+            self.on_insert(now, outcome);
+        }
+        let mut response = Response::new(self.id);
+        match query.kind {
+            QueryKind::Ping => {}
+            QueryKind::FindNode { target, want } => {
+                self.fill_nodes(&mut response, &target, want, &from)
+            }
+            QueryKind::GetPeers {
+                info_hash,
+                want,
+                noseed,
+                scrape,
+            } => {
+                response.token = Some(self.tokens.issue(now, from.ip()).as_bytes().to_vec());
+                let family = AddressFamily::of(from.ip());
+                let values = self.peers.get_peers(
+                    &info_hash,
+                    family,
+                    self.config.peers.max_values_per_reply,
+                    noseed,
+                    &mut self.rng,
+                );
+                if !values.is_empty() {
+                    response.values = Some(values);
+                }
+                if scrape {
+                    if let Some(filters) = self.peers.scrape(&info_hash) {
+                        response.bloom_seeds = Some(Box::new(*filters.seeds.as_bytes()));
+                        response.bloom_peers = Some(Box::new(*filters.peers.as_bytes()));
+                    }
+                }
+                self.fill_nodes(&mut response, &info_hash, want, &from);
+                self.emit(Event::GetPeersReceived { info_hash, from });
+            }
+            QueryKind::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+                seed,
+            } => {
+                if !self.tokens.verify(now, from.ip(), &token) {
+                    self.stats.bad_tokens += 1;
+                    self.reply_error(from, transaction_id, ERROR_PROTOCOL, "invalid token");
+                    return;
+                }
+                let port = if implied_port { from.port() } else { port };
+                let peer = SocketAddr::new(from.ip(), port);
+                if self.config.accepts(&peer)
+                    && self.peers.announce(now, info_hash, peer, seed).is_ok()
+                {
+                    self.stats.announces_stored += 1;
+                    self.emit(Event::PeerAnnounced {
+                        info_hash,
+                        peer,
+                        seed,
+                    });
+                }
+            }
+            QueryKind::SampleInfohashes { target, want } => {
+                let sample = self.peers.sample(now, &mut self.rng);
+                response.samples = Some(sample.samples);
+                response.num = Some(sample.num as i64);
+                response.interval = Some(i64::from(sample.interval));
+                self.fill_nodes(&mut response, &target, want, &from);
+            }
+            QueryKind::Get { target, want, .. } => {
+                // BEP 44 storage is not implemented: answer with a token and the closest
+                // nodes, which is what get's askers need to route and to announce.
+                response.token = Some(self.tokens.issue(now, from.ip()).as_bytes().to_vec());
+                self.fill_nodes(&mut response, &target, want, &from);
+            }
+            QueryKind::Put(_) => {
+                self.reply_error(from, transaction_id, ERROR_METHOD_UNKNOWN, "method unknown");
+                return;
+            }
+        }
+        self.reply(from, transaction_id, response);
+    }
+
+    fn id_acceptable(&self, id: &NodeId, from: &SocketAddr) -> bool {
+        !self.config.enforce_bep42 || id.is_bep42_valid_for(from.ip())
+    }
+
+    fn on_insert(&mut self, now: Instant, outcome: InsertOutcome) {
+        match outcome {
+            InsertOutcome::Added => {}
+            InsertOutcome::Replaced(old) => self.emit(Event::NodeRemoved(old)),
+            InsertOutcome::PingCandidate(node) | InsertOutcome::PingFirst(node) => {
+                let _ = self.send_query(
+                    now,
+                    node.addr,
+                    QueryKind::Ping,
+                    Pending::Ping { request: None },
+                );
+            }
+            InsertOutcome::Refreshed | InsertOutcome::Cached | InsertOutcome::Rejected(_) => {}
+        }
+    }
+
+    fn on_failure_outcome(&mut self, now: Instant, outcome: FailureOutcome) {
+        match outcome {
+            FailureOutcome::Replaced { removed, added } => {
+                self.emit(Event::NodeRemoved(removed));
+                self.emit(Event::NodeAdded(added));
+            }
+            FailureOutcome::PingCandidate(node) => {
+                let _ = self.send_query(
+                    now,
+                    node.addr,
+                    QueryKind::Ping,
+                    Pending::Ping { request: None },
+                );
+            }
+            FailureOutcome::Counted(_) | FailureOutcome::CandidateDropped => {}
+        }
+    }
+
+    /// Nodes of a reply worth keeping: accepted addresses, not us.
+    fn usable_nodes(&mut self, response: &Response) -> Vec<NodeInfo> {
+        let mut nodes = Vec::new();
+        for node in response.all_nodes() {
+            if node.id == self.id {
+                continue;
+            }
+            if self.config.accepts(&node.addr) {
+                nodes.push(*node);
+            } else {
+                self.stats.filtered_addresses += 1;
+            }
+        }
+        nodes
+    }
+
+    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], response: Response) {
+        let pending = match self.transactions.take_reply(tid, from) {
+            Ok(pending) => pending,
+            Err(crate::transaction::ReplyMismatch::WrongAddress) => {
+                self.stats.replies_wrong_address += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.replies_unknown += 1;
+                return;
+            }
+        };
+        self.stats.responses_in += 1;
+        self.emit(Event::ResponseReceived {
+            from,
+            id: response.id,
+        });
+        if response.id != self.id && self.id_acceptable(&response.id, &from) {
+            let outcome = self.table(&from).heard_response(now, response.id, from);
+            match outcome {
+                InsertOutcome::Added => {
+                    self.emit(Event::NodeAdded(NodeInfo::new(response.id, from)))
+                }
+                InsertOutcome::Replaced(old) => {
+                    self.emit(Event::NodeRemoved(old));
+                    self.emit(Event::NodeAdded(NodeInfo::new(response.id, from)));
+                }
+                other => self.on_insert(now, other),
+            }
+        }
+        match pending {
+            Pending::Lookup { op, node } => {
+                let nodes = self.usable_nodes(&response);
+                let peers: Vec<SocketAddr> = response
+                    .values
+                    .iter()
+                    .flatten()
+                    .filter(|peer| self.config.accepts(peer))
+                    .copied()
+                    .collect();
+                if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
+                    if response.id == node.id {
+                        lookup.on_response(&node, response.token, &nodes, &peers);
+                    } else {
+                        lookup.on_failure(&node);
+                    }
+                }
+                self.drive(now, op);
+            }
+            Pending::Seed { op } => {
+                let mut nodes = self.usable_nodes(&response);
+                // The seed itself is a node too.
+                nodes.push(NodeInfo::new(response.id, from));
+                if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
+                    lookup.seed_done(true, &nodes);
+                }
+                self.drive(now, op);
+            }
+            Pending::Announce { op } => self.announce_reply(op, true),
+            Pending::Ping { request } => {
+                if let Some(request) = request {
+                    self.emit(Event::PingDone {
+                        request,
+                        addr: from,
+                        result: Ok(response.id),
+                    });
+                }
+            }
+            Pending::Sample { request } => {
+                let nodes = self.usable_nodes(&response);
+                let reply = SampleReply {
+                    id: response.id,
+                    samples: response.samples.unwrap_or_default(),
+                    num: response.num,
+                    interval: response.interval,
+                    nodes,
+                };
+                self.emit(Event::SampleDone {
+                    request,
+                    addr: from,
+                    result: Ok(reply),
+                });
+            }
+        }
+    }
+
+    fn on_error(&mut self, now: Instant, from: SocketAddr, tid: &[u8], error: KrpcError) {
+        self.stats.errors_in += 1;
+        let Ok(pending) = self.transactions.take_reply(tid, from) else {
+            self.stats.replies_unknown += 1;
+            return;
+        };
+        let failure = QueryError::Remote {
+            code: error.code,
+            message: error.message_lossy().into_owned(),
+        };
+        self.query_failed(now, from, pending, failure);
+    }
+
+    fn query_failed(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        pending: Pending,
+        error: QueryError,
+    ) {
+        match pending {
+            Pending::Lookup { op, node } => {
+                if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
+                    lookup.on_failure(&node);
+                }
+                self.drive(now, op);
+            }
+            Pending::Seed { op } => {
+                if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
+                    lookup.seed_done(false, &[]);
+                }
+                self.drive(now, op);
+            }
+            Pending::Announce { op } => self.announce_reply(op, false),
+            Pending::Ping { request } => {
+                if let Some(request) = request {
+                    self.emit(Event::PingDone {
+                        request,
+                        addr,
+                        result: Err(error),
+                    });
+                }
+            }
+            Pending::Sample { request } => self.emit(Event::SampleDone {
+                request,
+                addr,
+                result: Err(error),
+            }),
+        }
+    }
+}
+
+impl crate::sim::Endpoint for Node {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        Node::handle_datagram(self, now, from, bytes);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Node::poll_transmit(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Node::poll_timeout(self)
+    }
+}
