@@ -323,9 +323,10 @@ mod tests {
         assert!(!lookup.is_done());
         // 5 and 6 are now the two closest; 30 is in flight but no longer among them.
         assert_eq!(lookup.next_query(), Some(node(5)));
+        assert_eq!(lookup.next_query(), Some(node(6)));
         assert_eq!(lookup.next_query(), None, "alpha = 3 in flight");
         lookup.on_failure(&node(30));
-        assert_eq!(lookup.next_query(), Some(node(6)));
+        assert_eq!(lookup.next_query(), None, "30 is no longer among the k closest");
         lookup.on_response(&node(5), None, &[], &["1.2.3.4:5".parse().unwrap()]);
         assert!(!lookup.is_done());
         lookup.on_response(&node(6), Some(b"t6".to_vec()), &[], &[]);
