@@ -87,4 +87,65 @@ fn two_thousand_nodes_converge_and_find_the_true_closest() {
         exact * 100 >= lookups * 99,
         "{exact} of {lookups} lookups exact"
     );
+
+    // An announce from one node is found by get_peers from 100 others.
+    let announcer = sim.random_node();
+    let info_hash = sim.random_id();
+    let event = sim
+        .request(announcer, Duration::from_secs(60), |node, now| {
+            node.announce(now, info_hash, Some(7000), false)
+        })
+        .expect("announce completes");
+    let Event::AnnounceDone {
+        sent, acknowledged, ..
+    } = event
+    else {
+        panic!("{event:?}")
+    };
+    println!("announce: {acknowledged}/{sent} acknowledged");
+    assert!(
+        acknowledged >= 6,
+        "{acknowledged} of {sent} announces acknowledged"
+    );
+    let peer = std::net::SocketAddr::new(announcer.ip(), 7000);
+    let mut found = 0;
+    for _ in 0..100 {
+        let mut from = sim.random_node();
+        while from == announcer {
+            from = sim.random_node();
+        }
+        let event = sim
+            .request(from, Duration::from_secs(60), |node, now| {
+                node.get_peers(now, info_hash)
+            })
+            .expect("get_peers completes");
+        let Event::LookupDone { outcome, .. } = event else {
+            panic!("{event:?}")
+        };
+        found += usize::from(outcome.peers.contains(&peer));
+    }
+    println!("get_peers: {found}/100 found the announced peer");
+    assert_eq!(found, 100);
+}
+
+/// The digest of every delivery in a 300-node run with loss, jitter and duplication.
+fn run_digest(seed: u64) -> u64 {
+    let mut noisy = link(0.05);
+    noisy.duplicate = 0.01;
+    let mut sim = DhtSim::build(300, seed, noisy, &sim_config(), Duration::from_millis(10));
+    sim.run_for(Duration::from_secs(30));
+    let from = sim.random_node();
+    let target = sim.random_id();
+    sim.request(from, Duration::from_secs(30), |node, now| {
+        node.find_node(now, target)
+    })
+    .expect("lookup completes");
+    sim.net.trace_digest()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let first = run_digest(11);
+    assert_eq!(first, run_digest(11));
+    assert_ne!(first, run_digest(12));
 }

@@ -1,0 +1,309 @@
+//! The node's answers, as protocol traces in simulated time: at time t this datagram
+//! arrives from that address; expect that one out.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use btdht::krpc::{Body, Message, QueryKind, Response, Want, decode};
+use btdht::node::{Config, Event, Node};
+use btdht::{Instant, NodeId};
+
+const SERVER: [u8; 20] = [0x11; 20];
+const CLIENT: [u8; 20] = [0x22; 20];
+const INFO_HASH: [u8; 20] = [0x33; 20];
+
+fn server(config: Config) -> Node {
+    Node::new(config, NodeId(SERVER), 1, Instant::ZERO)
+}
+
+fn public_config() -> Config {
+    Config::default()
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+/// Sends `kind` from `from` at `now`; returns the single reply (the node's own verification
+/// ping to an unknown querier is not a reply).
+fn ask(node: &mut Node, now: Instant, from: SocketAddr, kind: QueryKind) -> Option<Message> {
+    let query = Message::query(b"tx".to_vec(), NodeId(CLIENT), kind);
+    node.handle_datagram(now, from, &query.encode());
+    let mut replies = Vec::new();
+    while let Some(transmit) = node.poll_transmit() {
+        let message = decode(&transmit.bytes)
+            .expect("our own output decodes")
+            .message;
+        if transmit.to == from && !matches!(message.body, Body::Query(_)) {
+            replies.push(message);
+        }
+    }
+    assert!(replies.len() <= 1, "one reply per query: {replies:?}");
+    replies.pop()
+}
+
+fn response(message: Option<Message>) -> Response {
+    match message.map(|m| m.body) {
+        Some(Body::Response(r)) => r,
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn error_code(message: Option<Message>) -> i64 {
+    match message.map(|m| m.body) {
+        Some(Body::Error(e)) => e.code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn get_peers() -> QueryKind {
+    QueryKind::GetPeers {
+        info_hash: NodeId(INFO_HASH),
+        want: Want::UNSPECIFIED,
+        noseed: false,
+        scrape: false,
+    }
+}
+
+fn announce(token: Vec<u8>) -> QueryKind {
+    QueryKind::AnnouncePeer {
+        info_hash: NodeId(INFO_HASH),
+        port: 7000,
+        implied_port: false,
+        token,
+        seed: false,
+    }
+}
+
+fn stored(node: &mut Node, now: Instant, asker: SocketAddr) -> Vec<SocketAddr> {
+    response(ask(node, now, asker, get_peers()))
+        .values
+        .unwrap_or_default()
+}
+
+#[test]
+fn tokens_are_valid_for_the_asker_between_5_and_10_minutes() {
+    let mut node = server(public_config());
+    let client = addr("1.2.3.4:6881");
+    let other = addr("5.6.7.8:6881");
+    let observer = addr("9.9.9.9:6881");
+    let token = response(ask(&mut node, Instant::ZERO, client, get_peers()))
+        .token
+        .expect("get_peers returns a token");
+
+    // At 9 minutes the token still works, from the IP it was issued to.
+    let t9 = Instant::from_secs(9 * 60);
+    let reply = response(ask(&mut node, t9, client, announce(token.clone())));
+    assert_eq!(reply.id, NodeId(SERVER));
+    assert_eq!(stored(&mut node, t9, observer), vec![addr("1.2.3.4:7000")]);
+    assert!(matches!(
+        node.poll_event(),
+        Some(Event::PeerAnnounced { .. }) | Some(Event::GetPeersReceived { .. })
+    ));
+
+    // From another IP: 203, not stored.
+    let info_hash2 = [0x44; 20];
+    let foreign = QueryKind::AnnouncePeer {
+        info_hash: NodeId(info_hash2),
+        port: 7000,
+        implied_port: false,
+        token: token.clone(),
+        seed: false,
+    };
+    assert_eq!(error_code(ask(&mut node, t9, other, foreign)), 203);
+
+    // At 11 minutes: expired, 203, and nothing more stored.
+    let t11 = Instant::from_secs(11 * 60);
+    let late = ask(&mut node, t11, addr("1.2.3.4:6882"), announce(token));
+    assert_eq!(error_code(late), 203);
+    assert_eq!(node.peer_store().peer_count(), 1);
+    assert_eq!(node.stats().bad_tokens, 2);
+}
+
+#[test]
+fn garbage_and_missing_tokens_get_203() {
+    let mut node = server(public_config());
+    let client = addr("1.2.3.4:6881");
+    assert_eq!(
+        error_code(ask(
+            &mut node,
+            Instant::ZERO,
+            client,
+            announce(vec![1, 2, 3])
+        )),
+        203
+    );
+    // Missing token: rejected by the decoder, still answered with 203 and the same t.
+    let raw = format!(
+        "d1:ad2:id20:{}9:info_hash20:{}4:porti7000ee1:q13:announce_peer1:t2:tx1:y1:qe",
+        "b".repeat(20),
+        "c".repeat(20)
+    );
+    node.handle_datagram(Instant::ZERO, client, raw.as_bytes());
+    let out = node.poll_transmit().expect("answered");
+    let reply = decode(&out.bytes).unwrap().message;
+    assert_eq!(reply.transaction_id, b"tx");
+    assert!(matches!(reply.body, Body::Error(ref e) if e.code == 203));
+    assert_eq!(node.peer_store().peer_count(), 0);
+}
+
+#[test]
+fn implied_port_uses_the_source_port() {
+    let mut node = server(public_config());
+    let client = addr("1.2.3.4:51413");
+    let token = response(ask(&mut node, Instant::ZERO, client, get_peers()))
+        .token
+        .unwrap();
+    let kind = QueryKind::AnnouncePeer {
+        info_hash: NodeId(INFO_HASH),
+        port: 0,
+        implied_port: true,
+        token,
+        seed: true,
+    };
+    response(ask(&mut node, Instant::from_secs(1), client, kind));
+    assert_eq!(
+        stored(&mut node, Instant::from_secs(2), addr("9.9.9.9:1")),
+        vec![client]
+    );
+}
+
+#[test]
+fn announced_peers_expire_after_30_minutes() {
+    let mut node = server(public_config());
+    let client = addr("1.2.3.4:6881");
+    let token = response(ask(&mut node, Instant::ZERO, client, get_peers()))
+        .token
+        .unwrap();
+    response(ask(&mut node, Instant::ZERO, client, announce(token)));
+    node.handle_timeout(Instant::from_secs(29 * 60));
+    assert_eq!(node.peer_store().peer_count(), 1);
+    node.handle_timeout(Instant::from_secs(31 * 60));
+    assert_eq!(node.peer_store().peer_count(), 0);
+}
+
+#[test]
+fn read_only_nodes_answer_nothing_and_flag_their_queries() {
+    let mut config = public_config();
+    config.read_only = true;
+    let mut node = server(config);
+    assert!(
+        ask(
+            &mut node,
+            Instant::ZERO,
+            addr("1.2.3.4:6881"),
+            QueryKind::Ping
+        )
+        .is_none()
+    );
+    node.ping(Instant::ZERO, addr("1.2.3.4:6881"));
+    let out = node.poll_transmit().unwrap();
+    assert!(
+        decode(&out.bytes).unwrap().message.read_only,
+        "ro = 1 in our queries"
+    );
+}
+
+#[test]
+fn queries_from_read_only_nodes_are_answered_but_not_routed() {
+    let mut node = server(public_config());
+    let mut query = Message::query(b"tx".to_vec(), NodeId(CLIENT), QueryKind::Ping);
+    query.read_only = true;
+    node.handle_datagram(Instant::ZERO, addr("1.2.3.4:6881"), &query.encode());
+    let out: Vec<_> = std::iter::from_fn(|| node.poll_transmit()).collect();
+    assert_eq!(out.len(), 1, "only the reply, no verification ping");
+    let mut normal = server(public_config());
+    normal.handle_datagram(Instant::ZERO, addr("1.2.3.4:6881"), &query_without_ro());
+    let out: Vec<_> = std::iter::from_fn(|| normal.poll_transmit()).collect();
+    assert_eq!(
+        out.len(),
+        2,
+        "a normal querier gets the reply and a verification ping"
+    );
+    assert_eq!(node.stats().read_only_queries, 1);
+}
+
+fn query_without_ro() -> Vec<u8> {
+    Message::query(b"tx".to_vec(), NodeId(CLIENT), QueryKind::Ping).encode()
+}
+
+#[test]
+fn replies_carry_the_askers_address_and_want_selects_families() {
+    let mut node = server(public_config());
+    let client = addr("1.2.3.4:6881");
+    let find = |want| QueryKind::FindNode {
+        target: NodeId(INFO_HASH),
+        want,
+    };
+    let reply = ask(&mut node, Instant::ZERO, client, find(Want::UNSPECIFIED)).unwrap();
+    assert_eq!(reply.requester_ip, Some(client), "BEP 42 ip");
+    let Body::Response(r) = reply.body else {
+        panic!()
+    };
+    assert!(r.nodes.is_some() && r.nodes6.is_none());
+    let both = response(ask(
+        &mut node,
+        Instant::ZERO,
+        client,
+        find(Want { n4: true, n6: true }),
+    ));
+    assert!(both.nodes.is_some() && both.nodes6.is_some());
+}
+
+#[test]
+fn unknown_methods_get_204_and_put_is_refused() {
+    let mut node = server(public_config());
+    let raw = format!("d1:ad2:id20:{}e1:q4:vote1:t2:tx1:y1:qe", "b".repeat(20));
+    node.handle_datagram(Instant::ZERO, addr("1.2.3.4:6881"), raw.as_bytes());
+    let out = node.poll_transmit().unwrap();
+    assert!(
+        matches!(decode(&out.bytes).unwrap().message.body, Body::Error(ref e) if e.code == 204)
+    );
+    assert_eq!(node.stats().rejected_total(), 1);
+}
+
+#[test]
+fn private_sources_are_ignored_unless_allowed() {
+    let mut node = server(public_config());
+    assert!(
+        ask(
+            &mut node,
+            Instant::ZERO,
+            addr("192.168.1.2:6881"),
+            QueryKind::Ping
+        )
+        .is_none()
+    );
+    assert_eq!(node.stats().filtered_addresses, 1);
+    let mut config = public_config();
+    config.allow_private = true;
+    let mut node = server(config);
+    assert!(
+        ask(
+            &mut node,
+            Instant::ZERO,
+            addr("192.168.1.2:6881"),
+            QueryKind::Ping
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn a_ping_times_out_in_simulated_time() {
+    let mut node = server(public_config());
+    let request = node.ping(Instant::ZERO, addr("1.2.3.4:6881"));
+    assert!(node.poll_transmit().is_some());
+    let deadline = node.poll_timeout().unwrap();
+    assert!(deadline <= Instant::ZERO + Duration::from_secs(2));
+    node.handle_timeout(Instant::from_secs(2));
+    match node.poll_event() {
+        Some(Event::PingDone {
+            request: r,
+            result: Err(_),
+            ..
+        }) => assert_eq!(r, request),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(node.stats().timeouts, 1);
+}
