@@ -13,11 +13,13 @@
 //! - [`time`]: the core's caller-supplied clock.
 //! - [`contact`]: a node id with its address.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
+//! - [`hathor`]: Hathor peer identity, entrypoints, networks, handshake client and peer store.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod contact;
+pub mod hathor;
 pub mod id;
 pub mod krpc;
 pub mod time;
