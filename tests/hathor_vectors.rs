@@ -180,7 +180,7 @@ fn network_constants_and_rendezvous() {
     let t = NetworkProfile::testnet_india();
     assert_eq!(
         serde_json::to_string(t.settings_dict.as_ref().unwrap()).unwrap(),
-        r#"{"BLOCK_DATA_MAX_SIZE":100,"MIN_BLOCK_WEIGHT":21,"MIN_TX_WEIGHT":8,"MULTISIG_VERSION_BYTE":"87","P2PKH_VERSION_BYTE":"49"}"#
+        r#"{"P2PKH_VERSION_BYTE":"49","MULTISIG_VERSION_BYTE":"87","MIN_BLOCK_WEIGHT":21,"MIN_TX_WEIGHT":8,"BLOCK_DATA_MAX_SIZE":100}"#
     );
 }
 

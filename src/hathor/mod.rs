@@ -10,9 +10,14 @@
 //! Facts and exact texts follow hathor-core (see `docs/hathor.md` of the project notes).
 
 pub mod entrypoint;
+pub mod handshake;
 pub mod identity;
 pub mod network;
+pub mod protocol;
+pub mod tls;
 
 pub use entrypoint::{PeerAddress, PeerEndpoint};
+pub use handshake::{HandshakeConfig, HandshakeFailure, Stage, VerifiedPeer, handshake};
 pub use identity::{Identity, PeerId, PublicKey};
 pub use network::NetworkProfile;
+pub use protocol::FailureReason;
