@@ -10,6 +10,7 @@
 //! Facts and exact texts follow hathor-core (see `docs/hathor.md` of the project notes).
 
 pub mod entrypoint;
+pub mod fake;
 pub mod handshake;
 pub mod identity;
 pub mod network;
