@@ -20,11 +20,13 @@
 //! - [`node`]: the sans-IO node that ties them together.
 //! - [`transmit`]: a datagram a core wants sent.
 //! - [`sim`]: a deterministic simulated network of many cores.
+//! - [`hathor`]: Hathor peer identity, entrypoints, networks, handshake client and peer store.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod contact;
+pub mod hathor;
 pub mod id;
 pub mod krpc;
 pub mod node;
