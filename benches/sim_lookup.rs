@@ -47,8 +47,8 @@ fn main() {
         for _ in 0..lookups {
             let from = sim.random_node();
             let target = sim.random_id();
-            let Some(Event::LookupDone { outcome, .. }) = sim
-                .request(from, Duration::from_secs(120), |node, now| {
+            let Some(Event::LookupDone { outcome, .. }) =
+                sim.request(from, Duration::from_secs(120), |node, now| {
                     node.find_node(now, target)
                 })
             else {

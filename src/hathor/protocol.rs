@@ -464,14 +464,31 @@ impl<T: Transport> LineConn<T> {
         self.close();
     }
 
-    /// Closes: TLS close_notify (best effort), then TCP shutdown.
+    /// Closes gracefully: TLS close_notify (best effort), shutdown of our sending side, then
+    /// the remote's remaining bytes are read and dropped until it closes too (at most 500 ms
+    /// and 64 KiB). Closing a socket with unread data makes the kernel send a reset, which
+    /// can destroy our last line (an ERROR) before the remote reads it.
     pub fn close(mut self) {
-        let _ = self
-            .inner
-            .socket()
-            .set_write_timeout(Some(Duration::from_millis(500)));
+        let socket = self.inner.socket();
+        let _ = socket.set_write_timeout(Some(Duration::from_millis(500)));
         self.inner.close_notify();
-        let _ = self.inner.socket().shutdown(std::net::Shutdown::Both);
+        let socket = self.inner.socket();
+        let _ = socket.shutdown(std::net::Shutdown::Write);
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        let mut drained = 0usize;
+        let mut buf = [0u8; 4096];
+        let mut reader = socket;
+        while drained < 64 * 1024 {
+            let now = std::time::Instant::now();
+            if now >= deadline || reader.set_read_timeout(Some(deadline - now)).is_err() {
+                break;
+            }
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+        let _ = socket.shutdown(std::net::Shutdown::Both);
     }
 }
 
