@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Seeds fuzz/corpus/<target>/ (gitignored) with the real datagrams of ../shared/corpus/krpc
+# (not committed here; BTDHT_SHARED overrides where shared/ is) and with the inputs kept in
+# tests/fuzz_regressions/<target>/. Safe to run again: it only adds files.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+shared="${BTDHT_SHARED:-$root/../shared}/corpus/krpc"
+targets=(krpc_decode compact)
+
+for target in "${targets[@]}"; do
+    mkdir -p "$here/corpus/$target"
+done
+if [ -d "$shared" ]; then
+    # Names repeat across implementations (libtorrent/query-ping-1.bin, mainline/...): prefix
+    # them. The datagrams also seed `compact`: their nodes/values strings are real entries.
+    find "$shared" -name '*.bin' -print0 | while IFS= read -r -d '' file; do
+        rel="${file#"$shared"/}"
+        for target in "${targets[@]}"; do
+            cp -n "$file" "$here/corpus/$target/shared-${rel//\//-}"
+        done
+    done
+else
+    echo "seed-corpus: $shared not found, seeding from tests/fuzz_regressions only" >&2
+fi
+for target in "${targets[@]}"; do
+    if [ -d "$root/tests/fuzz_regressions/$target" ]; then
+        # libFuzzer takes its default max_len from the largest seed: keep seeds within 4 KiB.
+        find "$root/tests/fuzz_regressions/$target" -type f -size -4097c -exec cp -n {} "$here/corpus/$target/" \;
+    fi
+    echo "seed-corpus: $target: $(find "$here/corpus/$target" -type f | wc -l) files"
+done
