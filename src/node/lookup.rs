@@ -326,7 +326,11 @@ mod tests {
         assert_eq!(lookup.next_query(), Some(node(6)));
         assert_eq!(lookup.next_query(), None, "alpha = 3 in flight");
         lookup.on_failure(&node(30));
-        assert_eq!(lookup.next_query(), None, "30 is no longer among the k closest");
+        assert_eq!(
+            lookup.next_query(),
+            None,
+            "30 is no longer among the k closest"
+        );
         lookup.on_response(&node(5), None, &[], &["1.2.3.4:5".parse().unwrap()]);
         assert!(!lookup.is_done());
         lookup.on_response(&node(6), Some(b"t6".to_vec()), &[], &[]);
