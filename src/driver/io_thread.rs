@@ -4,7 +4,7 @@
 //! datagrams and events, then sleep in mio's `poll` until a socket is readable, a handle wakes
 //! it through the `Waker`, or the core's next deadline comes. mio is edge-triggered, so a
 //! readable socket is drained until `WouldBlock`. The core's clock is the microseconds elapsed
-//! since the driver started ([`Clock`]); only this module and the handle read the OS clock.
+//! since the driver started (`Clock`); only this module and the handle read the OS clock.
 //!
 //! Completions of requests go to the waiting caller's own channel (a map from the core's
 //! [`RequestId`] to a reply sender); everything else goes to the hook thread.

@@ -1,7 +1,7 @@
 //! The driver: btdht on real UDP sockets, as a thread per role.
 //!
 //! [`Dht::builder`] opens the sockets and starts:
-//! - the **I/O thread** ([`io_thread`]), sole owner of the sans-IO [`Node`] and the sockets;
+//! - the **I/O thread** (`io_thread.rs`), sole owner of the sans-IO [`Node`] and the sockets;
 //! - the **hook thread** ([`hooks`]), which hands events to callbacks and subscribers so user
 //!   code never stalls the I/O;
 //! - with a state file, the **persistence thread** ([`persist`]), which writes snapshots
@@ -31,7 +31,7 @@
 //! ```
 
 pub mod hooks;
-pub mod io_thread;
+mod io_thread;
 pub mod persist;
 pub mod socket;
 
