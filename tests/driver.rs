@@ -243,3 +243,29 @@ fn hooks_see_queries_and_a_stuck_hook_is_reported_by_stop() {
     assert!(started.elapsed() < Duration::from_millis(2_500));
     b.stop().unwrap();
 }
+
+#[test]
+fn ipv6_sockets_on_the_ipv6_loopback() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        println!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let six: SocketAddr = "[::1]:0".parse().unwrap();
+    let a = loopback(130).bind6(six).start().unwrap();
+    let b = loopback(131)
+        .bind6(six)
+        .bootstrap(a.local_addr6())
+        .start()
+        .unwrap();
+    let a6 = a.local_addr6().unwrap();
+    assert!(a6.is_ipv6());
+    assert_eq!(b.ping(a6, T).unwrap(), a.id());
+    // Both families' tables: b learned a over IPv6.
+    assert!(wait_until(T, || b.routing_table(T).is_ok_and(|t| t
+        .ipv6
+        .nodes
+        .iter()
+        .any(|n| n.node.addr == a6))));
+    a.stop().unwrap();
+    b.stop().unwrap();
+}
