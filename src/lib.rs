@@ -20,12 +20,14 @@
 //! - [`node`]: the sans-IO node that ties them together.
 //! - [`transmit`]: a datagram a core wants sent.
 //! - [`sim`]: a deterministic simulated network of many cores.
+//! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
 //! - [`hathor`]: Hathor peer identity, entrypoints, networks, handshake client and peer store.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod contact;
+pub mod driver;
 pub mod hathor;
 pub mod id;
 pub mod krpc;

@@ -1,12 +1,14 @@
-//! The `btdht` command line.
+//! The `btdht` command line: a DHT node (`btdht node`) and one-shot client commands (`ping`,
+//! `find-node`, `get-peers`, `announce`, `sample`). See `btdht --help`.
+
+#![forbid(unsafe_code)]
+
+mod cli;
 
 use clap::Parser;
 
-/// A BitTorrent Mainline DHT node, bootstrap server and crawler.
-#[derive(Parser, Debug)]
-#[command(name = "btdht", version, about, long_about = None)]
-struct Cli {}
-
 fn main() {
-    let _cli = Cli::parse();
+    let cli = cli::args::Cli::parse();
+    cli::logger::init(cli.verbose, cli.quiet);
+    std::process::exit(cli::commands::run(cli.command));
 }

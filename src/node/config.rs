@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::node::ratelimit::RateLimit;
 use crate::peers::PeerStoreConfig;
 use crate::routing::RoutingConfig;
 use crate::transaction::TransactionConfig;
@@ -55,6 +56,15 @@ pub struct Config {
     pub incoming_events: bool,
     /// Report every incoming query and response as an event (for hooks). Default false.
     pub query_events: bool,
+    /// Token bucket on incoming queries per source IP; a query over it gets no answer
+    /// (counted in `Stats::rate_limited`). Default [`RateLimit::PER_IP`] (20/s, bursts of
+    /// 100); `None` disables it.
+    pub rate_limit_per_ip: Option<RateLimit>,
+    /// Token bucket on all incoming queries. Default [`RateLimit::GLOBAL`] (5,000/s, bursts
+    /// of 10,000); `None` disables it.
+    pub rate_limit_global: Option<RateLimit>,
+    /// Source IPs whose buckets are remembered (older ones are forgotten). Default 65,536.
+    pub rate_limit_max_ips: usize,
     /// The `v` sent in every message. Default [`CLIENT_VERSION`].
     pub version: Option<Vec<u8>>,
     /// Routing table settings.
@@ -86,6 +96,9 @@ impl Default for Config {
             node_events: true,
             incoming_events: true,
             query_events: false,
+            rate_limit_per_ip: Some(RateLimit::PER_IP),
+            rate_limit_global: Some(RateLimit::GLOBAL),
+            rate_limit_max_ips: 65_536,
             version: Some(CLIENT_VERSION.to_vec()),
             routing: RoutingConfig::default(),
             peers: PeerStoreConfig::default(),

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod event;
 pub mod lookup;
+pub mod ratelimit;
 pub mod stats;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -25,7 +26,7 @@ use crate::krpc::{
     Response, Want,
 };
 use crate::peers::{AddressFamily, PeerStore};
-use crate::routing::{FailureOutcome, InsertOutcome, RoutingTable};
+use crate::routing::{FailureOutcome, InsertOutcome, RoutingTable, Snapshot, SnapshotEntry};
 use crate::time::Instant;
 use crate::token::TokenManager;
 use crate::transaction::TransactionMap;
@@ -34,6 +35,7 @@ use crate::transmit::Transmit;
 pub use config::Config;
 pub use event::{Event, LookupKind, QueryError, RequestId, SampleReply};
 pub use lookup::{Lookup, LookupOutcome, LookupParams};
+pub use ratelimit::{RateLimit, RateLimiter};
 pub use stats::{Method, Stats};
 
 /// What a pending query was for.
@@ -93,6 +95,7 @@ pub struct Node {
     events: VecDeque<Event>,
     stats: Stats,
     next_tick: Instant,
+    limiter: RateLimiter,
 }
 
 impl Node {
@@ -115,6 +118,12 @@ impl Node {
             events: VecDeque::new(),
             stats: Stats::default(),
             next_tick: now,
+            limiter: RateLimiter::new(
+                config.rate_limit_per_ip,
+                config.rate_limit_global,
+                config.rate_limit_max_ips,
+                now,
+            ),
             config,
             id,
             rng,
@@ -340,6 +349,41 @@ impl Node {
         }
         let outcome = self.table(&node.addr).learned(now, node.id, node.addr);
         self.on_insert(now, outcome);
+    }
+
+    /// Loads saved nodes (from a previous run) into the routing tables through the ordinary
+    /// insertion rules; each family's nodes go to its table. They come back questionable, so
+    /// the maintenance pings re-verify them, and lookups use them as seeds at once. Returns
+    /// how many became entries.
+    pub fn restore_routing(&mut self, now: Instant, snapshot: &Snapshot) -> usize {
+        let accepted =
+            |n: &SnapshotEntry| self.config.accepts(&n.node.addr) && n.node.id != self.id;
+        let (v4, v6): (Vec<SnapshotEntry>, Vec<SnapshotEntry>) = snapshot
+            .nodes
+            .iter()
+            .filter(|n| accepted(n))
+            .partition(|n| n.node.addr.ip().to_canonical().is_ipv4());
+        let v4 = Snapshot {
+            own_id: snapshot.own_id,
+            nodes: v4,
+        };
+        let v6 = Snapshot {
+            own_id: snapshot.own_id,
+            nodes: v6,
+        };
+        self.table4.restore(now, &v4) + self.table6.restore(now, &v6)
+    }
+
+    /// Stores a saved announce (from a previous run) as if `peer` announced `info_hash` at
+    /// `now`. Returns whether it was stored.
+    pub fn restore_peer(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        peer: SocketAddr,
+        seed: bool,
+    ) -> bool {
+        self.config.accepts(&peer) && self.peers.announce(now, info_hash, peer, seed).is_ok()
     }
 
     fn start_lookup(
@@ -575,7 +619,7 @@ impl Node {
             Err(error) => {
                 self.stats.reject(error.reason);
                 if let Some(reply) = error.reply {
-                    if !self.config.read_only {
+                    if !self.config.read_only && self.rate_allows(now, &from) {
                         self.reply_error(from, reply.transaction_id, reply.code, reply.message);
                     }
                 }
@@ -588,12 +632,25 @@ impl Node {
         let message = decoded.message;
         match message.body {
             Body::Query(query) => {
+                if !self.rate_allows(now, &from) {
+                    return;
+                }
                 self.on_query(now, from, message.transaction_id, message.read_only, query)
             }
             Body::Response(response) => {
                 self.on_response(now, from, &message.transaction_id, response)
             }
             Body::Error(error) => self.on_error(now, from, &message.transaction_id, error),
+        }
+    }
+
+    /// Whether the rate limits let a query from `from` be answered (counts it if not).
+    fn rate_allows(&mut self, now: Instant, from: &SocketAddr) -> bool {
+        if self.limiter.allow(now, from.ip()) {
+            true
+        } else {
+            self.stats.rate_limited += 1;
+            false
         }
     }
 

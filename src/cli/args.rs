@@ -1,0 +1,186 @@
+//! The command line's argument types (clap derive) and their parsers.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use btdht::NodeId;
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// A BitTorrent Mainline DHT (BEP 5) node and client.
+///
+/// Results go to stdout (readable, or one JSON object per line with --json), logs to stderr.
+/// Exit status: 0 on success, 1 when nothing answered, 2 on bad arguments.
+#[derive(Parser, Debug)]
+#[command(
+    name = "btdht",
+    version,
+    about,
+    long_about,
+    after_help = "Examples:\n  btdht node --bind 0.0.0.0:6881 --state dht.json\n  btdht get-peers 0123456789abcdef0123456789abcdef01234567 --json"
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a DHT node until SIGINT or SIGTERM, then save its state and exit.
+    #[command(
+        after_help = "Example:\n  btdht node --bind 0.0.0.0:6881 --state ~/.btdht.json --stats 60"
+    )]
+    Node(NodeArgs),
+    /// Ping a node and print its id.
+    #[command(after_help = "Example:\n  btdht ping 127.0.0.1:6881 --allow-private")]
+    Ping {
+        /// The node's address (IP:PORT or HOST:PORT).
+        #[arg(value_parser = parse_addr)]
+        addr: SocketAddr,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Find the nodes closest to an id.
+    #[command(
+        name = "find-node",
+        after_help = "Example:\n  btdht find-node 0123456789abcdef0123456789abcdef01234567 --json"
+    )]
+    FindNode {
+        /// The target id (40 hex digits).
+        #[arg(value_parser = parse_id)]
+        target: NodeId,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Find the peers of a torrent (and the nodes closest to its info-hash).
+    #[command(
+        name = "get-peers",
+        after_help = "Example:\n  btdht get-peers 0123456789abcdef0123456789abcdef01234567"
+    )]
+    GetPeers {
+        /// The info-hash (40 hex digits).
+        #[arg(value_parser = parse_id)]
+        info_hash: NodeId,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Announce that a peer has a torrent.
+    #[command(
+        after_help = "Example:\n  btdht announce 0123456789abcdef0123456789abcdef01234567 --port 51413"
+    )]
+    Announce {
+        /// The info-hash (40 hex digits).
+        #[arg(value_parser = parse_id)]
+        info_hash: NodeId,
+        /// The peer's TCP port.
+        #[arg(long, required_unless_present = "implied_port", conflicts_with = "implied_port", value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+        /// Let the nodes use the UDP source port of the announce (BEP 5 implied_port).
+        #[arg(long)]
+        implied_port: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Ask a node for a sample of the info-hashes it stores (BEP 51).
+    #[command(after_help = "Example:\n  btdht sample 127.0.0.1:6881 --allow-private --json")]
+    Sample {
+        /// The node's address (IP:PORT or HOST:PORT).
+        #[arg(value_parser = parse_addr)]
+        addr: SocketAddr,
+        /// The target id around which to sample (default: random).
+        #[arg(long, value_parser = parse_id)]
+        target: Option<NodeId>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Options of the short-lived client commands.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Local IPv4 address to bind.
+    #[arg(long, default_value = "0.0.0.0:0", value_parser = parse_bind)]
+    pub bind: SocketAddr,
+    /// A node to join through (repeatable). Default: the public routers.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
+    pub bootstrap: Vec<SocketAddr>,
+    /// Talk to private, loopback and reserved addresses.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// One JSON object per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+/// Options of `btdht node`.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// Local IPv4 address to bind.
+    #[arg(long, default_value = "0.0.0.0:6881", value_parser = parse_bind)]
+    pub bind: SocketAddr,
+    /// Also bind this IPv6 address (BEP 32).
+    #[arg(long, value_parser = parse_bind)]
+    pub bind6: Option<SocketAddr>,
+    /// A node to join through (repeatable). Default: the saved nodes, else the public routers.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
+    pub bootstrap: Vec<SocketAddr>,
+    /// Load the state from this file at start, save it there periodically and on exit.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// BEP 43 read-only: answer no queries.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Talk to private, loopback and reserved addresses.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Use this node id (40 hex digits) instead of the saved or a random one.
+    #[arg(long, value_parser = parse_id)]
+    pub id: Option<NodeId>,
+    /// Print counters every SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats: Option<u64>,
+    /// Counters as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A 40-hex-digit id.
+pub fn parse_id(text: &str) -> Result<NodeId, String> {
+    NodeId::from_hex(text).map_err(|e| format!("not a 40-hex-digit id: {e}"))
+}
+
+/// An IP:PORT or HOST:PORT address, resolved (IPv4 preferred).
+pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if !text.contains(':') {
+        return Err("expected IP:PORT or HOST:PORT".into());
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| "resolves to no address".into())
+}
+
+/// A local IP:PORT to bind.
+pub fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| "expected a local IP:PORT, e.g. 0.0.0.0:6881".into())
+}

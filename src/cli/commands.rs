@@ -1,0 +1,372 @@
+//! The subcommands: `node` runs until a signal; the others run a short-lived client node,
+//! print their results and return the exit status.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use btdht::NodeId;
+use btdht::driver::{Dht, DhtStats, Error};
+use btdht::node::LookupOutcome;
+use serde_json::json;
+
+use super::args::{ClientArgs, Command, NodeArgs};
+use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PUBLIC_ROUTERS};
+
+/// Runs a subcommand and returns the exit status.
+pub fn run(command: Command) -> i32 {
+    match command {
+        Command::Node(args) => node(args),
+        Command::Ping { addr, client } => ping(addr, &client),
+        Command::FindNode { target, client } => find_node(target, &client),
+        Command::GetPeers { info_hash, client } => get_peers(info_hash, &client),
+        Command::Announce {
+            info_hash,
+            port,
+            implied_port,
+            client,
+        } => announce(info_hash, if implied_port { None } else { port }, &client),
+        Command::Sample {
+            addr,
+            target,
+            client,
+        } => sample(addr, target, &client),
+    }
+}
+
+/// The public routers' addresses, resolved now (only when no other way in is given).
+fn public_routers() -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for name in PUBLIC_ROUTERS {
+        match name.to_socket_addrs() {
+            Ok(addrs) => out.extend(addrs.filter(|a| a.is_ipv4()).take(1)),
+            Err(e) => log::warn!("cannot resolve {name}: {e}"),
+        }
+    }
+    out
+}
+
+fn print_json(value: serde_json::Value) {
+    println!("{value}");
+}
+
+/// Starts a read-only client node (BEP 43: it answers nothing and stays out of the tables).
+fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i32> {
+    let mut builder = Dht::builder()
+        .bind(args.bind)
+        .allow_private(args.allow_private)
+        .read_only(true);
+    if needs_bootstrap {
+        let nodes = if args.bootstrap.is_empty() {
+            public_routers()
+        } else {
+            args.bootstrap.clone()
+        };
+        builder = builder.bootstrap(nodes);
+    }
+    builder.start().map_err(|e| {
+        eprintln!("btdht: {e}");
+        match e {
+            Error::Bind { .. } => EXIT_USAGE,
+            _ => EXIT_NO_ANSWER,
+        }
+    })
+}
+
+fn timeout(args: &ClientArgs) -> Duration {
+    Duration::from_secs(args.timeout)
+}
+
+fn finish(dht: Dht, status: i32) -> i32 {
+    if let Err(e) = dht.stop() {
+        log::warn!("{e}");
+    }
+    status
+}
+
+fn ping(addr: SocketAddr, args: &ClientArgs) -> i32 {
+    let dht = match client(args, false) {
+        Ok(dht) => dht,
+        Err(status) => return status,
+    };
+    let started = Instant::now();
+    let status = match dht.ping(addr, timeout(args)) {
+        Ok(id) => {
+            let rtt = started.elapsed().as_secs_f64() * 1000.0;
+            if args.json {
+                print_json(json!({"addr": addr.to_string(), "id": id.to_hex(), "rtt_ms": rtt}));
+            } else {
+                println!("{addr} answered: id {id} in {rtt:.1} ms");
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("btdht: {addr}: {e}");
+            EXIT_NO_ANSWER
+        }
+    };
+    finish(dht, status)
+}
+
+fn lookup_failed(what: &str, result: &Result<LookupOutcome, Error>) -> Option<i32> {
+    match result {
+        Err(e) => {
+            eprintln!("btdht: {what}: {e}");
+            Some(EXIT_NO_ANSWER)
+        }
+        Ok(outcome) if outcome.responses == 0 => {
+            eprintln!("btdht: {what}: no node answered");
+            Some(EXIT_NO_ANSWER)
+        }
+        Ok(_) => None,
+    }
+}
+
+fn print_nodes(outcome: &LookupOutcome, json: bool) {
+    for (node, _) in &outcome.closest {
+        let distance = node.id.distance(&outcome.target).leading_zeros();
+        if json {
+            print_json(json!({
+                "type": "node",
+                "id": node.id.to_hex(),
+                "addr": node.addr.to_string(),
+                "common_bits": distance,
+            }));
+        } else {
+            println!(
+                "node {} {} ({} bits in common)",
+                node.id, node.addr, distance
+            );
+        }
+    }
+}
+
+fn summary(outcome: &LookupOutcome) {
+    log::info!(
+        "{} queries, {} answers, {} failures, {} rounds in {:.2} s",
+        outcome.queries,
+        outcome.responses,
+        outcome.failures,
+        outcome.rounds,
+        outcome.duration.as_secs_f64()
+    );
+}
+
+fn find_node(target: NodeId, args: &ClientArgs) -> i32 {
+    let dht = match client(args, true) {
+        Ok(dht) => dht,
+        Err(status) => return status,
+    };
+    let result = dht.find_node(target, timeout(args));
+    if let Some(status) = lookup_failed("find_node", &result) {
+        return finish(dht, status);
+    }
+    if let Ok(outcome) = result {
+        summary(&outcome);
+        print_nodes(&outcome, args.json);
+    }
+    finish(dht, EXIT_OK)
+}
+
+fn get_peers(info_hash: NodeId, args: &ClientArgs) -> i32 {
+    let dht = match client(args, true) {
+        Ok(dht) => dht,
+        Err(status) => return status,
+    };
+    let result = dht.get_peers(info_hash, timeout(args));
+    if let Some(status) = lookup_failed("get_peers", &result) {
+        return finish(dht, status);
+    }
+    if let Ok(outcome) = result {
+        summary(&outcome);
+        for peer in &outcome.peers {
+            if args.json {
+                print_json(json!({"type": "peer", "addr": peer.to_string()}));
+            } else {
+                println!("peer {peer}");
+            }
+        }
+        if outcome.peers.is_empty() && !args.json {
+            println!("no peers found");
+        }
+        print_nodes(&outcome, args.json);
+    }
+    finish(dht, EXIT_OK)
+}
+
+fn announce(info_hash: NodeId, port: Option<u16>, args: &ClientArgs) -> i32 {
+    let dht = match client(args, true) {
+        Ok(dht) => dht,
+        Err(status) => return status,
+    };
+    let status = match dht.announce(info_hash, port, timeout(args)) {
+        Ok(result) if result.acknowledged > 0 => {
+            if args.json {
+                print_json(json!({
+                    "info_hash": info_hash.to_hex(),
+                    "port": port,
+                    "implied_port": port.is_none(),
+                    "sent": result.sent,
+                    "acknowledged": result.acknowledged,
+                    "peers": result.outcome.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                }));
+            } else {
+                println!(
+                    "announced {info_hash} to {} nodes ({} acknowledged)",
+                    result.sent, result.acknowledged
+                );
+            }
+            EXIT_OK
+        }
+        Ok(result) => {
+            eprintln!(
+                "btdht: announce: no node acknowledged ({} answered the lookup, {} announces sent)",
+                result.outcome.responses, result.sent
+            );
+            EXIT_NO_ANSWER
+        }
+        Err(e) => {
+            eprintln!("btdht: announce: {e}");
+            EXIT_NO_ANSWER
+        }
+    };
+    finish(dht, status)
+}
+
+fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
+    let dht = match client(args, false) {
+        Ok(dht) => dht,
+        Err(status) => return status,
+    };
+    let target = target.unwrap_or_else(|| NodeId::random(&mut rand::rng()));
+    let status = match dht.sample_infohashes(addr, target, timeout(args)) {
+        Ok(reply) => {
+            if args.json {
+                print_json(json!({
+                    "addr": addr.to_string(),
+                    "id": reply.id.to_hex(),
+                    "num": reply.num,
+                    "interval": reply.interval,
+                    "samples": reply.samples.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+                    "nodes": reply.nodes.iter().map(|n| json!({"id": n.id.to_hex(), "addr": n.addr.to_string()})).collect::<Vec<_>>(),
+                }));
+            } else {
+                println!(
+                    "{addr} (id {}) stores {} info-hashes; ask again in {} s",
+                    reply.id,
+                    reply.num.map_or("?".into(), |n| n.to_string()),
+                    reply.interval.map_or("?".into(), |n| n.to_string())
+                );
+                for hash in &reply.samples {
+                    println!("info_hash {hash}");
+                }
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("btdht: {addr}: {e}");
+            EXIT_NO_ANSWER
+        }
+    };
+    finish(dht, status)
+}
+
+fn print_stats(stats: &DhtStats, json: bool) {
+    let s = &stats.node;
+    if json {
+        print_json(json!({
+            "nodes_ipv4": stats.nodes_ipv4,
+            "nodes_ipv6": stats.nodes_ipv6,
+            "info_hashes": stats.info_hashes,
+            "peers": stats.peers,
+            "datagrams_in": s.datagrams_in,
+            "datagrams_out": s.datagrams_out,
+            "queries_in": s.queries_in.iter().sum::<u64>(),
+            "responses_in": s.responses_in,
+            "timeouts": s.timeouts,
+            "rejected": s.rejected_total(),
+            "rate_limited": s.rate_limited,
+            "announces_stored": s.announces_stored,
+        }));
+    } else {
+        println!(
+            "nodes {}+{} (v4+v6), {} info-hashes, {} peers; in {} out {} datagrams, {} queries in, {} timeouts, {} rejected, {} rate-limited",
+            stats.nodes_ipv4,
+            stats.nodes_ipv6,
+            stats.info_hashes,
+            stats.peers,
+            s.datagrams_in,
+            s.datagrams_out,
+            s.queries_in.iter().sum::<u64>(),
+            s.timeouts,
+            s.rejected_total(),
+            s.rate_limited
+        );
+    }
+}
+
+fn node(args: NodeArgs) -> i32 {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            eprintln!("btdht: cannot handle signal {signal}: {e}");
+            return EXIT_NO_ANSWER;
+        }
+    }
+    let mut builder = Dht::builder()
+        .bind(args.bind)
+        .allow_private(args.allow_private)
+        .read_only(args.read_only);
+    if let Some(addr) = args.bind6 {
+        builder = builder.bind6(addr);
+    }
+    if let Some(id) = args.id {
+        builder = builder.node_id(id);
+    }
+    let has_saved_nodes = args
+        .state
+        .as_deref()
+        .is_some_and(|p| matches!(btdht::driver::load(p), Ok(Some(s)) if !s.nodes.is_empty()));
+    if let Some(path) = &args.state {
+        builder = builder.state_file(path);
+    }
+    if !args.bootstrap.is_empty() {
+        builder = builder.bootstrap(args.bootstrap.iter().copied());
+    } else if !has_saved_nodes {
+        builder = builder.bootstrap(public_routers());
+    }
+    let dht = match builder.start() {
+        Ok(dht) => dht,
+        Err(e) => {
+            eprintln!("btdht: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    eprintln!("btdht: node {} listening on {}", dht.id(), dht.local_addr());
+    if let Some(addr) = dht.local_addr6() {
+        eprintln!("btdht: also listening on {addr}");
+    }
+    let period = args.stats.map(Duration::from_secs);
+    let mut next_stats = period.map(|p| Instant::now() + p);
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if let (Some(at), Some(period)) = (next_stats, period) {
+            if Instant::now() >= at {
+                next_stats = Some(at + period);
+                match dht.stats(Duration::from_secs(2)) {
+                    Ok(stats) => print_stats(&stats, args.json),
+                    Err(e) => log::warn!("stats: {e}"),
+                }
+            }
+        }
+    }
+    eprintln!("btdht: stopping");
+    match dht.stop() {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("btdht: {e}");
+            EXIT_NO_ANSWER
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The I/O thread: the only owner of the [`Node`] and of the UDP sockets.
+//!
+//! It loops: apply the commands of the `Dht` handles, run the core's timers, flush its
+//! datagrams and events, then sleep in mio's `poll` until a socket is readable, a handle wakes
+//! it through the `Waker`, or the core's next deadline comes. mio is edge-triggered, so a
+//! readable socket is drained until `WouldBlock`. The core's clock is the microseconds elapsed
+//! since the driver started (`Clock`); only this module and the handle read the OS clock.
+//!
+//! Completions of requests go to the waiting caller's own channel (a map from the core's
+//! [`RequestId`] to a reply sender); everything else goes to the hook thread.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+
+use super::persist::{Job, SavedNode, SavedPeer, State};
+use super::{AnnounceResult, DhtStats, TableSnapshot};
+use crate::contact::NodeInfo;
+use crate::id::{InfoHash, NodeId};
+use crate::node::{Event, LookupOutcome, Node, QueryError, RequestId, SampleReply};
+use crate::routing::{Liveness, Snapshot};
+use crate::time::Instant;
+
+pub(crate) const SOCK4: Token = Token(0);
+pub(crate) const SOCK6: Token = Token(1);
+pub(crate) const WAKER: Token = Token(2);
+
+/// Largest datagram read; longer ones are truncated by the kernel and then rejected by the
+/// decoder.
+const RECV_BUFFER: usize = 65_536;
+/// Datagrams fed to the core between two flushes of its outbox while draining a socket.
+const FLUSH_EVERY: usize = 256;
+/// Requests awaiting completion at once; more are refused as busy.
+const MAX_WAITERS: usize = 65_536;
+/// Longest sleep, so that a lost wake-up cannot stall the loop.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// The core's clock: microseconds since the driver started.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock(std::time::Instant);
+
+impl Clock {
+    pub fn start() -> Self {
+        Clock(std::time::Instant::now())
+    }
+
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A request from a `Dht` handle.
+pub(crate) enum Command {
+    Ping(SocketAddr, Sender<Result<NodeId, QueryError>>),
+    FindNode(NodeId, Sender<LookupOutcome>),
+    GetPeers(InfoHash, Sender<LookupOutcome>),
+    Announce(InfoHash, Option<u16>, bool, Sender<AnnounceResult>),
+    Sample(SocketAddr, NodeId, Sender<Result<SampleReply, QueryError>>),
+    Bootstrap(Vec<SocketAddr>),
+    AddNode(NodeInfo),
+    RoutingTable(Sender<TableSnapshot>),
+    Stats(Sender<DhtStats>),
+    Save(Sender<io::Result<()>>),
+    Stop,
+}
+
+/// Who waits for a request's completion.
+pub(crate) enum Waiter {
+    Ping(Sender<Result<NodeId, QueryError>>),
+    Lookup(Sender<LookupOutcome>),
+    Announce(Sender<AnnounceResult>),
+    Sample(Sender<Result<SampleReply, QueryError>>),
+}
+
+/// Counters of the driver itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DriverCounters {
+    pub send_errors: u64,
+    pub no_socket: u64,
+    pub events_dropped: u64,
+    pub recv_errors: u64,
+}
+
+/// Everything the I/O thread owns.
+pub(crate) struct IoThread {
+    pub node: Node,
+    pub poll: Poll,
+    pub sock4: Option<UdpSocket>,
+    pub sock6: Option<UdpSocket>,
+    pub clock: Clock,
+    pub commands: Receiver<Command>,
+    pub events: Sender<Event>,
+    pub persist: Option<Sender<Job>>,
+    pub save_interval: Duration,
+    pub save_peers: bool,
+    pub waiters: HashMap<RequestId, Waiter>,
+    pub counters: DriverCounters,
+}
+
+impl IoThread {
+    /// Runs until a `Stop` command or until every handle is gone.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(64);
+        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut next_save = self.clock.now() + self.save_interval;
+        loop {
+            let now = self.clock.now();
+            loop {
+                match self.commands.try_recv() {
+                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => {
+                        self.shutdown();
+                        return;
+                    }
+                    Ok(command) => self.command(now, command),
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            if self.node.poll_timeout().is_some_and(|at| at <= now) {
+                self.node.handle_timeout(now);
+            }
+            self.flush();
+            if self.persist.is_some() && now >= next_save {
+                next_save = now + self.save_interval;
+                self.save(now, None);
+            }
+            let now = self.clock.now();
+            let mut sleep = MAX_SLEEP;
+            if let Some(at) = self.node.poll_timeout() {
+                sleep = sleep.min(at.saturating_duration_since(now));
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(sleep)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    SOCK4 => self.drain(false, &mut buf),
+                    SOCK6 => self.drain(true, &mut buf),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self, v6: bool, buf: &mut [u8]) {
+        let mut fed = 0usize;
+        loop {
+            let socket = if v6 { &self.sock6 } else { &self.sock4 };
+            let Some(socket) = socket else { return };
+            match socket.recv_from(buf) {
+                Ok((len, from)) => {
+                    let from = canonical(from);
+                    let now = self.clock.now();
+                    self.node.handle_datagram(now, from, &buf[..len]);
+                    fed += 1;
+                    if fed % FLUSH_EVERY == 0 {
+                        self.flush();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors (connection refused) surface here on some systems; they
+                    // do not end the socket's readiness, so keep draining.
+                    self.counters.recv_errors += 1;
+                    log::trace!("recv error: {e}");
+                    if self.counters.recv_errors % 1024 == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        self.flush();
+    }
+
+    /// Sends what the core queued and dispatches its events.
+    fn flush(&mut self) {
+        while let Some(transmit) = self.node.poll_transmit() {
+            let to = canonical(transmit.to);
+            let socket = if to.is_ipv4() {
+                &self.sock4
+            } else {
+                &self.sock6
+            };
+            let Some(socket) = socket else {
+                self.counters.no_socket += 1;
+                continue;
+            };
+            if let Err(e) = socket.send_to(&transmit.bytes, to) {
+                // UDP is lossy anyway: a full send buffer or an unreachable address loses
+                // this datagram and the query, if any, times out in the core.
+                self.counters.send_errors += 1;
+                log::trace!("send to {to} failed: {e}");
+            }
+        }
+        while let Some(event) = self.node.poll_event() {
+            self.dispatch(event);
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        let request = match &event {
+            Event::LookupDone { request, .. }
+            | Event::AnnounceDone { request, .. }
+            | Event::PingDone { request, .. }
+            | Event::SampleDone { request, .. } => Some(*request),
+            _ => None,
+        };
+        let Some(request) = request else {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => self.counters.events_dropped += 1,
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+            return;
+        };
+        let Some(waiter) = self.waiters.remove(&request) else {
+            if let Event::LookupDone { kind, outcome, .. } = &event {
+                log::debug!(
+                    "{kind:?} lookup done: {} answers, {} closest",
+                    outcome.responses,
+                    outcome.closest.len()
+                );
+            }
+            return;
+        };
+        // A caller that gave up has dropped its receiver: ignore send errors.
+        match (waiter, event) {
+            (Waiter::Ping(tx), Event::PingDone { result, .. }) => {
+                let _ = tx.send(result);
+            }
+            (Waiter::Lookup(tx), Event::LookupDone { outcome, .. }) => {
+                let _ = tx.send(outcome);
+            }
+            (
+                Waiter::Announce(tx),
+                Event::AnnounceDone {
+                    outcome,
+                    sent,
+                    acknowledged,
+                    ..
+                },
+            ) => {
+                let _ = tx.send(AnnounceResult {
+                    outcome,
+                    sent,
+                    acknowledged,
+                });
+            }
+            (Waiter::Sample(tx), Event::SampleDone { result, .. }) => {
+                let _ = tx.send(result);
+            }
+            _ => log::warn!("completion of request {request:?} does not match its waiter"),
+        }
+    }
+
+    fn wait(&mut self, request: RequestId, waiter: Waiter) {
+        if self.waiters.len() < MAX_WAITERS {
+            self.waiters.insert(request, waiter);
+        }
+    }
+
+    fn command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Ping(addr, tx) => {
+                let request = self.node.ping(now, canonical(addr));
+                self.wait(request, Waiter::Ping(tx));
+            }
+            Command::FindNode(target, tx) => {
+                let request = self.node.find_node(now, target);
+                self.wait(request, Waiter::Lookup(tx));
+            }
+            Command::GetPeers(info_hash, tx) => {
+                let request = self.node.get_peers(now, info_hash);
+                self.wait(request, Waiter::Lookup(tx));
+            }
+            Command::Announce(info_hash, port, seed, tx) => {
+                let request = self.node.announce(now, info_hash, port, seed);
+                self.wait(request, Waiter::Announce(tx));
+            }
+            Command::Sample(addr, target, tx) => {
+                let request = self.node.sample_infohashes(now, canonical(addr), target);
+                self.wait(request, Waiter::Sample(tx));
+            }
+            Command::Bootstrap(nodes) => {
+                let nodes: Vec<SocketAddr> = nodes.into_iter().map(canonical).collect();
+                self.node.bootstrap(now, &nodes);
+            }
+            Command::AddNode(node) => {
+                self.node
+                    .add_known_node(now, NodeInfo::new(node.id, canonical(node.addr)));
+            }
+            Command::RoutingTable(tx) => {
+                let _ = tx.send(TableSnapshot {
+                    id: self.node.id(),
+                    ipv4: self.node.routing_table().snapshot(now),
+                    ipv6: self.node.routing_table6().snapshot(now),
+                });
+            }
+            Command::Stats(tx) => {
+                let _ = tx.send(DhtStats {
+                    node: self.node.stats().clone(),
+                    nodes_ipv4: self.node.routing_table().len(),
+                    nodes_ipv6: self.node.routing_table6().len(),
+                    info_hashes: self.node.peer_store().len(),
+                    peers: self.node.peer_store().peer_count(),
+                    queries_in_flight: self.node.queries_in_flight(),
+                    operations_running: self.node.operations_running(),
+                    send_errors: self.counters.send_errors,
+                    recv_errors: self.counters.recv_errors,
+                    no_socket: self.counters.no_socket,
+                    events_dropped: self.counters.events_dropped,
+                });
+            }
+            Command::Save(tx) => {
+                if self.persist.is_some() {
+                    self.save(now, Some(tx));
+                } else {
+                    let _ = tx.send(Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "no state file configured",
+                    )));
+                }
+            }
+            Command::Stop => {}
+        }
+    }
+
+    fn save(&mut self, now: Instant, reply: Option<Sender<io::Result<()>>>) {
+        let Some(persist) = &self.persist else { return };
+        let state = state_of(&self.node, now, self.save_peers);
+        if let Err(e) = persist.send(Job { state, reply }) {
+            if let Some(reply) = e.into_inner().reply {
+                let _ = reply.send(Err(io::Error::other("persistence thread is gone")));
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let now = self.clock.now();
+        self.save(now, None);
+        // Dropping `self` closes the persistence and hook channels: those threads finish
+        // their queue and end.
+    }
+}
+
+/// The node's persistent state at `now`.
+pub(crate) fn state_of(node: &Node, now: Instant, with_peers: bool) -> State {
+    let mut nodes: Vec<SavedNode> = Vec::new();
+    for snapshot in [
+        node.routing_table().snapshot(now),
+        node.routing_table6().snapshot(now),
+    ] {
+        nodes.extend(
+            snapshot
+                .nodes
+                .iter()
+                .filter(|n| n.liveness != Liveness::Bad)
+                .map(|n| SavedNode {
+                    node: n.node,
+                    since_response: n.since_response,
+                }),
+        );
+    }
+    nodes.sort_by_key(|n| n.since_response.unwrap_or(Duration::MAX));
+    let peers = if with_peers {
+        node.peer_store()
+            .peers()
+            .map(|p| SavedPeer {
+                info_hash: p.info_hash,
+                addr: p.addr,
+                seed: p.seed,
+                age: now.saturating_duration_since(p.announced_at),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    State {
+        id: node.id(),
+        nodes,
+        peers,
+    }
+}
+
+/// Loads a saved state into a fresh node: its nodes into the tables, its announces into the
+/// store (those not yet expired). Returns how many nodes became entries.
+pub(crate) fn restore(node: &mut Node, now: Instant, state: &State) -> usize {
+    let snapshot = Snapshot {
+        own_id: state.id,
+        nodes: state
+            .nodes
+            .iter()
+            .map(|n| crate::routing::SnapshotEntry {
+                node: n.node,
+                liveness: Liveness::Questionable,
+                since_response: n.since_response,
+                failed_queries: 0,
+            })
+            .collect(),
+    };
+    let restored = node.restore_routing(now, &snapshot);
+    let ttl = node.peer_store().config().peer_ttl;
+    for peer in &state.peers {
+        if peer.age < ttl {
+            node.restore_peer(now, peer.info_hash, peer.addr, peer.seed);
+        }
+    }
+    restored
+}
+
+/// IPv4-mapped IPv6 addresses as plain IPv4.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// Registers the sockets with the poll.
+pub(crate) fn register(
+    poll: &Poll,
+    sock4: Option<&mut UdpSocket>,
+    sock6: Option<&mut UdpSocket>,
+) -> io::Result<()> {
+    if let Some(s) = sock4 {
+        poll.registry().register(s, SOCK4, Interest::READABLE)?;
+    }
+    if let Some(s) = sock6 {
+        poll.registry().register(s, SOCK6, Interest::READABLE)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,717 @@
+//! The driver: btdht on real UDP sockets, as a thread per role.
+//!
+//! [`Dht::builder`] opens the sockets and starts:
+//! - the **I/O thread** (`io_thread.rs`), sole owner of the sans-IO [`Node`] and the sockets;
+//! - the **hook thread** ([`hooks`]), which hands events to callbacks and subscribers so user
+//!   code never stalls the I/O;
+//! - with a state file, the **persistence thread** ([`persist`]), which writes snapshots
+//!   atomically, periodically and on stop.
+//!
+//! A [`Dht`] is a cheap handle (`Clone + Send + Sync`): its blocking methods send a command to
+//! the I/O thread, wake it, and wait for the answer on a channel of their own, at most for the
+//! timeout given. [`Dht::stop`] ends every thread within [`STOP_TIMEOUT`] or says which did not
+//! stop.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use btdht::driver::Dht;
+//!
+//! # fn main() -> Result<(), btdht::driver::Error> {
+//! let dht = Dht::builder()
+//!     .bind("127.0.0.1:0".parse().unwrap())
+//!     .allow_private(true)
+//!     .bootstrap(["127.0.0.2:6881".parse().unwrap()])
+//!     .start()?;
+//! let info_hash = btdht::InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap();
+//! let found = dht.get_peers(info_hash, Duration::from_secs(10))?;
+//! println!("{} peers, {} nodes", found.peers.len(), found.closest.len());
+//! dht.stop()?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod hooks;
+mod io_thread;
+pub mod persist;
+pub mod socket;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::{Poll, Waker};
+use parking_lot::Mutex;
+
+use crate::contact::NodeInfo;
+use crate::id::{InfoHash, NodeId};
+use crate::node::{Config, Event, LookupOutcome, Method, Node, QueryError, SampleReply, Stats};
+use crate::routing::Snapshot;
+use hooks::{Hooks, Subscribers};
+use io_thread::{Clock, Command, IoThread};
+
+/// How long [`Dht::stop`] waits for the threads to end.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default period of state saves. 5 minutes.
+pub const DEFAULT_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+/// Commands that may wait for the I/O thread at once.
+const COMMAND_QUEUE: usize = 4_096;
+/// Events that may wait for the hook thread; more are dropped and counted.
+const EVENT_QUEUE: usize = 16_384;
+
+/// What went wrong with a driver call.
+#[derive(Debug)]
+pub enum Error {
+    /// A socket could not be opened.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Another I/O error (poll setup, thread start, state save).
+    Io(io::Error),
+    /// No answer within the timeout given.
+    Timeout,
+    /// The DHT was stopped.
+    Stopped,
+    /// The remote or the core refused the query.
+    Query(QueryError),
+    /// Threads that did not end within [`STOP_TIMEOUT`] (the original's FailToStop).
+    FailToStop(Vec<&'static str>),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Timeout => f.write_str("no answer before the timeout"),
+            Error::Stopped => f.write_str("the DHT is stopped"),
+            Error::Query(e) => write!(f, "{e}"),
+            Error::FailToStop(names) => {
+                write!(f, "threads did not stop in time: {}", names.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. } => Some(source),
+            Error::Io(e) => Some(e),
+            Error::Query(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The result of an announce: the get_peers lookup, then announce_peer to the closest nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnounceResult {
+    /// The lookup (peers already known, closest nodes and their tokens).
+    pub outcome: LookupOutcome,
+    /// announce_peer queries sent.
+    pub sent: usize,
+    /// announce_peer queries acknowledged.
+    pub acknowledged: usize,
+}
+
+/// A copy of the routing tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSnapshot {
+    /// The node's id.
+    pub id: NodeId,
+    /// The IPv4 table.
+    pub ipv4: Snapshot,
+    /// The IPv6 table.
+    pub ipv6: Snapshot,
+}
+
+impl TableSnapshot {
+    /// Every node of both tables.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeInfo> + '_ {
+        self.ipv4
+            .nodes
+            .iter()
+            .chain(&self.ipv6.nodes)
+            .map(|n| n.node)
+    }
+
+    /// How many nodes both tables hold.
+    pub fn len(&self) -> usize {
+        self.ipv4.nodes.len() + self.ipv6.nodes.len()
+    }
+
+    /// Whether both tables are empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The core's counters with the driver's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DhtStats {
+    /// The core's counters.
+    pub node: Stats,
+    /// IPv4 routing table entries.
+    pub nodes_ipv4: usize,
+    /// IPv6 routing table entries.
+    pub nodes_ipv6: usize,
+    /// Info-hashes in the announce store.
+    pub info_hashes: usize,
+    /// Peers in the announce store.
+    pub peers: usize,
+    /// Queries awaiting an answer.
+    pub queries_in_flight: usize,
+    /// Lookups and announces running.
+    pub operations_running: usize,
+    /// Datagrams the OS refused to send (full buffer, unreachable).
+    pub send_errors: u64,
+    /// Errors reading the sockets.
+    pub recv_errors: u64,
+    /// Datagrams for an address family without a socket.
+    pub no_socket: u64,
+    /// Events dropped because the hook thread was behind.
+    pub events_dropped: u64,
+}
+
+/// How the node id is chosen.
+#[derive(Clone, Copy, Debug)]
+enum IdChoice {
+    /// The saved one, else random.
+    Default,
+    /// This one.
+    Fixed(NodeId),
+    /// A BEP 42 id for this external address (the saved one if it matches).
+    Bep42(IpAddr),
+}
+
+/// Settings for a [`Dht`]; see [`Dht::builder`].
+pub struct Builder {
+    bind: SocketAddr,
+    bind6: Option<SocketAddr>,
+    id: IdChoice,
+    bootstrap: Vec<SocketAddr>,
+    config: Config,
+    state_file: Option<PathBuf>,
+    save_interval: Duration,
+    save_peers: bool,
+    seed: Option<u64>,
+    hooks: Hooks,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            bind: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            bind6: None,
+            id: IdChoice::Default,
+            bootstrap: Vec::new(),
+            config: Config::default(),
+            state_file: None,
+            save_interval: DEFAULT_SAVE_INTERVAL,
+            save_peers: true,
+            seed: None,
+            hooks: Hooks::default(),
+        }
+    }
+}
+
+impl Builder {
+    /// The IPv4 address to bind. Default `0.0.0.0:6881`; port 0 picks a free port.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Also bind this IPv6 address (BEP 32). Default: IPv4 only.
+    pub fn bind6(mut self, addr: SocketAddr) -> Self {
+        self.bind6 = Some(addr);
+        self
+    }
+
+    /// Use this node id (default: the saved one, else a random one).
+    pub fn node_id(mut self, id: NodeId) -> Self {
+        self.id = IdChoice::Fixed(id);
+        self
+    }
+
+    /// Derive the node id from our external address, per BEP 42 (a saved id that already
+    /// satisfies it is kept).
+    pub fn bep42_id(mut self, external_ip: IpAddr) -> Self {
+        self.id = IdChoice::Bep42(external_ip);
+        self
+    }
+
+    /// Nodes to join the network through (added to any given before).
+    pub fn bootstrap(mut self, nodes: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.bootstrap.extend(nodes);
+        self
+    }
+
+    /// Bucket size K (default 8).
+    pub fn k(mut self, k: usize) -> Self {
+        self.config.k = k.max(1);
+        self
+    }
+
+    /// Queries a lookup keeps in flight (default 3).
+    pub fn alpha(mut self, alpha: usize) -> Self {
+        self.config.alpha = alpha.max(1);
+        self
+    }
+
+    /// BEP 43 read-only mode: answer no queries (default false).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.config.read_only = read_only;
+        self
+    }
+
+    /// Talk to private, loopback and reserved addresses (default false; needed on a LAN or
+    /// loopback).
+    pub fn allow_private(mut self, allow: bool) -> Self {
+        self.config.allow_private = allow;
+        self
+    }
+
+    /// The per-source-IP limit on incoming queries (`None`: unlimited).
+    pub fn rate_limit_per_ip(mut self, limit: Option<crate::node::RateLimit>) -> Self {
+        self.config.rate_limit_per_ip = limit;
+        self
+    }
+
+    /// The global limit on incoming queries (`None`: unlimited).
+    pub fn rate_limit_global(mut self, limit: Option<crate::node::RateLimit>) -> Self {
+        self.config.rate_limit_global = limit;
+        self
+    }
+
+    /// The whole core configuration (replaces the settings made before; those made after
+    /// apply on top).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Load the state from `path` at start (a missing, corrupt or truncated file is logged
+    /// and ignored) and save it there periodically and on stop.
+    pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+
+    /// How often the state is saved (default [`DEFAULT_SAVE_INTERVAL`]).
+    pub fn save_interval(mut self, interval: Duration) -> Self {
+        self.save_interval = interval.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Whether the announce store is saved with the routing table (default true).
+    pub fn save_peers(mut self, save: bool) -> Self {
+        self.save_peers = save;
+        self
+    }
+
+    /// Seed of the core's random generator (default: from the OS).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Calls `hook` on the hook thread for every informational event (incoming announces and
+    /// get_peers, nodes added and removed).
+    pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.hooks.on_event.push(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` on the hook thread for every incoming query.
+    pub fn on_query(
+        mut self,
+        hook: impl Fn(SocketAddr, NodeId, Method) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.on_query.push(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` on the hook thread for every reply to our queries.
+    pub fn on_response(
+        mut self,
+        hook: impl Fn(SocketAddr, NodeId) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.on_response.push(Arc::new(hook));
+        self
+    }
+
+    /// Opens the sockets, loads the state, starts the threads and the bootstrap.
+    pub fn start(self) -> Result<Dht, Error> {
+        Dht::start(self)
+    }
+}
+
+/// Signals on drop that a thread ended, even if it panicked.
+struct DoneGuard(&'static str, Sender<&'static str>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        let _ = self.1.send(self.0);
+    }
+}
+
+fn spawn(
+    name: &'static str,
+    done: &Sender<&'static str>,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, Error> {
+    let guard = DoneGuard(name, done.clone());
+    std::thread::Builder::new()
+        .name(format!("btdht-{name}"))
+        .spawn(move || {
+            let _guard = guard;
+            f();
+        })
+        .map_err(Error::Io)
+}
+
+struct Threads {
+    handles: HashMap<&'static str, JoinHandle<()>>,
+    done: Receiver<&'static str>,
+}
+
+struct Inner {
+    commands: Sender<Command>,
+    waker: Waker,
+    id: NodeId,
+    local_addr: SocketAddr,
+    local_addr6: Option<SocketAddr>,
+    subscribers: Arc<Subscribers>,
+    threads: Mutex<Option<Threads>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: tell the threads to end, without waiting for them.
+        let _ = self.commands.try_send(Command::Stop);
+        let _ = self.waker.wake();
+    }
+}
+
+/// A running DHT node on real sockets. Cheap to clone; every clone drives the same node.
+#[derive(Clone)]
+pub struct Dht {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Dht {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dht")
+            .field("id", &self.inner.id)
+            .field("local_addr", &self.inner.local_addr)
+            .field("local_addr6", &self.inner.local_addr6)
+            .finish()
+    }
+}
+
+impl Dht {
+    /// Settings for a new DHT node, with the defaults of [`Config`].
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    fn start(builder: Builder) -> Result<Dht, Error> {
+        let Builder {
+            bind,
+            bind6,
+            id,
+            bootstrap,
+            mut config,
+            state_file,
+            save_interval,
+            save_peers,
+            seed,
+            hooks,
+        } = builder;
+        if hooks.wants_queries() {
+            config.query_events = true;
+        }
+        let mut sock4 =
+            Some(socket::bind_udp(bind).map_err(|source| Error::Bind { addr: bind, source })?);
+        let mut sock6 = match bind6 {
+            Some(addr) => {
+                Some(socket::bind_udp(addr).map_err(|source| Error::Bind { addr, source })?)
+            }
+            None => None,
+        };
+        let local_addr = sock4
+            .as_ref()
+            .map(|s| s.local_addr())
+            .transpose()
+            .map_err(Error::Io)?
+            .unwrap_or(bind);
+        let local_addr6 = sock6
+            .as_ref()
+            .map(|s| s.local_addr())
+            .transpose()
+            .map_err(Error::Io)?;
+
+        let state = match &state_file {
+            Some(path) => match persist::load_state(path) {
+                Ok(state) => state,
+                Err(e) => {
+                    log::warn!("ignoring state file {}: {e}", path.display());
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut rng = rand::rng();
+        let id = match id {
+            IdChoice::Fixed(id) => id,
+            IdChoice::Default => state
+                .as_ref()
+                .map(|s| s.id)
+                .unwrap_or_else(|| NodeId::random(&mut rng)),
+            IdChoice::Bep42(ip) => match &state {
+                Some(s) if s.id.is_bep42_valid_for(ip) => s.id,
+                _ => NodeId::bep42(ip, rand::random::<u8>(), &mut rng),
+            },
+        };
+        let clock = Clock::start();
+        let now = clock.now();
+        let mut node = Node::new(config, id, seed.unwrap_or_else(rand::random), now);
+        let restored = match &state {
+            Some(state) => io_thread::restore(&mut node, now, state),
+            None => 0,
+        };
+        if restored > 0 {
+            log::info!("restored {restored} nodes from the state file");
+        }
+        let bootstrap: Vec<SocketAddr> = bootstrap.into_iter().map(io_thread::canonical).collect();
+        if !bootstrap.is_empty() || restored > 0 {
+            node.bootstrap(now, &bootstrap);
+        }
+
+        let poll = Poll::new().map_err(Error::Io)?;
+        let waker = Waker::new(poll.registry(), io_thread::WAKER).map_err(Error::Io)?;
+        io_thread::register(&poll, sock4.as_mut(), sock6.as_mut()).map_err(Error::Io)?;
+
+        let (commands_tx, commands_rx) = crossbeam_channel::bounded(COMMAND_QUEUE);
+        let (events_tx, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let subscribers = Arc::new(Subscribers::default());
+        let mut handles = HashMap::new();
+
+        let persist_tx = match state_file {
+            Some(path) => {
+                let (tx, rx) = crossbeam_channel::bounded(4);
+                handles.insert(
+                    "persist",
+                    spawn("persist", &done_tx, move || persist::run(path, rx))?,
+                );
+                Some(tx)
+            }
+            None => None,
+        };
+        let subs = subscribers.clone();
+        handles.insert(
+            "hooks",
+            spawn("hooks", &done_tx, move || {
+                hooks::run(events_rx, hooks, subs)
+            })?,
+        );
+        let io = IoThread {
+            node,
+            poll,
+            sock4: sock4.take(),
+            sock6: sock6.take(),
+            clock,
+            commands: commands_rx,
+            events: events_tx,
+            persist: persist_tx,
+            save_interval,
+            save_peers,
+            waiters: HashMap::new(),
+            counters: Default::default(),
+        };
+        handles.insert("io", spawn("io", &done_tx, move || io.run())?);
+        log::info!("DHT node {id} listening on {local_addr}");
+        Ok(Dht {
+            inner: Arc::new(Inner {
+                commands: commands_tx,
+                waker,
+                id,
+                local_addr,
+                local_addr6,
+                subscribers,
+                threads: Mutex::new(Some(Threads {
+                    handles,
+                    done: done_rx,
+                })),
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The bound IPv4 address (with the port picked when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The bound IPv6 address, if any.
+    pub fn local_addr6(&self) -> Option<SocketAddr> {
+        self.inner.local_addr6
+    }
+
+    fn send(&self, command: Command, timeout: Duration) -> Result<(), Error> {
+        self.inner
+            .commands
+            .send_timeout(command, timeout)
+            .map_err(|e| match e {
+                crossbeam_channel::SendTimeoutError::Timeout(_) => Error::Timeout,
+                crossbeam_channel::SendTimeoutError::Disconnected(_) => Error::Stopped,
+            })?;
+        self.inner.waker.wake().map_err(Error::Io)
+    }
+
+    fn request<T>(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(Sender<T>) -> Command,
+    ) -> Result<T, Error> {
+        let deadline = std::time::Instant::now() + timeout;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(make(tx), timeout)?;
+        rx.recv_deadline(deadline).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Timeout => Error::Timeout,
+            crossbeam_channel::RecvTimeoutError::Disconnected => Error::Stopped,
+        })
+    }
+
+    /// Pings `addr` and returns its node id.
+    pub fn ping(&self, addr: SocketAddr, timeout: Duration) -> Result<NodeId, Error> {
+        self.request(timeout, |tx| Command::Ping(addr, tx))?
+            .map_err(Error::Query)
+    }
+
+    /// Looks up the nodes closest to `target` (`closest` of the outcome).
+    pub fn find_node(&self, target: NodeId, timeout: Duration) -> Result<LookupOutcome, Error> {
+        self.request(timeout, |tx| Command::FindNode(target, tx))
+    }
+
+    /// Looks up the peers of `info_hash` (`peers` of the outcome) and the closest nodes with
+    /// their tokens.
+    pub fn get_peers(
+        &self,
+        info_hash: InfoHash,
+        timeout: Duration,
+    ) -> Result<LookupOutcome, Error> {
+        self.request(timeout, |tx| Command::GetPeers(info_hash, tx))
+    }
+
+    /// Announces that we have `info_hash`, reachable on `port` (`None`: the port of our DHT
+    /// socket, BEP 5's implied_port).
+    pub fn announce(
+        &self,
+        info_hash: InfoHash,
+        port: Option<u16>,
+        timeout: Duration,
+    ) -> Result<AnnounceResult, Error> {
+        self.request(timeout, |tx| Command::Announce(info_hash, port, false, tx))
+    }
+
+    /// Asks `addr` for a BEP 51 sample of the info-hashes it stores, around `target`.
+    pub fn sample_infohashes(
+        &self,
+        addr: SocketAddr,
+        target: NodeId,
+        timeout: Duration,
+    ) -> Result<SampleReply, Error> {
+        self.request(timeout, |tx| Command::Sample(addr, target, tx))?
+            .map_err(Error::Query)
+    }
+
+    /// Joins (again) through `nodes`; does not wait.
+    pub fn bootstrap(&self, nodes: &[SocketAddr]) -> Result<(), Error> {
+        self.send(Command::Bootstrap(nodes.to_vec()), STOP_TIMEOUT)
+    }
+
+    /// Adds a node believed live; it is pinged and enters the table if it answers.
+    pub fn add_node(&self, node: NodeInfo) -> Result<(), Error> {
+        self.send(Command::AddNode(node), STOP_TIMEOUT)
+    }
+
+    /// A copy of the routing tables.
+    pub fn routing_table(&self, timeout: Duration) -> Result<TableSnapshot, Error> {
+        self.request(timeout, Command::RoutingTable)
+    }
+
+    /// The counters.
+    pub fn stats(&self, timeout: Duration) -> Result<DhtStats, Error> {
+        self.request(timeout, Command::Stats)
+    }
+
+    /// A new receiver of the informational events (incoming announces and get_peers, nodes
+    /// added and removed). It holds up to [`hooks::SUBSCRIBER_CAPACITY`] events; a receiver
+    /// that falls behind loses the newest ones. Dropping it ends the subscription.
+    pub fn subscribe(&self) -> Receiver<Event> {
+        self.inner.subscribers.subscribe()
+    }
+
+    /// Saves the state to the state file now and waits for the write.
+    pub fn save(&self, timeout: Duration) -> Result<(), Error> {
+        self.request(timeout, Command::Save)?.map_err(Error::Io)
+    }
+
+    /// Stops the node: saves the state (if a state file is set), ends every thread and joins
+    /// them, within [`STOP_TIMEOUT`]. Returns [`Error::FailToStop`] naming the threads that
+    /// did not end (they are left detached). Stopping twice is harmless.
+    pub fn stop(&self) -> Result<(), Error> {
+        let Some(threads) = self.inner.threads.lock().take() else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+        let _ = self.inner.commands.send_deadline(Command::Stop, deadline);
+        let _ = self.inner.waker.wake();
+        let Threads {
+            mut handles, done, ..
+        } = threads;
+        let mut finished = Vec::new();
+        while finished.len() < handles.len() {
+            match done.recv_deadline(deadline) {
+                Ok(name) => finished.push(name),
+                Err(_) => break,
+            }
+        }
+        let mut panicked = false;
+        for name in &finished {
+            if let Some(handle) = handles.remove(name) {
+                panicked |= handle.join().is_err();
+            }
+        }
+        if panicked {
+            log::error!("a DHT thread panicked");
+        }
+        if handles.is_empty() {
+            Ok(())
+        } else {
+            let mut names: Vec<&'static str> = handles.keys().copied().collect();
+            names.sort_unstable();
+            Err(Error::FailToStop(names))
+        }
+    }
+}
+
+/// Loads a state file written by a [`Dht`] (see [`persist`]); `Ok(None)` if it is missing.
+pub fn load(path: &std::path::Path) -> Result<Option<persist::State>, persist::StateError> {
+    persist::load_state(path)
+}

@@ -1,0 +1,210 @@
+//! Token buckets on incoming queries: one per source IP and one for the whole node.
+//!
+//! A query that finds its source's bucket or the global bucket empty is dropped unanswered
+//! (counted in `Stats::rate_limited`). Time is the caller's [`Instant`], so the simulator
+//! tests this deterministically.
+//!
+//! The table of per-IP buckets is bounded: it is kept as two generations of at most
+//! `max_ips / 2` entries each. When the current generation is full it becomes the previous
+//! one and the older is dropped, so memory stays bounded under a flood of spoofed sources, an
+//! IP seen recently keeps its bucket (it is moved forward on use), and the cost per query
+//! stays O(1). A source evicted by such a flood starts again with a full bucket: the per-IP
+//! limit then fails open and the global bucket is what still holds.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::time::Instant;
+
+/// A token bucket's parameters: `rate` queries per second sustained, bursts up to `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub rate: u32,
+    /// Bucket capacity.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The default per-source-IP limit: 20 queries per second, bursts of 100. Generous for
+    /// any honest node or crawler (libtorrent itself sends at most a few per second to one
+    /// node), small against one flooding host.
+    pub const PER_IP: RateLimit = RateLimit {
+        rate: 20,
+        burst: 100,
+    };
+    /// The default global limit: 5,000 queries per second, bursts of 10,000. Far above what a
+    /// home node sees (tens per second); a bootstrap server raises it.
+    pub const GLOBAL: RateLimit = RateLimit {
+        rate: 5_000,
+        burst: 10_000,
+    };
+}
+
+/// Micro-tokens in one token.
+const UNIT: u64 = 1_000_000;
+
+/// One token bucket, in micro-tokens.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    level: u64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(limit: RateLimit, now: Instant) -> Self {
+        Bucket {
+            level: u64::from(limit.burst) * UNIT,
+            at: now,
+        }
+    }
+
+    /// Refills for the time since the last call, then takes one token if there is one.
+    fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_micros();
+        let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
+        let cap = u64::from(limit.burst) * UNIT;
+        self.level = self
+            .level
+            .saturating_add(elapsed.saturating_mul(u64::from(limit.rate)))
+            .min(cap);
+        if now > self.at {
+            self.at = now;
+        }
+        if self.level >= UNIT {
+            self.level -= UNIT;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The per-IP and global buckets of a node.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_ip: Option<RateLimit>,
+    global: Option<(RateLimit, Bucket)>,
+    generation_cap: usize,
+    current: HashMap<IpAddr, Bucket>,
+    previous: HashMap<IpAddr, Bucket>,
+}
+
+impl RateLimiter {
+    /// Limiters with these limits (`None`: unlimited), tracking at most `max_ips` sources.
+    pub fn new(
+        per_ip: Option<RateLimit>,
+        global: Option<RateLimit>,
+        max_ips: usize,
+        now: Instant,
+    ) -> Self {
+        RateLimiter {
+            per_ip,
+            global: global.map(|limit| (limit, Bucket::full(limit, now))),
+            generation_cap: (max_ips / 2).max(1),
+            current: HashMap::new(),
+            previous: HashMap::new(),
+        }
+    }
+
+    /// Sources with a bucket (at most the configured `max_ips`).
+    pub fn tracked_ips(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// Whether a query from `ip` at `now` may be answered; takes a token if so.
+    pub fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
+        if let Some(limit) = self.per_ip {
+            let ip = ip.to_canonical();
+            let bucket = match self.current.get_mut(&ip) {
+                Some(bucket) => bucket,
+                None => {
+                    let bucket = self
+                        .previous
+                        .remove(&ip)
+                        .unwrap_or_else(|| Bucket::full(limit, now));
+                    if self.current.len() >= self.generation_cap {
+                        self.previous = std::mem::take(&mut self.current);
+                    }
+                    self.current.entry(ip).or_insert(bucket)
+                }
+            };
+            if !bucket.take(limit, now) {
+                return false;
+            }
+        }
+        match &mut self.global {
+            Some((limit, bucket)) => bucket.take(*limit, now),
+            None => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(n.into())
+    }
+
+    #[test]
+    fn a_source_gets_its_burst_then_its_rate() {
+        let limit = RateLimit { rate: 10, burst: 5 };
+        let mut limiter = RateLimiter::new(Some(limit), None, 100, Instant::ZERO);
+        let t0 = Instant::from_secs(1);
+        let allowed = (0..20).filter(|_| limiter.allow(t0, ip(1))).count();
+        assert_eq!(allowed, 5);
+        // Another source is unaffected.
+        assert!(limiter.allow(t0, ip(2)));
+        // 100 ms later: one more token.
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(limiter.allow(t1, ip(1)));
+        assert!(!limiter.allow(t1, ip(1)));
+        // Over one simulated minute at 100 queries/s, about 10/s get through.
+        let mut allowed = 0;
+        for i in 0..6_000u64 {
+            let t = t1 + Duration::from_millis(10 * i);
+            allowed += usize::from(limiter.allow(t, ip(1)));
+        }
+        assert!((595..=606).contains(&allowed), "{allowed}");
+    }
+
+    #[test]
+    fn the_global_bucket_limits_many_sources() {
+        let limit = RateLimit {
+            rate: 100,
+            burst: 100,
+        };
+        let mut limiter = RateLimiter::new(None, Some(limit), 100, Instant::ZERO);
+        let allowed = (0..1_000)
+            .filter(|&n| limiter.allow(Instant::ZERO, ip(n)))
+            .count();
+        assert_eq!(allowed, 100);
+    }
+
+    #[test]
+    fn a_spoofed_flood_cannot_grow_the_table() {
+        let mut limiter = RateLimiter::new(Some(RateLimit::PER_IP), None, 1_000, Instant::ZERO);
+        for n in 0..100_000 {
+            limiter.allow(Instant::from_micros(u64::from(n)), ip(n));
+            assert!(limiter.tracked_ips() <= 1_000);
+        }
+        // A source active during the flood keeps its (drained) bucket.
+        let mut limiter = RateLimiter::new(
+            Some(RateLimit { rate: 1, burst: 3 }),
+            None,
+            100,
+            Instant::ZERO,
+        );
+        for n in 0..10_000u32 {
+            let now = Instant::from_micros(u64::from(n));
+            limiter.allow(now, ip(1_000_000 + n));
+            if n % 10 == 0 {
+                limiter.allow(now, ip(7));
+            }
+        }
+        assert!(!limiter.allow(Instant::from_micros(10_000), ip(7)));
+    }
+}

@@ -1,0 +1,268 @@
+//! The `btdht` binary: help texts, bad arguments (exit 2), client commands against
+//! in-process loopback nodes (readable and JSON output, exit 1 when nothing answers), and
+//! `btdht node` stopped by SIGTERM (exit 0, state saved).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use btdht::InfoHash;
+use btdht::driver::Dht;
+use support::{loopback, temp_dir, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_btdht");
+const T: Duration = Duration::from_secs(10);
+
+fn btdht(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let out = btdht(&["--help"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("Example"));
+    for cmd in [
+        "node",
+        "ping",
+        "find-node",
+        "get-peers",
+        "announce",
+        "sample",
+    ] {
+        let out = btdht(&[cmd, "--help"]);
+        assert!(out.status.success(), "{cmd}");
+        assert!(
+            stdout(&out).contains("Example:\n  btdht "),
+            "{cmd}: {}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["find-node", "xyz"], "40-hex-digit"),
+        (&["get-peers", "0123"], "40-hex-digit"),
+        (
+            &["announce", "0123456789abcdef0123456789abcdef01234567"],
+            "--port",
+        ),
+        (
+            &[
+                "announce",
+                "0123456789abcdef0123456789abcdef01234567",
+                "--port",
+                "0",
+            ],
+            "--port",
+        ),
+        (
+            &[
+                "announce",
+                "0123456789abcdef0123456789abcdef01234567",
+                "--port",
+                "1",
+                "--implied-port",
+            ],
+            "cannot be used",
+        ),
+        (&["ping", "not-an-address"], "IP:PORT"),
+        (&["ping", "127.0.0.1:1", "--bind", "nowhere"], "IP:PORT"),
+        (&["frobnicate"], "unrecognized subcommand"),
+        (&[], "Usage"),
+    ];
+    for (args, message) in cases {
+        let out = btdht(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn ping_round_trip_readable_and_json() {
+    let node = loopback(100).start().unwrap();
+    let addr = node.local_addr().to_string();
+    let out = btdht(&["ping", &addr, "--allow-private", "--bind", "127.0.101.1:0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&node.id().to_hex()));
+    let out = btdht(&["ping", &addr, "--allow-private", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(value["id"], node.id().to_hex());
+    assert_eq!(value["addr"], addr);
+    // Without --allow-private the loopback address is refused, and nothing answers.
+    let out = btdht(&["ping", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ignored network"), "{}", stderr(&out));
+    node.stop().unwrap();
+}
+
+#[test]
+fn nothing_answering_exits_1() {
+    let silent = UdpSocket::bind("127.0.102.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let hash = "0123456789abcdef0123456789abcdef01234567";
+    for args in [
+        vec!["ping", &addr],
+        vec!["find-node", hash, "--bootstrap", &addr],
+        vec!["get-peers", hash, "--bootstrap", &addr],
+        vec!["announce", hash, "--implied-port", "--bootstrap", &addr],
+        vec!["sample", &addr],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--allow-private", "--timeout", "3"]);
+        let out = btdht(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn announce_then_get_peers_and_find_node_and_sample() {
+    let seed = loopback(110).start().unwrap();
+    let mut nodes = vec![seed.clone()];
+    for n in 111..118u8 {
+        nodes.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
+    }
+    assert!(wait_until(T, || nodes
+        .iter()
+        .all(|d| d.routing_table(T).is_ok_and(|t| t.len() >= 4))));
+    let boot = seed.local_addr().to_string();
+    let hash = "00112233445566778899aabbccddeeff00112233";
+    let common = [
+        "--allow-private",
+        "--bootstrap",
+        &boot,
+        "--bind",
+        "127.0.119.1:0",
+    ];
+
+    let mut args = vec!["announce", hash, "--port", "6999", "--json"];
+    args.extend(common);
+    let out = btdht(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!(value["acknowledged"].as_u64().unwrap() >= 4, "{value}");
+
+    // The in-process nodes find the announced peer...
+    let found = nodes[3]
+        .get_peers(InfoHash::from_hex(hash).unwrap(), T)
+        .unwrap();
+    let peer: SocketAddr = "127.0.119.1:6999".parse().unwrap();
+    assert!(found.peers.contains(&peer), "{:?}", found.peers);
+
+    // ...and so does the CLI, readable and as JSON lines.
+    let mut args = vec!["get-peers", hash];
+    args.extend(common);
+    let out = btdht(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("peer 127.0.119.1:6999"),
+        "{}",
+        stdout(&out)
+    );
+    args.push("--json");
+    let out = btdht(&args);
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "peer" && l["addr"] == "127.0.119.1:6999")
+    );
+    assert!(lines.iter().filter(|l| l["type"] == "node").count() >= 4);
+
+    let target = nodes[5].id().to_hex();
+    let mut args = vec!["find-node", &target, "--json"];
+    args.extend(common);
+    let out = btdht(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(first["id"], target.as_str());
+
+    // BEP 51 from a node that stored the announce.
+    let holder = nodes
+        .iter()
+        .find(|d| d.stats(T).is_ok_and(|s| s.info_hashes > 0))
+        .unwrap()
+        .local_addr()
+        .to_string();
+    let out = btdht(&["sample", &holder, "--allow-private", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(value["samples"][0], hash);
+    for dht in nodes {
+        dht.stop().unwrap();
+    }
+}
+
+#[test]
+fn node_runs_until_sigterm_and_saves_its_state() {
+    let dir = temp_dir("cli-node");
+    let state = dir.join("state.json");
+    let seed: Dht = loopback(120).start().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "node",
+            "--bind",
+            "127.0.121.1:0",
+            "--allow-private",
+            "--state",
+        ])
+        .arg(&state)
+        .args([
+            "--bootstrap",
+            &seed.local_addr().to_string(),
+            "--stats",
+            "1",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let id = seed.ping(addr, T).unwrap();
+    // A stats line is printed as JSON.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut stats = String::new();
+    out.read_line(&mut stats).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(stats["nodes_ipv4"].as_u64().unwrap() >= 1, "{stats}");
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let saved = btdht::driver::load(&state).unwrap().unwrap();
+    assert_eq!(saved.id, id);
+    assert!(saved.nodes.iter().any(|n| n.node.addr == seed.local_addr()));
+    seed.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

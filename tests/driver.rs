@@ -1,0 +1,271 @@
+//! The driver on real loopback sockets: nodes find each other, announces are found, stop is
+//! clean and fast, a restarted node rejoins from its state file, garbage does not disturb.
+
+mod support;
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use btdht::driver::{Dht, Error};
+use btdht::node::Event;
+use btdht::{InfoHash, NodeId};
+use support::{loopback, temp_dir, wait_until};
+
+const T: Duration = Duration::from_secs(10);
+
+fn table_len(dht: &Dht) -> usize {
+    dht.routing_table(T).map(|t| t.len()).unwrap_or(0)
+}
+
+#[test]
+fn ping_round_trip_and_stop_is_fast() {
+    let a = loopback(1).start().unwrap();
+    let b = loopback(2).start().unwrap();
+    let id = b.ping(a.local_addr(), T).unwrap();
+    assert_eq!(id, a.id());
+    // a learned b from its query.
+    assert!(wait_until(T, || table_len(&a) == 1));
+    let stats = a.stats(T).unwrap();
+    assert!(stats.node.responses_out >= 1);
+    for dht in [a, b] {
+        let started = Instant::now();
+        let clone = dht.clone();
+        dht.stop().unwrap();
+        assert!(started.elapsed() < Duration::from_millis(500));
+        // Stopping twice is harmless; calls after stop say so.
+        clone.stop().unwrap();
+        assert!(matches!(clone.stats(T), Err(Error::Stopped)));
+    }
+}
+
+#[test]
+fn a_ping_to_nobody_times_out_in_the_core() {
+    let a = loopback(3).start().unwrap();
+    // A bound socket that never answers.
+    let silent = UdpSocket::bind("127.0.3.2:0").unwrap();
+    let started = Instant::now();
+    let result = a.ping(silent.local_addr().unwrap(), T);
+    assert!(
+        matches!(result, Err(Error::Query(btdht::node::QueryError::Timeout))),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // A caller's own timeout is shorter than the core's.
+    assert!(matches!(
+        a.ping(silent.local_addr().unwrap(), Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    a.stop().unwrap();
+}
+
+#[test]
+fn fifty_nodes_find_each_other_and_announces_are_found() {
+    let seed = loopback(10).start().unwrap();
+    let mut nodes = vec![seed.clone()];
+    for n in 11..60u8 {
+        nodes.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
+    }
+    // Every node's table fills up with others.
+    assert!(
+        wait_until(Duration::from_secs(20), || nodes
+            .iter()
+            .all(|d| table_len(d) >= 8)),
+        "tables: {:?}",
+        nodes.iter().map(table_len).collect::<Vec<_>>()
+    );
+    // find_node from any node finds the true closest among the 50.
+    let ids: Vec<NodeId> = nodes.iter().map(|d| d.id()).collect();
+    for (i, dht) in nodes.iter().enumerate().step_by(7) {
+        let target = ids[(i + 13) % ids.len()];
+        let outcome = dht.find_node(target, T).unwrap();
+        let found: Vec<NodeId> = outcome.closest.iter().map(|(n, _)| n.id).collect();
+        if i != (i + 13) % ids.len() {
+            assert_eq!(found.first(), Some(&target), "lookup from {i}");
+        }
+        let mut truth: Vec<NodeId> = ids.iter().copied().filter(|id| *id != dht.id()).collect();
+        truth.sort_by_key(|id| id.distance(&target));
+        truth.truncate(8);
+        let found: HashSet<NodeId> = found.into_iter().collect();
+        let hits = truth.iter().filter(|id| found.contains(id)).count();
+        assert!(hits >= 7, "lookup from {i}: {hits}/8 of the true closest");
+    }
+
+    // Announce from one node, find it from another, see the incoming events.
+    let events: Vec<_> = nodes.iter().map(|d| d.subscribe()).collect();
+    let info_hash = InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap();
+    let announced = nodes[5].announce(info_hash, Some(7777), T).unwrap();
+    assert!(announced.acknowledged >= 4, "{announced:?}");
+    let found = nodes[40].get_peers(info_hash, T).unwrap();
+    let expected = SocketAddr::new(nodes[5].local_addr().ip(), 7777);
+    assert!(found.peers.contains(&expected), "{:?}", found.peers);
+    // Implied port: the announcer's DHT port.
+    let other = InfoHash::from_hex("89abcdef0123456789abcdef0123456789abcdef").unwrap();
+    nodes[6].announce(other, None, T).unwrap();
+    let found = nodes[30].get_peers(other, T).unwrap();
+    assert!(
+        found.peers.contains(&nodes[6].local_addr()),
+        "{:?}",
+        found.peers
+    );
+    let announces = events
+        .iter()
+        .flat_map(|rx| rx.try_iter())
+        .filter(|e| matches!(e, Event::PeerAnnounced { peer, .. } if *peer == expected))
+        .count();
+    assert!(announces >= 4, "{announces} PeerAnnounced events");
+
+    let started = Instant::now();
+    for dht in nodes {
+        dht.stop().unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn a_restarted_node_rejoins_from_its_state_file_without_routers() {
+    let dir = temp_dir("restart");
+    let state = dir.join("state.json");
+    let seed = loopback(70).start().unwrap();
+    let mut others = vec![seed.clone()];
+    for n in 71..78u8 {
+        others.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
+    }
+    let node = loopback(78)
+        .state_file(&state)
+        .bootstrap([seed.local_addr()])
+        .start()
+        .unwrap();
+    assert!(wait_until(T, || table_len(&node) >= 7));
+    let id = node.id();
+    node.stop().unwrap();
+    let saved = btdht::driver::load(&state).unwrap().unwrap();
+    assert_eq!(saved.id, id);
+    assert!(saved.nodes.len() >= 7);
+
+    // Restart on another port, no bootstrap nodes at all.
+    let node = loopback(78).state_file(&state).start().unwrap();
+    assert_eq!(node.id(), id);
+    let target = others[3].id();
+    let outcome = node.find_node(target, T).unwrap();
+    assert_eq!(outcome.closest.first().map(|(n, _)| n.id), Some(target));
+    // The restored nodes answered from the first lookup on: they are verified again.
+    assert!(wait_until(T, || {
+        node.routing_table(T).is_ok_and(|t| {
+            t.ipv4
+                .nodes
+                .iter()
+                .filter(|n| n.since_response.is_some())
+                .count()
+                >= 5
+        })
+    }));
+    node.save(T).unwrap();
+    node.stop().unwrap();
+    for dht in others {
+        dht.stop().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_corrupt_state_file_is_ignored() {
+    let dir = temp_dir("corrupt");
+    let state = dir.join("state.json");
+    std::fs::write(&state, b"{\"btdht_state\": 1, \"id\": \"0102").unwrap();
+    let node = loopback(80).state_file(&state).start().unwrap();
+    // On stop, a good state replaces the corrupt one.
+    node.stop().unwrap();
+    let saved = btdht::driver::load(&state).unwrap().unwrap();
+    assert_eq!(saved.id, node.id());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn malformed_datagrams_do_not_disturb_a_running_node() {
+    let a = loopback(90).start().unwrap();
+    let b = loopback(91).start().unwrap();
+    let attacker = UdpSocket::bind("127.0.92.1:0").unwrap();
+    let garbage: &[&[u8]] = &[
+        b"",
+        b"d",
+        b"de",
+        b"i42e",
+        b"d1:t2:aa1:y1:qe",
+        b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe",
+        b"d1:ad2:id3:abce1:q9:find_node1:t2:aa1:y1:qe",
+        b"d1:rd2:id20:abcdefghij0123456789e1:t2:zz1:y1:re",
+        b"d1:eli201e3:abce1:t2:zz1:y1:ee",
+        b"l99999999999:",
+        &[0xff; 1400],
+        &[b'l'; 5000],
+    ];
+    for _ in 0..20 {
+        for g in garbage {
+            attacker.send_to(g, a.local_addr()).unwrap();
+        }
+    }
+    assert_eq!(b.ping(a.local_addr(), T).unwrap(), a.id());
+    let stats = a.stats(T).unwrap();
+    assert!(stats.node.rejected_total() > 0);
+    assert!(stats.node.datagrams_in >= 200);
+    a.stop().unwrap();
+    b.stop().unwrap();
+}
+
+#[test]
+fn hooks_see_queries_and_a_stuck_hook_is_reported_by_stop() {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let a = loopback(95)
+        .on_query(move |from, _, method| {
+            let _ = tx.send((from, method));
+            if method == btdht::node::Method::FindNode {
+                std::thread::sleep(Duration::from_secs(5));
+            }
+        })
+        .start()
+        .unwrap();
+    let b = loopback(96).start().unwrap();
+    b.ping(a.local_addr(), T).unwrap();
+    let (from, method) = rx.recv_timeout(T).unwrap();
+    assert_eq!(from, b.local_addr());
+    assert_eq!(method, btdht::node::Method::Ping);
+    // A hook stuck in user code does not stall the I/O thread...
+    let _ = b.find_node(a.id(), Duration::from_millis(500));
+    assert!(rx.recv_timeout(T).is_ok());
+    assert_eq!(b.ping(a.local_addr(), T).unwrap(), a.id());
+    // ...and stop() names it.
+    let started = Instant::now();
+    match a.stop() {
+        Err(Error::FailToStop(names)) => assert_eq!(names, vec!["hooks"]),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_millis(2_500));
+    b.stop().unwrap();
+}
+
+#[test]
+fn ipv6_sockets_on_the_ipv6_loopback() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        println!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let six: SocketAddr = "[::1]:0".parse().unwrap();
+    let a = loopback(130).bind6(six).start().unwrap();
+    let b = loopback(131)
+        .bind6(six)
+        .bootstrap(a.local_addr6())
+        .start()
+        .unwrap();
+    let a6 = a.local_addr6().unwrap();
+    assert!(a6.is_ipv6());
+    assert_eq!(b.ping(a6, T).unwrap(), a.id());
+    // Both families' tables: b learned a over IPv6.
+    assert!(wait_until(T, || b.routing_table(T).is_ok_and(|t| t
+        .ipv6
+        .nodes
+        .iter()
+        .any(|n| n.node.addr == a6))));
+    a.stop().unwrap();
+    b.stop().unwrap();
+}

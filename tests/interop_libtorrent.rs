@@ -1,0 +1,237 @@
+//! Interoperability with libtorrent (the most deployed Mainline DHT implementation), on
+//! loopback, through `shared/peers/lt_peer.py`: a libtorrent node's get_peers finds a peer
+//! announced with `btdht announce`, and `btdht get-peers` finds a peer libtorrent announced.
+//!
+//! Needs the venv made by `shared/peers/setup.sh` (libtorrent from PyPI); the tests print why
+//! and pass when it is unavailable. `BTDHT_PEERS_PY` may name the venv's python.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use btdht::driver::Dht;
+use btdht::node::Event;
+use support::{loopback, wait_until};
+
+const BIN: &str = env!("CARGO_BIN_EXE_btdht");
+const T: Duration = Duration::from_secs(10);
+
+/// The peers directory: `BTDHT_PEERS_DIR`, else `shared/peers` beside the repository (or
+/// beside its worktree folder).
+fn peers_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("BTDHT_PEERS_DIR") {
+        return Some(dir.into());
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    [
+        manifest.join("../shared/peers"),
+        manifest.join("../../shared/peers"),
+    ]
+    .into_iter()
+    .find(|d| d.join("lt_peer.py").is_file())
+}
+
+/// The venv's python and the script, or why the test is skipped.
+fn libtorrent() -> Result<(PathBuf, PathBuf), String> {
+    let dir = peers_dir().ok_or("shared/peers/lt_peer.py not found")?;
+    let python = match std::env::var_os("BTDHT_PEERS_PY") {
+        Some(py) => PathBuf::from(py),
+        None => {
+            let home = std::env::var_os("HOME").ok_or("no HOME")?;
+            PathBuf::from(home).join(".cache/btdht-peers/venv-lt/bin/python")
+        }
+    };
+    let ok = Command::new(&python)
+        .args(["-c", "import libtorrent"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(format!(
+            "no libtorrent venv at {} (run shared/peers/setup.sh)",
+            python.display()
+        ));
+    }
+    Ok((python, dir.join("lt_peer.py")))
+}
+
+/// A libtorrent node; its stdout lines are forwarded to a channel.
+struct LtNode {
+    child: Child,
+    lines: crossbeam_channel::Receiver<String>,
+}
+
+impl LtNode {
+    fn start(python: &PathBuf, script: &PathBuf, listen: &str, args: &[String]) -> LtNode {
+        let mut child = Command::new(python)
+            .arg(script)
+            .args([
+                "node",
+                "--listen",
+                listen,
+                "--duration",
+                "40",
+                "--report-every",
+                "2",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LtNode { child, lines: rx }
+    }
+
+    /// Waits (bounded) for a line matching `pred`.
+    fn wait_line(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        while let Ok(line) = self.lines.recv_deadline(deadline) {
+            if pred(&line) {
+                return Some(line);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for LtNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Our small network: four nodes on their own /24s, joined.
+fn network(first: u8) -> Vec<Dht> {
+    let seed = loopback(first).start().unwrap();
+    let mut nodes = vec![seed.clone()];
+    for n in first + 1..first + 4 {
+        nodes.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
+    }
+    assert!(wait_until(T, || nodes
+        .iter()
+        .all(|d| d.routing_table(T).is_ok_and(|t| t.len() >= 3))));
+    nodes
+}
+
+fn add_nodes(nodes: &[Dht]) -> Vec<String> {
+    nodes
+        .iter()
+        .flat_map(|d| ["--add-node".to_string(), d.local_addr().to_string()])
+        .collect()
+}
+
+#[test]
+fn libtorrent_finds_a_peer_announced_with_btdht_announce() {
+    let (python, script) = match libtorrent() {
+        Ok(found) => found,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let nodes = network(150);
+    let hash = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+    let boot = nodes[0].local_addr().to_string();
+    let out = Command::new(BIN)
+        .args(["announce", hash, "--port", "7777", "--allow-private"])
+        .args(["--bootstrap", &boot, "--bind", "127.0.158.1:0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut args = add_nodes(&nodes);
+    args.extend([
+        "--get-peers".into(),
+        hash.into(),
+        "--action-delay".into(),
+        "2".into(),
+    ]);
+    let lt = LtNode::start(&python, &script, "127.0.159.1:46881", &args);
+    let line = lt.wait_line(Duration::from_secs(20), |l| {
+        l.contains("dht_get_peers_reply_alert") && l.contains("7777")
+    });
+    assert!(
+        line.is_some(),
+        "libtorrent's get_peers did not find 127.0.158.1:7777"
+    );
+    assert!(line.unwrap().contains("127.0.158.1"));
+    for dht in nodes {
+        dht.stop().unwrap();
+    }
+}
+
+#[test]
+fn btdht_get_peers_finds_a_peer_libtorrent_announced() {
+    let (python, script) = match libtorrent() {
+        Ok(found) => found,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let nodes = network(160);
+    let events: Vec<_> = nodes.iter().map(|d| d.subscribe()).collect();
+    let hash = "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
+    let mut args = add_nodes(&nodes);
+    args.extend([
+        "--announce".into(),
+        hash.into(),
+        "--peer-port".into(),
+        "8888".into(),
+        "--action-delay".into(),
+        "2".into(),
+    ]);
+    let _lt = LtNode::start(&python, &script, "127.0.169.1:46881", &args);
+    let peer: SocketAddr = "127.0.169.1:8888".parse().unwrap();
+    // Bounded wait for a valid announce to reach one of our nodes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stored = false;
+    while !stored && Instant::now() < deadline {
+        for rx in &events {
+            if let Ok(Event::PeerAnnounced { peer: p, .. }) =
+                rx.recv_timeout(Duration::from_millis(50))
+            {
+                stored |= p == peer;
+            }
+        }
+    }
+    assert!(stored, "libtorrent's announce did not reach our nodes");
+
+    let boot = nodes[0].local_addr().to_string();
+    let out = Command::new(BIN)
+        .args(["get-peers", hash, "--json", "--allow-private"])
+        .args(["--bootstrap", &boot, "--bind", "127.0.168.1:0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"addr\":\"127.0.169.1:8888\""),
+        "btdht get-peers output: {stdout}"
+    );
+    for dht in nodes {
+        dht.stop().unwrap();
+    }
+}

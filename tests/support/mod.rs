@@ -1,0 +1,37 @@
+//! Shared helpers of the driver and CLI tests: loopback nodes and bounded waits.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use btdht::driver::{Builder, Dht};
+
+/// A builder for a loopback node on 127.0.`n`.1 with private addresses allowed and a seed.
+pub fn loopback(n: u8) -> Builder {
+    Dht::builder()
+        .bind(SocketAddr::from(([127, 0, n, 1], 0)))
+        .allow_private(true)
+        .seed(u64::from(n))
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("btdht-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
