@@ -269,3 +269,9 @@ fn ipv6_sockets_on_the_ipv6_loopback() {
     a.stop().unwrap();
     b.stop().unwrap();
 }
+
+#[test]
+fn the_handle_is_clone_send_sync() {
+    fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+    assert_traits::<Dht>();
+}
