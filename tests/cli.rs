@@ -266,3 +266,35 @@ fn node_runs_until_sigterm_and_saves_its_state() {
     seed.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn log_level_comes_from_flags_or_the_environment() {
+    // A ping to a closed loopback port: the client node logs "listening" at info level.
+    let args = ["ping", "127.0.0.1:9", "--allow-private", "--timeout", "1"];
+    let quiet = Command::new(BIN)
+        .args(args)
+        .env_remove("BTDHT_LOG")
+        .output()
+        .unwrap();
+    assert!(!stderr(&quiet).contains("info:"), "{}", stderr(&quiet));
+    let env = Command::new(BIN)
+        .args(args)
+        .env("BTDHT_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(stderr(&env).contains("btdht: info:"), "{}", stderr(&env));
+    let flag = Command::new(BIN)
+        .arg("-v")
+        .args(args)
+        .env_remove("BTDHT_LOG")
+        .output()
+        .unwrap();
+    assert!(stderr(&flag).contains("btdht: info:"), "{}", stderr(&flag));
+    let q = Command::new(BIN)
+        .arg("-q")
+        .args(args)
+        .env("BTDHT_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(!stderr(&q).contains("info:"), "-q wins: {}", stderr(&q));
+}

@@ -19,7 +19,8 @@ use clap::{ArgAction, Args, Parser, Subcommand};
     after_help = "Examples:\n  btdht node --bind 0.0.0.0:6881 --state dht.json\n  btdht get-peers 0123456789abcdef0123456789abcdef01234567 --json"
 )]
 pub struct Cli {
-    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); without -v or -q the
+    /// BTDHT_LOG environment variable (off, error, warn, info, debug, trace) sets the level.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Only errors on stderr.

@@ -27,11 +27,18 @@ impl Log for Stderr {
 
 static LOGGER: Stderr = Stderr;
 
-/// Installs the logger: warnings by default, more with each -v, errors only with -q.
+/// The level named by the `BTDHT_LOG` environment variable (`off`, `error`, `warn`, `info`,
+/// `debug` or `trace`), if set and valid.
+fn env_level() -> Option<LevelFilter> {
+    std::env::var("BTDHT_LOG").ok()?.trim().parse().ok()
+}
+
+/// Installs the logger: warnings by default (or the level in `BTDHT_LOG`), more with each
+/// -v, errors only with -q; the flags win over the environment.
 pub fn init(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => LevelFilter::Error,
-        (false, 0) => LevelFilter::Warn,
+        (false, 0) => env_level().unwrap_or(LevelFilter::Warn),
         (false, 1) => LevelFilter::Info,
         (false, 2) => LevelFilter::Debug,
         _ => LevelFilter::Trace,
