@@ -897,6 +897,37 @@ mod tests {
         }
     }
 
+    /// A one-shot server on 127.0.0.1 that reads the request head and writes `reply`.
+    fn server(reply: Vec<u8>) -> PushUrl {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(&reply);
+            }
+        });
+        parse_push_url(&format!("http://127.0.0.1:{port}")).unwrap()
+    }
+
+    #[test]
+    fn hostile_push_responses_are_bounded_failures() {
+        let t = Duration::from_secs(5);
+        let list = ["tcp://127.0.0.1:1/?id=00".to_string()];
+        let e = push(&server(b"garbage\r\n\r\n".to_vec()), &list, t).unwrap_err();
+        assert!(e.contains("not an HTTP response"), "{e}");
+        let e = push(&server(b"HTTP/1.1 500 Oops\r\n\r\nboom".to_vec()), &list, t).unwrap_err();
+        assert!(e.contains("HTTP 500") && e.contains("boom"), "{e}");
+        let mut huge = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        huge.extend(std::iter::repeat_n(b'x', 1 << 20));
+        let body = push(&server(huge), &list, t).unwrap();
+        assert_eq!(body.len(), 512);
+        let e = push(&server(vec![0xff, 0xfe, 0, 1]), &list, t).unwrap_err();
+        assert!(e.contains("not an HTTP response"), "{e}");
+        assert!(push(&server(Vec::new()), &list, t).is_err());
+    }
+
     #[test]
     fn complete_responses() {
         assert!(!response_complete(b"HTTP/1.1 200 OK\r\n"));
