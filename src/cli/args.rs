@@ -101,6 +101,11 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Hathor Network peer discovery: identities, rendezvous info-hash, announce, discover.
+    #[command(
+        after_help = "Example:\n  btdht hathor discover --network testnet --verify --ca-cert ca.crt --ca-key ca.key"
+    )]
+    Hathor(super::hathor::HathorArgs),
 }
 
 /// Options of the short-lived client commands.

@@ -32,6 +32,7 @@ pub fn run(command: Command) -> i32 {
             target,
             client,
         } => sample(addr, target, &client),
+        Command::Hathor(args) => super::hathor::run(args),
     }
 }
 

@@ -1,8 +1,9 @@
-//! The `btdht` command line: argument types ([`args`]), the subcommands ([`commands`]) and a
+//! The `btdht` command line: argument types ([`args`]), the subcommands ([`commands`], [`hathor`]) and a
 //! stderr logger ([`logger`]).
 
 pub mod args;
 pub mod commands;
+pub mod hathor;
 pub mod logger;
 
 /// Exit status: success.

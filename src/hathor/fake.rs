@@ -1,6 +1,6 @@
 //! A fake Hathor full node: a **test double**, not a Hathor implementation.
 //!
-//! It listens on `127.0.0.1` only, speaks TLS 1.3 with mutual authentication using a CA given by
+//! It listens on `127.0.0.1` (or another loopback address, [`FakeNode::start_on`]) only, speaks TLS 1.3 with mutual authentication using a CA given by
 //! the test (mint a throwaway one per run with [`TestPki`]), and runs HELLO → PEER-ID → READY like
 //! hathor-core: it sends first, checks the client in Hathor's order and answers refusals with
 //! Hathor's exact `ERROR` texts. After READY it sends `GET-PEERS`, answers `GET-PEERS` with one
@@ -263,7 +263,18 @@ impl std::fmt::Debug for FakeNode {
 impl FakeNode {
     /// Starts a fake node on `127.0.0.1:0`.
     pub fn start(config: FakeNodeConfig) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        Self::start_on(config, std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// Starts a fake node on `ip:0`, a loopback address (e.g. `127.0.0.2`: DHT nodes keep one
+    /// peer per IP, so fakes announced on the same info-hash need distinct addresses).
+    pub fn start_on(config: FakeNodeConfig, ip: std::net::Ipv4Addr) -> std::io::Result<Self> {
+        if !ip.is_loopback() {
+            return Err(std::io::Error::other(
+                "the fake node only listens on loopback",
+            ));
+        }
+        let listener = TcpListener::bind((ip, 0))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let io_err = |e: TlsSetupError| std::io::Error::other(e.0);
@@ -299,7 +310,7 @@ impl FakeNode {
         })
     }
 
-    /// Its listening address (127.0.0.1).
+    /// Its listening address (loopback).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
