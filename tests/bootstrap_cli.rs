@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use btdht::driver::Dht;
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
+/// The binary under test (`BTDHT_BIN` overrides it, e.g. for a copy outside a shared
+/// target directory).
+fn bin() -> String {
+    std::env::var("BTDHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_btdht").to_string())
+}
 
 /// Starts `btdht bootstrap` on 127.0.0.1:0 and returns it with its address.
 fn start(extra: &[&str]) -> (Child, SocketAddr, String) {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args([
             "bootstrap",
             "--bind",
@@ -84,7 +88,7 @@ fn bootstrap_server_answers_verifies_and_persists() {
     }
     assert!(found, "the verified node is handed out");
     // A couple of seconds of load.
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args([
             "bench",
             &server.to_string(),
@@ -118,10 +122,14 @@ fn bootstrap_server_answers_verifies_and_persists() {
 #[test]
 fn bench_refuses_targets_outside_loopback() {
     for target in ["192.0.2.1:6881", "10.0.0.1:6881", "[2001:db8::1]:6881"] {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(["bench", target, "--seconds", "1"])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{target}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("only 127.0.0.0/8 and ::1"),
+            "{target}"
+        );
     }
 }

@@ -201,7 +201,7 @@ fn scenario(answer: AnswerMode, existing: usize, new: usize, seed: u64) -> Outco
     );
     let config = sim_config();
     let mut ids: Vec<(NodeId, SocketAddr)> = Vec::new();
-    let mut add = |net: &mut SimNet<Peer>, i: usize, rng: &mut SmallRng| {
+    let add = |net: &mut SimNet<Peer>, i: usize, rng: &mut SmallRng| {
         let id = NodeId::random(rng);
         let addr = node_addr(i as u32 + 1);
         let now = net.now();
@@ -253,17 +253,17 @@ fn scenario(answer: AnswerMode, existing: usize, new: usize, seed: u64) -> Outco
                     if r == *request && join.done_at.is_none() {
                         join.done_at = Some(outcome.duration);
                         join.queries = outcome.queries;
-                        let mut truth: Vec<NodeId> = ids
-                            .iter()
-                            .filter(|(_, a)| a != addr)
-                            .map(|(i, _)| *i)
-                            .collect();
+                        // Good answers: as close as the true 8th closest of the nodes
+                        // that joined before this one (later ones may count too).
+                        let index = ids.iter().position(|(_, a)| a == addr).unwrap_or(0);
+                        let mut truth: Vec<NodeId> = ids[..index].iter().map(|(i, _)| *i).collect();
                         truth.sort_by_key(|other| id.distance(other));
-                        truth.truncate(8);
+                        let threshold = id.distance(&truth[7.min(truth.len() - 1)]);
                         join.exact = outcome
                             .closest
                             .iter()
-                            .filter(|(n, _)| truth.contains(&n.id))
+                            .take(8)
+                            .filter(|(n, _)| id.distance(&n.id) <= threshold)
                             .count();
                     }
                 }
@@ -285,7 +285,7 @@ fn summary(name: &str, o: &Outcome) -> (f64, f64, f64) {
     let queries = done.iter().map(|j| f64::from(j.queries)).sum::<f64>() / n;
     let exact = done.iter().map(|j| j.exact as f64).sum::<f64>() / (8.0 * n);
     println!(
-        "{name}: pool {}, {}/{} bootstrapped, mean {mean_ms:.0} ms, {queries:.1} queries, {:.1}% of the true 8 closest found",
+        "{name}: pool {}, {}/{} bootstrapped, mean {mean_ms:.0} ms, {queries:.1} queries, {:.1}% of the 8 answers at least as close as the true 8th closest",
         o.pool,
         done.len(),
         o.joins.len(),
@@ -304,7 +304,7 @@ fn a_thousand_new_nodes_bootstrap_through_the_server() {
         closest.joins.iter().filter(|j| j.done_at.is_some()).count(),
         1_000
     );
-    assert!(exact > 0.9, "{exact}");
+    assert!(exact > 0.95, "{exact}");
     let random = scenario(AnswerMode::Random, 500, 1_000, 5);
     summary("random", &random);
     assert_eq!(
