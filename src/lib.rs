@@ -21,11 +21,14 @@
 //! - [`transmit`]: a datagram a core wants sent.
 //! - [`sim`]: a deterministic simulated network of many cores.
 //! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
+//! - [`bootstrap`]: the bootstrap server: a sans-IO core answering from a pool of verified
+//!   nodes, its sharded driver and its pool file.
 //! - [`hathor`]: Hathor peer identity, entrypoints, networks, handshake client and peer store.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bootstrap;
 pub mod contact;
 pub mod driver;
 pub mod hathor;

@@ -106,6 +106,20 @@ pub enum Command {
         after_help = "Example:\n  btdht hathor discover --network testnet --verify --ca-cert ca.crt --ca-key ca.key"
     )]
     Hathor(super::hathor::HathorArgs),
+    /// Run a bootstrap server: answer find_node and get_peers from a large pool of verified
+    /// nodes, until SIGINT or SIGTERM.
+    #[command(
+        after_help = "Example:\n  btdht bootstrap --bind 0.0.0.0:6881 --threads 2 --state pool.bin --stats 60"
+    )]
+    Bootstrap(super::bootstrap::BootstrapArgs),
+    /// Load a DHT server on loopback and print answered/s, loss and latency as JSON.
+    #[command(
+        after_help = "Example:\n  btdht bench 127.0.0.1:6881 --query mix --seconds 5 --window 256 --sources 64"
+    )]
+    Bench(super::bench::BenchArgs),
+    /// A raw UDP echo server on loopback (the throughput baseline of benches/throughput.sh).
+    #[command(name = "udp-echo", hide = true)]
+    UdpEcho(super::bench::EchoArgs),
 }
 
 /// Options of the short-lived client commands.
@@ -158,6 +172,10 @@ pub struct NodeArgs {
     /// Counters as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Per-source-IP query limit RATE[/BURST] (default 20/100), or `off` to lift the per-IP
+    /// and global limits (for benchmarks).
+    #[arg(long, value_name = "off|RATE[/BURST]", value_parser = super::bootstrap::parse_rate)]
+    pub rate_limit: Option<super::bootstrap::RateSpec>,
 }
 
 /// A 40-hex-digit id.

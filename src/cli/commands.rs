@@ -33,11 +33,14 @@ pub fn run(command: Command) -> i32 {
             client,
         } => sample(addr, target, &client),
         Command::Hathor(args) => super::hathor::run(args),
+        Command::Bootstrap(args) => super::bootstrap::run(args),
+        Command::Bench(args) => super::bench::run(args),
+        Command::UdpEcho(args) => super::bench::echo(args),
     }
 }
 
 /// The public routers' addresses, resolved now (only when no other way in is given).
-fn public_routers() -> Vec<SocketAddr> {
+pub(crate) fn public_routers() -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for name in PUBLIC_ROUTERS {
         match name.to_socket_addrs() {
@@ -319,6 +322,15 @@ fn node(args: NodeArgs) -> i32 {
         .bind(args.bind)
         .allow_private(args.allow_private)
         .read_only(args.read_only);
+    match args.rate_limit {
+        Some(super::bootstrap::RateSpec::Off) => {
+            builder = builder.rate_limit_per_ip(None).rate_limit_global(None)
+        }
+        Some(super::bootstrap::RateSpec::PerIp(limit)) => {
+            builder = builder.rate_limit_per_ip(Some(limit))
+        }
+        None => {}
+    }
     if let Some(addr) = args.bind6 {
         builder = builder.bind6(addr);
     }

@@ -1,7 +1,10 @@
-//! The `btdht` command line: argument types ([`args`]), the subcommands ([`commands`], [`hathor`]) and a
+//! The `btdht` command line: argument types ([`args`]), the subcommands ([`commands`], with
+//! [`bootstrap`], [`bench`] and [`hathor`] in their own files) and a
 //! stderr logger ([`logger`]).
 
 pub mod args;
+pub mod bench;
+pub mod bootstrap;
 pub mod commands;
 pub mod hathor;
 pub mod logger;

@@ -1,0 +1,361 @@
+//! The bootstrap server on real sockets: N shards, each an I/O thread with its own
+//! `SO_REUSEPORT` UDP socket(s) and its own [`BootstrapServer`] core, sharing one pool.
+//!
+//! The kernel spreads incoming datagrams over the shards' sockets by a hash of the source
+//! address. Each thread loops: wait in mio's `poll` (at most [`MAX_SLEEP`], so a stop request
+//! is seen quickly), drain its sockets until `WouldBlock`, feed each datagram to its core and
+//! send what the core answers at once, run the core's timer. The pool lock is taken inside the
+//! core for single pool operations only, never across a socket call. Only shard 0 runs the
+//! walk, the sweep and the index rebuild; a reply to any shard's ping may arrive at any shard,
+//! which is fine because the cookies are stateless and keyed by a master key all shards share.
+//!
+//! Persistence is the caller's: [`Server::save`] snapshots the pool under the read lock and
+//! writes it from the calling thread.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use parking_lot::{Mutex, RwLock};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{BootstrapConfig, BootstrapServer, BootstrapStats, Pools, SharedPools, persist};
+use crate::driver::socket::SOCKET_BUFFER_BYTES;
+use crate::id::NodeId;
+use crate::time::Instant;
+
+/// Longest sleep of a shard, so that a stop request is seen within it.
+pub const MAX_SLEEP: Duration = Duration::from_millis(100);
+const RECV_BUFFER: usize = 65_536;
+const SOCK4: Token = Token(0);
+const SOCK6: Token = Token(1);
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// The IPv4 address to bind (port 0: any; all shards then share the port the first got).
+    pub bind: SocketAddr,
+    /// Also serve on this IPv6 address.
+    pub bind6: Option<SocketAddr>,
+    /// Shards (I/O threads), at least 1.
+    pub threads: usize,
+    /// IPv4 pool capacity (the IPv6 pool holds a quarter as many).
+    pub capacity: usize,
+    /// The cores' settings.
+    pub config: BootstrapConfig,
+    /// The server's node id (default: random).
+    pub id: Option<NodeId>,
+    /// Nodes the walk asks while the pool is small.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Pool file loaded at start (and written by [`Server::save`]).
+    pub state: Option<PathBuf>,
+}
+
+impl ServerOptions {
+    /// Options for one shard on `bind` with the default configuration.
+    pub fn new(bind: SocketAddr) -> Self {
+        ServerOptions {
+            bind,
+            bind6: None,
+            threads: 1,
+            capacity: 1_000_000,
+            config: BootstrapConfig::default(),
+            id: None,
+            bootstrap: Vec::new(),
+            state: None,
+        }
+    }
+}
+
+/// The OS clock mapped onto the core's [`Instant`].
+#[derive(Clone, Copy, Debug)]
+struct Clock(std::time::Instant);
+
+impl Clock {
+    fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A running bootstrap server.
+pub struct Server {
+    id: NodeId,
+    pools: SharedPools,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Vec<Arc<Mutex<BootstrapStats>>>,
+    local_addr: SocketAddr,
+    local_addr6: Option<SocketAddr>,
+    clock: Clock,
+    state: Option<PathBuf>,
+    loaded: usize,
+}
+
+/// Opens a non-blocking UDP socket with `SO_REUSEPORT` (and `SO_REUSEADDR`) on `addr`.
+pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn sum(a: &mut BootstrapStats, b: &BootstrapStats) {
+    a.datagrams_in += b.datagrams_in;
+    a.queries_in += b.queries_in;
+    a.answered += b.answered;
+    a.rate_limited += b.rate_limited;
+    a.rejected += b.rejected;
+    a.filtered += b.filtered;
+    a.nodes_handed_out += b.nodes_handed_out;
+    a.pings_sent += b.pings_sent;
+    a.pings_skipped += b.pings_skipped;
+    a.walk_queries += b.walk_queries;
+    a.verified += b.verified;
+    a.unsolicited += b.unsolicited;
+    a.expired += b.expired;
+    a.outbox_full += b.outbox_full;
+}
+
+impl Server {
+    /// Binds every shard's sockets, loads the pool file if any, and starts the shards.
+    pub fn start(options: ServerOptions) -> io::Result<Server> {
+        let clock = Clock(std::time::Instant::now());
+        let master: u64 = rand::random();
+        let id = options
+            .id
+            .unwrap_or_else(|| NodeId::random(&mut rand::rng()));
+        let pools: SharedPools =
+            Arc::new(RwLock::new(Pools::new(options.capacity, rand::random())));
+        let mut loaded = 0;
+        if let Some(path) = &options.state {
+            loaded = persist::load(path, &pools, BootstrapServer::pool_time(clock.now()))?;
+        }
+        let threads = options.threads.max(1);
+        let mut sockets = Vec::with_capacity(threads);
+        let mut bind4 = options.bind;
+        let mut bind6 = options.bind6;
+        for _ in 0..threads {
+            let s4 = bind_reuse_port(bind4)?;
+            bind4 = s4.local_addr()?;
+            let s6 = match bind6 {
+                Some(addr) => {
+                    let s = bind_reuse_port(addr)?;
+                    bind6 = Some(s.local_addr()?);
+                    Some(s)
+                }
+                None => None,
+            };
+            sockets.push((s4, s6));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut server = Server {
+            id,
+            pools: pools.clone(),
+            stop: stop.clone(),
+            threads: Vec::new(),
+            stats: Vec::new(),
+            local_addr: bind4,
+            local_addr6: bind6,
+            clock,
+            state: options.state.clone(),
+            loaded,
+        };
+        for (shard, (s4, s6)) in sockets.into_iter().enumerate() {
+            let mut config = options.config.clone();
+            config.maintenance = shard == 0;
+            let mut core = BootstrapServer::new(
+                config,
+                id,
+                master,
+                rand::random(),
+                clock.now(),
+                pools.clone(),
+            );
+            core.set_bootstrap_nodes(options.bootstrap.clone());
+            let stats = Arc::new(Mutex::new(BootstrapStats::default()));
+            server.stats.push(stats.clone());
+            let stop = stop.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("btdht-bootstrap-{shard}"))
+                .spawn(move || {
+                    if let Err(e) = run_shard(core, s4, s6, clock, &stop, &stats) {
+                        log::error!("bootstrap shard {shard}: {e}");
+                    }
+                })?;
+            server.threads.push(handle);
+        }
+        Ok(server)
+    }
+
+    /// The server's node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The bound IPv4 address (all shards share it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The bound IPv6 address, if any.
+    pub fn local_addr6(&self) -> Option<SocketAddr> {
+        self.local_addr6
+    }
+
+    /// Nodes loaded from the pool file at start.
+    pub fn loaded(&self) -> usize {
+        self.loaded
+    }
+
+    /// The shared pools.
+    pub fn pools(&self) -> &SharedPools {
+        &self.pools
+    }
+
+    /// The counters of all shards (as of their last publication, at most ~100 ms old).
+    pub fn stats(&self) -> BootstrapStats {
+        let mut total = BootstrapStats::default();
+        for s in &self.stats {
+            sum(&mut total, &s.lock());
+        }
+        total
+    }
+
+    /// Writes the pool file (if one was given); returns the nodes written.
+    pub fn save(&self) -> io::Result<usize> {
+        match &self.state {
+            Some(path) => persist::save(
+                path,
+                &self.pools,
+                BootstrapServer::pool_time(self.clock.now()),
+            ),
+            None => Ok(0),
+        }
+    }
+
+    /// Stops and joins every shard, then saves the pool; returns the final counters.
+    pub fn stop(mut self) -> io::Result<BootstrapStats> {
+        self.stop.store(true, Ordering::Relaxed);
+        for handle in self.threads.drain(..) {
+            if handle.join().is_err() {
+                log::error!("a bootstrap shard panicked");
+            }
+        }
+        self.save()?;
+        Ok(self.stats())
+    }
+}
+
+fn run_shard(
+    mut core: BootstrapServer,
+    s4: std::net::UdpSocket,
+    s6: Option<std::net::UdpSocket>,
+    clock: Clock,
+    stop: &AtomicBool,
+    published: &Mutex<BootstrapStats>,
+) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let mut sock4 = UdpSocket::from_std(s4);
+    poll.registry()
+        .register(&mut sock4, SOCK4, Interest::READABLE)?;
+    let mut sock6 = s6.map(UdpSocket::from_std);
+    if let Some(s) = sock6.as_mut() {
+        poll.registry().register(s, SOCK6, Interest::READABLE)?;
+    }
+    let mut events = Events::with_capacity(16);
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut next_publish = clock.now();
+    while !stop.load(Ordering::Relaxed) {
+        let now = clock.now();
+        if core.poll_timeout().is_some_and(|at| at <= now) {
+            core.handle_timeout(now);
+        }
+        flush(&mut core, &sock4, sock6.as_ref());
+        if now >= next_publish {
+            next_publish = now + Duration::from_millis(100);
+            *published.lock() = *core.stats();
+        }
+        let mut sleep = MAX_SLEEP;
+        if let Some(at) = core.poll_timeout() {
+            sleep = sleep.min(at.saturating_duration_since(now));
+        }
+        if let Err(e) = poll.poll(&mut events, Some(sleep)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        drain(&mut core, &sock4, &sock4, sock6.as_ref(), &mut buf, &clock);
+        if let Some(s6) = sock6.as_ref() {
+            drain(&mut core, s6, &sock4, sock6.as_ref(), &mut buf, &clock);
+        }
+    }
+    *published.lock() = *core.stats();
+    Ok(())
+}
+
+/// Reads `socket` until `WouldBlock`, answering as it goes.
+fn drain(
+    core: &mut BootstrapServer,
+    socket: &UdpSocket,
+    sock4: &UdpSocket,
+    sock6: Option<&UdpSocket>,
+    buf: &mut [u8],
+    clock: &Clock,
+) {
+    let mut now = clock.now();
+    let mut count = 0u32;
+    let mut errors = 0u32;
+    loop {
+        match socket.recv_from(buf) {
+            Ok((len, from)) => {
+                let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+                core.handle_datagram(now, from, &buf[..len]);
+                flush(core, sock4, sock6);
+                count += 1;
+                if count % 64 == 0 {
+                    now = clock.now();
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // ICMP errors of earlier sends surface here; skip them, but never spin.
+            Err(_) => {
+                errors += 1;
+                if errors > 64 {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn flush(core: &mut BootstrapServer, sock4: &UdpSocket, sock6: Option<&UdpSocket>) {
+    while let Some(transmit) = core.poll_transmit() {
+        let socket = if transmit.to.is_ipv4() {
+            Some(sock4)
+        } else {
+            sock6
+        };
+        if let Some(socket) = socket {
+            let _ = socket.send_to(&transmit.bytes, transmit.to);
+        }
+    }
+}

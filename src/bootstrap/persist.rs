@@ -1,0 +1,140 @@
+//! Saving and loading the bootstrap pool, so that a restarted server keeps serving.
+//!
+//! The file is binary: the magic `BTDHTPL1`, the IPv4 and IPv6 counts (`u64`, little endian),
+//! then each node as compact node info (26 bytes IPv4, 38 bytes IPv6) followed by its age in
+//! seconds (`u32`, little endian). Ages, not times, are stored because the core's clock
+//! restarts with the process. A save snapshots the pool into memory under the read lock and
+//! writes it without the lock (temporary file, fsync, rename), so the file is always whole.
+//! A load checks every length before using it and stops at the pool's capacity; a corrupt
+//! file is an error, never a panic.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use super::{Pools, SharedPools};
+use crate::contact::NodeInfo;
+use crate::id::NodeId;
+use crate::krpc::compact;
+
+const MAGIC: &[u8; 8] = b"BTDHTPL1";
+const HEADER: usize = 8 + 8 + 8;
+
+/// The pools as the bytes of a pool file, at pool time `now`.
+pub fn snapshot(pools: &Pools, now: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + pools.v4.len() * 30 + pools.v6.len() * 42);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(pools.v4.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(pools.v6.len() as u64).to_le_bytes());
+    for (node, seen) in pools.v4.iter().chain(pools.v6.iter()) {
+        compact::encode_node(&mut out, &node);
+        out.extend_from_slice(&now.saturating_sub(seen).to_le_bytes());
+    }
+    out
+}
+
+/// Writes the shared pools to `path` atomically; returns the nodes written.
+pub fn save(path: &Path, pools: &SharedPools, now: u32) -> io::Result<usize> {
+    let (bytes, count) = {
+        let pools = pools.read();
+        (snapshot(&pools, now), pools.len())
+    };
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    Ok(count)
+}
+
+fn corrupt(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("bad pool file: {what}"))
+}
+
+/// Adds the nodes of a pool file's bytes to `pools` at pool time `now`, then rebuilds the
+/// sorted indexes; returns the nodes read.
+pub fn restore(pools: &mut Pools, bytes: &[u8], now: u32) -> io::Result<usize> {
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return Err(corrupt("no header"));
+    }
+    let count = |at: usize| -> io::Result<usize> {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        usize::try_from(u64::from_le_bytes(word)).map_err(|_| corrupt("count"))
+    };
+    let (n4, n6) = (count(8)?, count(16)?);
+    let need = n4
+        .checked_mul(30)
+        .zip(n6.checked_mul(42))
+        .and_then(|(a, b)| a.checked_add(b))
+        .and_then(|n| n.checked_add(HEADER));
+    if need != Some(bytes.len()) {
+        return Err(corrupt("length does not match the counts"));
+    }
+    let mut at = HEADER;
+    let mut read = 0;
+    for (count, addr_len) in [(n4, 6usize), (n6, 18)] {
+        let size = 20 + addr_len + 4;
+        for _ in 0..count {
+            let record = &bytes[at..at + size];
+            at += size;
+            let id = NodeId::from_slice(&record[..20]);
+            let addr = compact::decode_addr(&record[20..20 + addr_len]);
+            let mut age = [0u8; 4];
+            age.copy_from_slice(&record[20 + addr_len..]);
+            if let (Some(id), Some(addr)) = (id, addr) {
+                pools.insert(
+                    NodeInfo::new(id, addr),
+                    now.saturating_sub(u32::from_le_bytes(age)),
+                );
+                read += 1;
+            }
+        }
+    }
+    pools.v4.rebuild_index();
+    pools.v6.rebuild_index();
+    Ok(read)
+}
+
+/// Loads a pool file into the shared pools; `Ok(0)` if there is no file yet.
+pub fn load(path: &Path, pools: &SharedPools, now: u32) -> io::Result<usize> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    restore(&mut pools.write(), &bytes, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn round_trip_keeps_nodes_and_ages() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut pools = Pools::new(1000, 1);
+        let a = NodeInfo::new(NodeId::random(&mut rng), "1.2.3.4:5".parse().unwrap());
+        let b = NodeInfo::new(NodeId::random(&mut rng), "[2001::7]:9".parse().unwrap());
+        pools.insert(a, 100);
+        pools.insert(b, 150);
+        let bytes = snapshot(&pools, 200);
+        let mut back = Pools::new(1000, 2);
+        assert_eq!(restore(&mut back, &bytes, 1000).unwrap(), 2);
+        assert_eq!(back.seen(&a.addr), Some(900));
+        assert_eq!(back.seen(&b.addr), Some(950));
+        // Truncated or garbled files are errors.
+        for cut in [0, 5, HEADER, bytes.len() - 1] {
+            assert!(restore(&mut Pools::new(10, 3), &bytes[..cut], 0).is_err());
+        }
+        let mut bad = bytes.clone();
+        bad[8] = 0xff;
+        assert!(restore(&mut Pools::new(10, 3), &bad, 0).is_err());
+        let _: SocketAddr = a.addr;
+    }
+}

@@ -1,0 +1,374 @@
+//! `btdht bench`: a loopback load generator for DHT servers, and `btdht udp-echo`, the raw UDP
+//! echo server that is the physical-limit baseline.
+//!
+//! The generator runs on its own thread with many source sockets (`127.1.x.y`, or `[::1]`
+//! ports for an IPv6 target), keeps `--window` queries in flight, and prints one JSON object:
+//! answered per second, loss and latency percentiles. Queries carry BEP 43 `ro: 1`, so the
+//! servers answer without trying to add (and ping) the generator's sockets. It is bounded in
+//! time and packets, and it refuses any target outside 127.0.0.0/8 and ::1 (exit 2).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use btdht::NodeId;
+use btdht::krpc::{Message, QueryKind, Want};
+use clap::{Args, ValueEnum};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use serde_json::json;
+
+use super::args::{parse_addr, parse_bind};
+use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+
+/// Which queries the generator sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QueryMix {
+    /// `ping` only.
+    Ping,
+    /// `find_node` for random targets.
+    FindNode,
+    /// `get_peers` for random info-hashes.
+    GetPeers,
+    /// ping, find_node and get_peers in turn.
+    Mix,
+}
+
+/// Options of `btdht bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The server to load (must be on 127.0.0.0/8 or ::1).
+    #[arg(value_parser = parse_addr)]
+    pub target: SocketAddr,
+    /// The queries to send.
+    #[arg(long, value_enum, default_value_t = QueryMix::Ping)]
+    pub query: QueryMix,
+    /// Seconds of measurement (after the warm-up).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub seconds: u64,
+    /// Seconds of warm-up, not counted.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub warmup: u64,
+    /// Queries in flight.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub window: u32,
+    /// Source sockets (each on its own 127.1.x.y address for an IPv4 target).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=16_384))]
+    pub sources: u32,
+    /// A query unanswered after this many milliseconds is lost.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub timeout_ms: u64,
+    /// Stop after sending this many queries.
+    #[arg(long, default_value_t = 200_000_000)]
+    pub max_packets: u64,
+}
+
+/// Options of the hidden `btdht udp-echo`.
+#[derive(Args, Debug)]
+pub struct EchoArgs {
+    /// Loopback address to bind.
+    #[arg(long, value_parser = parse_bind)]
+    pub bind: SocketAddr,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub seconds: u64,
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// Runs the raw echo server: receive a datagram, send it back, nothing else.
+pub fn echo(args: EchoArgs) -> i32 {
+    if !is_loopback(args.bind.ip()) {
+        eprintln!("btdht: udp-echo binds only loopback addresses");
+        return EXIT_USAGE;
+    }
+    let socket = match std::net::UdpSocket::bind(args.bind) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("btdht: cannot bind {}: {e}", args.bind);
+            return EXIT_USAGE;
+        }
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(100)));
+    eprintln!("btdht: udp-echo listening on {}", args.bind);
+    let end = Instant::now() + Duration::from_secs(args.seconds);
+    let mut buf = vec![0u8; 65_536];
+    let mut echoed: u64 = 0;
+    while Instant::now() < end {
+        for _ in 0..4096 {
+            match socket.recv_from(&mut buf) {
+                Ok((len, from)) => {
+                    if socket.send_to(&buf[..len], from).is_ok() {
+                        echoed += 1;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    eprintln!("btdht: udp-echo echoed {echoed} datagrams");
+    EXIT_OK
+}
+
+/// A query template: the encoded bytes and where its transaction id and target sit.
+struct Template {
+    bytes: Vec<u8>,
+    t_at: usize,
+    target_at: Option<usize>,
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn template(kind: QueryMix) -> Template {
+    let id = NodeId([0x5a; 20]);
+    let marker = NodeId([0xa5; 20]);
+    let query = match kind {
+        QueryMix::FindNode => QueryKind::FindNode {
+            target: marker,
+            want: Want::UNSPECIFIED,
+        },
+        QueryMix::GetPeers => QueryKind::GetPeers {
+            info_hash: marker,
+            want: Want::UNSPECIFIED,
+            noseed: false,
+            scrape: false,
+        },
+        _ => QueryKind::Ping,
+    };
+    let mut message = Message::query(b"\xee\xee\xee\xee".to_vec(), id, query);
+    message.read_only = true;
+    let bytes = message.encode();
+    let t_at = find(&bytes, b"1:t4:\xee\xee\xee\xee").map_or(0, |p| p + 5);
+    let target_at = find(&bytes, &marker.0);
+    Template {
+        bytes,
+        t_at,
+        target_at,
+    }
+}
+
+/// The transaction id of a reply: the last `1:t4:` (top-level keys come after `r`).
+fn reply_t(bytes: &[u8]) -> Option<u32> {
+    let at = bytes.windows(5).rposition(|w| w == b"1:t4:")? + 5;
+    let t = bytes.get(at..at + 4)?;
+    Some(u32::from_be_bytes([t[0], t[1], t[2], t[3]]))
+}
+
+/// One slot of the in-flight ring, indexed by `seq & RING_MASK`.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    seq: u32,
+    sent_us: u64,
+    live: bool,
+}
+
+const RING: usize = 1 << 20;
+const RING_MASK: u32 = (RING - 1) as u32;
+const MAX_LATENCIES: usize = 50_000_000;
+
+fn source_addr(target: SocketAddr, i: u32) -> SocketAddr {
+    if target.is_ipv4() {
+        let ip = Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8);
+        SocketAddr::from((ip, 0))
+    } else {
+        "[::1]:0".parse().expect("valid address")
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs `btdht bench`.
+pub fn run(args: BenchArgs) -> i32 {
+    if !is_loopback(args.target.ip()) {
+        eprintln!(
+            "btdht: bench refuses {}: only 127.0.0.0/8 and ::1 targets are allowed",
+            args.target
+        );
+        return EXIT_USAGE;
+    }
+    match generate(&args) {
+        Ok(report) => {
+            println!("{report}");
+            if report["answered"].as_u64().unwrap_or(0) > 0 {
+                EXIT_OK
+            } else {
+                EXIT_NO_ANSWER
+            }
+        }
+        Err(e) => {
+            eprintln!("btdht: bench: {e}");
+            EXIT_NO_ANSWER
+        }
+    }
+}
+
+fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
+    let target = SocketAddr::new(args.target.ip().to_canonical(), args.target.port());
+    let mut poll = Poll::new()?;
+    let mut sockets = Vec::with_capacity(args.sources as usize);
+    for i in 0..args.sources {
+        let std = std::net::UdpSocket::bind(source_addr(target, i))?;
+        std.set_nonblocking(true)?;
+        let mut socket = UdpSocket::from_std(std);
+        poll.registry()
+            .register(&mut socket, Token(i as usize), Interest::READABLE)?;
+        sockets.push(socket);
+    }
+    let templates: Vec<Template> = match args.query {
+        QueryMix::Mix => vec![
+            template(QueryMix::Ping),
+            template(QueryMix::FindNode),
+            template(QueryMix::GetPeers),
+        ],
+        kind => vec![template(kind)],
+    };
+    let mut ring = vec![Slot::default(); RING];
+    let mut order: VecDeque<u32> = VecDeque::new();
+    let window = args.window as usize;
+    let timeout_us = args.timeout_ms * 1000;
+    let started = Instant::now();
+    let now_us = || started.elapsed().as_micros() as u64;
+    let measure_from = args.warmup * 1_000_000;
+    let send_until = measure_from + args.seconds * 1_000_000;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 65_536];
+    let mut packet = Vec::with_capacity(256);
+    let (mut seq, mut in_flight, mut next_source) = (0u32, 0usize, 0usize);
+    let (mut sent, mut measured_sent, mut answered, mut lost, mut errors, mut send_errors) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut latencies: Vec<u32> = Vec::new();
+    loop {
+        let now = now_us();
+        let sending = now < send_until && sent < args.max_packets;
+        if !sending && in_flight == 0 {
+            break;
+        }
+        if now > send_until + timeout_us + 1_000_000 {
+            break;
+        }
+        // Fill the window.
+        while sending && in_flight < window && sent < args.max_packets {
+            let slot = &mut ring[(seq & RING_MASK) as usize];
+            if slot.live {
+                break; // the ring is full of unanswered queries younger than the timeout
+            }
+            let tpl = &templates[seq as usize % templates.len()];
+            packet.clear();
+            packet.extend_from_slice(&tpl.bytes);
+            packet[tpl.t_at..tpl.t_at + 4].copy_from_slice(&seq.to_be_bytes());
+            if let Some(at) = tpl.target_at {
+                let mix = u64::from(seq).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                packet[at..at + 8].copy_from_slice(&mix.to_be_bytes());
+            }
+            let socket = &sockets[next_source];
+            match socket.send_to(&packet, target) {
+                Ok(_) => {
+                    let sent_us = now_us();
+                    *slot = Slot {
+                        seq,
+                        sent_us,
+                        live: true,
+                    };
+                    order.push_back(seq);
+                    seq = seq.wrapping_add(1);
+                    sent += 1;
+                    if sent_us >= measure_from {
+                        measured_sent += 1;
+                    }
+                    in_flight += 1;
+                    next_source = (next_source + 1) % sockets.len();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    send_errors += 1;
+                    next_source = (next_source + 1) % sockets.len();
+                    break;
+                }
+            }
+        }
+        // Receive.
+        poll.poll(&mut events, Some(Duration::from_millis(1)))?;
+        for event in events.iter() {
+            let Some(socket) = sockets.get(event.token().0) else {
+                continue;
+            };
+            loop {
+                match socket.recv_from(&mut buf) {
+                    Ok((len, _)) => {
+                        let bytes = &buf[..len];
+                        let Some(t) = reply_t(bytes) else { continue };
+                        let slot = &mut ring[(t & RING_MASK) as usize];
+                        if !slot.live || slot.seq != t {
+                            continue;
+                        }
+                        slot.live = false;
+                        in_flight -= 1;
+                        let at = now_us();
+                        if slot.sent_us >= measure_from && at <= send_until + timeout_us {
+                            answered += 1;
+                            if find(bytes, b"1:y1:e").is_some() {
+                                errors += 1;
+                            }
+                            if latencies.len() < MAX_LATENCIES {
+                                latencies.push((at - slot.sent_us).min(u64::from(u32::MAX)) as u32);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => break,
+                }
+            }
+        }
+        // Expire.
+        let now = now_us();
+        while let Some(&front) = order.front() {
+            let slot = &mut ring[(front & RING_MASK) as usize];
+            if !slot.live || slot.seq != front {
+                order.pop_front();
+            } else if now.saturating_sub(slot.sent_us) > timeout_us {
+                slot.live = false;
+                in_flight -= 1;
+                if slot.sent_us >= measure_from {
+                    lost += 1;
+                }
+                order.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+    latencies.sort_unstable();
+    let seconds = args.seconds as f64;
+    Ok(json!({
+        "target": target.to_string(),
+        "query": format!("{:?}", args.query).to_lowercase(),
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "window": args.window,
+        "sources": args.sources,
+        "sent": measured_sent,
+        "answered": answered,
+        "errors": errors,
+        "lost": lost,
+        "loss": if measured_sent > 0 { lost as f64 / measured_sent as f64 } else { 0.0 },
+        "answered_per_sec": answered as f64 / seconds,
+        "latency_us": {
+            "p50": percentile(&latencies, 0.50),
+            "p99": percentile(&latencies, 0.99),
+            "max": latencies.last().copied().unwrap_or(0),
+        },
+        "send_errors": send_errors,
+        "total_sent": sent,
+    }))
+}

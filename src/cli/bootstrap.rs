@@ -1,0 +1,231 @@
+//! `btdht bootstrap`: a bootstrap server (see `btdht::bootstrap`), and the `--rate-limit`
+//! option it shares with `btdht node`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use btdht::NodeId;
+use btdht::bootstrap::driver::{Server, ServerOptions};
+use btdht::bootstrap::{AnswerMode, BootstrapStats};
+use btdht::node::RateLimit;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::args::{parse_addr, parse_bind, parse_id};
+use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+
+/// A `--rate-limit` value: `off`, or a per-source-IP limit `RATE[/BURST]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateSpec {
+    /// No per-IP and no global limit.
+    Off,
+    /// This per-IP limit (the global limit keeps its default).
+    PerIp(RateLimit),
+}
+
+/// Parses `off` or `RATE[/BURST]` (burst defaults to 5 × rate).
+pub fn parse_rate(text: &str) -> Result<RateSpec, String> {
+    if text == "off" {
+        return Ok(RateSpec::Off);
+    }
+    let (rate, burst) = match text.split_once('/') {
+        Some((r, b)) => (r, Some(b)),
+        None => (text, None),
+    };
+    let rate: u32 = rate
+        .parse()
+        .map_err(|_| "expected off or RATE[/BURST], e.g. 20/100".to_string())?;
+    let burst: u32 = match burst {
+        Some(b) => b
+            .parse()
+            .map_err(|_| "expected off or RATE[/BURST], e.g. 20/100".to_string())?,
+        None => rate.saturating_mul(5),
+    };
+    if rate == 0 || burst == 0 {
+        return Err("rate and burst must be positive (or use off)".into());
+    }
+    Ok(RateSpec::PerIp(RateLimit { rate, burst }))
+}
+
+/// How the server picks the nodes of its answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Answer {
+    /// The K pool nodes closest to the target.
+    Closest,
+    /// K random pool nodes.
+    Random,
+}
+
+/// Options of `btdht bootstrap`.
+#[derive(Args, Debug)]
+pub struct BootstrapArgs {
+    /// Local IPv4 address to bind (shared by all shards through SO_REUSEPORT).
+    #[arg(long, default_value = "0.0.0.0:6881", value_parser = parse_bind)]
+    pub bind: SocketAddr,
+    /// Also serve on this IPv6 address (BEP 32).
+    #[arg(long, value_parser = parse_bind)]
+    pub bind6: Option<SocketAddr>,
+    /// Shards: I/O threads, each with its own socket, sharing the pool.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Most IPv4 nodes in the pool (the IPv6 pool holds a quarter as many).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub capacity: u64,
+    /// Load the pool from this file at start; save it there periodically and on exit.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// A node to walk the DHT from (repeatable). Default: the public routers when the pool
+    /// is empty.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
+    pub bootstrap: Vec<SocketAddr>,
+    /// Store and hand out only nodes whose id is BEP 42-consistent with their address.
+    #[arg(long)]
+    pub bep42_strict: bool,
+    /// Talk to private, loopback and reserved addresses.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Use this node id (40 hex digits) instead of a random one.
+    #[arg(long, value_parser = parse_id)]
+    pub id: Option<NodeId>,
+    /// How answers pick their nodes.
+    #[arg(long, value_enum, default_value_t = Answer::Closest)]
+    pub answer: Answer,
+    /// Per-source-IP query limit RATE[/BURST], or `off` to lift all limits (for benchmarks).
+    #[arg(long, value_name = "off|RATE[/BURST]", value_parser = parse_rate)]
+    pub rate_limit: Option<RateSpec>,
+    /// Print counters every SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats: Option<u64>,
+    /// Counters as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between two saves of the pool.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub save_interval: u64,
+}
+
+fn print_stats(stats: &BootstrapStats, pool: usize, json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({
+                "pool": pool,
+                "datagrams_in": stats.datagrams_in,
+                "queries_in": stats.queries_in,
+                "answered": stats.answered,
+                "rate_limited": stats.rate_limited,
+                "rejected": stats.rejected,
+                "nodes_handed_out": stats.nodes_handed_out,
+                "pings_sent": stats.pings_sent,
+                "verified": stats.verified,
+                "unsolicited": stats.unsolicited,
+                "walk_queries": stats.walk_queries,
+                "expired": stats.expired,
+            })
+        );
+    } else {
+        println!(
+            "pool {pool}; {} queries in, {} answered, {} rate-limited, {} rejected; {} pings sent, {} verified, {} unsolicited",
+            stats.queries_in,
+            stats.answered,
+            stats.rate_limited,
+            stats.rejected,
+            stats.pings_sent,
+            stats.verified,
+            stats.unsolicited
+        );
+    }
+}
+
+/// Runs `btdht bootstrap` until SIGINT or SIGTERM.
+pub fn run(args: BootstrapArgs) -> i32 {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            eprintln!("btdht: cannot handle signal {signal}: {e}");
+            return EXIT_NO_ANSWER;
+        }
+    }
+    let mut options = ServerOptions::new(args.bind);
+    options.bind6 = args.bind6;
+    options.threads = usize::from(args.threads);
+    options.capacity = usize::try_from(args.capacity).unwrap_or(usize::MAX);
+    options.id = args.id;
+    options.state = args.state.clone();
+    options.config.bep42_strict = args.bep42_strict;
+    options.config.allow_private = args.allow_private;
+    options.config.answer = match args.answer {
+        Answer::Closest => AnswerMode::Closest,
+        Answer::Random => AnswerMode::Random,
+    };
+    match args.rate_limit {
+        Some(RateSpec::Off) => {
+            options.config.rate_limit_per_ip = None;
+            options.config.rate_limit_global = None;
+        }
+        Some(RateSpec::PerIp(limit)) => options.config.rate_limit_per_ip = Some(limit),
+        None => {}
+    }
+    options.bootstrap = if args.bootstrap.is_empty() {
+        super::commands::public_routers()
+    } else {
+        args.bootstrap.clone()
+    };
+    let started = Instant::now();
+    let server = match Server::start(options) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("btdht: cannot start the bootstrap server: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    eprintln!(
+        "btdht: bootstrap {} listening on {} ({} shards, {} nodes loaded in {:.2} s)",
+        server.id(),
+        server.local_addr(),
+        args.threads,
+        server.loaded(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(addr) = server.local_addr6() {
+        eprintln!("btdht: also listening on {addr}");
+    }
+    let period = args.stats.map(Duration::from_secs);
+    let mut next_stats = period.map(|p| Instant::now() + p);
+    let save_every = Duration::from_secs(args.save_interval);
+    let mut next_save = Instant::now() + save_every;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = Instant::now();
+        if let (Some(at), Some(period)) = (next_stats, period) {
+            if now >= at {
+                next_stats = Some(at + period);
+                let pool = server.pools().read().len();
+                print_stats(&server.stats(), pool, args.json);
+            }
+        }
+        if now >= next_save {
+            next_save = now + save_every;
+            if let Err(e) = server.save() {
+                log::warn!("cannot save the pool: {e}");
+            }
+        }
+    }
+    eprintln!("btdht: stopping");
+    let pool = server.pools().read().len();
+    match server.stop() {
+        Ok(stats) => {
+            if args.stats.is_some() {
+                print_stats(&stats, pool, args.json);
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("btdht: cannot save the pool: {e}");
+            EXIT_NO_ANSWER
+        }
+    }
+}
