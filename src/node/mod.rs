@@ -123,7 +123,8 @@ impl Node {
                 config.rate_limit_global,
                 config.rate_limit_max_ips,
                 now,
-            ),
+            )
+            .with_new_sources(config.rate_limit_new_sources, now),
             config,
             id,
             rng,
@@ -158,6 +159,21 @@ impl Node {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The rate limiters (per source IP, new sources, global).
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Informational events and completions waiting in [`Node::poll_event`]'s queue.
+    pub fn events_queued(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Datagrams waiting in [`Node::poll_transmit`]'s queue.
+    pub fn transmits_queued(&self) -> usize {
+        self.outbox.len()
     }
 
     /// Lookups and announces still running.
