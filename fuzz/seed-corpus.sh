@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 shared="${BTDHT_SHARED:-$root/../shared}/corpus/krpc"
-targets=(krpc_decode compact)
+targets=(krpc_decode compact node_sequence)
 
 for target in "${targets[@]}"; do
     mkdir -p "$here/corpus/$target"
@@ -16,9 +16,19 @@ if [ -d "$shared" ]; then
     # them. The datagrams also seed `compact`: their nodes/values strings are real entries.
     find "$shared" -name '*.bin' -print0 | while IFS= read -r -d '' file; do
         rel="${file#"$shared"/}"
-        for target in "${targets[@]}"; do
+        for target in krpc_decode compact; do
             cp -n "$file" "$here/corpus/$target/shared-${rel//\//-}"
         done
+        # node_sequence reads records (op, dt, src, len_lo, len_hi, payload): wrap the
+        # datagram as one "arrives from source 0" record.
+        out="$here/corpus/node_sequence/shared-${rel//\//-}"
+        if [ ! -e "$out" ]; then
+            len=$(wc -c <"$file")
+            if [ "$len" -lt 65536 ]; then
+                printf "\\x00\\x01\\x00\\x$(printf %02x $((len & 255)))\\x$(printf %02x $((len >> 8)))" >"$out"
+                cat "$file" >>"$out"
+            fi
+        fi
     done
 else
     echo "seed-corpus: $shared not found, seeding from tests/fuzz_regressions only" >&2

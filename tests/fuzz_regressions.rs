@@ -6,6 +6,8 @@
 
 #[path = "support/fuzz_checks.rs"]
 mod fuzz_checks;
+#[path = "support/node_sequence.rs"]
+mod node_sequence;
 
 use std::path::{Path, PathBuf};
 
@@ -45,4 +47,10 @@ fn krpc_decode_regressions() {
 fn compact_regressions() {
     let n = replay("compact", fuzz_checks::check_compact);
     assert!(n > 0, "tests/fuzz_regressions/compact holds inputs");
+}
+
+#[test]
+fn node_sequence_regressions() {
+    let n = replay("node_sequence", node_sequence::check_node_sequence);
+    assert!(n > 0, "tests/fuzz_regressions/node_sequence holds inputs");
 }

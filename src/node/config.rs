@@ -63,6 +63,11 @@ pub struct Config {
     /// Token bucket on all incoming queries. Default [`RateLimit::GLOBAL`] (5,000/s, bursts
     /// of 10,000); `None` disables it.
     pub rate_limit_global: Option<RateLimit>,
+    /// Token bucket on incoming queries from sources not among the recent ones (the per-IP
+    /// table), so that a flood of spoofed distinct addresses cannot take the whole global
+    /// rate. Default [`RateLimit::NEW_SOURCES`] (1,000/s, bursts of 5,000); `None` disables
+    /// it. Needs `rate_limit_per_ip`.
+    pub rate_limit_new_sources: Option<RateLimit>,
     /// Source IPs whose buckets are remembered (older ones are forgotten). Default 65,536.
     pub rate_limit_max_ips: usize,
     /// The `v` sent in every message. Default [`CLIENT_VERSION`].
@@ -98,6 +103,7 @@ impl Default for Config {
             query_events: false,
             rate_limit_per_ip: Some(RateLimit::PER_IP),
             rate_limit_global: Some(RateLimit::GLOBAL),
+            rate_limit_new_sources: Some(RateLimit::NEW_SOURCES),
             rate_limit_max_ips: 65_536,
             version: Some(CLIENT_VERSION.to_vec()),
             routing: RoutingConfig::default(),

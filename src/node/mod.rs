@@ -38,6 +38,13 @@ pub use lookup::{Lookup, LookupOutcome, LookupParams};
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use stats::{Method, Stats};
 
+/// The longest transaction id a query may carry and still be answered, in bytes. BEP 5 ids
+/// are a few bytes (libtorrent sends 2, uTorrent 4); the decoder keeps any length, but a reply
+/// echoes the id, so a longer one would let a query make the node send a datagram as large as
+/// the query itself (up to 64 KiB, fragmented or unsendable). Such queries are dropped and
+/// counted in [`Stats::oversized_transaction_ids`].
+pub const MAX_TRANSACTION_ID_LEN: usize = 64;
+
 /// What a pending query was for.
 #[derive(Clone, Debug)]
 enum Pending {
@@ -123,7 +130,8 @@ impl Node {
                 config.rate_limit_global,
                 config.rate_limit_max_ips,
                 now,
-            ),
+            )
+            .with_new_sources(config.rate_limit_new_sources, now),
             config,
             id,
             rng,
@@ -158,6 +166,21 @@ impl Node {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The rate limiters (per source IP, new sources, global).
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Informational events and completions waiting in [`Node::poll_event`]'s queue.
+    pub fn events_queued(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Datagrams waiting in [`Node::poll_transmit`]'s queue.
+    pub fn transmits_queued(&self) -> usize {
+        self.outbox.len()
     }
 
     /// Lookups and announces still running.
@@ -619,6 +642,10 @@ impl Node {
             Err(error) => {
                 self.stats.reject(error.reason);
                 if let Some(reply) = error.reply {
+                    if reply.transaction_id.len() > MAX_TRANSACTION_ID_LEN {
+                        self.stats.oversized_transaction_ids += 1;
+                        return;
+                    }
                     if !self.config.read_only && self.rate_allows(now, &from) {
                         self.reply_error(from, reply.transaction_id, reply.code, reply.message);
                     }
@@ -632,6 +659,10 @@ impl Node {
         let message = decoded.message;
         match message.body {
             Body::Query(query) => {
+                if message.transaction_id.len() > MAX_TRANSACTION_ID_LEN {
+                    self.stats.oversized_transaction_ids += 1;
+                    return;
+                }
                 if !self.rate_allows(now, &from) {
                     return;
                 }

@@ -10,6 +10,13 @@
 //! IP seen recently keeps its bucket (it is moved forward on use), and the cost per query
 //! stays O(1). A source evicted by such a flood starts again with a full bucket: the per-IP
 //! limit then fails open and the global bucket is what still holds.
+//!
+//! A source not in the table (never seen, or forgotten) must also take a token from the
+//! **new-source bucket**. A flood of spoofed distinct addresses is all new sources: it drains
+//! that bucket, not the global one, so sources seen recently (which are in the table) keep
+//! the rest of the global rate. Without it such a flood at the global rate starves everyone.
+//! A flood that repeats a set of spoofed addresses makes them known; each is then held to the
+//! per-IP rate, and only hundreds of them together reach the global rate.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,6 +46,26 @@ impl RateLimit {
         rate: 5_000,
         burst: 10_000,
     };
+    /// The default limit on queries from sources not in the table of recent sources: 1,000
+    /// per second, bursts of 5,000. Well above the new sources a home node sees (a few per
+    /// second), a fifth of [`RateLimit::GLOBAL`]; a bootstrap server, whose clients are
+    /// mostly new, raises it.
+    pub const NEW_SOURCES: RateLimit = RateLimit {
+        rate: 1_000,
+        burst: 5_000,
+    };
+}
+
+/// Bytes of one hash table slot of the source table: the entry and its control byte.
+const SLOT_BYTES: usize = size_of::<(IpAddr, Bucket)>() + 1;
+
+/// Slots of a hash table (hashbrown: a power of two, 7/8 of them usable) of this capacity.
+fn slots(capacity: usize) -> usize {
+    if capacity == 0 {
+        0
+    } else {
+        (capacity * 8 / 7).next_power_of_two()
+    }
 }
 
 /// Micro-tokens in one token.
@@ -85,6 +112,7 @@ impl Bucket {
 pub struct RateLimiter {
     per_ip: Option<RateLimit>,
     global: Option<(RateLimit, Bucket)>,
+    new_sources: Option<(RateLimit, Bucket)>,
     generation_cap: usize,
     current: HashMap<IpAddr, Bucket>,
     previous: HashMap<IpAddr, Bucket>,
@@ -92,6 +120,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// Limiters with these limits (`None`: unlimited), tracking at most `max_ips` sources.
+    /// No new-source limit (see [`RateLimiter::with_new_sources`]).
     pub fn new(
         per_ip: Option<RateLimit>,
         global: Option<RateLimit>,
@@ -101,10 +130,31 @@ impl RateLimiter {
         RateLimiter {
             per_ip,
             global: global.map(|limit| (limit, Bucket::full(limit, now))),
+            new_sources: None,
             generation_cap: (max_ips / 2).max(1),
             current: HashMap::new(),
             previous: HashMap::new(),
         }
+    }
+
+    /// Adds a bucket that queries from sources not in the table must also pass (`None`:
+    /// none). It needs the per-IP limit: without a table every source counts as known.
+    pub fn with_new_sources(mut self, limit: Option<RateLimit>, now: Instant) -> Self {
+        self.new_sources = limit.map(|limit| (limit, Bucket::full(limit, now)));
+        self
+    }
+
+    /// An estimate of the heap memory of the table of sources, in bytes (hash table slots
+    /// of both generations, from their capacities).
+    pub fn approx_memory_bytes(&self) -> usize {
+        slots(self.current.capacity()) * SLOT_BYTES + slots(self.previous.capacity()) * SLOT_BYTES
+    }
+
+    /// The most [`RateLimiter::approx_memory_bytes`] can reach with `max_ips`: two
+    /// generations of `max_ips / 2` sources each. About 5.4 MB for the default 65,536.
+    pub fn memory_cap_bytes(max_ips: usize) -> usize {
+        let generation = (max_ips / 2).max(1);
+        2 * slots(generation) * SLOT_BYTES
     }
 
     /// Sources with a bucket (at most the configured `max_ips`).
@@ -114,15 +164,16 @@ impl RateLimiter {
 
     /// Whether a query from `ip` at `now` may be answered; takes a token if so.
     pub fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let mut known = true;
         if let Some(limit) = self.per_ip {
             let ip = ip.to_canonical();
             let bucket = match self.current.get_mut(&ip) {
                 Some(bucket) => bucket,
                 None => {
-                    let bucket = self
-                        .previous
-                        .remove(&ip)
-                        .unwrap_or_else(|| Bucket::full(limit, now));
+                    let bucket = self.previous.remove(&ip).unwrap_or_else(|| {
+                        known = false;
+                        Bucket::full(limit, now)
+                    });
                     if self.current.len() >= self.generation_cap {
                         self.previous = std::mem::take(&mut self.current);
                     }
@@ -131,6 +182,13 @@ impl RateLimiter {
             };
             if !bucket.take(limit, now) {
                 return false;
+            }
+        }
+        if !known {
+            if let Some((limit, bucket)) = &mut self.new_sources {
+                if !bucket.take(*limit, now) {
+                    return false;
+                }
             }
         }
         match &mut self.global {

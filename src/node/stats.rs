@@ -110,6 +110,9 @@ pub struct Stats {
     pub queue_overflows: u64,
     /// Queries not sent because the transaction map was full.
     pub transactions_full: u64,
+    /// Queries left unanswered because their transaction id was longer than
+    /// [`crate::node::MAX_TRANSACTION_ID_LEN`].
+    pub oversized_transaction_ids: u64,
 }
 
 impl Stats {

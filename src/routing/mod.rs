@@ -335,6 +335,90 @@ impl RoutingTable {
         entry.liveness(now, &self.config)
     }
 
+    /// Checks the table's structural invariants, for tests and fuzz targets: 1 to 160
+    /// buckets; at most K entries per bucket and at most `replacement_cache_size`
+    /// candidates; every entry and candidate in the bucket its id belongs to; no entry with
+    /// our own id; ids and socket addresses unique, and IPs unique when the policy says so;
+    /// the address and IP indexes and the length agree with the buckets; the split queue
+    /// names existing buckets. Returns the first violation found.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let count = self.buckets.len();
+        if !(1..=MAX_BUCKETS).contains(&count) {
+            return Err(format!("{count} buckets"));
+        }
+        let last = count - 1;
+        let mut ids = std::collections::HashSet::new();
+        let mut addrs = std::collections::HashSet::new();
+        let mut ips = std::collections::HashSet::new();
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            if bucket.entries.len() > self.config.k {
+                return Err(format!("bucket {i} holds {} > K", bucket.entries.len()));
+            }
+            if bucket.replacements.len() > self.config.replacement_cache_size {
+                return Err(format!(
+                    "bucket {i}: {} candidates",
+                    bucket.replacements.len()
+                ));
+            }
+            let mut subnets = std::collections::HashSet::new();
+            for entry in &bucket.entries {
+                let info = entry.info;
+                if info.id == self.own_id {
+                    return Err("our own id is an entry".into());
+                }
+                if self.own_id.shared_prefix_len(&info.id).min(last) != i {
+                    return Err(format!("{} is in bucket {i}", info.id));
+                }
+                if !ids.insert(info.id) {
+                    return Err(format!("duplicate id {}", info.id));
+                }
+                if !addrs.insert(info.addr) {
+                    return Err(format!("duplicate address {}", info.addr));
+                }
+                if self.by_addr.get(&info.addr) != Some(&info.id) {
+                    return Err(format!("address index misses {}", info.addr));
+                }
+                let ip = info.addr.ip().to_canonical();
+                if self.limits_ip() {
+                    if !ips.insert(ip) {
+                        return Err(format!("two entries on {ip}"));
+                    }
+                    if self.by_ip.get(&ip) != Some(&info.id) {
+                        return Err(format!("IP index misses {ip}"));
+                    }
+                }
+                if self.limits_subnet() && !subnets.insert(subnet(ip)) {
+                    return Err(format!("bucket {i}: two entries on the subnet of {ip}"));
+                }
+            }
+            for candidate in &bucket.replacements {
+                let id = candidate.info().id;
+                if self.own_id.shared_prefix_len(&id).min(last) != i {
+                    return Err(format!("candidate {id} is in bucket {i}"));
+                }
+            }
+        }
+        if ids.len() != self.len || self.by_addr.len() != self.len {
+            return Err(format!(
+                "length {} but {} entries, {} indexed addresses",
+                self.len,
+                ids.len(),
+                self.by_addr.len()
+            ));
+        }
+        if self.limits_ip() && self.by_ip.len() != self.len {
+            return Err(format!(
+                "{} indexed IPs for {} entries",
+                self.by_ip.len(),
+                self.len
+            ));
+        }
+        if let Some(i) = self.refresh.iter().find(|&i| i >= count) {
+            return Err(format!("split queue names bucket {i} of {count}"));
+        }
+        Ok(())
+    }
+
     /// The split queue of buckets waiting for a refresh lookup.
     pub fn split_queue(&self) -> &SplitQueue {
         &self.refresh
