@@ -20,6 +20,7 @@
 //! - [`node`]: the sans-IO node that ties them together.
 //! - [`transmit`]: a datagram a core wants sent.
 //! - [`sim`]: a deterministic simulated network of many cores.
+//! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes).
 //! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
 //! - [`hathor`]: Hathor peer identity, entrypoints, networks, handshake client and peer store.
 
@@ -27,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod contact;
+pub mod crawler;
 pub mod driver;
 pub mod hathor;
 pub mod id;
