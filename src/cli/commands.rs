@@ -32,11 +32,13 @@ pub fn run(command: Command) -> i32 {
             target,
             client,
         } => sample(addr, target, &client),
+        Command::Swarm(args) => super::swarm::run(args),
+        Command::Crawl(args) => super::crawl::run(args),
     }
 }
 
 /// The public routers' addresses, resolved now (only when no other way in is given).
-fn public_routers() -> Vec<SocketAddr> {
+pub(crate) fn public_routers() -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for name in PUBLIC_ROUTERS {
         match name.to_socket_addrs() {

@@ -1,9 +1,11 @@
-//! The `btdht` command line: argument types ([`args`]), the subcommands ([`commands`]) and a
-//! stderr logger ([`logger`]).
+//! The `btdht` command line: argument types ([`args`]), the subcommands ([`commands`]; the
+//! local swarm in [`swarm`], the crawler in [`crawl`]) and a stderr logger ([`logger`]).
 
 pub mod args;
 pub mod commands;
+pub mod crawl;
 pub mod logger;
+pub mod swarm;
 
 /// Exit status: success.
 pub const EXIT_OK: i32 = 0;
