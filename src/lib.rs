@@ -20,6 +20,7 @@
 //! - [`node`]: the sans-IO node that ties them together.
 //! - [`transmit`]: a datagram a core wants sent.
 //! - [`sim`]: a deterministic simulated network of many cores.
+//! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes).
 //! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
 //! - [`bootstrap`]: the bootstrap server: a sans-IO core answering from a pool of verified
 //!   nodes, its sharded driver and its pool file.
@@ -30,6 +31,7 @@
 
 pub mod bootstrap;
 pub mod contact;
+pub mod crawler;
 pub mod driver;
 pub mod hathor;
 pub mod id;

@@ -120,6 +120,16 @@ pub enum Command {
     /// A raw UDP echo server on loopback (the throughput baseline of benches/throughput.sh).
     #[command(name = "udp-echo", hide = true)]
     UdpEcho(super::bench::EchoArgs),
+    /// Run many DHT nodes in one process on distinct loopback addresses (a local swarm).
+    #[command(
+        after_help = "Example:\n  btdht swarm --nodes 5000 --infohashes 5000 --truth truth.json"
+    )]
+    Swarm(super::swarm::SwarmArgs),
+    /// Enumerate DHT nodes and their BEP 51 info-hashes, as NDJSON.
+    #[command(
+        after_help = "Example:\n  btdht crawl --bootstrap 127.1.0.1:6881 --allow-private --duration 60 --out crawl.ndjson"
+    )]
+    Crawl(super::crawl::CrawlArgs),
 }
 
 /// Options of the short-lived client commands.

@@ -36,6 +36,8 @@ pub fn run(command: Command) -> i32 {
         Command::Bootstrap(args) => super::bootstrap::run(args),
         Command::Bench(args) => super::bench::run(args),
         Command::UdpEcho(args) => super::bench::echo(args),
+        Command::Swarm(args) => super::swarm::run(args),
+        Command::Crawl(args) => super::crawl::run(args),
     }
 }
 

@@ -1,13 +1,15 @@
 //! The `btdht` command line: argument types ([`args`]), the subcommands ([`commands`], with
-//! [`bootstrap`], [`bench`] and [`hathor`] in their own files) and a
+//! [`bootstrap`], [`bench`], [`hathor`], [`swarm`] and [`crawl`] in their own files) and a
 //! stderr logger ([`logger`]).
 
 pub mod args;
 pub mod bench;
 pub mod bootstrap;
 pub mod commands;
+pub mod crawl;
 pub mod hathor;
 pub mod logger;
+pub mod swarm;
 
 /// Exit status: success.
 pub const EXIT_OK: i32 = 0;

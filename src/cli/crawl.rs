@@ -1,0 +1,301 @@
+//! `btdht crawl`: runs the [`Crawler`] core on one UDP socket and writes NDJSON.
+//!
+//! The loop is the crawl's I/O driver: it feeds the core the socket's datagrams and the clock,
+//! sends what it asks, and writes its records as NDJSON lines to stdout or `--out`: one line per
+//! node (`type: node`), per info-hash (`type: infohash`), per peer count (`type: peers`, with
+//! `--get-peers`), and a last `type: summary` line with the counters. Progress (nodes/s,
+//! info-hashes/s, packets/s) goes to stderr when it is a terminal; a summary goes to stderr at
+//! the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use btdht::Instant;
+use btdht::crawler::{CrawlConfig, CrawlStats, Crawler};
+use btdht::driver::socket::bind_udp;
+use clap::Args;
+use mio::{Events, Interest, Poll, Token};
+
+use super::args::{parse_addr, parse_bind};
+use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+
+/// Options of `btdht crawl`.
+#[derive(Args, Debug)]
+pub struct CrawlArgs {
+    /// A node to start from (repeatable). Default: the public routers.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
+    pub bootstrap: Vec<SocketAddr>,
+    /// Local IPv4 address to bind.
+    #[arg(long, default_value = "0.0.0.0:0", value_parser = parse_bind)]
+    pub bind: SocketAddr,
+    /// Stop after SECS seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Global limit on queries sent per second.
+    #[arg(long, value_name = "PPS", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: u32,
+    /// Queries per second to one destination IP (libtorrent bans 50 in 10 s); 0: no limit.
+    #[arg(long, value_name = "PPS", default_value_t = 4)]
+    pub per_ip_rate: u32,
+    /// How many crawler ids the queries rotate through.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub ids: u32,
+    /// Write the NDJSON here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Only enumerate nodes (find_node), no BEP 51 samples.
+    #[arg(long)]
+    pub no_infohashes: bool,
+    /// Count the peers of each new info-hash (one get_peers to the node that sampled it).
+    #[arg(long)]
+    pub get_peers: bool,
+    /// Talk to private, loopback and reserved addresses.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Seed of the crawler's randomness (default: from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Idle find_node sweeps per second once everything known was visited; 0: none.
+    #[arg(long, value_name = "PPS", default_value_t = 5)]
+    pub sweep_rate: u32,
+    /// Exit as soon as everything known was visited (no sweeps), for benchmarks and tests.
+    #[arg(long)]
+    pub until_idle: bool,
+}
+
+fn summary_json(stats: &CrawlStats, elapsed: f64, crawler: &Crawler) -> serde_json::Value {
+    let per_node = stats.queries_sent as f64 / stats.nodes_found.max(1) as f64;
+    let fp = crawler.dedup_false_positive_rates();
+    serde_json::json!({
+        "type": "summary",
+        "seconds": elapsed,
+        "nodes": stats.nodes_found,
+        "infohashes": stats.infohashes_found,
+        "queries_sent": stats.queries_sent,
+        "queries_per_node": per_node,
+        "samples_sent": stats.samples_sent,
+        "find_nodes_sent": stats.find_nodes_sent,
+        "get_peers_sent": stats.get_peers_sent,
+        "replies": stats.replies,
+        "errors": stats.errors,
+        "timeouts": stats.timeouts,
+        "unresponsive": stats.unresponsive,
+        "rejected": stats.rejected,
+        "unmatched": stats.unmatched,
+        "addrs_queued": stats.addrs_queued,
+        "per_ip_delayed": stats.per_ip_delayed,
+        "queue_overflows": stats.queue_overflows,
+        "records_dropped": stats.records_dropped,
+        "resamples": stats.resamples,
+        "dedup_false_positive_rate": fp.iter().copied().fold(0.0, f64::max),
+    })
+}
+
+/// Runs `btdht crawl`; returns the exit status.
+pub fn run(args: CrawlArgs) -> i32 {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            eprintln!("btdht: cannot handle signal {signal}: {e}");
+            return EXIT_NO_ANSWER;
+        }
+    }
+    let bootstrap = if args.bootstrap.is_empty() {
+        super::commands::public_routers()
+    } else {
+        args.bootstrap.clone()
+    };
+    if bootstrap.is_empty() {
+        eprintln!("btdht: no node to start from");
+        return EXIT_NO_ANSWER;
+    }
+    let mut socket = match bind_udp(args.bind) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("btdht: cannot bind {}: {e}", args.bind);
+            return EXIT_USAGE;
+        }
+    };
+    let mut poll = match Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("btdht: {e}");
+            return EXIT_NO_ANSWER;
+        }
+    };
+    if let Err(e) = poll
+        .registry()
+        .register(&mut socket, Token(0), Interest::READABLE)
+    {
+        eprintln!("btdht: {e}");
+        return EXIT_NO_ANSWER;
+    }
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => match File::create(path) {
+            Ok(f) => Box::new(BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("btdht: cannot create {}: {e}", path.display());
+                return EXIT_USAGE;
+            }
+        },
+        None => Box::new(BufWriter::new(io::stdout().lock())),
+    };
+    let start_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let clock = std::time::Instant::now();
+    let now =
+        || Instant::from_micros(u64::try_from(clock.elapsed().as_micros()).unwrap_or(u64::MAX));
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let config = CrawlConfig {
+        ids: args.ids as usize,
+        rate: args.rate,
+        per_ip_rate: args.per_ip_rate,
+        sample_infohashes: !args.no_infohashes,
+        get_peers: args.get_peers,
+        allow_private: args.allow_private,
+        sweep_rate: if args.until_idle { 0 } else { args.sweep_rate },
+        ..CrawlConfig::default()
+    };
+    let mut crawler = Crawler::new(config, seed, now());
+    crawler.add_bootstrap(now(), &bootstrap);
+    let progress = io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let deadline = args
+        .duration
+        .map(|s| clock + Duration::from_secs_f64(s.max(0.0)));
+    let mut events = Events::with_capacity(256);
+    let mut buf = vec![0u8; 65_536];
+    let mut send_errors = 0u64;
+    let mut write_error: Option<io::Error> = None;
+    let mut last_progress = (clock, CrawlStats::default());
+    let mut idle_since: Option<std::time::Instant> = None;
+    loop {
+        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            break;
+        }
+        crawler.handle_timeout(now());
+        while let Some(t) = crawler.poll_transmit() {
+            if socket.send_to(&t.bytes, t.to).is_err() {
+                send_errors += 1;
+            }
+        }
+        while let Some(record) = crawler.poll_record() {
+            if write_error.is_none() {
+                if let Err(e) = writeln!(out, "{}", record.to_json(start_unix)) {
+                    write_error = Some(e);
+                }
+            }
+        }
+        if write_error.is_some() {
+            break;
+        }
+        if args.until_idle {
+            // Idle for a whole query timeout: nothing more will come.
+            if crawler.is_idle() {
+                let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= Duration::from_millis(500) {
+                    break;
+                }
+            } else {
+                idle_since = None;
+            }
+        }
+        if let Some(bar) = &progress {
+            let elapsed = last_progress.0.elapsed();
+            if elapsed >= Duration::from_millis(500) {
+                let s = *crawler.stats();
+                let p = last_progress.1;
+                let rate = |a: u64, b: u64| (a - b) as f64 / elapsed.as_secs_f64();
+                bar.set_message(format!(
+                    "nodes {} ({:.0}/s)  info-hashes {} ({:.0}/s)  packets out {} ({:.0}/s) in {} ({:.0}/s)  in flight {}  queued {}",
+                    s.nodes_found,
+                    rate(s.nodes_found, p.nodes_found),
+                    s.infohashes_found,
+                    rate(s.infohashes_found, p.infohashes_found),
+                    s.queries_sent,
+                    rate(s.queries_sent, p.queries_sent),
+                    s.datagrams_in,
+                    rate(s.datagrams_in, p.datagrams_in),
+                    crawler.in_flight(),
+                    crawler.frontier_len(),
+                ));
+                last_progress = (std::time::Instant::now(), s);
+            }
+        }
+        let mut sleep = Duration::from_millis(100);
+        if let Some(at) = crawler.poll_timeout() {
+            sleep = sleep.min(at.saturating_duration_since(now()));
+        }
+        if let Err(e) = poll.poll(&mut events, Some(sleep)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                eprintln!("btdht: poll: {e}");
+                break;
+            }
+        }
+        if !events.is_empty() {
+            loop {
+                match socket.recv_from(&mut buf) {
+                    Ok((len, from)) => crawler.handle_datagram(now(), from, &buf[..len]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => continue,
+                }
+            }
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    while let Some(record) = crawler.poll_record() {
+        if write_error.is_none() {
+            if let Err(e) = writeln!(out, "{}", record.to_json(start_unix)) {
+                write_error = Some(e);
+            }
+        }
+    }
+    let elapsed = clock.elapsed().as_secs_f64();
+    let stats = *crawler.stats();
+    let summary = summary_json(&stats, elapsed, &crawler);
+    if write_error.is_none() {
+        if let Err(e) = writeln!(out, "{summary}").and_then(|_| out.flush()) {
+            write_error = Some(e);
+        }
+    }
+    eprintln!(
+        "crawl: {:.1} s: {} nodes, {} info-hashes, {} queries ({:.3} per node found), {} replies, {} timeouts, {} errors, {} per-IP delays, {} send errors",
+        elapsed,
+        stats.nodes_found,
+        stats.infohashes_found,
+        stats.queries_sent,
+        stats.queries_sent as f64 / stats.nodes_found.max(1) as f64,
+        stats.replies,
+        stats.timeouts,
+        stats.errors,
+        stats.per_ip_delayed,
+        send_errors
+    );
+    match write_error {
+        // A closed pipe (e.g. `| head`) is a normal way to stop.
+        Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            eprintln!("btdht: output: {e}");
+            EXIT_NO_ANSWER
+        }
+        _ => EXIT_OK,
+    }
+}

@@ -1,0 +1,166 @@
+//! The crawler against libtorrent nodes placed in a `btdht swarm`, on loopback: `btdht crawl`
+//! enumerates the libtorrent nodes (version `LT..`) and the swarm's nodes, and reads a
+//! libtorrent node's BEP 51 sample (an info-hash another libtorrent node announced to it).
+//!
+//! Needs the venv made by `shared/peers/setup.sh`; without it the test prints why and passes,
+//! unless `BTDHT_REQUIRE_INTEROP` is set. `BTDHT_PEERS_PY` may name the venv's python.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_btdht");
+
+fn peers_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("BTDHT_PEERS_DIR") {
+        return Some(dir.into());
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    [
+        manifest.join("../shared/peers"),
+        manifest.join("../../shared/peers"),
+    ]
+    .into_iter()
+    .find(|d| d.join("lt_peer.py").is_file())
+}
+
+fn libtorrent() -> Result<(PathBuf, PathBuf), String> {
+    let dir = peers_dir().ok_or("shared/peers/lt_peer.py not found")?;
+    let python = match std::env::var_os("BTDHT_PEERS_PY") {
+        Some(py) => PathBuf::from(py),
+        None => {
+            let home = std::env::var_os("HOME").ok_or("no HOME")?;
+            PathBuf::from(home).join(".cache/btdht-peers/venv-lt/bin/python")
+        }
+    };
+    let ok = Command::new(&python)
+        .args(["-c", "import libtorrent"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(format!(
+            "no libtorrent venv at {} (run shared/peers/setup.sh)",
+            python.display()
+        ));
+    }
+    Ok((python, dir.join("lt_peer.py")))
+}
+
+/// A child process killed on drop.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads `child`'s stdout until a line starts with `prefix` (bounded); returns it.
+fn wait_line(child: &mut Child, prefix: &str, limit: Duration) -> Option<String> {
+    let out = child.stdout.take()?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    while let Ok(line) = rx.recv_deadline(deadline) {
+        if line.starts_with(prefix) {
+            return Some(line);
+        }
+    }
+    None
+}
+
+#[test]
+fn crawl_enumerates_libtorrent_nodes_and_their_samples() {
+    let (python, script) = match libtorrent() {
+        Ok(found) => found,
+        Err(why) => {
+            assert!(
+                std::env::var_os("BTDHT_REQUIRE_INTEROP").is_none(),
+                "BTDHT_REQUIRE_INTEROP is set but {why}"
+            );
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    // A swarm of 5 btdht nodes on 127.0.190.1-5.
+    let mut swarm = Command::new(BIN)
+        .args([
+            "swarm",
+            "--nodes",
+            "5",
+            "--base-ip",
+            "127.0.190.1",
+            "--port",
+            "47811",
+        ])
+        .args(["--settle", "1", "--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = wait_line(&mut swarm, "ready", Duration::from_secs(20));
+    let _swarm = Guard(swarm);
+    assert!(ready.is_some(), "swarm not ready");
+    let boot = "127.0.190.1:47811";
+    // Two libtorrent nodes in it; B announces an info-hash, which lands at A (and at the
+    // swarm's nodes: with 7 nodes, the 8 closest are all of them).
+    let hash = "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3";
+    let lt = |listen: &str, extra: &[&str]| {
+        Command::new(&python)
+            .arg(&script)
+            .args(["node", "--listen", listen, "--bootstrap", boot])
+            .args(["--duration", "60", "--action-delay", "3"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let a = "127.0.191.1:47812";
+    let b = "127.0.192.1:47813";
+    let _a = Guard(lt(a, &[]));
+    let _b = Guard(lt(b, &["--announce", hash, "--peer-port", "7777"]));
+    // Let them join and B announce.
+    std::thread::sleep(Duration::from_secs(9));
+    // Crawl from A alone, so that its sample is the first to carry the info-hash.
+    let out = Command::new(BIN)
+        .args(["crawl", "--bootstrap", a, "--allow-private"])
+        .args(["--until-idle", "--duration", "20", "--seed", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let node = |addr: &str| {
+        lines
+            .iter()
+            .find(|r| r["type"] == "node" && r["addr"] == addr)
+            .cloned()
+    };
+    for lt_addr in [a, b] {
+        let record = node(lt_addr).unwrap_or_else(|| panic!("{lt_addr} not found:\n{text}"));
+        let version = record["version"].as_str().unwrap_or("");
+        assert!(version.starts_with("LT"), "{record}");
+    }
+    for i in 1..=5 {
+        let addr = format!("127.0.190.{i}:47811");
+        assert!(node(&addr).is_some(), "{addr} not found:\n{text}");
+    }
+    let sampled = lines
+        .iter()
+        .find(|r| r["type"] == "infohash" && r["infohash"] == hash)
+        .unwrap_or_else(|| panic!("info-hash not found:\n{text}"));
+    assert_eq!(sampled["from"], a, "A's BEP 51 sample carried it first");
+}
