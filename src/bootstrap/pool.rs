@@ -349,7 +349,7 @@ impl<const N: usize> Pool<N> {
             .filter(|info| accept(info))
             .map(|info| (!prefer(&info), target.distance(&info.id), info))
             .collect();
-        found.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        found.sort_unstable_by_key(|f| (f.0, f.1));
         found.dedup_by(|a, b| a.2.addr == b.2.addr);
         found.into_iter().take(n).map(|f| f.2).collect()
     }
