@@ -346,6 +346,13 @@ fn node(args: NodeArgs) -> i32 {
     if let Some(path) = &args.state {
         builder = builder.state_file(path);
     }
+    // Hidden, for the crash-safety test: save every N milliseconds.
+    if let Some(ms) = std::env::var("BTDHT_SAVE_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        builder = builder.save_interval(std::time::Duration::from_millis(ms));
+    }
     if !args.bootstrap.is_empty() {
         builder = builder.bootstrap(args.bootstrap.iter().copied());
     } else if !has_saved_nodes {

@@ -133,6 +133,11 @@ impl IoThread {
             if let Some(at) = self.node.poll_timeout() {
                 sleep = sleep.min(at.saturating_duration_since(now));
             }
+            if self.persist.is_some() {
+                // Wake for the next save too: a save interval shorter than the node's tick
+                // would otherwise be stretched to it.
+                sleep = sleep.min(next_save.saturating_duration_since(now));
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(sleep)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("poll failed: {e}");

@@ -306,9 +306,9 @@ impl Builder {
         self
     }
 
-    /// How often the state is saved (default [`DEFAULT_SAVE_INTERVAL`]).
+    /// How often the state is saved (default [`DEFAULT_SAVE_INTERVAL`]; at least 1 ms).
     pub fn save_interval(mut self, interval: Duration) -> Self {
-        self.save_interval = interval.max(Duration::from_secs(1));
+        self.save_interval = interval.max(Duration::from_millis(1));
         self
     }
 
@@ -460,6 +460,12 @@ impl Dht {
             .transpose()
             .map_err(Error::Io)?;
 
+        if let Some(path) = &state_file {
+            let removed = persist::remove_stale_temporaries(path);
+            if removed > 0 {
+                log::info!("removed {removed} temporary files of interrupted saves");
+            }
+        }
         let state = match &state_file {
             Some(path) => match persist::load_state(path) {
                 Ok(state) => state,

@@ -194,6 +194,38 @@ pub fn load_state(path: &Path) -> Result<Option<State>, StateError> {
     State::from_json(&bytes).map(Some)
 }
 
+/// Removes the temporary files that [`save_state`] of a killed process left beside `path`
+/// (`.NAME.tmpPID`), so that repeated crashes during saves do not fill the disk. Called once at
+/// start, before the persistence thread runs; returns how many were removed.
+pub fn remove_stale_temporaries(path: &Path) -> usize {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(name) = path.file_name() else {
+        return 0;
+    };
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".tmp");
+    let prefix = prefix.to_string_lossy().into_owned();
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let is_temporary = file_name
+            .strip_prefix(&prefix)
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if is_temporary && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Writes `state` to `path` atomically: a temporary file in the same directory, fsync,
 /// rename, then an fsync of the directory (best effort).
 pub fn save_state(path: &Path, state: &State) -> io::Result<()> {

@@ -270,9 +270,14 @@ impl Node {
     // --- commands --------------------------------------------------------------------------
 
     /// Joins the network through `nodes` (addresses of any DHT nodes); they are also retried
-    /// whenever the routing table runs empty.
+    /// whenever the routing table runs empty. Addresses the configuration does not accept
+    /// (port 0; private ones unless `allow_private`) are skipped, as [`Node::ping`] does.
     pub fn bootstrap(&mut self, now: Instant, nodes: &[SocketAddr]) -> RequestId {
         for node in nodes {
+            if !self.config.accepts(node) {
+                self.stats.filtered_addresses += 1;
+                continue;
+            }
             if !self.bootstrap_nodes.contains(node) && self.bootstrap_nodes.len() < 64 {
                 self.bootstrap_nodes.push(*node);
             }

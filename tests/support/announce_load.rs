@@ -66,7 +66,7 @@ pub fn run_announces(config: Config, sources: u32, per_source: u32, hashes: u64)
             },
         );
         node.handle_datagram(now, from, &get_peers.encode());
-        now = now + step;
+        now += step;
         let mut token = None;
         while let Some(t) = node.poll_transmit() {
             if t.to != from {
@@ -97,7 +97,7 @@ pub fn run_announces(config: Config, sources: u32, per_source: u32, hashes: u64)
                 },
             );
             node.handle_datagram(now, from, &announce.encode());
-            now = now + step;
+            now += step;
             report.announces += 1;
             while let Some(t) = node.poll_transmit() {
                 if t.to == from

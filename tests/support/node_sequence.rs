@@ -143,7 +143,7 @@ pub fn check_node_sequence(data: &[u8]) {
         let len =
             usize::from(input.byte().unwrap_or(0)) | usize::from(input.byte().unwrap_or(0)) << 8;
         let payload = input.bytes(len);
-        now = now + Duration::from_millis(dt * dt * 10);
+        now += Duration::from_millis(dt * dt * 10);
         node.handle_timeout(now);
         match op % 8 {
             0..=2 => node.handle_datagram(now, src, payload),
@@ -161,7 +161,7 @@ pub fn check_node_sequence(data: &[u8]) {
                         }
                         Message::response(tid, response).encode()
                     } else {
-                        Message::error(tid, 201 + (dt % 4) as i64, &payload[..]).encode()
+                        Message::error(tid, 201 + (dt % 4) as i64, payload).encode()
                     };
                     node.handle_datagram(now, to, &bytes);
                 }
@@ -195,7 +195,7 @@ pub fn check_node_sequence(data: &[u8]) {
     }
     // Then time runs on: everything pending expires, and the caps still hold.
     for _ in 0..4 {
-        now = now + Duration::from_secs(600);
+        now += Duration::from_secs(600);
         node.handle_timeout(now);
         check(&mut node, &config, &mut memory);
     }
