@@ -205,10 +205,8 @@ pub fn run(args: CrawlArgs) -> i32 {
         if write_error.is_some() {
             break;
         }
-        if args.until_idle {
-            if crawler.is_idle() {
-                break;
-            }
+        if args.until_idle && crawler.is_idle() {
+            break;
         }
         if let Some(bar) = &progress {
             let elapsed = last_progress.0.elapsed();
