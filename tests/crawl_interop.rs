@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
+/// The binary under test (`BTDHT_BIN` overrides it, e.g. for a build directory shared between
+/// checkouts, where another checkout's build may replace it).
+fn bin() -> String {
+    std::env::var("BTDHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_btdht").to_string())
+}
 
 fn peers_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("BTDHT_PEERS_DIR") {
@@ -92,7 +96,7 @@ fn crawl_enumerates_libtorrent_nodes_and_their_samples() {
         }
     };
     // A swarm of 5 btdht nodes on 127.0.190.1-5.
-    let mut swarm = Command::new(BIN)
+    let mut swarm = Command::new(bin())
         .args([
             "swarm",
             "--nodes",
@@ -132,7 +136,7 @@ fn crawl_enumerates_libtorrent_nodes_and_their_samples() {
     // Let them join and B announce.
     std::thread::sleep(Duration::from_secs(9));
     // Crawl from A alone, so that its sample is the first to carry the info-hash.
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["crawl", "--bootstrap", a, "--allow-private"])
         .args(["--until-idle", "--duration", "20", "--seed", "3"])
         .output()

@@ -60,10 +60,11 @@ pub struct CrawlArgs {
     /// Seed of the crawler's randomness (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Idle find_node sweeps per second once everything known was visited; 0: none.
-    #[arg(long, value_name = "PPS", default_value_t = 5)]
+    /// find_node sweeps per second (random targets to known nodes) once everything known was
+    /// visited; every 4 sweeps in a row that find nothing new halve the rate. 0: none.
+    #[arg(long, value_name = "PPS", default_value_t = 20)]
     pub sweep_rate: u32,
-    /// Exit as soon as everything known was visited (no sweeps), for benchmarks and tests.
+    /// Exit once everything known was visited and 16 sweeps in a row found nothing new.
     #[arg(long)]
     pub until_idle: bool,
 }
@@ -165,7 +166,7 @@ pub fn run(args: CrawlArgs) -> i32 {
         sample_infohashes: !args.no_infohashes,
         get_peers: args.get_peers,
         allow_private: args.allow_private,
-        sweep_rate: if args.until_idle { 0 } else { args.sweep_rate },
+        sweep_rate: args.sweep_rate,
         ..CrawlConfig::default()
     };
     let mut crawler = Crawler::new(config, seed, now());
@@ -183,7 +184,6 @@ pub fn run(args: CrawlArgs) -> i32 {
     let mut send_errors = 0u64;
     let mut write_error: Option<io::Error> = None;
     let mut last_progress = (clock, CrawlStats::default());
-    let mut idle_since: Option<std::time::Instant> = None;
     loop {
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| std::time::Instant::now() >= d)
         {
@@ -205,16 +205,8 @@ pub fn run(args: CrawlArgs) -> i32 {
         if write_error.is_some() {
             break;
         }
-        if args.until_idle {
-            // Idle for a whole query timeout: nothing more will come.
-            if crawler.is_idle() {
-                let since = *idle_since.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() >= Duration::from_millis(500) {
-                    break;
-                }
-            } else {
-                idle_since = None;
-            }
+        if args.until_idle && crawler.is_idle() {
+            break;
         }
         if let Some(bar) = &progress {
             let elapsed = last_progress.0.elapsed();

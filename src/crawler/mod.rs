@@ -24,8 +24,12 @@
 //!   twice inside its interval.
 //! - **Peers.** With `get_peers`, each new info-hash gets one `get_peers` to the node that
 //!   sampled it (it stores the info-hash), and the number of peers in `values` is reported.
-//! - **Idle sweeps.** When nothing is left to visit, `find_node` with random targets go to
-//!   random known nodes at `sweep_rate` per second, to catch nodes that joined later.
+//! - **Sweeps.** When nothing is left to visit, `find_node` with random targets go to random
+//!   known nodes (a reservoir sample), to reach nodes that the visits' replies did not name
+//!   and nodes that joined later. They start at `sweep_rate` per second; every 4 sweeps in a
+//!   row that bring no new address double the interval (up to 30 s), and a new address
+//!   resets it. The crawl counts as idle ([`Crawler::is_idle`]) after `idle_sweeps` dry sweeps
+//!   in a row.
 //! - **Politeness.** A global token bucket (`rate` queries per second) and one per destination
 //!   IP (`per_ip_rate`, default 4/s with bursts of 4, so at most 44 in any 10 s, under
 //!   libtorrent's stock ban threshold of 50). Queries over a per-IP bucket wait, they are not
@@ -98,9 +102,11 @@ pub struct CrawlConfig {
     pub max_resamples: u8,
     /// Shortest wait before a re-sample, whatever the node's `interval`. Default 10 s.
     pub min_interval: Duration,
-    /// Idle `find_node` sweeps per second once everything known is visited. Default 5; 0
-    /// disables them.
+    /// `find_node` sweeps per second once everything known is visited (slowed down while they
+    /// find nothing, see the module docs). Default 20; 0 disables them.
     pub sweep_rate: u32,
+    /// Sweeps in a row that find no new address before the crawl counts as idle. Default 16.
+    pub idle_sweeps: u32,
     /// Records buffered between two drains; more are dropped and counted. Default 65,536.
     pub max_records: usize,
     /// The "seen" sets (nodes printed, addresses queued, info-hashes printed).
@@ -125,7 +131,8 @@ impl Default for CrawlConfig {
             max_delayed: 100_000,
             max_resamples: 8,
             min_interval: Duration::from_secs(10),
-            sweep_rate: 5,
+            sweep_rate: 20,
+            idle_sweeps: 16,
             max_records: 65_536,
             dedup: DedupConfig::default(),
             version: Some(crate::node::config::CLIENT_VERSION.to_vec()),
@@ -378,6 +385,8 @@ pub struct Crawler {
     global_level: u64,
     global_at: Instant,
     next_sweep: Instant,
+    /// Sweeps in a row that brought no new address.
+    dry_sweeps: u32,
     reservoir: Vec<SocketAddr>,
     reservoir_seen: u64,
     records: VecDeque<Record>,
@@ -420,6 +429,7 @@ impl Crawler {
             global_level: Self::burst(&config) * UNIT,
             global_at: now,
             next_sweep: now,
+            dry_sweeps: 0,
             reservoir: Vec::new(),
             reservoir_seen: 0,
             records: VecDeque::new(),
@@ -473,10 +483,11 @@ impl Crawler {
         ]
     }
 
-    /// Whether every known address was visited and nothing is in flight or waiting (scheduled
-    /// re-samples and idle sweeps aside).
+    /// Whether every known address was visited, nothing is in flight or waiting (scheduled
+    /// re-samples aside), and the last `idle_sweeps` sweeps found nothing new.
     pub fn is_idle(&self) -> bool {
-        self.in_flight.is_empty()
+        (self.config.sweep_rate == 0 || self.dry_sweeps >= self.config.idle_sweeps)
+            && self.in_flight.is_empty()
             && self.frontier.is_empty()
             && self.retries.is_empty()
             && self.get_peers.is_empty()
@@ -654,6 +665,7 @@ impl Crawler {
             });
         }
         // The nodes it knows.
+        let queued_before = self.stats.addrs_queued;
         let nodes: Vec<NodeInfo> = response
             .all_nodes()
             .take(MAX_NODES_PER_REPLY)
@@ -663,6 +675,9 @@ impl Crawler {
             if node.addr != from {
                 self.queue_visit(node.addr, Some(node.id));
             }
+        }
+        if matches!(pending.work, Work::Sweep { .. }) && self.stats.addrs_queued == queued_before {
+            self.dry_sweeps = self.dry_sweeps.saturating_add(1);
         }
         match pending.work {
             Work::GetPeers { info_hash, .. } => {
@@ -753,6 +768,7 @@ impl Crawler {
                 timed_out: timeout,
             }),
             Work::Visit { retry: true, .. } if timeout => self.stats.unresponsive += 1,
+            Work::Sweep { .. } => self.dry_sweeps = self.dry_sweeps.saturating_add(1),
             _ => {}
         }
     }
@@ -788,6 +804,7 @@ impl Crawler {
             return;
         }
         self.stats.addrs_queued += 1;
+        self.dry_sweeps = 0;
         if self.frontier.len() >= self.config.max_frontier {
             self.stats.queue_overflows += 1;
             return;
@@ -826,7 +843,9 @@ impl Crawler {
             return Some(w);
         }
         if self.config.sweep_rate > 0 && now >= self.next_sweep && !self.reservoir.is_empty() {
-            self.next_sweep = now + Duration::from_secs(1) / self.config.sweep_rate;
+            let slowdown = 1u32 << (self.dry_sweeps / 4).min(10);
+            let interval = (Duration::from_secs(1) / self.config.sweep_rate) * slowdown;
+            self.next_sweep = now + interval.min(Duration::from_secs(30));
             let addr = self.reservoir[self.rng.random_range(0..self.reservoir.len())];
             return Some(Work::Sweep { addr });
         }
@@ -967,5 +986,120 @@ impl crate::sim::Endpoint for Crawler {
 
     fn poll_timeout(&self) -> Option<Instant> {
         Crawler::poll_timeout(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::krpc::Response;
+
+    fn addr(ip: [u8; 4], port: u16) -> SocketAddr {
+        SocketAddr::from((ip, port))
+    }
+
+    fn private() -> CrawlConfig {
+        CrawlConfig {
+            allow_private: true,
+            ..CrawlConfig::default()
+        }
+    }
+
+    /// Answers every query in the outbox as a node at its address would: with `nodes`.
+    fn answer_all(c: &mut Crawler, now: Instant, nodes: &dyn Fn(SocketAddr) -> Vec<NodeInfo>) {
+        let out: Vec<Transmit> = std::iter::from_fn(|| c.poll_transmit()).collect();
+        for t in out {
+            let query = krpc::decode(&t.bytes).unwrap().message;
+            let mut r = Response::new(NodeId([t.to.port() as u8; 20]));
+            r.nodes = Some(nodes(t.to));
+            let reply = Message::response(query.transaction_id, r).encode();
+            c.handle_datagram(now, t.to, &reply);
+        }
+    }
+
+    #[test]
+    fn hostile_datagrams_are_counted_not_trusted() {
+        let t0 = Instant::from_secs(1);
+        let mut c = Crawler::new(private(), 1, t0);
+        let node = addr([10, 0, 0, 1], 6881);
+        c.add_bootstrap(t0, &[node]);
+        let query = c.poll_transmit().unwrap();
+        let tid = krpc::decode(&query.bytes).unwrap().message.transaction_id;
+        // Garbage, a reply from the wrong address, a reply with an unknown id, a query.
+        c.handle_datagram(t0, node, b"d1:t");
+        c.handle_datagram(t0, node, &[0xff; 3000]);
+        let reply = Message::response(tid.clone(), Response::new(NodeId([7; 20]))).encode();
+        c.handle_datagram(t0, addr([10, 0, 0, 2], 6881), &reply);
+        let other = Message::response(vec![1, 2, 3, 4], Response::new(NodeId([7; 20]))).encode();
+        c.handle_datagram(t0, node, &other);
+        let q = Message::query(vec![9], NodeId([1; 20]), QueryKind::Ping).encode();
+        c.handle_datagram(t0, node, &q);
+        let s = *c.stats();
+        assert_eq!((s.rejected, s.unmatched, s.queries_ignored), (2, 2, 1));
+        assert_eq!(s.nodes_found, 0);
+        // The genuine reply still counts, once.
+        c.handle_datagram(t0, node, &reply);
+        c.handle_datagram(t0, node, &reply);
+        assert_eq!(c.stats().nodes_found, 1);
+        assert_eq!(c.stats().unmatched, 3);
+        assert!(matches!(c.poll_record(), Some(Record::Node { .. })));
+        assert!(c.poll_record().is_none());
+    }
+
+    #[test]
+    fn one_ip_with_many_ports_gets_at_most_44_queries_in_10_s() {
+        let t0 = Instant::from_secs(1);
+        let mut c = Crawler::new(private(), 2, t0);
+        // Every reply names 8 new ports on the same IP (a host that tries to draw traffic).
+        let next = std::cell::Cell::new(1000u16);
+        let many = |_: SocketAddr| {
+            (0..8)
+                .map(|_| {
+                    next.set(next.get() + 1);
+                    NodeInfo::new(NodeId([3; 20]), addr([10, 9, 9, 9], next.get()))
+                })
+                .collect()
+        };
+        c.add_bootstrap(t0, &[addr([10, 9, 9, 9], 999)]);
+        let mut sent = 0;
+        for ms in (0..10_000).step_by(10) {
+            let now = t0 + Duration::from_millis(ms);
+            c.handle_timeout(now);
+            sent += c.outbox.len();
+            answer_all(&mut c, now, &many);
+        }
+        assert!((40..=44).contains(&sent), "{sent}");
+        assert!(c.stats().per_ip_delayed > 0);
+    }
+
+    #[test]
+    fn the_global_rate_holds() {
+        let t0 = Instant::from_secs(1);
+        let config = CrawlConfig {
+            rate: 100,
+            per_ip_rate: 0,
+            ..private()
+        };
+        let mut c = Crawler::new(config, 3, t0);
+        let next = std::cell::Cell::new(0u32);
+        let fresh = |_: SocketAddr| {
+            (0..8)
+                .map(|_| {
+                    next.set(next.get() + 1);
+                    let [_, a, b, d] = next.get().to_be_bytes();
+                    NodeInfo::new(NodeId([4; 20]), addr([10, a, b, d.max(1)], 6881))
+                })
+                .collect()
+        };
+        c.add_bootstrap(t0, &[addr([10, 0, 0, 1], 6881)]);
+        let mut sent = 0;
+        for ms in (0..5_000).step_by(5) {
+            let now = t0 + Duration::from_millis(ms);
+            c.handle_timeout(now);
+            sent += c.outbox.len();
+            answer_all(&mut c, now, &fresh);
+        }
+        // 5 s at 100/s plus a burst of 5.
+        assert!((495..=506).contains(&sent), "{sent}");
     }
 }

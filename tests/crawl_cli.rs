@@ -1,0 +1,177 @@
+//! `btdht swarm` and `btdht crawl` as processes, on loopback: the crawl's NDJSON matches the
+//! swarm's ground truth, has no duplicates and ends with a summary; SIGINT ends a crawl with
+//! its output flushed and exit status 0; a swarm that would leave 127.0.0.0/8 is refused.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test (`BTDHT_BIN` overrides it, e.g. for a build directory shared between
+/// checkouts, where another checkout's build may replace it).
+fn bin() -> String {
+    std::env::var("BTDHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_btdht").to_string())
+}
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a swarm and waits (bounded) for its `ready` line; returns it and its bootstrap.
+fn swarm(nodes: u32, base: &str, port: u16, truth: &std::path::Path) -> (Guard, String) {
+    let mut child = Command::new(bin())
+        .args(["swarm", "--nodes", &nodes.to_string(), "--base-ip", base])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--infohashes",
+            "40",
+            "--seed",
+            "9",
+        ])
+        .args(["--join-rate", "200", "--settle", "8", "--duration", "60"])
+        .arg("--truth")
+        .arg(truth)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut boot = None;
+    while let Ok(line) = rx.recv_deadline(deadline) {
+        if let Some(addr) = line.strip_prefix("bootstrap ") {
+            boot = Some(addr.to_string());
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    (
+        Guard(child),
+        boot.expect("swarm printed its bootstrap address"),
+    )
+}
+
+fn parse(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_crawl_finds_the_swarm_ground_truth() {
+    let dir = std::env::temp_dir().join(format!("btdht-crawl-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let truth_path = dir.join("truth.json");
+    let (_swarm, boot) = swarm(60, "127.0.200.1", 47821, &truth_path);
+    let out_path = dir.join("crawl.ndjson");
+    let status = Command::new(bin())
+        .args([
+            "crawl",
+            "--bootstrap",
+            &boot,
+            "--allow-private",
+            "--until-idle",
+        ])
+        .args(["--duration", "20", "--seed", "1", "--out"])
+        .arg(&out_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    let records = parse(&std::fs::read_to_string(&out_path).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let truth_nodes: HashSet<(String, String)> = truth["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].to_string(), n["addr"].to_string()))
+        .collect();
+    let truth_hashes: HashSet<String> = truth["infohashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    assert_eq!((truth_nodes.len(), truth_hashes.len()), (60, 40));
+    let mut nodes = HashSet::new();
+    let mut hashes = HashSet::new();
+    for r in &records {
+        match r["type"].as_str() {
+            Some("node") => {
+                assert!(r["first_seen"].as_f64().is_some_and(|t| t > 1e9), "{r}");
+                assert!(nodes.insert((r["id"].to_string(), r["addr"].to_string())));
+            }
+            Some("infohash") => assert!(hashes.insert(r["infohash"].to_string())),
+            _ => {}
+        }
+    }
+    let summary = records.last().unwrap();
+    assert_eq!(nodes.len(), truth_nodes.len(), "{summary}");
+    assert_eq!(nodes, truth_nodes);
+    assert_eq!(hashes, truth_hashes);
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["nodes"], 60);
+    assert!(
+        summary["queries_per_node"].as_f64().unwrap() <= 1.5,
+        "{summary}"
+    );
+}
+
+#[test]
+fn sigint_ends_a_crawl_with_its_output_flushed() {
+    let dir = std::env::temp_dir().join(format!("btdht-crawl-int-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_swarm, boot) = swarm(20, "127.0.201.1", 47822, &dir.join("truth.json"));
+    let child = Command::new(bin())
+        .args([
+            "crawl",
+            "--bootstrap",
+            &boot,
+            "--allow-private",
+            "--seed",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0));
+    let records = parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(records.iter().filter(|r| r["type"] == "node").count(), 20);
+    assert_eq!(records.last().unwrap()["type"], "summary");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("crawl:"));
+}
+
+#[test]
+fn a_swarm_outside_loopback_is_refused() {
+    let out = Command::new(bin())
+        .args(["swarm", "--nodes", "10", "--base-ip", "127.255.255.250"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
