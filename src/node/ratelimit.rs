@@ -112,6 +112,8 @@ impl Bucket {
 pub struct RateLimiter {
     per_ip: Option<RateLimit>,
     global: Option<(RateLimit, Bucket)>,
+    /// Used when the global bucket is empty, only by light sources (see [`RateLimiter::allow`]).
+    light_reserve: Option<Bucket>,
     new_sources: Option<(RateLimit, Bucket)>,
     generation_cap: usize,
     current: HashMap<IpAddr, Bucket>,
@@ -130,6 +132,7 @@ impl RateLimiter {
         RateLimiter {
             per_ip,
             global: global.map(|limit| (limit, Bucket::full(limit, now))),
+            light_reserve: global.map(|limit| Bucket::full(limit, now)),
             new_sources: None,
             generation_cap: (max_ips / 2).max(1),
             current: HashMap::new(),
@@ -163,8 +166,16 @@ impl RateLimiter {
     }
 
     /// Whether a query from `ip` at `now` may be answered; takes a token if so.
+    ///
+    /// A query passes the source's own bucket, the new-source bucket if the source is not in
+    /// the table, and the global bucket. When the global bucket is empty, a *light* source (one
+    /// already in the table that still has more than half of its own burst left, i.e. sends
+    /// well under its rate) may draw from a reserve of the same size instead. So sources that
+    /// flood at their full per-IP rate, however many, cannot starve the quiet ones, and the
+    /// total stays at most twice the global rate.
     pub fn allow(&mut self, now: Instant, ip: IpAddr) -> bool {
         let mut known = true;
+        let mut light = false;
         if let Some(limit) = self.per_ip {
             let ip = ip.to_canonical();
             let bucket = match self.current.get_mut(&ip) {
@@ -183,6 +194,7 @@ impl RateLimiter {
             if !bucket.take(limit, now) {
                 return false;
             }
+            light = known && bucket.level * 2 >= u64::from(limit.burst) * UNIT;
         }
         if !known {
             if let Some((limit, bucket)) = &mut self.new_sources {
@@ -192,7 +204,14 @@ impl RateLimiter {
             }
         }
         match &mut self.global {
-            Some((limit, bucket)) => bucket.take(*limit, now),
+            Some((limit, bucket)) => {
+                bucket.take(*limit, now)
+                    || (light
+                        && self
+                            .light_reserve
+                            .as_mut()
+                            .is_some_and(|reserve| reserve.take(*limit, now)))
+            }
             None => true,
         }
     }
@@ -264,5 +283,44 @@ mod tests {
             }
         }
         assert!(!limiter.allow(Instant::from_micros(10_000), ip(7)));
+    }
+
+    #[test]
+    fn sources_at_full_rate_cannot_starve_quiet_ones() {
+        // 1,000 known sources each at 100/s (far over their 20/s) and 100 quiet sources at
+        // 2/s, for 10 s: the flood empties the global bucket, the quiet sources still pass.
+        let start = Instant::ZERO;
+        let mut limiter = RateLimiter::new(
+            Some(RateLimit::PER_IP),
+            Some(RateLimit::GLOBAL),
+            65_536,
+            start,
+        )
+        .with_new_sources(Some(RateLimit::NEW_SOURCES), start);
+        let (mut quiet_sent, mut quiet_allowed, mut total_allowed) = (0u64, 0u64, 0u64);
+        for ms in 0..10_000u64 {
+            let now = start + Duration::from_millis(ms);
+            if ms % 10 == 0 {
+                for flooder in 0..1_000 {
+                    total_allowed += u64::from(limiter.allow(now, ip(1_000_000 + flooder)));
+                }
+            }
+            if ms % 500 == 0 {
+                for quiet in 0..100 {
+                    quiet_sent += 1;
+                    let allowed = limiter.allow(now, ip(quiet));
+                    quiet_allowed += u64::from(allowed);
+                    total_allowed += u64::from(allowed);
+                }
+            }
+        }
+        assert!(
+            quiet_allowed * 100 >= quiet_sent * 95,
+            "quiet sources: {quiet_allowed} of {quiet_sent}"
+        );
+        // Global and reserve: at most twice the global rate plus the two bursts.
+        let bound =
+            2 * (10 * u64::from(RateLimit::GLOBAL.rate) + u64::from(RateLimit::GLOBAL.burst));
+        assert!(total_allowed <= bound, "{total_allowed} > {bound}");
     }
 }
