@@ -7,11 +7,12 @@
 //! deadline is skipped when popped), so thousands of nodes cost one thread, not thousands.
 //!
 //! Nodes join at `--join-rate` per second, each through the first node and two random earlier
-//! ones. Once all have joined and the network has settled for `--settle` seconds, the
-//! info-hashes (`--infohashes`) are stored in the 8 nodes closest to each, which is the state a
-//! successful announce leaves (re-stored every 20 minutes, before the 30-minute expiry); the
-//! ground truth is written (`--truth`), and `ready` is printed on stdout after the addresses to
-//! bootstrap from. It runs until SIGINT or SIGTERM, or `--duration` seconds after it is ready.
+//! ones. Once all have joined and the network has settled for `--settle` seconds, each
+//! info-hash (`--infohashes`) is announced through the DHT by one member, round robin (a
+//! get_peers lookup, then announce_peer to the closest nodes with their tokens; again every 20
+//! minutes, before the 30-minute expiry). When every announce has finished (at most 120 s),
+//! the ground truth is written (`--truth`), and `ready` is printed on stdout after the
+//! addresses to bootstrap from. It runs until SIGINT or SIGTERM, or `--duration` seconds after it is ready.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use btdht::driver::socket::bind_udp;
-use btdht::node::{Config, Node, RateLimit};
+use btdht::node::{Config, Event, Node, RateLimit};
 use btdht::routing::IpPolicy;
 use btdht::{InfoHash, Instant, NodeId};
 use clap::Args;
@@ -47,7 +48,7 @@ pub struct SwarmArgs {
     /// The UDP port of every node.
     #[arg(long, default_value_t = 6881, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
-    /// Random info-hashes to store in the swarm, each at the 8 nodes closest to it.
+    /// Random info-hashes to announce through the swarm (each by one member, round robin).
     #[arg(long, default_value_t = 0)]
     pub infohashes: u32,
     /// Seed of the node ids and info-hashes (the same seed gives the same swarm).
@@ -122,6 +123,10 @@ struct Swarm {
     send_errors: u64,
     datagrams_in: u64,
     datagrams_out: u64,
+    /// Announces started and not yet finished.
+    announces_pending: usize,
+    /// Announces that at least one node acknowledged.
+    announces_acknowledged: usize,
 }
 
 impl Swarm {
@@ -129,7 +134,8 @@ impl Swarm {
         Instant::from_micros(u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX))
     }
 
-    /// Sends what node `i` wants sent, drops its events, re-arms its timer.
+    /// Sends what node `i` wants sent, counts finished announces (other events are dropped),
+    /// re-arms its timer.
     fn flush(&mut self, i: usize) {
         let Some(m) = self.members.get_mut(i) else {
             return;
@@ -140,7 +146,12 @@ impl Swarm {
                 Err(_) => self.send_errors += 1,
             }
         }
-        while m.node.poll_event().is_some() {}
+        while let Some(event) = m.node.poll_event() {
+            if let Event::AnnounceDone { acknowledged, .. } = event {
+                self.announces_pending = self.announces_pending.saturating_sub(1);
+                self.announces_acknowledged += usize::from(acknowledged > 0);
+            }
+        }
         if let Some(deadline) = m.node.poll_timeout() {
             if m.scheduled.is_none_or(|s| deadline < s) {
                 m.scheduled = Some(deadline);
@@ -195,30 +206,23 @@ impl Swarm {
     }
 }
 
-/// Stores `hashes` in the 8 nodes closest to each; returns how many stores succeeded.
-fn store(swarm: &mut Swarm, hashes: &[InfoHash], now: Instant) -> usize {
-    let ids: Vec<NodeId> = swarm.members.iter().map(|m| m.node.id()).collect();
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    let mut stored = 0;
-    for (j, info_hash) in hashes.iter().enumerate() {
-        let k = 8.min(order.len());
-        if k == 0 {
-            break;
-        }
-        order.select_nth_unstable_by_key(k - 1, |&i| info_hash.distance(&ids[i]));
-        let peer = SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::from(0x7f03_0000 | (j as u32 & 0xffff)),
-            6881,
-        ));
-        for &i in &order[..k] {
-            stored += usize::from(
-                swarm.members[i]
-                    .node
-                    .restore_peer(now, *info_hash, peer, false),
-            );
-        }
+/// Announces each of `hashes` through the DHT from one member (round robin), on that
+/// member's own port; the announces run like any node's (a get_peers lookup, then
+/// announce_peer to the closest nodes with their tokens).
+fn announce(swarm: &mut Swarm, hashes: &[InfoHash], now: Instant) {
+    let count = swarm.members.len();
+    if count == 0 {
+        return;
     }
-    stored
+    for (j, info_hash) in hashes.iter().enumerate() {
+        let i = j % count;
+        let port = swarm.members[i].addr.port();
+        swarm.members[i]
+            .node
+            .announce(now, *info_hash, Some(port), false);
+        swarm.announces_pending += 1;
+        swarm.flush(i);
+    }
 }
 
 fn write_truth(path: &PathBuf, swarm: &Swarm, hashes: &[InfoHash]) -> io::Result<()> {
@@ -296,6 +300,8 @@ pub fn run(args: SwarmArgs) -> i32 {
         send_errors: 0,
         datagrams_in: 0,
         datagrams_out: 0,
+        announces_pending: 0,
+        announces_acknowledged: 0,
     };
     let config = swarm_config();
     let mut pending = sockets.into_iter();
@@ -303,7 +309,8 @@ pub fn run(args: SwarmArgs) -> i32 {
     let mut next_join = swarm.now();
     let mut ready_at: Option<Instant> = None;
     let mut settled_at: Option<Instant> = None;
-    let mut restore_at: Option<Instant> = None;
+    let mut announcing_since: Option<Instant> = None;
+    let mut reannounce_at: Option<Instant> = None;
     let mut events = Events::with_capacity(1_024);
     let mut buf = vec![0u8; 65_536];
     let mut last_stats = (swarm.now(), 0u64, 0u64);
@@ -341,9 +348,17 @@ pub fn run(args: SwarmArgs) -> i32 {
                 eprintln!("swarm: all {} nodes joined, settling", args.nodes);
             }
         }
-        // Ready: store the info-hashes, write the truth, print the bootstrap address.
-        if ready_at.is_none() && settled_at.is_some_and(|t| now >= t) {
-            let stored = store(&mut swarm, &hashes, now);
+        // Settled: announce the info-hashes through the DHT.
+        if announcing_since.is_none() && settled_at.is_some_and(|t| now >= t) {
+            announce(&mut swarm, &hashes, now);
+            announcing_since = Some(now);
+        }
+        // Ready once every announce finished (at most 120 s): write the truth, print the
+        // bootstrap address.
+        let announced = announcing_since.is_some_and(|since| {
+            swarm.announces_pending == 0 || now >= since + Duration::from_secs(120)
+        });
+        if ready_at.is_none() && announced {
             if let Some(path) = &args.truth {
                 if let Err(e) = write_truth(path, &swarm, &hashes) {
                     eprintln!("btdht: cannot write {}: {e}", path.display());
@@ -352,8 +367,9 @@ pub fn run(args: SwarmArgs) -> i32 {
             }
             let stats = (swarm.datagrams_in, swarm.datagrams_out);
             eprintln!(
-                "swarm: ready after {:.1} s: {} info-hashes stored {stored} times; {} datagrams in, {} out so far",
+                "swarm: ready after {:.1} s: {} of {} info-hashes announced and acknowledged; {} datagrams in, {} out so far",
                 now.as_micros() as f64 / 1e6,
+                swarm.announces_acknowledged,
                 hashes.len(),
                 stats.0,
                 stats.1
@@ -362,11 +378,12 @@ pub fn run(args: SwarmArgs) -> i32 {
             println!("ready");
             let _ = io::stdout().flush();
             ready_at = Some(now);
-            restore_at = Some(now + Duration::from_secs(1_200));
+            reannounce_at = Some(now + Duration::from_secs(1_200));
         }
-        if restore_at.is_some_and(|t| now >= t) {
-            store(&mut swarm, &hashes, now);
-            restore_at = Some(now + Duration::from_secs(1_200));
+        // Announced peers expire after 30 minutes: announce again every 20.
+        if reannounce_at.is_some_and(|t| now >= t) {
+            announce(&mut swarm, &hashes, now);
+            reannounce_at = Some(now + Duration::from_secs(1_200));
         }
         if let (Some(ready), Some(duration)) = (ready_at, args.duration) {
             if now >= ready + Duration::from_secs(duration) {
