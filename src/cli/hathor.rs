@@ -30,7 +30,8 @@ use parking_lot::Mutex;
 use serde_json::json;
 
 use super::args::{parse_addr, parse_bind};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PUBLIC_ROUTERS};
+use super::commands::public_routers;
+use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// `btdht hathor …`.
 #[derive(Args, Debug)]
@@ -306,18 +307,6 @@ fn infohash(network: &NetworkArgs) -> i32 {
         }
         Err(e) => usage(e),
     }
-}
-
-/// The public routers' addresses, resolved now (only when no other way in is given).
-fn public_routers() -> Vec<SocketAddr> {
-    let mut out = Vec::new();
-    for name in PUBLIC_ROUTERS {
-        match name.to_socket_addrs() {
-            Ok(addrs) => out.extend(addrs.filter(|a| a.is_ipv4()).take(1)),
-            Err(e) => log::warn!("cannot resolve {name}: {e}"),
-        }
-    }
-    out
 }
 
 /// Starts a read-only DHT client (BEP 43) with the saved state, the given or public routers.
