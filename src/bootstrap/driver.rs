@@ -23,10 +23,8 @@ use std::time::Duration;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use parking_lot::{Mutex, RwLock};
-use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{BootstrapConfig, BootstrapServer, BootstrapStats, Pools, SharedPools, persist};
-use crate::driver::socket::SOCKET_BUFFER_BYTES;
 use crate::id::NodeId;
 use crate::time::Instant;
 
@@ -99,22 +97,7 @@ pub struct Server {
 
 /// Opens a non-blocking UDP socket with `SO_REUSEPORT` (and `SO_REUSEADDR`) on `addr`.
 pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    let domain = if addr.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
+    crate::driver::socket::open_udp(addr, true)
 }
 
 fn sum(a: &mut BootstrapStats, b: &BootstrapStats) {

@@ -16,6 +16,13 @@ pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 /// through its own socket), and `SO_REUSEADDR` lets a restarted node take its port back at
 /// once. Buffer sizes are best effort.
 pub fn bind_udp(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
+    open_udp(addr, false).map(mio::net::UdpSocket::from_std)
+}
+
+/// Opens a non-blocking UDP socket bound to `addr` like [`bind_udp`], as a std socket, with
+/// `SO_REUSEPORT` too when `reuse_port` (several sockets on one port, one per shard: the
+/// kernel spreads datagrams over them).
+pub fn open_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
     let domain = if addr.is_ipv4() {
         Domain::IPV4
     } else {
@@ -26,13 +33,15 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     // Best effort: the kernel caps these at its own maximum.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    let std_socket: std::net::UdpSocket = socket.into();
-    Ok(mio::net::UdpSocket::from_std(std_socket))
+    Ok(socket.into())
 }
 
 #[cfg(test)]
