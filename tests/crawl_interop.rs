@@ -5,51 +5,17 @@
 //! Needs the venv made by `shared/peers/setup.sh`; without it the test prints why and passes,
 //! unless `BTDHT_REQUIRE_INTEROP` is set. `BTDHT_PEERS_PY` may name the venv's python.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::libtorrent::libtorrent_or_skip;
 
 /// The binary under test (`BTDHT_BIN` overrides it, e.g. for a build directory shared between
 /// checkouts, where another checkout's build may replace it).
 fn bin() -> String {
     std::env::var("BTDHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_btdht").to_string())
-}
-
-fn peers_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("BTDHT_PEERS_DIR") {
-        return Some(dir.into());
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [
-        manifest.join("../shared/peers"),
-        manifest.join("../../shared/peers"),
-    ]
-    .into_iter()
-    .find(|d| d.join("lt_peer.py").is_file())
-}
-
-fn libtorrent() -> Result<(PathBuf, PathBuf), String> {
-    let dir = peers_dir().ok_or("shared/peers/lt_peer.py not found")?;
-    let python = match std::env::var_os("BTDHT_PEERS_PY") {
-        Some(py) => PathBuf::from(py),
-        None => {
-            let home = std::env::var_os("HOME").ok_or("no HOME")?;
-            PathBuf::from(home).join(".cache/btdht-peers/venv-lt/bin/python")
-        }
-    };
-    let ok = Command::new(&python)
-        .args(["-c", "import libtorrent"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return Err(format!(
-            "no libtorrent venv at {} (run shared/peers/setup.sh)",
-            python.display()
-        ));
-    }
-    Ok((python, dir.join("lt_peer.py")))
 }
 
 /// A child process killed on drop.
@@ -84,16 +50,8 @@ fn wait_line(child: &mut Child, prefix: &str, limit: Duration) -> Option<String>
 
 #[test]
 fn crawl_enumerates_libtorrent_nodes_and_their_samples() {
-    let (python, script) = match libtorrent() {
-        Ok(found) => found,
-        Err(why) => {
-            assert!(
-                std::env::var_os("BTDHT_REQUIRE_INTEROP").is_none(),
-                "BTDHT_REQUIRE_INTEROP is set but {why}"
-            );
-            println!("skipped: {why}");
-            return;
-        }
+    let Some((python, script)) = libtorrent_or_skip() else {
+        return;
     };
     // A swarm of 5 btdht nodes on 127.0.190.1-5.
     let mut swarm = Command::new(bin())

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::libtorrent::libtorrent_or_skip;
 
 use btdht::driver::Dht;
 use btdht::node::Event;
@@ -19,45 +20,6 @@ use support::{loopback, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
-
-/// The peers directory: `BTDHT_PEERS_DIR`, else `shared/peers` beside the repository (or
-/// beside its worktree folder).
-fn peers_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("BTDHT_PEERS_DIR") {
-        return Some(dir.into());
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [
-        manifest.join("../shared/peers"),
-        manifest.join("../../shared/peers"),
-    ]
-    .into_iter()
-    .find(|d| d.join("lt_peer.py").is_file())
-}
-
-/// The venv's python and the script, or why the test is skipped.
-fn libtorrent() -> Result<(PathBuf, PathBuf), String> {
-    let dir = peers_dir().ok_or("shared/peers/lt_peer.py not found")?;
-    let python = match std::env::var_os("BTDHT_PEERS_PY") {
-        Some(py) => PathBuf::from(py),
-        None => {
-            let home = std::env::var_os("HOME").ok_or("no HOME")?;
-            PathBuf::from(home).join(".cache/btdht-peers/venv-lt/bin/python")
-        }
-    };
-    let ok = Command::new(&python)
-        .args(["-c", "import libtorrent"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return Err(format!(
-            "no libtorrent venv at {} (run shared/peers/setup.sh)",
-            python.display()
-        ));
-    }
-    Ok((python, dir.join("lt_peer.py")))
-}
 
 /// A libtorrent node; its stdout lines are forwarded to a channel.
 struct LtNode {
@@ -136,16 +98,8 @@ fn add_nodes(nodes: &[Dht]) -> Vec<String> {
 
 #[test]
 fn libtorrent_finds_a_peer_announced_with_btdht_announce() {
-    let (python, script) = match libtorrent() {
-        Ok(found) => found,
-        Err(why) => {
-            assert!(
-                std::env::var_os("BTDHT_REQUIRE_INTEROP").is_none(),
-                "BTDHT_REQUIRE_INTEROP is set but {why}"
-            );
-            println!("skipped: {why}");
-            return;
-        }
+    let Some((python, script)) = libtorrent_or_skip() else {
+        return;
     };
     let nodes = network(150);
     let hash = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
@@ -184,16 +138,8 @@ fn libtorrent_finds_a_peer_announced_with_btdht_announce() {
 
 #[test]
 fn btdht_get_peers_finds_a_peer_libtorrent_announced() {
-    let (python, script) = match libtorrent() {
-        Ok(found) => found,
-        Err(why) => {
-            assert!(
-                std::env::var_os("BTDHT_REQUIRE_INTEROP").is_none(),
-                "BTDHT_REQUIRE_INTEROP is set but {why}"
-            );
-            println!("skipped: {why}");
-            return;
-        }
+    let Some((python, script)) = libtorrent_or_skip() else {
+        return;
     };
     let nodes = network(160);
     let events: Vec<_> = nodes.iter().map(|d| d.subscribe()).collect();

@@ -1,10 +1,13 @@
-//! Shared helpers of the driver and CLI tests: loopback nodes and bounded waits.
+//! Shared helpers of the driver and CLI tests: loopback nodes and bounded waits; the
+//! libtorrent peer for interop tests ([`libtorrent`]).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use btdht::driver::{Builder, Dht};
+
+pub mod libtorrent;
 
 /// A builder for a loopback node on 127.0.`n`.1 with private addresses allowed and a seed.
 pub fn loopback(n: u8) -> Builder {
