@@ -3,7 +3,8 @@
 //! its output flushed and exit status 0; a swarm that would leave 127.0.0.0/8 is refused.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,15 +42,7 @@ fn swarm(nodes: u32, base: &str, port: u16, truth: &std::path::Path) -> (Guard, 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = support::stdout_lines(&mut child).expect("stdout is piped");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut boot = None;
     while let Ok(line) = rx.recv_deadline(deadline) {

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::libtorrent::libtorrent_or_skip;
@@ -30,15 +29,7 @@ impl Drop for Guard {
 
 /// Reads `child`'s stdout until a line starts with `prefix` (bounded); returns it.
 fn wait_line(child: &mut Child, prefix: &str, limit: Duration) -> Option<String> {
-    let out = child.stdout.take()?;
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = support::stdout_lines(child)?;
     let deadline = Instant::now() + limit;
     while let Ok(line) = rx.recv_deadline(deadline) {
         if line.starts_with(prefix) {

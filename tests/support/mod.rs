@@ -52,3 +52,21 @@ pub fn wait_until_every(limit: Duration, every: Duration, mut cond: impl FnMut()
         std::thread::sleep(every);
     }
 }
+
+/// The lines `child` prints on its (piped) stdout, as they come, read by a thread of their
+/// own; `None` if stdout was not piped or was taken already.
+pub fn stdout_lines(
+    child: &mut std::process::Child,
+) -> Option<crossbeam_channel::Receiver<String>> {
+    use std::io::{BufRead, BufReader};
+    let out = child.stdout.take()?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Some(rx)
+}
