@@ -106,17 +106,27 @@ fn libtorrent_finds_a_peer_announced_with_btdht_announce() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut args = add_nodes(&nodes);
-    args.extend([
-        "--get-peers".into(),
-        hash.into(),
-        "--action-delay".into(),
-        "2".into(),
-    ]);
-    let lt = LtNode::start(&python, &script, "127.0.159.1:46881", &args);
-    let line = lt.wait_line(Duration::from_secs(20), |l| {
-        l.contains("dht_get_peers_reply_alert") && l.contains("7777")
-    });
+    // libtorrent sends its get_peers once, `--action-delay` seconds after it starts; if its
+    // routing table is still empty then, it finds nothing. So up to three fresh libtorrent
+    // nodes (each on its own address) try, each waiting longer before asking.
+    let mut line = None;
+    for (attempt, delay) in [(0u8, "2"), (1, "4"), (2, "6")] {
+        let mut args = add_nodes(&nodes);
+        args.extend([
+            "--get-peers".into(),
+            hash.into(),
+            "--action-delay".into(),
+            delay.into(),
+        ]);
+        let listen = format!("127.0.{}.1:46881", 159 + attempt);
+        let lt = LtNode::start(&python, &script, &listen, &args);
+        line = lt.wait_line(Duration::from_secs(12), |l| {
+            l.contains("dht_get_peers_reply_alert") && l.contains("7777")
+        });
+        if line.is_some() {
+            break;
+        }
+    }
     assert!(
         line.is_some(),
         "libtorrent's get_peers did not find 127.0.158.1:7777"
