@@ -19,6 +19,7 @@
 //! - [`peers`]: the announce store, BEP 33 Bloom filters, BEP 51 samples.
 //! - [`node`]: the sans-IO node that ties them together.
 //! - [`transmit`]: a datagram a core wants sent.
+//! - [`udp`]: batched UDP I/O (`recvmmsg` / `sendmmsg`) shared by every role.
 //! - [`sim`]: a deterministic simulated network of many cores.
 //! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes).
 //! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
@@ -44,6 +45,7 @@ pub mod time;
 pub mod token;
 pub mod transaction;
 pub mod transmit;
+pub mod udp;
 
 pub use contact::NodeInfo;
 pub use id::{Distance, InfoHash, NodeId};

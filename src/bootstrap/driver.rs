@@ -3,8 +3,9 @@
 //!
 //! The kernel spreads incoming datagrams over the shards' sockets by a hash of the source
 //! address. Each thread loops: wait in mio's `poll` (at most [`MAX_SLEEP`], so a stop request
-//! is seen quickly), drain its sockets until `WouldBlock`, feed each datagram to its core and
-//! send what the core answers at once, run the core's timer. The pool lock is taken inside the
+//! is seen quickly), drain its sockets ([`BATCH`] datagrams per `recvmmsg`) until a read comes
+//! back short, feed each datagram to its core and send what the core answers to a batch with
+//! one `sendmmsg` per family, run the core's timer. The pool lock is taken inside the
 //! core for single pool operations only, never across a socket call. Only shard 0 runs the
 //! walk, the sweep and the index rebuild; a reply to any shard's ping may arrive at any shard,
 //! which is fine because the cookies are stateless and keyed by a master key all shards share.
@@ -27,10 +28,11 @@ use parking_lot::{Mutex, RwLock};
 use super::{BootstrapConfig, BootstrapServer, BootstrapStats, Pools, SharedPools, persist};
 use crate::id::NodeId;
 use crate::time::Instant;
+use crate::transmit::Transmit;
+use crate::udp::{BATCH, UdpBatch};
 
 /// Longest sleep of a shard, so that a stop request is seen within it.
 pub const MAX_SLEEP: Duration = Duration::from_millis(100);
-const RECV_BUFFER: usize = 65_536;
 const SOCK4: Token = Token(0);
 const SOCK6: Token = Token(1);
 
@@ -264,14 +266,18 @@ fn run_shard(
         poll.registry().register(s, SOCK6, Interest::READABLE)?;
     }
     let mut events = Events::with_capacity(16);
-    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut io = ShardIo {
+        batch: UdpBatch::new(),
+        out4: Vec::with_capacity(BATCH),
+        out6: Vec::with_capacity(BATCH),
+    };
     let mut next_publish = clock.now();
     while !stop.load(Ordering::Relaxed) {
         let now = clock.now();
         if core.poll_timeout().is_some_and(|at| at <= now) {
             core.handle_timeout(now);
         }
-        flush(&mut core, &sock4, sock6.as_ref());
+        flush(&mut core, (&sock4, sock6.as_ref()), &mut io);
         if now >= next_publish {
             next_publish = now + Duration::from_millis(100);
             *published.lock() = *core.stats();
@@ -285,39 +291,37 @@ fn run_shard(
                 return Err(e);
             }
         }
-        drain(&mut core, &sock4, &sock4, sock6.as_ref(), &mut buf, &clock);
+        let sockets = (&sock4, sock6.as_ref());
+        drain(&mut core, &sock4, sockets, &mut io, &clock);
         if let Some(s6) = sock6.as_ref() {
-            drain(&mut core, s6, &sock4, sock6.as_ref(), &mut buf, &clock);
+            drain(&mut core, s6, sockets, &mut io, &clock);
         }
     }
     *published.lock() = *core.stats();
     Ok(())
 }
 
-/// Reads `socket` until `WouldBlock`, answering as it goes.
+/// Reads `socket` a batch at a time until a read comes back short, answering each batch with
+/// one batched write per family.
 fn drain(
     core: &mut BootstrapServer,
     socket: &UdpSocket,
-    sock4: &UdpSocket,
-    sock6: Option<&UdpSocket>,
-    buf: &mut [u8],
+    sockets: (&UdpSocket, Option<&UdpSocket>),
+    io: &mut ShardIo,
     clock: &Clock,
 ) {
-    let mut now = clock.now();
-    let mut count = 0u32;
     let mut errors = 0u32;
     loop {
-        match socket.recv_from(buf) {
-            Ok((len, from)) => {
-                let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-                core.handle_datagram(now, from, &buf[..len]);
-                flush(core, sock4, sock6);
-                count += 1;
-                if count % 64 == 0 {
-                    now = clock.now();
+        let now = clock.now();
+        match io.batch.recv(socket, |from, bytes| {
+            core.handle_datagram(now, canonical(from), bytes)
+        }) {
+            Ok(count) => {
+                flush(core, sockets, io);
+                if count < BATCH {
+                    return;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // ICMP errors of earlier sends surface here; skip them, but never spin.
             Err(_) => {
@@ -330,15 +334,41 @@ fn drain(
     }
 }
 
-fn flush(core: &mut BootstrapServer, sock4: &UdpSocket, sock6: Option<&UdpSocket>) {
+/// A shard's batch buffers and its per-family queues of datagrams to write.
+struct ShardIo {
+    batch: UdpBatch,
+    out4: Vec<Transmit>,
+    out6: Vec<Transmit>,
+}
+
+/// Sends what the core queued, [`BATCH`] datagrams per system call.
+fn flush(core: &mut BootstrapServer, sockets: (&UdpSocket, Option<&UdpSocket>), io: &mut ShardIo) {
+    let (sock4, sock6) = sockets;
     while let Some(transmit) = core.poll_transmit() {
-        let socket = if transmit.to.is_ipv4() {
-            Some(sock4)
-        } else {
-            sock6
-        };
-        if let Some(socket) = socket {
-            let _ = socket.send_to(&transmit.bytes, transmit.to);
+        if transmit.to.is_ipv4() {
+            io.out4.push(transmit);
+            if io.out4.len() >= BATCH {
+                io.batch.send(sock4, &io.out4);
+                io.out4.clear();
+            }
+        } else if let Some(sock6) = sock6 {
+            io.out6.push(transmit);
+            if io.out6.len() >= BATCH {
+                io.batch.send(sock6, &io.out6);
+                io.out6.clear();
+            }
         }
     }
+    if !io.out4.is_empty() {
+        io.batch.send(sock4, &io.out4);
+        io.out4.clear();
+    }
+    if let (false, Some(sock6)) = (io.out6.is_empty(), sock6) {
+        io.batch.send(sock6, &io.out6);
+    }
+    io.out6.clear();
+}
+
+fn canonical(from: SocketAddr) -> SocketAddr {
+    SocketAddr::new(from.ip().to_canonical(), from.port())
 }

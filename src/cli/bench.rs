@@ -1,8 +1,11 @@
 //! `btdht bench`: a loopback load generator for DHT servers, and `btdht udp-echo`, the raw UDP
-//! echo server that is the physical-limit baseline.
+//! echo server that is the physical-limit baseline (batched like the servers, or with
+//! `--per-datagram` one system call per datagram).
 //!
 //! The generator runs on its own thread with many source sockets (`127.1.x.y`, or `[::1]`
-//! ports for an IPv6 target), keeps `--window` queries in flight, and prints one JSON object:
+//! ports for an IPv6 target), keeps `--window` queries in flight, writes and reads them in
+//! batches of [`BATCH`] per system call (`sendmmsg` / `recvmmsg`, so that it costs less per
+//! query than the servers it loads), and prints one JSON object:
 //! answered per second, loss and latency percentiles. Queries carry BEP 43 `ro: 1`, so the
 //! servers answer without trying to add (and ping) the generator's sockets. It is bounded in
 //! time and packets, and it refuses any target outside 127.0.0.0/8 and ::1 (exit 2).
@@ -18,6 +21,8 @@ use clap::{Args, ValueEnum};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::json;
+
+use btdht::udp::{BATCH, SendError, UdpBatch};
 
 use super::args::{parse_addr, parse_bind};
 use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
@@ -73,6 +78,10 @@ pub struct EchoArgs {
     /// Seconds to run.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub seconds: u64,
+    /// One blocking `recv_from` and `send_to` per datagram instead of the batched system
+    /// calls the servers use (to measure what batching is worth).
+    #[arg(long)]
+    pub per_datagram: bool,
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -92,25 +101,76 @@ pub fn echo(args: EchoArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(100)));
     eprintln!("btdht: udp-echo listening on {}", args.bind);
     let end = Instant::now() + Duration::from_secs(args.seconds);
-    let mut buf = vec![0u8; 65_536];
     let mut echoed: u64 = 0;
-    while Instant::now() < end {
-        for _ in 0..4096 {
-            match socket.recv_from(&mut buf) {
-                Ok((len, from)) => {
-                    if socket.send_to(&buf[..len], from).is_ok() {
-                        echoed += 1;
+    if args.per_datagram {
+        let _ = socket.set_read_timeout(Some(Duration::from_millis(100)));
+        let mut buf = vec![0u8; 65_536];
+        while Instant::now() < end {
+            for _ in 0..4096 {
+                match socket.recv_from(&mut buf) {
+                    Ok((len, from)) => {
+                        if socket.send_to(&buf[..len], from).is_ok() {
+                            echoed += 1;
+                        }
                     }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            }
+        }
+    } else {
+        // The same batched system calls as the servers: wait in mio's poll, then read and
+        // write a batch per call.
+        match echo_batched(socket, end) {
+            Ok(count) => echoed = count,
+            Err(e) => {
+                eprintln!("btdht: udp-echo: {e}");
+                return EXIT_NO_ANSWER;
             }
         }
     }
     eprintln!("btdht: udp-echo echoed {echoed} datagrams");
     EXIT_OK
+}
+
+/// The batched echo loop: returns how many datagrams it echoed before `end`.
+fn echo_batched(socket: std::net::UdpSocket, end: Instant) -> io::Result<u64> {
+    socket.set_nonblocking(true)?;
+    let mut socket = UdpSocket::from_std(socket);
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut socket, Token(0), Interest::READABLE)?;
+    let mut events = Events::with_capacity(4);
+    let mut batch = UdpBatch::new();
+    let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(BATCH);
+    let mut echoed = 0u64;
+    while Instant::now() < end {
+        poll.poll(&mut events, Some(Duration::from_millis(100)))?;
+        loop {
+            let mut used = 0;
+            let count = batch.recv(&socket, |from, bytes| {
+                if out.len() <= used {
+                    out.push((from, Vec::with_capacity(2048)));
+                }
+                let (to, buf) = &mut out[used];
+                *to = from;
+                buf.clear();
+                buf.extend_from_slice(bytes);
+                used += 1;
+            });
+            let count = match count {
+                Ok(count) => count,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            echoed += batch.send(&socket, &out[..used]).sent as u64;
+            if count < BATCH {
+                break;
+            }
+        }
+    }
+    Ok(echoed)
 }
 
 /// A query template: the encoded bytes and where its transaction id and target sit.
@@ -242,8 +302,8 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
     let measure_from = args.warmup * 1_000_000;
     let send_until = measure_from + args.seconds * 1_000_000;
     let mut events = Events::with_capacity(1024);
-    let mut buf = vec![0u8; 65_536];
-    let mut packet = Vec::with_capacity(256);
+    let mut batch = UdpBatch::new();
+    let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(BATCH);
     let (mut seq, mut in_flight, mut next_source) = (0u32, 0usize, 0usize);
     let (mut sent, mut measured_sent, mut answered, mut lost, mut errors, mut send_errors) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
@@ -257,76 +317,96 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
         if now > send_until + timeout_us + 1_000_000 {
             break;
         }
-        // Fill the window.
+        // Fill the window: a batch of queries on one source socket per system call,
+        // rotating over the sources.
         while sending && in_flight < window && sent < args.max_packets {
-            let slot = &mut ring[(seq & RING_MASK) as usize];
-            if slot.live {
-                break; // the ring is full of unanswered queries younger than the timeout
+            let room = (window - in_flight)
+                .min(BATCH)
+                .min(usize::try_from(args.max_packets - sent).unwrap_or(BATCH));
+            let mut count = 0;
+            while count < room {
+                let next = seq.wrapping_add(count as u32);
+                if ring[(next & RING_MASK) as usize].live {
+                    break; // the ring is full of unanswered queries younger than the timeout
+                }
+                let tpl = &templates[next as usize % templates.len()];
+                if out.len() <= count {
+                    out.push((target, Vec::with_capacity(256)));
+                }
+                let packet = &mut out[count].1;
+                packet.clear();
+                packet.extend_from_slice(&tpl.bytes);
+                packet[tpl.t_at..tpl.t_at + 4].copy_from_slice(&next.to_be_bytes());
+                if let Some(at) = tpl.target_at {
+                    let mix = u64::from(next).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    packet[at..at + 8].copy_from_slice(&mix.to_be_bytes());
+                }
+                count += 1;
             }
-            let tpl = &templates[seq as usize % templates.len()];
-            packet.clear();
-            packet.extend_from_slice(&tpl.bytes);
-            packet[tpl.t_at..tpl.t_at + 4].copy_from_slice(&seq.to_be_bytes());
-            if let Some(at) = tpl.target_at {
-                let mix = u64::from(seq).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                packet[at..at + 8].copy_from_slice(&mix.to_be_bytes());
+            if count == 0 {
+                break;
             }
             let socket = &sockets[next_source];
-            match socket.send_to(&packet, target) {
-                Ok(_) => {
+            next_source = (next_source + 1) % sockets.len();
+            match batch.send_batch(socket, &out[..count]) {
+                Ok(taken) => {
                     let sent_us = now_us();
-                    *slot = Slot {
-                        seq,
-                        sent_us,
-                        live: true,
-                    };
-                    order.push_back(seq);
-                    seq = seq.wrapping_add(1);
-                    sent += 1;
-                    if sent_us >= measure_from {
-                        measured_sent += 1;
+                    for _ in 0..taken {
+                        ring[(seq & RING_MASK) as usize] = Slot {
+                            seq,
+                            sent_us,
+                            live: true,
+                        };
+                        order.push_back(seq);
+                        seq = seq.wrapping_add(1);
                     }
-                    in_flight += 1;
-                    next_source = (next_source + 1) % sockets.len();
+                    sent += taken as u64;
+                    if sent_us >= measure_from {
+                        measured_sent += taken as u64;
+                    }
+                    in_flight += taken;
+                    if taken < count {
+                        break; // the send buffer filled up
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => {
+                Err(SendError::Full) => break,
+                Err(SendError::First) => {
                     send_errors += 1;
-                    next_source = (next_source + 1) % sockets.len();
                     break;
                 }
             }
         }
-        // Receive.
+        // Receive: read every readable source a batch at a time.
         poll.poll(&mut events, Some(Duration::from_millis(1)))?;
         for event in events.iter() {
             let Some(socket) = sockets.get(event.token().0) else {
                 continue;
             };
             loop {
-                match socket.recv_from(&mut buf) {
-                    Ok((len, _)) => {
-                        let bytes = &buf[..len];
-                        let Some(t) = reply_t(bytes) else { continue };
-                        let slot = &mut ring[(t & RING_MASK) as usize];
-                        if !slot.live || slot.seq != t {
-                            continue;
+                let at = now_us();
+                let read = batch.recv(socket, |_, bytes| {
+                    let Some(t) = reply_t(bytes) else { return };
+                    let slot = &mut ring[(t & RING_MASK) as usize];
+                    if !slot.live || slot.seq != t {
+                        return;
+                    }
+                    slot.live = false;
+                    in_flight -= 1;
+                    if slot.sent_us >= measure_from && at <= send_until + timeout_us {
+                        answered += 1;
+                        if find(bytes, b"1:y1:e").is_some() {
+                            errors += 1;
                         }
-                        slot.live = false;
-                        in_flight -= 1;
-                        let at = now_us();
-                        if slot.sent_us >= measure_from && at <= send_until + timeout_us {
-                            answered += 1;
-                            if find(bytes, b"1:y1:e").is_some() {
-                                errors += 1;
-                            }
-                            if latencies.len() < MAX_LATENCIES {
-                                latencies.push((at - slot.sent_us).min(u64::from(u32::MAX)) as u32);
-                            }
+                        if latencies.len() < MAX_LATENCIES {
+                            let latency = at.saturating_sub(slot.sent_us);
+                            latencies.push(latency.min(u64::from(u32::MAX)) as u32);
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => break,
+                });
+                match read {
+                    Ok(count) if count == BATCH => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    _ => break,
                 }
             }
         }

@@ -3,7 +3,8 @@
 //! It loops: apply the commands of the `Dht` handles, run the core's timers, flush its
 //! datagrams and events, then sleep in mio's `poll` until a socket is readable, a handle wakes
 //! it through the `Waker`, or the core's next deadline comes. mio is edge-triggered, so a
-//! readable socket is drained until `WouldBlock`. The core's clock is the microseconds elapsed
+//! readable socket is drained, [`BATCH`] datagrams per `recvmmsg`, until a read comes back
+//! short; answers leave by `sendmmsg` after each batch. The core's clock is the microseconds elapsed
 //! since the driver started (`Clock`); only this module and the handle read the OS clock.
 //!
 //! Completions of requests go to the waiting caller's own channel (a map from the core's
@@ -25,16 +26,13 @@ use crate::id::{InfoHash, NodeId};
 use crate::node::{Event, LookupOutcome, Node, QueryError, RequestId, SampleReply};
 use crate::routing::{Liveness, Snapshot};
 use crate::time::Instant;
+use crate::transmit::Transmit;
+use crate::udp::{BATCH, UdpBatch};
 
 pub(crate) const SOCK4: Token = Token(0);
 pub(crate) const SOCK6: Token = Token(1);
 pub(crate) const WAKER: Token = Token(2);
 
-/// Largest datagram read; longer ones are truncated by the kernel and then rejected by the
-/// decoder.
-const RECV_BUFFER: usize = 65_536;
-/// Datagrams fed to the core between two flushes of its outbox while draining a socket.
-const FLUSH_EVERY: usize = 256;
 /// Requests awaiting completion at once; more are refused as busy.
 const MAX_WAITERS: usize = 65_536;
 /// Longest sleep, so that a lost wake-up cannot stall the loop.
@@ -100,13 +98,18 @@ pub(crate) struct IoThread {
     pub save_peers: bool,
     pub waiters: HashMap<RequestId, Waiter>,
     pub counters: DriverCounters,
+    /// Datagrams waiting for the next batched write, per family.
+    pub out4: Vec<Transmit>,
+    pub out6: Vec<Transmit>,
 }
 
 impl IoThread {
     /// Runs until a `Stop` command or until every handle is gone.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(64);
-        let mut buf = vec![0u8; RECV_BUFFER];
+        // Made here, not in `spawn`'s caller: its system-call headers hold raw pointers, so
+        // it cannot cross threads.
+        let mut batch = UdpBatch::new();
         let mut next_save = self.clock.now() + self.save_interval;
         loop {
             let now = self.clock.now();
@@ -123,7 +126,7 @@ impl IoThread {
             if self.node.poll_timeout().is_some_and(|at| at <= now) {
                 self.node.handle_timeout(now);
             }
-            self.flush();
+            self.flush(&mut batch);
             if self.persist.is_some() && now >= next_save {
                 next_save = now + self.save_interval;
                 self.save(now, None);
@@ -147,31 +150,33 @@ impl IoThread {
             }
             for event in events.iter() {
                 match event.token() {
-                    SOCK4 => self.drain(false, &mut buf),
-                    SOCK6 => self.drain(true, &mut buf),
+                    SOCK4 => self.drain(false, &mut batch),
+                    SOCK6 => self.drain(true, &mut batch),
                     _ => {}
                 }
             }
         }
     }
 
-    fn drain(&mut self, v6: bool, buf: &mut [u8]) {
-        let mut fed = 0usize;
+    /// Reads the socket until it is empty, a batch at a time, feeding the core and sending
+    /// its answers after each batch.
+    fn drain(&mut self, v6: bool, batch: &mut UdpBatch) {
         loop {
             let socket = if v6 { &self.sock6 } else { &self.sock4 };
             let Some(socket) = socket else { return };
-            match socket.recv_from(buf) {
-                Ok((len, from)) => {
-                    let from = canonical(from);
-                    let now = self.clock.now();
-                    self.node.handle_datagram(now, from, &buf[..len]);
-                    fed += 1;
-                    if fed % FLUSH_EVERY == 0 {
-                        self.flush();
+            let now = self.clock.now();
+            let node = &mut self.node;
+            let read = batch.recv(socket, |from, bytes| {
+                node.handle_datagram(now, canonical(from), bytes);
+            });
+            match read {
+                Ok(count) => {
+                    self.flush(batch);
+                    if count < BATCH {
+                        return;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // ICMP errors (connection refused) surface here on some systems; they
                     // do not end the socket's readiness, so keep draining.
@@ -183,31 +188,46 @@ impl IoThread {
                 }
             }
         }
-        self.flush();
+        self.flush(batch);
     }
 
-    /// Sends what the core queued and dispatches its events.
-    fn flush(&mut self) {
+    /// Sends what the core queued, a batch per system call, and dispatches its events.
+    fn flush(&mut self, batch: &mut UdpBatch) {
         while let Some(transmit) = self.node.poll_transmit() {
             let to = canonical(transmit.to);
-            let socket = if to.is_ipv4() {
-                &self.sock4
+            let (queue, socket) = if to.is_ipv4() {
+                (&mut self.out4, &self.sock4)
             } else {
-                &self.sock6
+                (&mut self.out6, &self.sock6)
             };
-            let Some(socket) = socket else {
+            if socket.is_none() {
                 self.counters.no_socket += 1;
                 continue;
-            };
-            if let Err(e) = socket.send_to(&transmit.bytes, to) {
-                // UDP is lossy anyway: a full send buffer or an unreachable address loses
-                // this datagram and the query, if any, times out in the core.
-                self.counters.send_errors += 1;
-                log::trace!("send to {to} failed: {e}");
+            }
+            queue.push(Transmit::new(to, transmit.bytes));
+            if queue.len() >= BATCH {
+                self.send_queued(batch);
             }
         }
+        self.send_queued(batch);
         while let Some(event) = self.node.poll_event() {
             self.dispatch(event);
+        }
+    }
+
+    /// Writes the queued datagrams of both families. UDP is lossy anyway: a datagram the
+    /// kernel refuses (full send buffer, unreachable address) is counted, and a query it
+    /// carried times out in the core.
+    fn send_queued(&mut self, batch: &mut UdpBatch) {
+        for (queue, socket) in [(&mut self.out4, &self.sock4), (&mut self.out6, &self.sock6)] {
+            if let (false, Some(socket)) = (queue.is_empty(), socket) {
+                let report = batch.send(socket, queue);
+                self.counters.send_errors += report.failed as u64;
+                if report.failed > 0 {
+                    log::trace!("{} datagrams refused by the kernel", report.failed);
+                }
+            }
+            queue.clear();
         }
     }
 

@@ -51,6 +51,7 @@ use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::node::{Config, Event, LookupOutcome, Method, Node, QueryError, SampleReply, Stats};
 use crate::routing::Snapshot;
+use crate::udp::BATCH;
 use hooks::{Hooks, Subscribers};
 use io_thread::{Clock, Command, IoThread};
 
@@ -544,6 +545,8 @@ impl Dht {
             save_peers,
             waiters: HashMap::new(),
             counters: Default::default(),
+            out4: Vec::with_capacity(BATCH),
+            out6: Vec::with_capacity(BATCH),
         };
         handles.insert("io", spawn("io", &done_tx, move || io.run())?);
         log::info!("DHT node {id} listening on {local_addr}");

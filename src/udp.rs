@@ -1,0 +1,423 @@
+//! Batched UDP datagram I/O: many datagrams per system call.
+//!
+//! On Linux and Android, [`UdpBatch`] reads with `recvmmsg` and writes with `sendmmsg` through
+//! nix's safe wrappers, up to [`BATCH`] datagrams per call; elsewhere it falls back to one
+//! `recv_from` / `send_to` per datagram with the same interface. Every role that moves many
+//! datagrams (the node's I/O thread, the bootstrap shards, the load generator and the echo
+//! baseline) goes through it, so that they pay the same per-datagram system-call cost.
+//!
+//! BatchSocket slots are [`SLOT_BYTES`] long, one byte more than the decoder accepts
+//! ([`crate::krpc::MAX_MESSAGE_SIZE`]), so that an oversized datagram still reaches the
+//! decoder as too large rather than silently truncated to an acceptable length. This module
+//! owns only the system calls; what is read or written is the caller's business.
+
+use std::io;
+use std::net::SocketAddr;
+#[cfg(unix)]
+use std::os::fd::AsRawFd;
+
+use crate::transmit::Transmit;
+
+/// Most datagrams read or written by one system call.
+pub const BATCH: usize = 32;
+
+/// Length of one receive slot: the decoder's limit plus one byte.
+pub const SLOT_BYTES: usize = crate::krpc::MAX_MESSAGE_SIZE + 1;
+
+/// A datagram to send: where to, and its bytes.
+pub trait Outgoing {
+    /// The destination.
+    fn to(&self) -> SocketAddr;
+    /// The payload.
+    fn bytes(&self) -> &[u8];
+}
+
+impl Outgoing for Transmit {
+    fn to(&self) -> SocketAddr {
+        self.to
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl<B: AsRef<[u8]>> Outgoing for (SocketAddr, B) {
+    fn to(&self) -> SocketAddr {
+        self.0
+    }
+    fn bytes(&self) -> &[u8] {
+        self.1.as_ref()
+    }
+}
+
+/// What one [`UdpBatch::send`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendReport {
+    /// Datagrams the kernel took.
+    pub sent: usize,
+    /// Datagrams refused (full send buffer, unreachable destination, ...); UDP is lossy, so
+    /// the caller only counts them.
+    pub failed: usize,
+    /// System calls made.
+    pub calls: usize,
+}
+
+/// Reusable buffers and headers for batched reads and writes on any UDP socket.
+///
+/// It is not `Send` (the system-call headers hold raw pointers into it): make it on the thread
+/// that uses it.
+pub struct UdpBatch {
+    slots: Vec<Vec<u8>>,
+    received: Vec<(usize, Option<SocketAddr>)>,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    recv_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    send_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+}
+
+impl std::fmt::Debug for UdpBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpBatch")
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+impl Default for UdpBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UdpBatch {
+    /// Buffers for [`BATCH`] datagrams each way. The receive slots are allocated zeroed and
+    /// lazily by the OS, so only the bytes datagrams actually fill cost memory.
+    pub fn new() -> Self {
+        UdpBatch {
+            slots: (0..BATCH).map(|_| vec![0u8; SLOT_BYTES]).collect(),
+            received: Vec::with_capacity(BATCH),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            recv_headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            send_headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
+        }
+    }
+
+    /// Reads up to [`BATCH`] datagrams that are already queued on the non-blocking `socket`
+    /// and calls `each(from, bytes)` for each, in arrival order. Returns how many were read:
+    /// 0 when none was queued (`WouldBlock`). Fewer than [`BATCH`] means the queue was empty
+    /// when the call returned; with edge-triggered readiness a later datagram raises a new
+    /// event. A datagram whose sender address cannot be read is skipped.
+    pub fn recv<S, F>(&mut self, socket: &S, mut each: F) -> io::Result<usize>
+    where
+        S: BatchSocket,
+        F: FnMut(SocketAddr, &[u8]),
+    {
+        let count = self.recv_into_slots(socket)?;
+        for (slot, &(len, from)) in self.slots.iter().zip(&self.received) {
+            if let (Some(from), Some(bytes)) = (from, slot.get(..len)) {
+                each(from, bytes);
+            }
+        }
+        Ok(count)
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn recv_into_slots<S: BatchSocket>(&mut self, socket: &S) -> io::Result<usize> {
+        use nix::sys::socket::{MsgFlags, recvmmsg};
+        use std::io::IoSliceMut;
+        self.received.clear();
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self
+            .slots
+            .iter_mut()
+            .map(|slot| [IoSliceMut::new(slot.as_mut_slice())])
+            .collect();
+        let results = match recvmmsg(
+            socket.as_raw_fd(),
+            &mut self.recv_headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        ) {
+            Ok(results) => results,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(0),
+            Err(errno) => return Err(io::Error::from(errno)),
+        };
+        for message in results {
+            let from = message.address.and_then(|a| storage_to_socket_addr(&a));
+            self.received.push((message.bytes, from));
+        }
+        Ok(self.received.len())
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn recv_into_slots<S: BatchSocket>(&mut self, socket: &S) -> io::Result<usize> {
+        self.received.clear();
+        for slot in &mut self.slots {
+            match socket.recv_one(slot) {
+                Ok((len, from)) => self.received.push((len, Some(from))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if self.received.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(self.received.len())
+    }
+
+    /// Writes every datagram of `datagrams` on the non-blocking `socket`, [`BATCH`] per
+    /// system call. A datagram the kernel refuses is counted in
+    /// [`SendReport::failed`] and skipped; once the send buffer is full (`WouldBlock`), the
+    /// rest are counted as failed too rather than waited for.
+    pub fn send<S, D>(&mut self, socket: &S, datagrams: &[D]) -> SendReport
+    where
+        S: BatchSocket,
+        D: Outgoing,
+    {
+        let mut report = SendReport::default();
+        let mut rest = datagrams;
+        while !rest.is_empty() {
+            report.calls += 1;
+            match self.send_batch(socket, rest) {
+                Ok(0) | Err(SendError::Full) => {
+                    report.failed += rest.len();
+                    break;
+                }
+                Ok(n) => {
+                    report.sent += n;
+                    rest = rest.get(n..).unwrap_or_default();
+                }
+                Err(SendError::First) => {
+                    // The first datagram was refused (e.g. an unreachable destination):
+                    // skip it and go on with the others.
+                    report.failed += 1;
+                    rest = rest.get(1..).unwrap_or_default();
+                }
+            }
+        }
+        report
+    }
+
+    /// One system call: writes the first datagrams of `datagrams` (at most [`BATCH`]) and
+    /// returns how many of them, from the first, the kernel took. `Err` means it took none:
+    /// [`SendError::Full`] when the send buffer is full, [`SendError::First`] when the first
+    /// datagram alone was refused. For callers that must know exactly which datagrams left.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn send_batch<S: BatchSocket, D: Outgoing>(
+        &mut self,
+        socket: &S,
+        datagrams: &[D],
+    ) -> Result<usize, SendError> {
+        use nix::sys::socket::{MsgFlags, SockaddrStorage, sendmmsg};
+        use std::io::IoSlice;
+        let chunk = &datagrams[..datagrams.len().min(BATCH)];
+        let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|d| [IoSlice::new(d.bytes())]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = chunk
+            .iter()
+            .map(|d| Some(SockaddrStorage::from(d.to())))
+            .collect();
+        match sendmmsg(
+            socket.as_raw_fd(),
+            &mut self.send_headers,
+            iovs.iter(),
+            &addrs,
+            [],
+            MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(results) => Ok(results.count()),
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::ENOBUFS) => Err(SendError::Full),
+            Err(_) => Err(SendError::First),
+        }
+    }
+
+    /// One batch: see the Linux version.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn send_batch<S: BatchSocket, D: Outgoing>(
+        &mut self,
+        socket: &S,
+        datagrams: &[D],
+    ) -> Result<usize, SendError> {
+        let mut sent = 0;
+        for d in datagrams.iter().take(BATCH) {
+            match socket.send_one(d.bytes(), d.to()) {
+                Ok(_) => sent += 1,
+                Err(e) if sent > 0 => {
+                    let _ = e;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(SendError::Full),
+                Err(_) => return Err(SendError::First),
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// Why a batch write took no datagram at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The send buffer is full.
+    Full,
+    /// The first datagram was refused.
+    First,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn storage_to_socket_addr(storage: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = storage.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    storage
+        .as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+/// A UDP socket [`UdpBatch`] can drive: std's and mio's.
+#[cfg(unix)]
+pub trait BatchSocket: AsRawFd {
+    /// One `recv_from` (the fallback path).
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
+    /// One `send_to` (the fallback path).
+    fn send_one(&self, bytes: &[u8], to: SocketAddr) -> io::Result<usize>;
+}
+
+/// A UDP socket [`UdpBatch`] can drive: std's and mio's.
+#[cfg(not(unix))]
+pub trait BatchSocket {
+    /// One `recv_from`.
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
+    /// One `send_to`.
+    fn send_one(&self, bytes: &[u8], to: SocketAddr) -> io::Result<usize>;
+}
+
+impl BatchSocket for std::net::UdpSocket {
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from(buf)
+    }
+    fn send_one(&self, bytes: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.send_to(bytes, to)
+    }
+}
+
+impl BatchSocket for mio::net::UdpSocket {
+    fn recv_one(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from(buf)
+    }
+    fn send_one(&self, bytes: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.send_to(bytes, to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    fn pair() -> (UdpSocket, UdpSocket) {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    /// Reads until `want` datagrams arrived (loopback delivery is synchronous on Linux, but
+    /// other systems may lag a little).
+    fn read_all(
+        batch: &mut UdpBatch,
+        socket: &UdpSocket,
+        want: usize,
+    ) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut got = Vec::new();
+        for _ in 0..1000 {
+            batch
+                .recv(socket, |from, bytes| got.push((from, bytes.to_vec())))
+                .unwrap();
+            if got.len() >= want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        got
+    }
+
+    #[test]
+    fn an_empty_socket_reads_nothing() {
+        let (a, _b) = pair();
+        let mut batch = UdpBatch::new();
+        assert_eq!(
+            batch.recv(&a, |_, _| panic!("nothing was sent")).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn more_than_a_batch_goes_through_in_order_with_sender_and_lengths() {
+        let (a, b) = pair();
+        let to = b.local_addr().unwrap();
+        let datagrams: Vec<(SocketAddr, Vec<u8>)> = (0..BATCH * 3 + 5)
+            .map(|i| (to, vec![i as u8; 1 + i % 300]))
+            .collect();
+        let mut batch = UdpBatch::new();
+        let report = batch.send(&a, &datagrams);
+        assert_eq!(report.sent, datagrams.len());
+        assert_eq!(report.failed, 0);
+        assert_eq!(report.calls, 4, "batches of {BATCH}");
+        let got = read_all(&mut batch, &b, datagrams.len());
+        assert_eq!(got.len(), datagrams.len());
+        for (i, (from, bytes)) in got.iter().enumerate() {
+            assert_eq!(*from, a.local_addr().unwrap());
+            assert_eq!(bytes, &datagrams[i].1);
+        }
+    }
+
+    #[test]
+    fn the_largest_loopback_datagram_arrives_whole() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        // Loopback carries up to 65,507 bytes of UDP payload over IPv4: that is below the
+        // decoder's limit, so the slot must hold any of them whole.
+        let big = vec![7u8; 65_507];
+        if a.send_to(&big, b.local_addr().unwrap()).is_err() {
+            return; // a smaller loopback MTU: nothing to check
+        }
+        let mut batch = UdpBatch::new();
+        let got = read_all(&mut batch, &b, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1.len(), big.len(), "not truncated");
+    }
+
+    #[test]
+    fn a_refused_destination_is_counted_and_the_rest_still_go() {
+        let (a, b) = pair();
+        let to = b.local_addr().unwrap();
+        // Port 0 is not a valid destination: the kernel refuses that datagram alone.
+        let bad: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let datagrams = vec![
+            (to, b"one".to_vec()),
+            (bad, b"bad".to_vec()),
+            (to, b"two".to_vec()),
+        ];
+        let mut batch = UdpBatch::new();
+        let report = batch.send(&a, &datagrams);
+        assert_eq!(report.sent, 2);
+        assert_eq!(report.failed, 1);
+        let got = read_all(&mut batch, &b, 2);
+        let payloads: Vec<&[u8]> = got.iter().map(|(_, p)| p.as_slice()).collect();
+        assert_eq!(payloads, vec![&b"one"[..], &b"two"[..]]);
+    }
+
+    #[test]
+    fn ipv6_senders_are_read_back() {
+        let Ok(a) = UdpSocket::bind("[::1]:0") else {
+            return; // no IPv6 loopback on this machine
+        };
+        let b = UdpSocket::bind("[::1]:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut batch = UdpBatch::new();
+        let report = batch.send(&a, &[(b.local_addr().unwrap(), b"six".to_vec())]);
+        assert_eq!(report.sent, 1);
+        let got = read_all(&mut batch, &b, 1);
+        assert_eq!(got, vec![(a.local_addr().unwrap(), b"six".to_vec())]);
+    }
+}
