@@ -273,6 +273,22 @@ pub fn run(args: BenchArgs) -> i32 {
     }
 }
 
+/// CPU seconds (user + system) this process has used, where the OS tells.
+fn cpu_seconds() -> Option<f64> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use nix::sys::resource::{UsageWho, getrusage};
+        use nix::sys::time::TimeValLike;
+        let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+        let micros = usage.user_time().num_microseconds() + usage.system_time().num_microseconds();
+        Some(micros as f64 / 1e6)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
+}
+
 fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
     let target = SocketAddr::new(args.target.ip().to_canonical(), args.target.port());
     let mut poll = Poll::new()?;
@@ -297,6 +313,7 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
     let mut order: VecDeque<u32> = VecDeque::new();
     let window = args.window as usize;
     let timeout_us = args.timeout_ms * 1000;
+    let cpu_at_start = cpu_seconds();
     let started = Instant::now();
     let now_us = || started.elapsed().as_micros() as u64;
     let measure_from = args.warmup * 1_000_000;
@@ -428,6 +445,13 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
             }
         }
     }
+    let wall = started.elapsed().as_secs_f64();
+    // The generator's own CPU use: near 100% of its core means it may be what limits the
+    // rate; well below means the server is.
+    let cpu_share = match (cpu_at_start, cpu_seconds()) {
+        (Some(a), Some(b)) if wall > 0.0 => json!((b - a) / wall),
+        _ => serde_json::Value::Null,
+    };
     latencies.sort_unstable();
     let seconds = args.seconds as f64;
     Ok(json!({
@@ -450,5 +474,6 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
         },
         "send_errors": send_errors,
         "total_sent": sent,
+        "generator_cpu_share": cpu_share,
     }))
 }
