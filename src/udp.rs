@@ -2,7 +2,10 @@
 //!
 //! On Linux and Android, [`UdpBatch`] reads with `recvmmsg` and writes with `sendmmsg` through
 //! nix's safe wrappers, up to [`BATCH`] datagrams per call; elsewhere it falls back to one
-//! `recv_from` / `send_to` per datagram with the same interface. Every role that moves many
+//! `recv_from` / `send_to` per datagram with the same interface. On Linux it can also send a
+//! run of equal datagrams to one destination with one `UDP_SEGMENT` send
+//! ([`UdpBatch::send_segments`]), which the load generator uses to stay cheaper per query
+//! than the servers it loads. Every role that moves many
 //! datagrams (the node's I/O thread, the bootstrap shards, the load generator and the echo
 //! baseline) goes through it, so that they pay the same per-datagram system-call cost.
 //!
@@ -252,6 +255,49 @@ impl UdpBatch {
     }
 }
 
+impl UdpBatch {
+    /// Sends `payload` to `to` as datagrams of `segment` bytes each (the last may be shorter)
+    /// with one system call, by UDP generic segmentation offload (`UDP_SEGMENT`): the kernel
+    /// walks its send path once for all of them. Returns how many datagrams that was. Fails
+    /// with `Unsupported` where the OS has no such offload; callers fall back to
+    /// [`UdpBatch::send`]. Only for a sender of many equal datagrams to one destination, such
+    /// as the load generator.
+    pub fn send_segments<S: BatchSocket>(
+        &mut self,
+        socket: &S,
+        to: SocketAddr,
+        payload: &[u8],
+        segment: u16,
+    ) -> io::Result<usize> {
+        if segment == 0 || payload.is_empty() {
+            return Ok(0);
+        }
+        let count = payload.len().div_ceil(usize::from(segment));
+        #[cfg(target_os = "linux")]
+        {
+            use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
+            let iov = [std::io::IoSlice::new(payload)];
+            let offload = [ControlMessage::UdpGsoSegments(&segment)];
+            let cmsgs: &[ControlMessage<'_>] = if count > 1 { &offload } else { &[] };
+            let address = SockaddrStorage::from(to);
+            sendmsg(
+                socket.as_raw_fd(),
+                &iov,
+                cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+                Some(&address),
+            )
+            .map_err(io::Error::from)?;
+            Ok(count)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (socket, to, count);
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+    }
+}
+
 /// Why a batch write took no datagram at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendError {
@@ -405,6 +451,30 @@ mod tests {
         let got = read_all(&mut batch, &b, 2);
         let payloads: Vec<&[u8]> = got.iter().map(|(_, p)| p.as_slice()).collect();
         assert_eq!(payloads, vec![&b"one"[..], &b"two"[..]]);
+    }
+
+    #[test]
+    fn segments_arrive_as_separate_datagrams() {
+        let (a, b) = pair();
+        let to = b.local_addr().unwrap();
+        let mut payload = Vec::new();
+        for i in 0..10u8 {
+            payload.extend_from_slice(&[i; 50]);
+        }
+        payload.extend_from_slice(b"tail");
+        let mut batch = UdpBatch::new();
+        match batch.send_segments(&a, to, &payload, 50) {
+            Ok(count) => assert_eq!(count, 11),
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => return,
+            Err(e) => panic!("{e}"),
+        }
+        let got = read_all(&mut batch, &b, 11);
+        assert_eq!(got.len(), 11);
+        for (i, (from, bytes)) in got.iter().take(10).enumerate() {
+            assert_eq!(*from, a.local_addr().unwrap());
+            assert_eq!(bytes, &vec![i as u8; 50]);
+        }
+        assert_eq!(got[10].1, b"tail");
     }
 
     #[test]
