@@ -102,23 +102,6 @@ pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     crate::driver::socket::open_udp(addr, true)
 }
 
-fn sum(a: &mut BootstrapStats, b: &BootstrapStats) {
-    a.datagrams_in += b.datagrams_in;
-    a.queries_in += b.queries_in;
-    a.answered += b.answered;
-    a.rate_limited += b.rate_limited;
-    a.rejected += b.rejected;
-    a.filtered += b.filtered;
-    a.nodes_handed_out += b.nodes_handed_out;
-    a.pings_sent += b.pings_sent;
-    a.pings_skipped += b.pings_skipped;
-    a.walk_queries += b.walk_queries;
-    a.verified += b.verified;
-    a.unsolicited += b.unsolicited;
-    a.expired += b.expired;
-    a.outbox_full += b.outbox_full;
-}
-
 impl Server {
     /// Binds every shard's sockets, loads the pool file if any, and starts the shards.
     pub fn start(options: ServerOptions) -> io::Result<Server> {
@@ -217,11 +200,13 @@ impl Server {
 
     /// The counters of all shards (as of their last publication, at most ~100 ms old).
     pub fn stats(&self) -> BootstrapStats {
-        let mut total = BootstrapStats::default();
-        for s in &self.stats {
-            sum(&mut total, &s.lock());
-        }
-        total
+        BootstrapStats::total(&self.shard_stats())
+    }
+
+    /// Each shard's counters, in shard order (as of their last publication, at most ~100 ms
+    /// old). They show how the kernel spread the sources over the shards.
+    pub fn shard_stats(&self) -> Vec<BootstrapStats> {
+        self.stats.iter().map(|s| *s.lock()).collect()
     }
 
     /// Writes the pool file (if one was given); returns the nodes written.
@@ -237,7 +222,13 @@ impl Server {
     }
 
     /// Stops and joins every shard, then saves the pool; returns the final counters.
-    pub fn stop(mut self) -> io::Result<BootstrapStats> {
+    pub fn stop(self) -> io::Result<BootstrapStats> {
+        self.stop_per_shard()
+            .map(|shards| BootstrapStats::total(&shards))
+    }
+
+    /// Like [`Server::stop`], but returns each shard's final counters, in shard order.
+    pub fn stop_per_shard(mut self) -> io::Result<Vec<BootstrapStats>> {
         self.stop.store(true, Ordering::Relaxed);
         for handle in self.threads.drain(..) {
             if handle.join().is_err() {
@@ -245,7 +236,7 @@ impl Server {
             }
         }
         self.save()?;
-        Ok(self.stats())
+        Ok(self.shard_stats())
     }
 }
 

@@ -237,6 +237,52 @@ pub struct BootstrapStats {
     pub outbox_full: u64,
 }
 
+impl BootstrapStats {
+    /// Adds `other`'s counters to these.
+    pub fn add(&mut self, other: &BootstrapStats) {
+        // Destructured, so that a new counter cannot be forgotten here.
+        let BootstrapStats {
+            datagrams_in,
+            queries_in,
+            answered,
+            rate_limited,
+            rejected,
+            filtered,
+            nodes_handed_out,
+            pings_sent,
+            pings_skipped,
+            walk_queries,
+            verified,
+            unsolicited,
+            expired,
+            outbox_full,
+        } = *other;
+        self.datagrams_in += datagrams_in;
+        self.queries_in += queries_in;
+        self.answered += answered;
+        self.rate_limited += rate_limited;
+        self.rejected += rejected;
+        self.filtered += filtered;
+        self.nodes_handed_out += nodes_handed_out;
+        self.pings_sent += pings_sent;
+        self.pings_skipped += pings_skipped;
+        self.walk_queries += walk_queries;
+        self.verified += verified;
+        self.unsolicited += unsolicited;
+        self.expired += expired;
+        self.outbox_full += outbox_full;
+    }
+
+    /// The sum of several cores' counters (e.g. the shards of one server).
+    pub fn total(cores: &[BootstrapStats]) -> BootstrapStats {
+        let mut total = BootstrapStats::default();
+        for core in cores {
+            total.add(core);
+        }
+        total
+    }
+}
+
 fn keyed(key: u64, data: impl Hash) -> u64 {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);

@@ -96,7 +96,8 @@ pub struct BootstrapArgs {
     /// Per-source-IP query limit RATE[/BURST], or `off` to lift all limits (for benchmarks).
     #[arg(long, value_name = "off|RATE[/BURST]", value_parser = parse_rate)]
     pub rate_limit: Option<RateSpec>,
-    /// Print counters every SECS seconds.
+    /// Print counters (totals, then queries in and answered per shard) every SECS seconds and
+    /// at exit.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub stats: Option<u64>,
     /// Counters as JSON lines.
@@ -107,8 +108,15 @@ pub struct BootstrapArgs {
     pub save_interval: u64,
 }
 
-fn print_stats(stats: &BootstrapStats, pool: usize, json: bool) {
+/// Prints one counters line: the server's totals, then each shard's queries in and answers
+/// (`shards` in shard order), which show how the kernel spread the sources over the shards.
+fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
+    let stats = BootstrapStats::total(shards);
     if json {
+        let per_shard: Vec<_> = shards
+            .iter()
+            .map(|s| json!({"queries_in": s.queries_in, "answered": s.answered}))
+            .collect();
         println!(
             "{}",
             json!({
@@ -124,18 +132,24 @@ fn print_stats(stats: &BootstrapStats, pool: usize, json: bool) {
                 "unsolicited": stats.unsolicited,
                 "walk_queries": stats.walk_queries,
                 "expired": stats.expired,
+                "shards": per_shard,
             })
         );
     } else {
+        let per_shard: Vec<String> = shards
+            .iter()
+            .map(|s| format!("{}/{}", s.queries_in, s.answered))
+            .collect();
         println!(
-            "pool {pool}; {} queries in, {} answered, {} rate-limited, {} rejected; {} pings sent, {} verified, {} unsolicited",
+            "pool {pool}; {} queries in, {} answered, {} rate-limited, {} rejected; {} pings sent, {} verified, {} unsolicited; shards (queries in/answered) {}",
             stats.queries_in,
             stats.answered,
             stats.rate_limited,
             stats.rejected,
             stats.pings_sent,
             stats.verified,
-            stats.unsolicited
+            stats.unsolicited,
+            per_shard.join(" ")
         );
     }
 }
@@ -183,12 +197,17 @@ pub fn run(args: BootstrapArgs) -> i32 {
         }
     };
     eprintln!(
-        "btdht: bootstrap {} listening on {} ({} shards, {} nodes loaded in {:.2} s)",
+        "btdht: bootstrap {} listening on {} ({} shards, {} nodes loaded in {:.2} s{})",
         server.id(),
         server.local_addr(),
         args.threads,
         server.loaded(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        if args.bep42_strict {
+            ", BEP 42 strict"
+        } else {
+            ""
+        }
     );
     if let Some(addr) = server.local_addr6() {
         eprintln!("btdht: also listening on {addr}");
@@ -204,7 +223,7 @@ pub fn run(args: BootstrapArgs) -> i32 {
             if now >= at {
                 next_stats = Some(at + period);
                 let pool = server.pools().read().len();
-                print_stats(&server.stats(), pool, args.json);
+                print_stats(&server.shard_stats(), pool, args.json);
             }
         }
         if now >= next_save {
@@ -216,10 +235,10 @@ pub fn run(args: BootstrapArgs) -> i32 {
     }
     eprintln!("btdht: stopping");
     let pool = server.pools().read().len();
-    match server.stop() {
-        Ok(stats) => {
+    match server.stop_per_shard() {
+        Ok(shards) => {
             if args.stats.is_some() {
-                print_stats(&stats, pool, args.json);
+                print_stats(&shards, pool, args.json);
             }
             EXIT_OK
         }
