@@ -7,6 +7,9 @@
 
 mod support;
 
+use btdht::NodeId;
+use btdht::krpc::{Message, QueryKind, Want};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::libtorrent::libtorrent_or_skip;
@@ -37,6 +40,36 @@ fn wait_line(child: &mut Child, prefix: &str, limit: Duration) -> Option<String>
         }
     }
     None
+}
+
+/// Whether the node at `addr` answers a `get_peers` for `hash` with values (one query, half a
+/// second for the answer; loopback only).
+fn holds_peers(addr: SocketAddr, hash: &str) -> bool {
+    assert!(addr.ip().is_loopback());
+    let mut info_hash = [0u8; 20];
+    hex::decode_to_slice(hash, &mut info_hash).unwrap();
+    let query = Message::query(
+        b"hp".to_vec(),
+        NodeId([0x42; 20]),
+        QueryKind::GetPeers {
+            info_hash: NodeId(info_hash),
+            want: Want::UNSPECIFIED,
+            noseed: false,
+            scrape: false,
+        },
+    );
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    if socket.send_to(&query.encode(), addr).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 2048];
+    match socket.recv_from(&mut buf) {
+        Ok((len, from)) if from == addr => buf[..len].windows(8).any(|w| w == b"6:values"),
+        _ => false,
+    }
 }
 
 #[test]
@@ -82,8 +115,14 @@ fn crawl_enumerates_libtorrent_nodes_and_their_samples() {
     let b = "127.0.192.1:47813";
     let _a = Guard(lt(a, &[]));
     let _b = Guard(lt(b, &["--announce", hash, "--peer-port", "7777"]));
-    // Let them join and B announce.
-    std::thread::sleep(Duration::from_secs(9));
+    // Let them join and B announce: wait until A answers a get_peers for the info-hash with
+    // values, which shows it stored B's announce (libtorrent's own announce alert fires
+    // before the token is checked, so it would not prove that).
+    let stored =
+        support::wait_until_every(Duration::from_secs(30), Duration::from_millis(300), || {
+            holds_peers(a.parse().unwrap(), hash)
+        });
+    assert!(stored, "A never stored B's announce");
     // Crawl from A alone, so that its sample is the first to carry the info-hash.
     let out = Command::new(bin())
         .args(["crawl", "--bootstrap", a, "--allow-private"])
