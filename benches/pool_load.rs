@@ -27,7 +27,8 @@
 //! age, so the server's only traffic to them is the walk's 4 `find_node`s a second.
 //!
 //! With no figure named both run. `cargo test --benches` (no `--bench` flag) runs a quick
-//! pass of 20,000 nodes. Env: `POOL_ROUNDS` (default 7), `POOL_NODES` (default 1,000,000).
+//! pass of 20,000 nodes. Env: `POOL_ROUNDS` (default 7), `POOL_NODES` (default 1,000,000),
+//! `BTDHT_BIN` (the binary to start; default: this checkout's).
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -56,6 +57,8 @@ const LOADED_AT: u32 = SAVED_AT + 600;
 /// Oldest age in the file, below the server's 15-minute re-ping age.
 const MAX_AGE: u32 = 600;
 const HEADER: usize = 24;
+/// Longest wait for the binary to start or to stop.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -348,7 +351,9 @@ struct Start {
 
 /// Starts the binary on 127.0.0.1:0 (with `--state` if given) and waits for its start line.
 fn start(state: Option<&Path>, capacity: usize) -> Start {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_btdht"));
+    let bin =
+        std::env::var("BTDHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_btdht").to_string());
+    let mut command = Command::new(bin);
     command.args([
         "bootstrap",
         "--bind",
@@ -370,19 +375,20 @@ fn start(state: Option<&Path>, capacity: usize) -> Start {
         .expect("start btdht bootstrap");
     let stderr = child.stderr.take().expect("stderr");
     let server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    // "btdht: bootstrap ID listening on ADDR (1 shards, N nodes loaded in S s)"
-    let line = loop {
-        let line = lines
-            .next()
-            .expect("btdht bootstrap exited before its listening line")
-            .expect("read stderr");
-        if line.contains("listening on ") {
-            break line;
+    // "btdht: bootstrap ID listening on ADDR (1 shards, N nodes loaded in S s)"; the rest of
+    // stderr is drained by the same thread.
+    let (sender, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on ") {
+                let _ = sender.send(line);
+            }
         }
-    };
+    });
+    let line = listening.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+        panic!("btdht bootstrap exited or printed no listening line within {DEADLINE:?}")
+    });
     let wall_s = started.elapsed().as_secs_f64();
-    std::thread::spawn(move || for _ in lines {});
     let word_after = |marker: &str| -> &str {
         line.split(marker)
             .nth(1)
@@ -446,9 +452,20 @@ fn stop(mut server: Server) -> f64 {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -TERM failed");
-    let exit = server.0.wait().expect("wait for btdht bootstrap");
+    let exit = loop {
+        if let Some(exit) = server.0.try_wait().expect("wait for btdht bootstrap") {
+            break exit;
+        }
+        // Dropping `server` kills it.
+        assert!(
+            started.elapsed() < DEADLINE,
+            "btdht bootstrap did not exit within {DEADLINE:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let stopped = started.elapsed().as_secs_f64();
     assert!(exit.success(), "btdht bootstrap exited with {exit}");
-    started.elapsed().as_secs_f64()
+    stopped
 }
 
 fn binary_figure(dir: &Path, n4: usize, rounds: usize) {
