@@ -294,10 +294,32 @@ impl<const N: usize> Pool<N> {
 
     /// A fresh index sorted by id (for [`Pool::set_index`]; lets a caller sort under a read
     /// lock).
+    ///
+    /// Sorts plain `u64` keys (the id's first 4 bytes, then the entry number) made in one
+    /// sequential pass over the entries, then sorts each run of equal first 4 bytes by whole
+    /// id. Comparing ids through entry numbers instead costs a cache miss per comparison once
+    /// the entries outgrow the cache: two thirds of loading a one-million-node pool. The keys
+    /// are 8 bytes per node of scratch memory while it runs.
     pub fn build_index(&self) -> Vec<u32> {
         let entries = &self.entries;
-        let mut sorted: Vec<u32> = (0..entries.len() as u32).collect();
-        sorted.sort_unstable_by(|a, b| entries[*a as usize].id.cmp(&entries[*b as usize].id));
+        let prefix = |e: &Entry<N>| u32::from_be_bytes([e.id[0], e.id[1], e.id[2], e.id[3]]);
+        // Entry numbers fit in 32 bits: the capacity is at most 2^31.
+        let mut keys: Vec<u64> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (u64::from(prefix(e)) << 32) | i as u64)
+            .collect();
+        keys.sort_unstable();
+        let mut sorted: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
+        let mut start = 0;
+        for run in keys.chunk_by(|a, b| a >> 32 == b >> 32) {
+            if run.len() > 1 {
+                let by_id =
+                    |a: &u32, b: &u32| entries[*a as usize].id.cmp(&entries[*b as usize].id);
+                sorted[start..start + run.len()].sort_unstable_by(by_id);
+            }
+            start += run.len();
+        }
         sorted
     }
 
@@ -491,6 +513,37 @@ mod tests {
         }
         let sample = pool.sample(&mut rng, 8, |_| true, |_| true);
         assert_eq!(sample.len(), 8);
+    }
+
+    #[test]
+    fn index_sorts_by_whole_id_when_first_bytes_tie() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        let mut pool = Pool4::new(3000, 11);
+        for i in 0..3000u32 {
+            let mut id = NodeId::random(&mut rng);
+            // Many ids share their first 4 bytes (as crafted ids could); some share 19.
+            match i % 3 {
+                0 => id.0[..4].copy_from_slice(&[0xab, 0xcd, 0xef, 0x01]),
+                1 => id.0[..19].copy_from_slice(&[0x5a; 19]),
+                _ => {}
+            }
+            let ip = std::net::Ipv4Addr::from(0x0100_0000 + i);
+            pool.insert(NodeInfo::new(id, SocketAddr::from((ip, 6881))), 0);
+        }
+        let index = pool.build_index();
+        assert_eq!(index.len(), 3000);
+        let ids: Vec<[u8; 20]> = index.iter().map(|s| pool.entries[*s as usize].id).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] <= w[1]),
+            "index not sorted by id"
+        );
+        let mut slots = index.clone();
+        slots.sort_unstable();
+        assert_eq!(
+            slots,
+            (0..3000).collect::<Vec<u32>>(),
+            "index misses entries"
+        );
     }
 
     #[test]
