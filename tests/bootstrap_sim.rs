@@ -254,9 +254,6 @@ fn bep42_strict_hands_out_stores_and_pings_only_consistent_nodes() {
         for answer in [AnswerMode::Closest, AnswerMode::Random] {
             let now = Instant::from_secs(10);
             let mut pools = Pools::new(1000, 7);
-            let loaded =
-                persist::restore(&mut pools, &file, BootstrapServer::pool_time(now)).unwrap();
-            assert_eq!(loaded, 12);
             let config = BootstrapConfig {
                 allow_private: true,
                 answer,
@@ -264,6 +261,10 @@ fn bep42_strict_hands_out_stores_and_pings_only_consistent_nodes() {
                 maintenance: false,
                 ..BootstrapConfig::default()
             };
+            let loaded =
+                persist::restore(&mut pools, &file, BootstrapServer::pool_time(now), &config)
+                    .unwrap();
+            assert_eq!(loaded.nodes, 12);
             let pools = Arc::new(RwLock::new(pools));
             let mut s = BootstrapServer::new(config, NodeId([0xbb; 20]), 42, 1, now, pools);
             let what = format!("strict {strict}, {answer:?}");
@@ -352,6 +353,115 @@ fn bep42_strict_hands_out_stores_and_pings_only_consistent_nodes() {
             assert_eq!(pinged, expect, "{what}");
         }
     }
+}
+
+/// Addresses a server without `allow_private` must never send to: private, loopback,
+/// link-local, shared (CGNAT), unique-local, IPv4-mapped loopback and private, port 0.
+const IGNORED: [&str; 12] = [
+    "127.0.0.1:6881",
+    "127.9.9.9:6881",
+    "10.0.0.1:6881",
+    "192.168.1.1:6881",
+    "172.16.0.1:6881",
+    "169.254.1.1:6881",
+    "100.64.0.1:6881",
+    "81.0.0.99:0",
+    "[::1]:6881",
+    "[fd00::1]:6881",
+    "[::ffff:127.0.0.1]:6881",
+    "[::ffff:10.0.0.1]:6881",
+];
+
+/// Runs `server`'s timer every second for `secs` seconds from `now`; every datagram it sends.
+fn run_timer(server: &mut BootstrapServer, now: &mut Instant, secs: u64) -> Vec<SocketAddr> {
+    let mut sent = Vec::new();
+    for _ in 0..secs {
+        *now += Duration::from_secs(1);
+        server.handle_timeout(*now);
+        sent.extend(drain(server).into_iter().map(|(to, _)| to));
+    }
+    sent
+}
+
+/// Without `allow_private`, a pool file's private and loopback nodes are skipped at load
+/// (and counted), and nodes on such addresses that are in the pool anyway (the pool is a
+/// shared, public structure) are never queried by the walk or the sweep, nor handed out;
+/// nor is a private bootstrap node asked. Checked on what the core would send: this core
+/// has no socket, and the public addresses below are only data.
+#[test]
+fn private_addresses_are_never_loaded_queried_or_handed_out() {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let ignored: Vec<SocketAddr> = IGNORED.iter().map(|a| a.parse().unwrap()).collect();
+    let public: Vec<SocketAddr> = (1..=4)
+        .map(|i| SocketAddr::from(([81, 0, 0, i], 6881)))
+        .chain((1..=2).map(|i| SocketAddr::from(([0x2a00, 0, 0, 0, 0, 0, 0, i], 6881))))
+        .collect();
+    let node = |addr: &SocketAddr, rng: &mut SmallRng| NodeInfo::new(NodeId::random(rng), *addr);
+    let (v4, v6): (Vec<NodeInfo>, Vec<NodeInfo>) = public
+        .iter()
+        .chain(&ignored)
+        .map(|a| node(a, &mut rng))
+        .partition(|n| n.addr.is_ipv4());
+    let file = pool_file(&v4, &v6, 60);
+    let config = BootstrapConfig {
+        // Every loaded node is stale at once: the sweep pings them all.
+        refresh_after: Duration::from_secs(10),
+        ..BootstrapConfig::default()
+    };
+    assert!(!config.allow_private);
+    let mut now = Instant::from_secs(10);
+    let mut pools = Pools::new(1000, 7);
+    let loaded =
+        persist::restore(&mut pools, &file, BootstrapServer::pool_time(now), &config).unwrap();
+    assert_eq!(loaded.nodes, public.len());
+    assert_eq!(loaded.skipped, ignored.len());
+    for addr in &ignored {
+        assert_eq!(pools.seen(addr), None, "{addr} loaded");
+    }
+    // The same addresses put in the pool directly, as stale as the loaded ones.
+    let pool_now = BootstrapServer::pool_time(now);
+    for addr in &ignored {
+        pools.insert(node(addr, &mut rng), pool_now - 60);
+    }
+    let pools = Arc::new(RwLock::new(pools));
+    let mut s = BootstrapServer::new(config, NodeId([0xbb; 20]), 42, 1, now, pools);
+    let router: SocketAddr = "81.0.0.200:6881".parse().unwrap();
+    s.set_bootstrap_nodes(vec!["10.0.0.200:6881".parse().unwrap(), router]);
+    let sent = run_timer(&mut s, &mut now, 30);
+    for to in &sent {
+        assert!(!ignored.contains(to), "sent to {to}");
+        assert!(public.contains(to) || *to == router, "sent to {to}");
+    }
+    // Not vacuous: the sweep pinged and the walk asked the public nodes.
+    for addr in &public {
+        assert!(sent.contains(addr), "{addr} never queried: {sent:?}");
+    }
+    assert!(sent.contains(&router));
+    assert!(s.stats().walk_queries >= 30, "{:?}", s.stats());
+    // Answers hand out public nodes only.
+    let (r, _) = exchange(
+        &mut s,
+        now,
+        "81.0.0.100:7000".parse().unwrap(),
+        &query(
+            NodeId([0x77; 20]),
+            QueryKind::FindNode {
+                target: NodeId([0x11; 20]),
+                want: Want { n4: true, n6: true },
+            },
+        ),
+    );
+    let r = r.expect("answered");
+    let handed: Vec<NodeInfo> = [r.nodes, r.nodes6]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    assert_eq!(handed.len(), public.len(), "{handed:?}");
+    assert!(
+        handed.iter().all(|n| public.contains(&n.addr)),
+        "{handed:?}"
+    );
 }
 
 /// One node joining: when its bootstrap lookup finished, and how many of its true 8

@@ -75,6 +75,8 @@ pub struct BootstrapArgs {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub capacity: u64,
     /// Load the pool from this file at start; save it there periodically and on exit.
+    /// Nodes the server would not talk to (private and loopback addresses without
+    /// `--allow-private`) are skipped, and counted on the start line.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// A node to walk the DHT from (repeatable). Default: the public routers when the pool
@@ -197,11 +199,12 @@ pub fn run(args: BootstrapArgs) -> i32 {
         }
     };
     eprintln!(
-        "btdht: bootstrap {} listening on {} ({} shards, {} nodes loaded in {:.2} s{})",
+        "btdht: bootstrap {} listening on {} ({} shards, {} nodes loaded, {} skipped in {:.2} s{})",
         server.id(),
         server.local_addr(),
         args.threads,
         server.loaded(),
+        server.skipped(),
         started.elapsed().as_secs_f64(),
         if args.bep42_strict {
             ", BEP 42 strict"
