@@ -30,11 +30,13 @@
 //!   [`BootstrapConfig::max_age`].
 //! - **Which nodes the server deals with** is one rule, [`BootstrapConfig::keeps`]: a node on
 //!   an address the configuration ignores (private, loopback and reserved networks without
-//!   [`BootstrapConfig::allow_private`], port 0) is never loaded from a pool file (it is
-//!   counted as skipped, [`persist::Loaded`]), never added, never handed out, and never
-//!   queried by the walk or the sweep; the walk skips such bootstrap nodes too (their
-//!   replies would be filtered anyway). The pool is shared and public, so the walk, the sweep
-//!   and the answers check the rule again rather than trust what is in it.
+//!   [`BootstrapConfig::allow_private`], port 0) or, with [`BootstrapConfig::bep42_strict`],
+//!   whose id is not BEP 42-consistent with its address, is never loaded from a pool file
+//!   (it is counted as skipped, [`persist::Loaded`]), never added, never handed out, and
+//!   never queried by the walk or the sweep (nor pinged as a candidate). The walk skips
+//!   ignored bootstrap nodes too (their replies would be filtered anyway). The pool is shared
+//!   and public, so the walk, the sweep and the answers check the rule again rather than
+//!   trust what is in it.
 //!
 //! Sockets, threads and persistence live in [`driver`] and [`persist`].
 
@@ -83,8 +85,9 @@ pub struct BootstrapConfig {
     pub k: usize,
     /// How answers pick their nodes.
     pub answer: AnswerMode,
-    /// Store, hand out and accept as askers only nodes whose id is BEP 42-consistent with
-    /// their address (local and private addresses are exempt, as in BEP 42).
+    /// Load, store, hand out, query and accept as askers only nodes whose id is BEP
+    /// 42-consistent with their address (local and private addresses are exempt, as in
+    /// BEP 42); see [`BootstrapConfig::keeps`].
     pub bep42_strict: bool,
     /// Talk to private, loopback and reserved addresses.
     pub allow_private: bool,
@@ -153,9 +156,10 @@ impl Default for BootstrapConfig {
 
 impl BootstrapConfig {
     /// Whether the server may load, store, hand out and query `node` (see the module
-    /// documentation): its address is one the server talks to.
+    /// documentation): its address is one the server talks to and, with
+    /// [`BootstrapConfig::bep42_strict`], its id is BEP 42-consistent with that address.
     pub fn keeps(&self, node: &NodeInfo) -> bool {
-        self.accepts(&node.addr)
+        self.accepts(&node.addr) && self.id_ok(&node.id, &node.addr)
     }
 
     fn accepts(&self, addr: &SocketAddr) -> bool {
@@ -573,14 +577,8 @@ impl BootstrapServer {
             (from.is_ipv4(), from.is_ipv6())
         };
         let k = self.config.k;
-        let strict = self.config.bep42_strict;
         let config = &self.config;
-        let accept = |n: &NodeInfo| {
-            n.addr != *from
-                && n.id != *asker
-                && config.keeps(n)
-                && (!strict || n.id.is_bep42_valid_for(n.addr.ip()))
-        };
+        let accept = |n: &NodeInfo| n.addr != *from && n.id != *asker && config.keeps(n);
         let prefer = |n: &NodeInfo| n.id.is_bep42_valid_for(n.addr.ip());
         let pools = self.pools.read();
         if n4 {

@@ -7,8 +7,9 @@
 //! writes it without the lock (temporary file, fsync, rename), so the file is always whole.
 //! A load checks every length before using it and stops at the pool's capacity; a corrupt
 //! file is an error, never a panic. A load keeps only the nodes the server's configuration
-//! keeps ([`BootstrapConfig::keeps`]: e.g. no private or loopback address without
-//! [`BootstrapConfig::allow_private`]), and counts the others as skipped ([`Loaded`]).
+//! keeps ([`BootstrapConfig::keeps`]: no private or loopback address without
+//! [`BootstrapConfig::allow_private`], no BEP 42-inconsistent id with
+//! [`BootstrapConfig::bep42_strict`]), and counts the others as skipped ([`Loaded`]).
 
 use std::fs;
 use std::io::{self, Write};

@@ -76,14 +76,16 @@ pub struct BootstrapArgs {
     pub capacity: u64,
     /// Load the pool from this file at start; save it there periodically and on exit.
     /// Nodes the server would not talk to (private and loopback addresses without
-    /// `--allow-private`) are skipped, and counted on the start line.
+    /// `--allow-private`, BEP 42-inconsistent ids with `--bep42-strict`) are skipped, and
+    /// counted on the start line.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// A node to walk the DHT from (repeatable). Default: the public routers when the pool
     /// is empty.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
     pub bootstrap: Vec<SocketAddr>,
-    /// Store and hand out only nodes whose id is BEP 42-consistent with their address.
+    /// Load, store, hand out and query only nodes whose id is BEP 42-consistent with their
+    /// address.
     #[arg(long)]
     pub bep42_strict: bool,
     /// Talk to private, loopback and reserved addresses.
