@@ -137,7 +137,7 @@ impl NodeId {
 
     /// A BEP 42 node id for the external address `ip`: the top 21 bits come from
     /// `crc32c((ip & mask) | (r << 29))` with `r = seed & 7`, the last byte is `seed`, and the
-    /// rest is drawn from `rng`.
+    /// rest is drawn from `rng`. An IPv4-mapped IPv6 address is treated as its IPv4 address.
     pub fn bep42<R: Rng + ?Sized>(ip: IpAddr, seed: u8, rng: &mut R) -> Self {
         let crc = bep42_crc(ip, seed);
         let mut id = NodeId::random(rng);
@@ -149,7 +149,8 @@ impl NodeId {
     }
 
     /// Whether this id satisfies BEP 42 for `ip`. Addresses exempt from BEP 42 (local and
-    /// private networks) accept any id.
+    /// private networks) accept any id. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is
+    /// treated exactly as its IPv4 address (exemption and id rule).
     pub fn is_bep42_valid_for(&self, ip: IpAddr) -> bool {
         if is_bep42_exempt(ip) {
             return true;
@@ -161,12 +162,14 @@ impl NodeId {
     }
 }
 
-/// The CRC32-C of the masked address with the 3 random bits, as BEP 42 defines it.
+/// The CRC32-C of the masked address with the 3 random bits, as BEP 42 defines it. An
+/// IPv4-mapped IPv6 address takes the IPv4 rule: it is the IPv4 node seen through a dual-stack
+/// socket.
 fn bep42_crc(ip: IpAddr, seed: u8) -> u32 {
     const V4_MASK: [u8; 4] = [0x03, 0x0f, 0x3f, 0xff];
     const V6_MASK: [u8; 8] = [0x01, 0x03, 0x07, 0x0f, 0x1f, 0x3f, 0x7f, 0xff];
     let r = seed & 0x07;
-    match ip {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let mut bytes = v4.octets();
             for (b, m) in bytes.iter_mut().zip(V4_MASK) {
@@ -188,9 +191,10 @@ fn bep42_crc(ip: IpAddr, seed: u8) -> u32 {
 }
 
 /// Addresses BEP 42 does not apply to: loopback, private, link-local and unspecified ranges
-/// (for IPv6 also unique-local addresses).
+/// (for IPv6 also unique-local addresses). An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is
+/// exempt exactly when its IPv4 address is.
 pub fn is_bep42_exempt(ip: IpAddr) -> bool {
-    match ip {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
         }
@@ -300,6 +304,49 @@ mod tests {
             assert!(id.is_bep42_valid_for(ip.parse().unwrap()), "{ip}");
         }
         assert!(!is_bep42_exempt(IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8))));
+    }
+
+    /// `::ffff:a.b.c.d` is `a.b.c.d`: exempt when the IPv4 address is, and checked (and
+    /// generated) with the IPv4 rule, never the IPv6 one.
+    #[test]
+    fn bep42_treats_ipv4_mapped_ipv6_as_ipv4() {
+        let mapped =
+            |v4: &str| -> IpAddr { IpAddr::V6(v4.parse::<Ipv4Addr>().unwrap().to_ipv6_mapped()) };
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "172.16.0.1",
+            "169.254.1.1",
+        ] {
+            assert!(is_bep42_exempt(mapped(ip)), "::ffff:{ip}");
+            assert!(NodeId::ZERO.is_bep42_valid_for(mapped(ip)), "::ffff:{ip}");
+        }
+        assert!(!is_bep42_exempt(mapped("8.8.8.8")));
+        // The published ids are valid for the mapped form of their address, and only there.
+        for (ip, hex) in [
+            ("124.31.75.21", "5fbfbff10c5d6a4ec8a88e4c6ab4c28b95eee401"),
+            ("21.75.31.124", "5a3ce9c14e7a08645677bbd1cfe7d8f956d53256"),
+            ("65.23.51.170", "a5d43220bc8f112a3d426c84764f8c2a1150e616"),
+        ] {
+            let id: NodeId = hex.parse().unwrap();
+            assert!(id.is_bep42_valid_for(mapped(ip)), "::ffff:{ip}");
+            assert!(!id.is_bep42_valid_for(mapped("8.8.8.8")), "{ip}");
+        }
+        // Generating for the mapped form gives the IPv4 id; the two forms always agree.
+        let mut rng = SmallRng::seed_from_u64(11);
+        for seed in 0..=255u8 {
+            let v4: IpAddr = "1.2.3.4".parse().unwrap();
+            let a = NodeId::bep42(mapped("1.2.3.4"), seed, &mut SmallRng::seed_from_u64(9));
+            let b = NodeId::bep42(v4, seed, &mut SmallRng::seed_from_u64(9));
+            assert_eq!(a, b);
+            assert!(a.is_bep42_valid_for(v4));
+            let random = NodeId::random(&mut rng);
+            assert_eq!(
+                random.is_bep42_valid_for(mapped("1.2.3.4")),
+                random.is_bep42_valid_for(v4)
+            );
+        }
     }
 
     #[test]

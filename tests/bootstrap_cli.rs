@@ -2,8 +2,8 @@
 //! pool from a node that joins through it and hands that node out, keeps its pool across a
 //! restart, takes a couple of seconds of `btdht bench`; with `--threads 3` the shards share
 //! the askers and one pool; with `--bind6` it serves IPv6 (`nodes6`); `--bep42-strict` is
-//! reported and leaves loopback nodes (exempt from BEP 42) alone; the bench refuses
-//! non-loopback targets. Every packet goes to 127.0.0.0/8 or [::1]: the servers get
+//! reported and leaves loopback nodes (exempt from BEP 42) alone; without `--allow-private`
+//! a pool file's loopback nodes are skipped; the bench refuses non-loopback targets. Every packet goes to 127.0.0.0/8 or [::1]: the servers get
 //! `--bootstrap 127.0.0.1:9` (the walk asks it while the pool is small) and pool files hold
 //! loopback nodes only, since the walk queries pool nodes. What `--bep42-strict` changes for
 //! public addresses is tested on the server core, without sockets, in `tests/bootstrap_sim.rs`.
@@ -42,20 +42,25 @@ struct Server {
     stdout: crossbeam_channel::Receiver<String>,
 }
 
-/// Starts `btdht bootstrap` on 127.0.0.1:0 with `extra` options; waits for its start line
-/// (and, with `--bind6`, for its IPv6 line).
+/// Starts `btdht bootstrap` on 127.0.0.1:0 with `--allow-private` and `extra` options; waits
+/// for its start line (and, with `--bind6`, for its IPv6 line).
 fn start(extra: &[&str]) -> Server {
+    start_with(&["--allow-private"], extra)
+}
+
+/// [`start`] with `private` (`--allow-private` or nothing) and `extra`.
+fn start_with(private: &[&str], extra: &[&str]) -> Server {
     let mut child = Command::new(bin())
         .args([
             "bootstrap",
             "--bind",
             "127.0.0.1:0",
-            "--allow-private",
             "--bootstrap",
             "127.0.0.1:9",
             "--capacity",
             "10000",
         ])
+        .args(private)
         .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
@@ -396,6 +401,51 @@ fn bootstrap_serves_ipv6_and_hands_out_nodes6() {
     assert!(stats["verified"].as_u64().unwrap() >= 1, "{stats}");
 }
 
+/// The bytes of a pool file (the format of `btdht::bootstrap::persist`) holding the IPv4
+/// `nodes`, each 5 s old.
+fn pool_file(nodes: &[NodeInfo]) -> Vec<u8> {
+    let mut file = b"BTDHTPL1".to_vec();
+    file.extend_from_slice(&(nodes.len() as u64).to_le_bytes());
+    file.extend_from_slice(&0u64.to_le_bytes());
+    for n in nodes {
+        krpc::compact::encode_node(&mut file, n);
+        file.extend_from_slice(&5u32.to_le_bytes());
+    }
+    file
+}
+
+/// Without `--allow-private`, the loopback nodes of a pool file are not loaded: the start
+/// line counts them as skipped. (That the server then never sends to such nodes is checked
+/// on the core, without sockets, in `tests/bootstrap_sim.rs`.)
+#[test]
+fn bootstrap_skips_private_pool_nodes_without_allow_private() {
+    let dir = temp_dir("bootstrap-private");
+    let state = dir.join("pool.bin");
+    let nodes = [
+        NodeInfo::new(NodeId([0x10; 20]), "127.0.9.1:9".parse().unwrap()),
+        NodeInfo::new(NodeId([0x11; 20]), "127.0.9.2:9".parse().unwrap()),
+    ];
+    let file = pool_file(&nodes);
+    std::fs::write(&state, &file).unwrap();
+    let state_arg = state.to_str().unwrap();
+    let server = start_with(&[], &["--state", state_arg]);
+    assert!(
+        server.line.contains(" 0 nodes loaded, 2 skipped"),
+        "{}",
+        server.line
+    );
+    stop(server);
+    std::fs::write(&state, &file).unwrap();
+    let server = start(&["--state", state_arg]);
+    assert!(
+        server.line.contains(" 2 nodes loaded, 0 skipped"),
+        "{}",
+        server.line
+    );
+    stop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bootstrap_bep42_strict_is_reported_and_exempts_loopback() {
     // A pool file (the format of `btdht::bootstrap::persist`) with two loopback nodes whose
@@ -410,13 +460,7 @@ fn bootstrap_bep42_strict_is_reported_and_exempts_loopback() {
     for n in &loaded {
         assert!(!n.id.is_bep42_valid_for("81.0.0.1".parse().unwrap()));
     }
-    let mut file = b"BTDHTPL1".to_vec();
-    file.extend_from_slice(&(loaded.len() as u64).to_le_bytes());
-    file.extend_from_slice(&0u64.to_le_bytes());
-    for n in &loaded {
-        krpc::compact::encode_node(&mut file, n);
-        file.extend_from_slice(&5u32.to_le_bytes());
-    }
+    let file = pool_file(&loaded);
     std::fs::write(&state, &file).unwrap();
     let state_arg = state.to_str().unwrap();
 

@@ -1,7 +1,8 @@
 //! The bootstrap server in simulated time: a protocol trace of stateless verification (only
 //! nodes that answered a cookie ping are handed out), what `bep42_strict` changes for public
-//! addresses (handed out, stored, pinged), the pool filling from askers, and 1,000 new nodes
-//! bootstrapping through it (closest against random answers).
+//! addresses (handed out, stored, loaded, pinged, walked), that private addresses are never
+//! loaded, queried or handed out without `allow_private`, the pool filling from askers, and
+//! 1,000 new nodes bootstrapping through it (closest against random answers).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -254,9 +255,6 @@ fn bep42_strict_hands_out_stores_and_pings_only_consistent_nodes() {
         for answer in [AnswerMode::Closest, AnswerMode::Random] {
             let now = Instant::from_secs(10);
             let mut pools = Pools::new(1000, 7);
-            let loaded =
-                persist::restore(&mut pools, &file, BootstrapServer::pool_time(now)).unwrap();
-            assert_eq!(loaded, 12);
             let config = BootstrapConfig {
                 allow_private: true,
                 answer,
@@ -264,6 +262,15 @@ fn bep42_strict_hands_out_stores_and_pings_only_consistent_nodes() {
                 maintenance: false,
                 ..BootstrapConfig::default()
             };
+            let loaded =
+                persist::restore(&mut pools, &file, BootstrapServer::pool_time(now), &config)
+                    .unwrap();
+            // With the flag, inconsistent nodes are not even loaded.
+            let expect = if strict { (6, 6) } else { (12, 0) };
+            assert_eq!((loaded.nodes, loaded.skipped), expect, "strict {strict}");
+            for n in bad4.iter().chain(&bad6) {
+                assert_eq!(pools.seen(&n.addr).is_some(), !strict, "{n:?}");
+            }
             let pools = Arc::new(RwLock::new(pools));
             let mut s = BootstrapServer::new(config, NodeId([0xbb; 20]), 42, 1, now, pools);
             let what = format!("strict {strict}, {answer:?}");
@@ -352,6 +359,217 @@ fn bep42_strict_hands_out_stores_and_pings_only_consistent_nodes() {
             assert_eq!(pinged, expect, "{what}");
         }
     }
+}
+
+/// Addresses a server without `allow_private` must never send to: private, loopback,
+/// link-local, shared (CGNAT), unique-local, IPv4-mapped loopback and private, port 0.
+const IGNORED: [&str; 12] = [
+    "127.0.0.1:6881",
+    "127.9.9.9:6881",
+    "10.0.0.1:6881",
+    "192.168.1.1:6881",
+    "172.16.0.1:6881",
+    "169.254.1.1:6881",
+    "100.64.0.1:6881",
+    "81.0.0.99:0",
+    "[::1]:6881",
+    "[fd00::1]:6881",
+    "[::ffff:127.0.0.1]:6881",
+    "[::ffff:10.0.0.1]:6881",
+];
+
+/// Runs `server`'s timer every second for `secs` seconds from `now`; every datagram it sends.
+fn run_timer(
+    server: &mut BootstrapServer,
+    now: &mut Instant,
+    secs: u64,
+) -> Vec<(SocketAddr, Message)> {
+    let mut sent = Vec::new();
+    for _ in 0..secs {
+        *now += Duration::from_secs(1);
+        server.handle_timeout(*now);
+        sent.extend(drain(server));
+    }
+    sent
+}
+
+/// Where `sent` has walk queries (`find_node`) and sweep pings to.
+fn walked_and_pinged(sent: &[(SocketAddr, Message)]) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+    let (mut walked, mut pinged) = (Vec::new(), Vec::new());
+    for (to, message) in sent {
+        match &message.body {
+            Body::Query(q) if matches!(q.kind, QueryKind::FindNode { .. }) => walked.push(*to),
+            Body::Query(q) if matches!(q.kind, QueryKind::Ping) => pinged.push(*to),
+            _ => {}
+        }
+    }
+    (walked, pinged)
+}
+
+/// With `bep42_strict`, a node whose id is not BEP 42-consistent with its address is not
+/// loaded from a pool file (see above) nor ever queried: nodes in the pool anyway (the pool
+/// is shared and public; here put there directly) are neither walked nor re-pinged by the
+/// sweep, nor handed out. Without the flag they are all three. Sans-IO: the documentation addresses below are
+/// public for BEP 42 and only data.
+#[test]
+fn bep42_strict_never_walks_or_sweeps_inconsistent_nodes() {
+    let mut rng = SmallRng::seed_from_u64(9);
+    let addr4 = |i: u8| SocketAddr::from(([203, 0, 113, i], 6881));
+    let addr6 = |i: u16| SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, i], 6881));
+    let addrs: Vec<SocketAddr> = (1..=8).map(addr4).chain((1..=4).map(addr6)).collect();
+    // Even-numbered nodes get a BEP 42 id, odd ones the same id with its first bit flipped.
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let mut id = NodeId::bep42(addr.ip(), rng.random(), &mut rng);
+        if i % 2 == 0 {
+            good.push(NodeInfo::new(id, *addr));
+        } else {
+            id.0[0] ^= 0x80;
+            assert!(!id.is_bep42_valid_for(addr.ip()), "{addr}");
+            bad.push(NodeInfo::new(id, *addr));
+        }
+    }
+    for strict in [false, true] {
+        let config = BootstrapConfig {
+            allow_private: true,
+            bep42_strict: strict,
+            // Every node is stale at once: the sweep pings them all.
+            refresh_after: Duration::from_secs(10),
+            ..BootstrapConfig::default()
+        };
+        let mut now = Instant::from_secs(10);
+        let mut pools = Pools::new(1000, 7);
+        for n in good.iter().chain(&bad) {
+            pools.insert(*n, BootstrapServer::pool_time(now) - 60);
+        }
+        let pools = Arc::new(RwLock::new(pools));
+        let mut s = BootstrapServer::new(config, NodeId([0xbb; 20]), 42, 1, now, pools);
+        let (walked, pinged) = walked_and_pinged(&run_timer(&mut s, &mut now, 30));
+        for n in &good {
+            assert!(
+                walked.contains(&n.addr),
+                "strict {strict}: {n:?} not walked"
+            );
+            assert!(
+                pinged.contains(&n.addr),
+                "strict {strict}: {n:?} not pinged"
+            );
+        }
+        for n in &bad {
+            assert_eq!(walked.contains(&n.addr), !strict, "strict {strict}: {n:?}");
+            assert_eq!(pinged.contains(&n.addr), !strict, "strict {strict}: {n:?}");
+        }
+        // All of them fit in one closest answer (K = 8).
+        let (r, _) = exchange(
+            &mut s,
+            now,
+            "127.0.0.1:7000".parse().unwrap(),
+            &query(
+                NodeId([0x77; 20]),
+                QueryKind::FindNode {
+                    target: NodeId([0x11; 20]),
+                    want: Want { n4: true, n6: true },
+                },
+            ),
+        );
+        let r = r.expect("answered");
+        let handed: Vec<NodeInfo> = [r.nodes, r.nodes6]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+        for n in &good {
+            assert!(handed.contains(n), "strict {strict}: {n:?} not handed out");
+        }
+        for n in &bad {
+            assert_eq!(handed.contains(n), !strict, "strict {strict}: {n:?}");
+        }
+    }
+}
+
+/// Without `allow_private`, a pool file's private and loopback nodes are skipped at load
+/// (and counted), and nodes on such addresses that are in the pool anyway (the pool is a
+/// shared, public structure) are never queried by the walk or the sweep, nor handed out;
+/// nor is a private bootstrap node asked. Checked on what the core would send: this core
+/// has no socket, and the public addresses below are only data.
+#[test]
+fn private_addresses_are_never_loaded_queried_or_handed_out() {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let ignored: Vec<SocketAddr> = IGNORED.iter().map(|a| a.parse().unwrap()).collect();
+    let public: Vec<SocketAddr> = (1..=4)
+        .map(|i| SocketAddr::from(([81, 0, 0, i], 6881)))
+        .chain((1..=2).map(|i| SocketAddr::from(([0x2a00, 0, 0, 0, 0, 0, 0, i], 6881))))
+        .collect();
+    let node = |addr: &SocketAddr, rng: &mut SmallRng| NodeInfo::new(NodeId::random(rng), *addr);
+    let (v4, v6): (Vec<NodeInfo>, Vec<NodeInfo>) = public
+        .iter()
+        .chain(&ignored)
+        .map(|a| node(a, &mut rng))
+        .partition(|n| n.addr.is_ipv4());
+    let file = pool_file(&v4, &v6, 60);
+    let config = BootstrapConfig {
+        // Every loaded node is stale at once: the sweep pings them all.
+        refresh_after: Duration::from_secs(10),
+        ..BootstrapConfig::default()
+    };
+    assert!(!config.allow_private);
+    let mut now = Instant::from_secs(10);
+    let mut pools = Pools::new(1000, 7);
+    let loaded =
+        persist::restore(&mut pools, &file, BootstrapServer::pool_time(now), &config).unwrap();
+    assert_eq!(loaded.nodes, public.len());
+    assert_eq!(loaded.skipped, ignored.len());
+    for addr in &ignored {
+        assert_eq!(pools.seen(addr), None, "{addr} loaded");
+    }
+    // The same addresses put in the pool directly, as stale as the loaded ones.
+    let pool_now = BootstrapServer::pool_time(now);
+    for addr in &ignored {
+        pools.insert(node(addr, &mut rng), pool_now - 60);
+    }
+    let pools = Arc::new(RwLock::new(pools));
+    let mut s = BootstrapServer::new(config, NodeId([0xbb; 20]), 42, 1, now, pools);
+    let router: SocketAddr = "81.0.0.200:6881".parse().unwrap();
+    s.set_bootstrap_nodes(vec!["10.0.0.200:6881".parse().unwrap(), router]);
+    let sent: Vec<SocketAddr> = run_timer(&mut s, &mut now, 30)
+        .into_iter()
+        .map(|(to, _)| to)
+        .collect();
+    for to in &sent {
+        assert!(!ignored.contains(to), "sent to {to}");
+        assert!(public.contains(to) || *to == router, "sent to {to}");
+    }
+    // Not vacuous: the sweep pinged and the walk asked the public nodes.
+    for addr in &public {
+        assert!(sent.contains(addr), "{addr} never queried: {sent:?}");
+    }
+    assert!(sent.contains(&router));
+    assert!(s.stats().walk_queries >= 30, "{:?}", s.stats());
+    // Answers hand out public nodes only.
+    let (r, _) = exchange(
+        &mut s,
+        now,
+        "81.0.0.100:7000".parse().unwrap(),
+        &query(
+            NodeId([0x77; 20]),
+            QueryKind::FindNode {
+                target: NodeId([0x11; 20]),
+                want: Want { n4: true, n6: true },
+            },
+        ),
+    );
+    let r = r.expect("answered");
+    let handed: Vec<NodeInfo> = [r.nodes, r.nodes6]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    assert_eq!(handed.len(), public.len(), "{handed:?}");
+    assert!(
+        handed.iter().all(|n| public.contains(&n.addr)),
+        "{handed:?}"
+    );
 }
 
 /// One node joining: when its bootstrap lookup finished, and how many of its true 8

@@ -94,7 +94,7 @@ pub struct Server {
     local_addr6: Option<SocketAddr>,
     clock: Clock,
     state: Option<PathBuf>,
-    loaded: usize,
+    loaded: persist::Loaded,
 }
 
 /// Opens a non-blocking UDP socket with `SO_REUSEPORT` (and `SO_REUSEADDR`) on `addr`.
@@ -112,9 +112,10 @@ impl Server {
             .unwrap_or_else(|| NodeId::random(&mut rand::rng()));
         let pools: SharedPools =
             Arc::new(RwLock::new(Pools::new(options.capacity, rand::random())));
-        let mut loaded = 0;
+        let mut loaded = persist::Loaded::default();
         if let Some(path) = &options.state {
-            loaded = persist::load(path, &pools, BootstrapServer::pool_time(clock.now()))?;
+            let now = BootstrapServer::pool_time(clock.now());
+            loaded = persist::load(path, &pools, now, &options.config)?;
         }
         let threads = options.threads.max(1);
         let mut sockets = Vec::with_capacity(threads);
@@ -190,7 +191,12 @@ impl Server {
 
     /// Nodes loaded from the pool file at start.
     pub fn loaded(&self) -> usize {
-        self.loaded
+        self.loaded.nodes
+    }
+
+    /// Nodes of the pool file left out at start (see [`persist::Loaded::skipped`]).
+    pub fn skipped(&self) -> usize {
+        self.loaded.skipped
     }
 
     /// The shared pools.

@@ -28,6 +28,15 @@
 //!   (or its bootstrap nodes, while the pool is small) for a random target; a sweep re-pings
 //!   nodes not heard from for [`BootstrapConfig::refresh_after`] and drops those silent for
 //!   [`BootstrapConfig::max_age`].
+//! - **Which nodes the server deals with** is one rule, [`BootstrapConfig::keeps`]: a node on
+//!   an address the configuration ignores (private, loopback and reserved networks without
+//!   [`BootstrapConfig::allow_private`], port 0) or, with [`BootstrapConfig::bep42_strict`],
+//!   whose id is not BEP 42-consistent with its address, is never loaded from a pool file
+//!   (it is counted as skipped, [`persist::Loaded`]), never added, never handed out, and
+//!   never queried by the walk or the sweep (nor pinged as a candidate). The walk skips
+//!   ignored bootstrap nodes too (their replies would be filtered anyway). The pool is shared
+//!   and public, so the walk, the sweep and the answers check the rule again rather than
+//!   trust what is in it.
 //!
 //! Sockets, threads and persistence live in [`driver`] and [`persist`].
 
@@ -76,8 +85,9 @@ pub struct BootstrapConfig {
     pub k: usize,
     /// How answers pick their nodes.
     pub answer: AnswerMode,
-    /// Store, hand out and accept as askers only nodes whose id is BEP 42-consistent with
-    /// their address (local and private addresses are exempt, as in BEP 42).
+    /// Load, store, hand out, query and accept as askers only nodes whose id is BEP
+    /// 42-consistent with their address (local and private addresses are exempt, as in
+    /// BEP 42); see [`BootstrapConfig::keeps`].
     pub bep42_strict: bool,
     /// Talk to private, loopback and reserved addresses.
     pub allow_private: bool,
@@ -145,6 +155,13 @@ impl Default for BootstrapConfig {
 }
 
 impl BootstrapConfig {
+    /// Whether the server may load, store, hand out and query `node` (see the module
+    /// documentation): its address is one the server talks to and, with
+    /// [`BootstrapConfig::bep42_strict`], its id is BEP 42-consistent with that address.
+    pub fn keeps(&self, node: &NodeInfo) -> bool {
+        self.accepts(&node.addr) && self.id_ok(&node.id, &node.addr)
+    }
+
     fn accepts(&self, addr: &SocketAddr) -> bool {
         addr.port() != 0 && (self.allow_private || !crate::node::config::is_ignored_ip(addr.ip()))
     }
@@ -560,10 +577,8 @@ impl BootstrapServer {
             (from.is_ipv4(), from.is_ipv6())
         };
         let k = self.config.k;
-        let strict = self.config.bep42_strict;
-        let accept = |n: &NodeInfo| {
-            n.addr != *from && n.id != *asker && (!strict || n.id.is_bep42_valid_for(n.addr.ip()))
-        };
+        let config = &self.config;
+        let accept = |n: &NodeInfo| n.addr != *from && n.id != *asker && config.keeps(n);
         let prefer = |n: &NodeInfo| n.id.is_bep42_valid_for(n.addr.ip());
         let pools = self.pools.read();
         if n4 {
@@ -637,7 +652,10 @@ impl BootstrapServer {
         };
         self.stats.expired += expired as u64;
         for node in to_ping {
-            self.verify(now, node.addr);
+            // A node the server would not store is left to expire, never pinged.
+            if self.config.keeps(&node) {
+                self.verify(now, node.addr);
+            }
         }
         self.rebuild_indexes();
         if now >= self.next_walk {
@@ -665,23 +683,27 @@ impl BootstrapServer {
 
     fn walk(&mut self, now: Instant) {
         let target = NodeId::random(&mut self.rng);
+        let config = &self.config;
+        let keep = |n: &NodeInfo| config.keeps(n);
         let (targets, small) = {
             let pools = self.pools.read();
-            let mut nodes =
+            let mut nodes = pools
+                .v4
+                .sample(&mut self.rng, config.walk_fanout, keep, |_| true);
+            nodes.extend(
                 pools
-                    .v4
-                    .sample(&mut self.rng, self.config.walk_fanout, |_| true, |_| true);
-            nodes.extend(pools.v6.sample(
-                &mut self.rng,
-                self.config.walk_fanout / 2,
-                |_| true,
-                |_| true,
-            ));
-            (nodes, pools.len() < self.config.walk_bootstrap_below)
+                    .v6
+                    .sample(&mut self.rng, config.walk_fanout / 2, keep, |_| true),
+            );
+            (nodes, pools.len() < config.walk_bootstrap_below)
         };
         let mut addrs: Vec<SocketAddr> = targets.iter().map(|n| n.addr).collect();
         if small {
-            addrs.extend(self.bootstrap_nodes.iter().copied());
+            addrs.extend(
+                self.bootstrap_nodes
+                    .iter()
+                    .filter(|addr| self.config.accepts(addr)),
+            );
         }
         for addr in addrs {
             self.stats.walk_queries += 1;

@@ -6,13 +6,16 @@
 //! restarts with the process. A save snapshots the pool into memory under the read lock and
 //! writes it without the lock (temporary file, fsync, rename), so the file is always whole.
 //! A load checks every length before using it and stops at the pool's capacity; a corrupt
-//! file is an error, never a panic.
+//! file is an error, never a panic. A load keeps only the nodes the server's configuration
+//! keeps ([`BootstrapConfig::keeps`]: no private or loopback address without
+//! [`BootstrapConfig::allow_private`], no BEP 42-inconsistent id with
+//! [`BootstrapConfig::bep42_strict`]), and counts the others as skipped ([`Loaded`]).
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::{Pools, SharedPools};
+use super::{BootstrapConfig, Pools, SharedPools};
 use crate::contact::NodeInfo;
 use crate::id::NodeId;
 use crate::krpc::compact;
@@ -49,13 +52,28 @@ pub fn save(path: &Path, pools: &SharedPools, now: u32) -> io::Result<usize> {
     Ok(count)
 }
 
+/// What a load found in a pool file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Nodes added to the pools.
+    pub nodes: usize,
+    /// Nodes left out: refused by the configuration ([`BootstrapConfig::keeps`]) or not
+    /// decodable.
+    pub skipped: usize,
+}
+
 fn corrupt(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("bad pool file: {what}"))
 }
 
-/// Adds the nodes of a pool file's bytes to `pools` at pool time `now`, then rebuilds the
-/// sorted indexes; returns the nodes read.
-pub fn restore(pools: &mut Pools, bytes: &[u8], now: u32) -> io::Result<usize> {
+/// Adds the nodes of a pool file's bytes that `config` keeps to `pools` at pool time `now`,
+/// then rebuilds the sorted indexes; returns the nodes added and skipped.
+pub fn restore(
+    pools: &mut Pools,
+    bytes: &[u8],
+    now: u32,
+    config: &BootstrapConfig,
+) -> io::Result<Loaded> {
     if bytes.len() < HEADER || &bytes[..8] != MAGIC {
         return Err(corrupt("no header"));
     }
@@ -74,7 +92,7 @@ pub fn restore(pools: &mut Pools, bytes: &[u8], now: u32) -> io::Result<usize> {
         return Err(corrupt("length does not match the counts"));
     }
     let mut at = HEADER;
-    let mut read = 0;
+    let mut loaded = Loaded::default();
     for (count, addr_len) in [(n4, 6usize), (n6, 18)] {
         let size = 20 + addr_len + 4;
         for _ in 0..count {
@@ -84,28 +102,37 @@ pub fn restore(pools: &mut Pools, bytes: &[u8], now: u32) -> io::Result<usize> {
             let addr = compact::decode_addr(&record[20..20 + addr_len]);
             let mut age = [0u8; 4];
             age.copy_from_slice(&record[20 + addr_len..]);
-            if let (Some(id), Some(addr)) = (id, addr) {
-                pools.insert(
-                    NodeInfo::new(id, addr),
-                    now.saturating_sub(u32::from_le_bytes(age)),
-                );
-                read += 1;
+            match (id, addr) {
+                (Some(id), Some(addr)) if config.keeps(&NodeInfo::new(id, addr)) => {
+                    pools.insert(
+                        NodeInfo::new(id, addr),
+                        now.saturating_sub(u32::from_le_bytes(age)),
+                    );
+                    loaded.nodes += 1;
+                }
+                _ => loaded.skipped += 1,
             }
         }
     }
     pools.v4.rebuild_index();
     pools.v6.rebuild_index();
-    Ok(read)
+    Ok(loaded)
 }
 
-/// Loads a pool file into the shared pools; `Ok(0)` if there is no file yet.
-pub fn load(path: &Path, pools: &SharedPools, now: u32) -> io::Result<usize> {
+/// Loads a pool file into the shared pools, keeping the nodes `config` keeps; nothing
+/// loaded if there is no file yet.
+pub fn load(
+    path: &Path,
+    pools: &SharedPools,
+    now: u32,
+    config: &BootstrapConfig,
+) -> io::Result<Loaded> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(e),
     };
-    restore(&mut pools.write(), &bytes, now)
+    restore(&mut pools.write(), &bytes, now, config)
 }
 
 #[cfg(test)]
@@ -125,16 +152,75 @@ mod tests {
         pools.insert(b, 150);
         let bytes = snapshot(&pools, 200);
         let mut back = Pools::new(1000, 2);
-        assert_eq!(restore(&mut back, &bytes, 1000).unwrap(), 2);
+        let config = BootstrapConfig::default();
+        assert_eq!(
+            restore(&mut back, &bytes, 1000, &config).unwrap(),
+            Loaded {
+                nodes: 2,
+                skipped: 0
+            }
+        );
         assert_eq!(back.seen(&a.addr), Some(900));
         assert_eq!(back.seen(&b.addr), Some(950));
         // Truncated or garbled files are errors.
         for cut in [0, 5, HEADER, bytes.len() - 1] {
-            assert!(restore(&mut Pools::new(10, 3), &bytes[..cut], 0).is_err());
+            assert!(restore(&mut Pools::new(10, 3), &bytes[..cut], 0, &config).is_err());
         }
         let mut bad = bytes.clone();
         bad[8] = 0xff;
-        assert!(restore(&mut Pools::new(10, 3), &bad, 0).is_err());
+        assert!(restore(&mut Pools::new(10, 3), &bad, 0, &config).is_err());
         let _: SocketAddr = a.addr;
+    }
+
+    /// A pool file may hold addresses the server must not talk to (written by a server with
+    /// `allow_private`, or by hand): without `allow_private` they are skipped and counted.
+    #[test]
+    fn private_addresses_are_skipped_unless_allowed() {
+        let mut rng = SmallRng::seed_from_u64(2);
+        let mut pools = Pools::new(1000, 1);
+        let public = ["81.0.0.1:6881", "[2a00::1]:6881"];
+        let ignored = [
+            "127.0.0.1:6881",
+            "10.0.0.1:6881",
+            "192.168.1.1:6881",
+            "100.64.0.1:6881",
+            "81.0.0.2:0",
+            "[::1]:6881",
+            "[fd00::1]:6881",
+            "[::ffff:127.0.0.1]:6881",
+            "[::ffff:10.0.0.1]:6881",
+        ];
+        for addr in public.iter().chain(&ignored) {
+            let node = NodeInfo::new(NodeId::random(&mut rng), addr.parse().unwrap());
+            pools.insert(node, 100);
+        }
+        let bytes = snapshot(&pools, 100);
+        let mut back = Pools::new(1000, 2);
+        let loaded = restore(&mut back, &bytes, 100, &BootstrapConfig::default()).unwrap();
+        assert_eq!(
+            loaded,
+            Loaded {
+                nodes: public.len(),
+                skipped: ignored.len()
+            }
+        );
+        assert_eq!(back.len(), public.len());
+        for addr in ignored {
+            assert_eq!(back.seen(&addr.parse().unwrap()), None, "{addr}");
+        }
+        let allow = BootstrapConfig {
+            allow_private: true,
+            ..BootstrapConfig::default()
+        };
+        let mut back = Pools::new(1000, 2);
+        let loaded = restore(&mut back, &bytes, 100, &allow).unwrap();
+        // Port 0 stays out even then.
+        assert_eq!(
+            loaded,
+            Loaded {
+                nodes: public.len() + ignored.len() - 1,
+                skipped: 1
+            }
+        );
     }
 }

@@ -75,13 +75,17 @@ pub struct BootstrapArgs {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub capacity: u64,
     /// Load the pool from this file at start; save it there periodically and on exit.
+    /// Nodes the server would not talk to (private and loopback addresses without
+    /// `--allow-private`, BEP 42-inconsistent ids with `--bep42-strict`) are skipped, and
+    /// counted on the start line.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// A node to walk the DHT from (repeatable). Default: the public routers when the pool
     /// is empty.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
     pub bootstrap: Vec<SocketAddr>,
-    /// Store and hand out only nodes whose id is BEP 42-consistent with their address.
+    /// Load, store, hand out and query only nodes whose id is BEP 42-consistent with their
+    /// address.
     #[arg(long)]
     pub bep42_strict: bool,
     /// Talk to private, loopback and reserved addresses.
@@ -197,11 +201,12 @@ pub fn run(args: BootstrapArgs) -> i32 {
         }
     };
     eprintln!(
-        "btdht: bootstrap {} listening on {} ({} shards, {} nodes loaded in {:.2} s{})",
+        "btdht: bootstrap {} listening on {} ({} shards, {} nodes loaded, {} skipped in {:.2} s{})",
         server.id(),
         server.local_addr(),
         args.threads,
         server.loaded(),
+        server.skipped(),
         started.elapsed().as_secs_f64(),
         if args.bep42_strict {
             ", BEP 42 strict"
