@@ -19,7 +19,7 @@
 //! `cargo bench --bench pool_load -- binary`: the same file through the real binary. In
 //! alternating rounds it starts `btdht bootstrap --bind 127.0.0.1:0 --allow-private --bootstrap
 //! 127.0.0.1:9 --capacity 1000000` with no state (the baseline: allocation, sockets, threads)
-//! and with `--state` on a copy of the file, reads its "N nodes loaded in S s" line, sends it
+//! and with `--state` on a copy of the file, reads its "N nodes loaded, M skipped in S s" line, sends it
 //! one BEP 43 read-only `find_node` and checks that the answer holds 8 nodes of the file, then
 //! stops it with SIGTERM (which saves the pool again) and times the stop. It panics if the
 //! server did not load every node. Only loopback is contacted: the pool's nodes are on
@@ -38,7 +38,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use btdht::bootstrap::{POOL_CLOCK_BASE, Pools, SharedPools, persist};
+use btdht::bootstrap::{BootstrapConfig, POOL_CLOCK_BASE, Pools, SharedPools, persist};
 use btdht::krpc::compact;
 use btdht::krpc::{Body, Message, QueryKind, Want};
 use btdht::{NodeId, NodeInfo};
@@ -152,8 +152,14 @@ fn read_decode(path: &Path) -> (usize, u64) {
 /// What `Server::start` does with `--state`: fresh pools of `capacity`, then `persist::load`.
 fn load(path: &Path, capacity: usize) -> (SharedPools, usize) {
     let pools: SharedPools = Arc::new(RwLock::new(Pools::new(capacity, rand::random())));
-    let loaded = persist::load(path, &pools, LOADED_AT).expect("load the pool file");
-    (pools, loaded)
+    // The nodes are on 127.0.0.0/8: the bench's server allows private addresses.
+    let config = BootstrapConfig {
+        allow_private: true,
+        ..BootstrapConfig::default()
+    };
+    let loaded = persist::load(path, &pools, LOADED_AT, &config).expect("load the pool file");
+    assert_eq!(loaded.skipped, 0, "every node in the file is kept");
+    (pools, loaded.nodes)
 }
 
 /// Panics unless `pools` holds every generated node with its age, and its id index works.
@@ -375,7 +381,7 @@ fn start(state: Option<&Path>, capacity: usize) -> Start {
         .expect("start btdht bootstrap");
     let stderr = child.stderr.take().expect("stderr");
     let server = Server(child);
-    // "btdht: bootstrap ID listening on ADDR (1 shards, N nodes loaded in S s)"; the rest of
+    // "btdht: bootstrap ID listening on ADDR (1 shards, N nodes loaded, M skipped in S s)"; the rest of
     // stderr is drained by the same thread.
     let (sender, listening) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -397,12 +403,12 @@ fn start(state: Option<&Path>, capacity: usize) -> Start {
     };
     let addr = word_after("listening on ").parse().expect("an address");
     let loaded = line
-        .split(" nodes loaded in ")
+        .split(" nodes loaded")
         .next()
         .and_then(|head| head.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no node count in {line:?}"));
-    let reported_s = word_after(" nodes loaded in ")
+    let reported_s = word_after(" skipped in ")
         .parse()
         .expect("seconds in the listening line");
     Start {

@@ -5,8 +5,9 @@
 //! seconds (`u32`, little endian). Ages, not times, are stored because the core's clock
 //! restarts with the process. A save snapshots the pool into memory under the read lock and
 //! writes it without the lock (temporary file, fsync, rename), so the file is always whole.
-//! A load checks every length before using it and stops at the pool's capacity; a corrupt
-//! file is an error, never a panic. A load keeps only the nodes the server's configuration
+//! A load checks every length before using it; records past a pool's capacity (a file saved
+//! by a larger server) are skipped, not swapped in for earlier ones; a file over
+//! [`MAX_FILE_BYTES`] or a corrupt one is an error, never a panic. A load keeps only the nodes the server's configuration
 //! keeps ([`BootstrapConfig::keeps`]: no private or loopback address without
 //! [`BootstrapConfig::allow_private`], no BEP 42-inconsistent id with
 //! [`BootstrapConfig::bep42_strict`]), and counts the others as skipped ([`Loaded`]).
@@ -22,6 +23,10 @@ use crate::krpc::compact;
 
 const MAGIC: &[u8; 8] = b"BTDHTPL1";
 const HEADER: usize = 8 + 8 + 8;
+
+/// Largest pool file loaded (1 GiB: over 35 million IPv4 nodes), so that a wrong path cannot
+/// make the server read an arbitrarily large file into memory.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// The pools as the bytes of a pool file, at pool time `now`.
 pub fn snapshot(pools: &Pools, now: u32) -> Vec<u8> {
@@ -57,8 +62,8 @@ pub fn save(path: &Path, pools: &SharedPools, now: u32) -> io::Result<usize> {
 pub struct Loaded {
     /// Nodes added to the pools.
     pub nodes: usize,
-    /// Nodes left out: refused by the configuration ([`BootstrapConfig::keeps`]) or not
-    /// decodable.
+    /// Nodes left out: refused by the configuration ([`BootstrapConfig::keeps`]), not
+    /// decodable, or past the pool's capacity.
     pub skipped: usize,
 }
 
@@ -102,8 +107,15 @@ pub fn restore(
             let addr = compact::decode_addr(&record[20..20 + addr_len]);
             let mut age = [0u8; 4];
             age.copy_from_slice(&record[20 + addr_len..]);
+            let full = |addr: std::net::SocketAddr| {
+                if addr.is_ipv4() {
+                    pools.v4.len() >= pools.v4.capacity()
+                } else {
+                    pools.v6.len() >= pools.v6.capacity()
+                }
+            };
             match (id, addr) {
-                (Some(id), Some(addr)) if config.keeps(&NodeInfo::new(id, addr)) => {
+                (Some(id), Some(addr)) if config.keeps(&NodeInfo::new(id, addr)) && !full(addr) => {
                     pools.insert(
                         NodeInfo::new(id, addr),
                         now.saturating_sub(u32::from_le_bytes(age)),
@@ -127,11 +139,15 @@ pub fn load(
     now: u32,
     config: &BootstrapConfig,
 ) -> io::Result<Loaded> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
+    match fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+            return Err(corrupt("larger than MAX_FILE_BYTES"));
+        }
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(e),
-    };
+    }
+    let bytes = fs::read(path)?;
     restore(&mut pools.write(), &bytes, now, config)
 }
 
@@ -222,5 +238,37 @@ mod tests {
                 skipped: 1
             }
         );
+    }
+
+    /// A file from a larger server fills a smaller pool and counts the rest as skipped,
+    /// rather than swapping later records in for earlier ones.
+    #[test]
+    fn records_past_capacity_are_skipped() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut pools = Pools::new(1000, 1);
+        for i in 0..300u32 {
+            let addr = SocketAddr::from(([81, 0, (i / 250) as u8, (i % 250) as u8 + 1], 6881));
+            pools.insert(NodeInfo::new(NodeId::random(&mut rng), addr), 100);
+        }
+        let bytes = snapshot(&pools, 100);
+        let mut small = Pools::new(100, 2);
+        let capacity = small.v4.capacity();
+        let loaded = restore(&mut small, &bytes, 100, &BootstrapConfig::default()).unwrap();
+        assert_eq!(loaded.nodes, capacity);
+        assert_eq!(loaded.skipped, 300 - capacity);
+        assert_eq!(small.v4.len(), capacity);
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_before_it_is_read() {
+        let dir = std::env::temp_dir().join(format!("btdht-pool-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pool.bin");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_FILE_BYTES + 1).unwrap(); // sparse: no disk used
+        let pools: SharedPools = std::sync::Arc::new(parking_lot::RwLock::new(Pools::new(10, 1)));
+        let err = load(&path, &pools, 0, &BootstrapConfig::default()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
