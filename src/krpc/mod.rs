@@ -1,9 +1,10 @@
 //! The KRPC wire format: typed messages of BEP 5, 32, 33, 42, 43, 44 and 51.
 //!
 //! This module owns the message types ([`Message`], [`Query`], [`Response`], [`KrpcError`]), the
-//! decoder ([`decode`], built on bendy, under a size and a nesting limit, liberal where real
-//! implementations are) and the canonical encoder ([`Message::encode`]). It knows nothing about
-//! what a node does with a message: answering, routing and lookups live elsewhere.
+//! decoder ([`decode`]: a strict zero-copy bencode reader that accepts what bendy's does, under a
+//! size and a nesting limit, liberal where real implementations are) and the canonical encoder
+//! ([`Message::encode`]). It knows nothing about what a node does with a message: answering,
+//! routing and lookups live elsewhere.
 //!
 //! Decoding never panics and never allocates more than a small multiple of the datagram size. A
 //! malformed query maps to the error reply that must be sent (203, or 204 for an unknown method);
@@ -14,6 +15,7 @@ mod decode;
 mod encode;
 mod error;
 mod lenient;
+mod reader;
 
 use std::net::SocketAddr;
 
