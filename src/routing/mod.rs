@@ -57,7 +57,7 @@ pub use bucket::{Bucket, Candidate, Entry, Liveness, classify};
 pub use split_queue::{MAX_BUCKETS, SplitQueue};
 
 use crate::contact::NodeInfo;
-use crate::id::{Distance, NodeId};
+use crate::id::NodeId;
 use crate::time::Instant;
 
 /// How the table limits entries that share an address.
@@ -248,6 +248,103 @@ fn subnet(ip: IpAddr) -> (bool, [u8; 8]) {
             out.copy_from_slice(&v6.octets()[..8]);
             (false, out)
         }
+    }
+}
+
+/// An id as a 160-bit big-endian integer (high 128 bits, low 32): XOR of two keys orders like
+/// [`Distance`](crate::id::Distance), with integer comparisons.
+type SortKey = (u128, u32);
+
+fn sort_key(id: &NodeId) -> SortKey {
+    let mut hi = [0u8; 16];
+    let mut lo = [0u8; 4];
+    hi.copy_from_slice(&id.0[..16]);
+    lo.copy_from_slice(&id.0[16..]);
+    (u128::from_be_bytes(hi), u32::from_be_bytes(lo))
+}
+
+/// The buckets deeper than `b` (the bucket of `target`) out of `0..=last`, in increasing order of
+/// their entries' distance to `target`.
+///
+/// An entry of bucket `j` (`b < j < last`) agrees with our id on bits `0..j` and differs at
+/// bit `j`; `target` agrees with it on bits `0..b` and differs at bit `b`. So the entry's
+/// distance to `target` is 0 on bits `0..b`, 1 at bit `b`, `x` (our id XOR `target`) on bits
+/// `b + 1..j`, and `!x` at bit `j`: between two buckets `j < j'` (the last one included, whose
+/// entries agree with our id on bits `0..last`), bucket `j` is the closer iff bit `j` of `x` is
+/// 1. The order is therefore: the buckets with `x[j] = 1` in increasing `j`, the last bucket,
+/// the buckets with `x[j] = 0` in decreasing `j`. Entries of different buckets never tie.
+fn deeper_order(
+    own: &NodeId,
+    target: &NodeId,
+    b: usize,
+    last: usize,
+) -> impl Iterator<Item = usize> {
+    let x = own.distance(target);
+    let bit = move |j: usize| (x.0[j / 8] >> (7 - j % 8)) & 1 == 1;
+    let middle = (b + 1)..last;
+    let closer = middle.clone().filter(move |&j| bit(j));
+    let farther = middle.rev().filter(move |&j| !bit(j));
+    let last = (last > b).then_some(last);
+    closer.chain(last).chain(farther)
+}
+
+/// Up to `k` entries closest to a target, from entries offered one by one. Ids in a table are
+/// unique, so are their distances: the `k` closest, in order, are well defined.
+struct Closest<'t> {
+    target: SortKey,
+    k: usize,
+    /// Entries offered so far.
+    offered: usize,
+    /// Small `k`: the best so far, sorted (a bounded insertion, O(n k) with tiny constants).
+    /// Large `k`: every entry offered, selected at the end (O(n)).
+    found: Vec<(SortKey, &'t NodeInfo)>,
+}
+
+impl<'t> Closest<'t> {
+    /// Up to this `k`, insertion into the sorted best-so-far.
+    const INSERTION_MAX_K: usize = 32;
+
+    fn new(target: SortKey, k: usize, entries: usize) -> Self {
+        let capacity = if k <= Self::INSERTION_MAX_K {
+            k + 1
+        } else {
+            entries
+        };
+        Closest {
+            target,
+            k,
+            offered: 0,
+            found: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn offer(&mut self, info: &'t NodeInfo) {
+        self.offered += 1;
+        let (hi, lo) = sort_key(&info.id);
+        let key = (hi ^ self.target.0, lo ^ self.target.1);
+        if self.k > Self::INSERTION_MAX_K {
+            self.found.push((key, info));
+            return;
+        }
+        if self.found.len() == self.k {
+            if self.found.last().is_none_or(|worst| key >= worst.0) {
+                return;
+            }
+            self.found.pop();
+        }
+        let at = self.found.partition_point(|f| f.0 < key);
+        self.found.insert(at, (key, info));
+    }
+
+    fn into_sorted(mut self) -> Vec<NodeInfo> {
+        if self.k > Self::INSERTION_MAX_K {
+            if self.found.len() > self.k {
+                self.found.select_nth_unstable_by_key(self.k - 1, |f| f.0);
+                self.found.truncate(self.k);
+            }
+            self.found.sort_unstable_by_key(|f| f.0);
+        }
+        self.found.into_iter().map(|(_, info)| *info).collect()
     }
 }
 
@@ -861,37 +958,41 @@ impl RoutingTable {
     ///
     /// Buckets are visited in an order where every bucket's entries are farther from `target`
     /// than the previous ones', so only the buckets needed to reach `k` are sorted.
-    pub fn closest(&self, target: &NodeId, k: usize) -> Vec<NodeInfo> {
+    pub fn closest<'t>(&'t self, target: &NodeId, k: usize) -> Vec<NodeInfo> {
         if k == 0 {
             return Vec::new();
         }
         let last = self.buckets.len() - 1;
         let b = self.own_id.shared_prefix_len(target).min(last);
-        let mut found: Vec<(Distance, NodeInfo)> = Vec::new();
-        let take = |bucket: &Bucket, found: &mut Vec<(Distance, NodeInfo)>| {
+        let mut best = Closest::new(sort_key(target), k, self.len);
+        let max_failures = self.config.max_failures;
+        let take = |bucket: &'t Bucket, best: &mut Closest<'t>| {
             for e in &bucket.entries {
-                if e.failed_queries <= self.config.max_failures {
-                    found.push((target.distance(&e.info.id), e.info));
+                if e.failed_queries <= max_failures {
+                    best.offer(&e.info);
                 }
             }
         };
-        // Closest: the target's own bucket. Next, all deeper buckets together (their entries
-        // all differ from the target first at bit b). Then shallower buckets, deepest first.
-        take(&self.buckets[b], &mut found);
-        if found.len() < k {
-            for bucket in &self.buckets[b + 1..] {
-                take(bucket, &mut found);
+        // Closest: the target's own bucket. Then the deeper buckets, whose entries all differ
+        // from the target first at bit b, closest bucket first (see `deeper_order`), until k
+        // entries are in: every later bucket is farther than all of them. Then shallower
+        // buckets, deepest first.
+        take(&self.buckets[b], &mut best);
+        if best.offered < k {
+            for j in deeper_order(&self.own_id, target, b, last) {
+                take(&self.buckets[j], &mut best);
+                if best.offered >= k {
+                    break;
+                }
             }
         }
         for bucket in self.buckets[..b].iter().rev() {
-            if found.len() >= k {
+            if best.offered >= k {
                 break;
             }
-            take(bucket, &mut found);
+            take(bucket, &mut best);
         }
-        found.sort_unstable_by_key(|a| a.0);
-        found.truncate(k);
-        found.into_iter().map(|(_, info)| info).collect()
+        best.into_sorted()
     }
 
     /// Queues every bucket without activity (changes, refresh lookups) for the refresh interval
@@ -1522,6 +1623,62 @@ mod tests {
             }
         }
         assert_eq!(f.table.closest(&f.own, 3).len(), 3);
+    }
+
+    #[test]
+    fn closest_matches_brute_force_in_deep_tables() {
+        let config = RoutingConfig {
+            ip_policy: IpPolicy::Unrestricted,
+            ..RoutingConfig::default()
+        };
+        for seed in 0..20u64 {
+            let mut f = Fixture::new(config.clone());
+            f.rng = SmallRng::seed_from_u64(seed);
+            // Nodes at every depth, many near our id: a table of many buckets.
+            for i in 0..600 {
+                let prefix = if i % 3 == 0 {
+                    f.rng.random_range(0..40)
+                } else {
+                    f.rng.random_range(0..4)
+                };
+                let n = f.node(prefix);
+                let _ = f.respond(t(1), n);
+            }
+            // Some entries fail until bad: `closest` leaves them out.
+            let entries: Vec<NodeInfo> = f.table.entries().map(Entry::info).collect();
+            for n in entries.iter().step_by(7) {
+                for _ in 0..=config.max_failures {
+                    let _ = f.table.record_failure(t(2), n.addr);
+                }
+            }
+            f.check();
+            let eligible: Vec<NodeInfo> = f
+                .table
+                .entries()
+                .filter(|e| e.failed_queries() <= config.max_failures)
+                .map(Entry::info)
+                .collect();
+            for i in 0..200 {
+                let target = if i % 2 == 0 {
+                    NodeId::random(&mut f.rng)
+                } else {
+                    let prefix = f.rng.random_range(0..48);
+                    f.own.random_at_prefix(prefix, &mut f.rng)
+                };
+                let mut brute = eligible.clone();
+                brute.sort_by_key(|n| target.distance(&n.id));
+                for k in [1, 8, 9, 17, 33, 500] {
+                    let got = f.table.closest(&target, k);
+                    assert_eq!(got, brute[..k.min(brute.len())].to_vec(), "k {k}");
+                }
+            }
+            assert_eq!(f.table.closest(&f.own, 9), {
+                let mut brute = eligible.clone();
+                brute.sort_by_key(|n| f.own.distance(&n.id));
+                brute.truncate(9);
+                brute
+            });
+        }
     }
 
     #[test]
