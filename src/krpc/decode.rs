@@ -8,6 +8,7 @@
 //! duplicate keys, padded integers) canonically and classifies everything else; such messages
 //! decode with `canonical == false`.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use bendy::decoding::{Decoder, Error as BendyError, Object};
@@ -41,22 +42,68 @@ pub struct Decoded {
 /// A malformed query that carried a transaction id yields a [`DecodeError`] whose `reply` is
 /// the error the sender must get; anything else malformed is only counted.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_ref(bytes).map(MessageRef::into_decoded)
+}
+
+/// A decoded message whose transaction id and version borrow from the datagram (when it was
+/// canonical; from the decoder's rewrite otherwise): [`decode`] without the copies, for the
+/// cores' hot paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MessageRef<'a> {
+    /// `t`.
+    pub(crate) transaction_id: Cow<'a, [u8]>,
+    /// `v`.
+    pub(crate) version: Option<Cow<'a, [u8]>>,
+    /// `ro`.
+    pub(crate) read_only: bool,
+    /// `ip`.
+    pub(crate) requester_ip: Option<SocketAddr>,
+    /// The query, response or error.
+    pub(crate) body: Body,
+    /// As [`Decoded::canonical`].
+    pub(crate) canonical: bool,
+}
+
+impl MessageRef<'_> {
+    fn into_decoded(self) -> Decoded {
+        Decoded {
+            message: Message {
+                transaction_id: self.transaction_id.into_owned(),
+                version: self.version.map(Cow::into_owned),
+                read_only: self.read_only,
+                requester_ip: self.requester_ip,
+                body: self.body,
+            },
+            canonical: self.canonical,
+        }
+    }
+
+    fn into_owned(self) -> MessageRef<'static> {
+        MessageRef {
+            transaction_id: Cow::Owned(self.transaction_id.into_owned()),
+            version: self.version.map(|v| Cow::Owned(v.into_owned())),
+            read_only: self.read_only,
+            requester_ip: self.requester_ip,
+            body: self.body,
+            canonical: self.canonical,
+        }
+    }
+}
+
+/// [`decode`], borrowing the transaction id and version.
+pub(crate) fn decode_ref(bytes: &[u8]) -> Result<MessageRef<'_>, DecodeError> {
     if bytes.len() > MAX_MESSAGE_SIZE {
         return Err(DecodeError::drop(RejectReason::TooLarge));
     }
-    match parse_envelope(bytes) {
-        Ok(envelope) => assemble(envelope).map(|message| Decoded {
-            message,
-            canonical: true,
-        }),
+    let mut envelope = Envelope::default();
+    match parse_envelope(bytes, &mut envelope) {
+        Ok(()) => assemble(&mut envelope, true),
         Err(RejectReason::NotADict) => Err(DecodeError::drop(RejectReason::NotADict)),
         Err(_) => {
             let canonical = lenient::canonicalize(bytes, MAX_DEPTH).map_err(DecodeError::drop)?;
-            let envelope = parse_envelope(&canonical).map_err(DecodeError::drop)?;
-            assemble(envelope).map(|message| Decoded {
-                message,
-                canonical: false,
-            })
+            let mut envelope = Envelope::default();
+            parse_envelope(&canonical, &mut envelope).map_err(DecodeError::drop)?;
+            assemble(&mut envelope, false).map(MessageRef::into_owned)
         }
     }
 }
@@ -81,7 +128,7 @@ fn consume(object: Object<'_, '_>) -> Result<(), BendyError> {
 }
 
 /// A field as found: absent, present with the expected type, or present with another type.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 enum Field<T> {
     #[default]
     Absent,
@@ -151,7 +198,8 @@ struct Envelope<'a> {
     error: Field<(i64, &'a [u8])>,
 }
 
-fn parse_envelope(bytes: &[u8]) -> Result<Envelope<'_>, RejectReason> {
+/// Reads `bytes` into `envelope` (which must be empty: `Envelope::default()`).
+fn parse_envelope<'a>(bytes: &'a [u8], envelope: &mut Envelope<'a>) -> Result<(), RejectReason> {
     let mut reader = Reader::new(bytes, MAX_DEPTH);
     match reader.value()? {
         Token::Dict => {}
@@ -161,7 +209,6 @@ fn parse_envelope(bytes: &[u8]) -> Result<Envelope<'_>, RejectReason> {
         }
     }
     let open = reader.open(0)?;
-    let mut envelope = Envelope::default();
     let mut previous = None;
     while let Some(key) = reader.key(&mut previous)? {
         let value = reader.value()?;
@@ -179,14 +226,14 @@ fn parse_envelope(bytes: &[u8]) -> Result<Envelope<'_>, RejectReason> {
                 envelope.read_only = value == Token::Int(b"1");
                 reader.skip(value, open)?;
             }
-            b"a" => envelope.arguments = fields(&mut reader, value, open)?,
-            b"r" => envelope.reply = fields(&mut reader, value, open)?,
+            b"a" => fields(&mut reader, value, open, &mut envelope.arguments)?,
+            b"r" => fields(&mut reader, value, open, &mut envelope.reply)?,
             b"e" => envelope.error = error_list(&mut reader, value, open)?,
             _ => reader.skip(value, open)?,
         }
     }
     if reader.at_end() {
-        Ok(envelope)
+        Ok(())
     } else {
         Err(RejectReason::TrailingData)
     }
@@ -221,17 +268,24 @@ fn int_field<'a>(
     })
 }
 
+/// Reads `value` into `out`: its fields if it is a dictionary, else `Invalid`. The dictionary
+/// is read in place (a `Fields` is several hundred bytes).
 fn fields<'a>(
     reader: &mut Reader<'a>,
     value: Token<'a>,
     open: usize,
-) -> Result<Field<Fields<'a>>, RejectReason> {
+    out: &mut Field<Fields<'a>>,
+) -> Result<(), RejectReason> {
     if value != Token::Dict {
         reader.skip(value, open)?;
-        return Ok(Field::Invalid);
+        *out = Field::Invalid;
+        return Ok(());
     }
     let open = reader.open(open)?;
-    let mut f = Fields::default();
+    *out = Field::Present(Fields::default());
+    let Field::Present(f) = out else {
+        return Ok(());
+    };
     let mut previous = None;
     while let Some(key) = reader.key(&mut previous)? {
         let value = reader.value()?;
@@ -264,7 +318,7 @@ fn fields<'a>(
             _ => r.skip(value, open)?,
         }
     }
-    Ok(Field::Present(f))
+    Ok(())
 }
 
 /// Calls `each` with every item of `value` if it is a list (the items `each` does not read
@@ -383,7 +437,10 @@ fn error_list<'a>(
     Ok(code.map_or(Field::Invalid, |code| Field::Present((code, message))))
 }
 
-fn assemble(envelope: Envelope<'_>) -> Result<Message, DecodeError> {
+fn assemble<'a>(
+    envelope: &mut Envelope<'a>,
+    canonical: bool,
+) -> Result<MessageRef<'a>, DecodeError> {
     let Field::Present(transaction_id) = envelope.transaction_id else {
         return Err(DecodeError::drop(RejectReason::MissingTransactionId));
     };
@@ -391,8 +448,12 @@ fn assemble(envelope: Envelope<'_>) -> Result<Message, DecodeError> {
         return Err(DecodeError::drop(RejectReason::MissingType));
     };
     let body = match kind {
-        b"q" => Body::Query(query(transaction_id, envelope.method, envelope.arguments)?),
-        b"r" => Body::Response(response(envelope.reply).map_err(DecodeError::drop)?),
+        b"q" => Body::Query(query(
+            transaction_id,
+            &envelope.method,
+            &envelope.arguments,
+        )?),
+        b"r" => Body::Response(response(&mut envelope.reply).map_err(DecodeError::drop)?),
         b"e" => match envelope.error {
             Field::Present((code, message)) => Body::Error(KrpcError {
                 code,
@@ -402,12 +463,13 @@ fn assemble(envelope: Envelope<'_>) -> Result<Message, DecodeError> {
         },
         _ => return Err(DecodeError::drop(RejectReason::UnknownType)),
     };
-    Ok(Message {
-        transaction_id: transaction_id.to_vec(),
-        version: envelope.version.map(<[u8]>::to_vec),
+    Ok(MessageRef {
+        transaction_id: Cow::Borrowed(transaction_id),
+        version: envelope.version.map(Cow::Borrowed),
         read_only: envelope.read_only,
         requester_ip: envelope.requester_ip,
         body,
+        canonical,
     })
 }
 
@@ -424,11 +486,11 @@ fn flag(field: &Field<i64>) -> bool {
 
 fn query(
     transaction_id: &[u8],
-    method: Field<&[u8]>,
-    arguments: Field<Fields<'_>>,
+    method: &Field<&[u8]>,
+    arguments: &Field<Fields<'_>>,
 ) -> Result<Query, DecodeError> {
     let answer = |reason| DecodeError::answer(reason, transaction_id);
-    let Field::Present(method) = method else {
+    let &Field::Present(method) = method else {
         return Err(answer(RejectReason::MissingMethod));
     };
     let Field::Present(a) = arguments else {
@@ -560,7 +622,7 @@ fn raw_value(item: RawItem<'_>) -> RawValue {
     }
 }
 
-fn response(reply: Field<Fields<'_>>) -> Result<Response, RejectReason> {
+fn response(reply: &mut Field<Fields<'_>>) -> Result<Response, RejectReason> {
     let Field::Present(r) = reply else {
         return Err(RejectReason::MissingReply);
     };
@@ -593,7 +655,11 @@ fn response(reply: Field<Fields<'_>>) -> Result<Response, RejectReason> {
         id,
         nodes: opt(r.nodes, RejectReason::BadNodes, compact::decode_nodes_v4)?,
         nodes6: opt(r.nodes6, RejectReason::BadNodes, compact::decode_nodes_v6)?,
-        values: opt(r.values, RejectReason::BadValues, |v| v)?,
+        values: opt(
+            std::mem::take(&mut r.values),
+            RejectReason::BadValues,
+            |v| v,
+        )?,
         token: opt(r.token, RejectReason::BadToken, <[u8]>::to_vec)?,
         samples: opt(r.samples, RejectReason::BadSamples, compact::decode_hashes)?,
         interval: opt(r.interval, RejectReason::BadSamples, |v| v)?,

@@ -5,7 +5,7 @@
 //! checks it against bendy's strict decoder).
 
 use super::compact;
-use super::{Body, KrpcError, Message, Query, QueryKind, Response, Want};
+use super::{BodyRef, KrpcError, Outgoing, Query, QueryKind, Response, Want};
 use crate::contact::NodeInfo;
 
 /// Appends a byte string: `<len>:<bytes>`.
@@ -69,18 +69,18 @@ fn key_flag(out: &mut Vec<u8>, name: &str, set: bool) {
     }
 }
 
-pub(crate) fn message(message: &Message, out: &mut Vec<u8>) {
+pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
     out.push(b'd');
-    match &message.body {
-        Body::Query(query) => {
+    match message.body {
+        BodyRef::Query(query) => {
             key(out, "a");
             arguments(query, out);
         }
-        Body::Error(error) => {
+        BodyRef::Error(error) => {
             key(out, "e");
             error_list(error, out);
         }
-        Body::Response(_) => {}
+        BodyRef::Response(_) => {}
     }
     if let Some(ip) = &message.requester_ip {
         key(out, "ip");
@@ -88,23 +88,23 @@ pub(crate) fn message(message: &Message, out: &mut Vec<u8>) {
         out.push(b':');
         compact::encode_addr(out, ip);
     }
-    match &message.body {
-        Body::Query(query) => key_bytes(out, "q", query.kind.method().as_bytes()),
-        Body::Response(response) => {
+    match message.body {
+        BodyRef::Query(query) => key_bytes(out, "q", query.kind.method().as_bytes()),
+        BodyRef::Response(response) => {
             key(out, "r");
             reply(response, out);
         }
-        Body::Error(_) => {}
+        BodyRef::Error(_) => {}
     }
     key_flag(out, "ro", message.read_only);
-    key_bytes(out, "t", &message.transaction_id);
-    if let Some(version) = &message.version {
+    key_bytes(out, "t", message.transaction_id);
+    if let Some(version) = message.version {
         key_bytes(out, "v", version);
     }
     let kind: &[u8] = match message.body {
-        Body::Query(_) => b"q",
-        Body::Response(_) => b"r",
-        Body::Error(_) => b"e",
+        BodyRef::Query(_) => b"q",
+        BodyRef::Response(_) => b"r",
+        BodyRef::Error(_) => b"e",
     };
     key_bytes(out, "y", kind);
     out.push(b'e');
