@@ -9,6 +9,7 @@ use super::{BodyRef, KrpcError, Outgoing, Query, QueryKind, Response, Want};
 use crate::contact::NodeInfo;
 
 /// Appends a byte string: `<len>:<bytes>`.
+#[inline]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_decimal(out, bytes.len() as u64);
     out.push(b':');
@@ -35,7 +36,18 @@ pub(crate) fn put_raw_int(out: &mut Vec<u8>, negative: bool, digits: &[u8]) {
     out.push(b'e');
 }
 
-fn put_decimal(out: &mut Vec<u8>, mut value: u64) {
+/// Appends `value` in decimal. Inlined for the one-digit case (key names, short strings), which
+/// then folds to a constant for a key.
+#[inline]
+fn put_decimal(out: &mut Vec<u8>, value: u64) {
+    if value < 10 {
+        out.push(b'0' + value as u8);
+    } else {
+        put_decimal_long(out, value);
+    }
+}
+
+fn put_decimal_long(out: &mut Vec<u8>, mut value: u64) {
     let mut buf = [0u8; 20];
     let mut at = buf.len();
     loop {
@@ -49,10 +61,12 @@ fn put_decimal(out: &mut Vec<u8>, mut value: u64) {
     out.extend_from_slice(&buf[at..]);
 }
 
+#[inline]
 fn key(out: &mut Vec<u8>, name: &str) {
     put_bytes(out, name.as_bytes());
 }
 
+#[inline]
 fn key_bytes(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     key(out, name);
     put_bytes(out, value);
@@ -289,6 +303,15 @@ fn reply(r: &Response, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals() {
+        for value in [0, 1, 9, 10, 99, 100, 208, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            put_decimal(&mut out, value);
+            assert_eq!(out, value.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn integers_are_minimal() {

@@ -84,19 +84,27 @@ impl<'a> Reader<'a> {
             }
             b'i' => {
                 self.pos += 1;
-                self.integer(b'e').map(Token::Int)
+                self.integer().map(Token::Int)
             }
             b'0'..=b'9' => {
-                let digits = self.integer(b':')?;
-                let mut len: usize = 0;
-                for &c in digits {
-                    len = len
-                        .checked_mul(10)
-                        .and_then(|l| l.checked_add(usize::from(c.wrapping_sub(b'0'))))
-                        .ok_or(BAD)?;
+                // The length: `0` or `[1-9][0-9]*`, then `:` (one pass, checked).
+                let mut at = self.pos + 1;
+                let mut len = usize::from(first - b'0');
+                if first != b'0' {
+                    while let Some(&c) = self.bytes.get(at).filter(|c| c.is_ascii_digit()) {
+                        len = len
+                            .checked_mul(10)
+                            .and_then(|l| l.checked_add(usize::from(c - b'0')))
+                            .ok_or(BAD)?;
+                        at += 1;
+                    }
                 }
-                let end = self.pos.checked_add(len).ok_or(BAD)?;
-                let payload = self.bytes.get(self.pos..end).ok_or(BAD)?;
+                if self.bytes.get(at) != Some(&b':') {
+                    return Err(BAD);
+                }
+                let start = at + 1;
+                let end = start.checked_add(len).ok_or(BAD)?;
+                let payload = self.bytes.get(start..end).ok_or(BAD)?;
                 self.pos = end;
                 Ok(Token::Bytes(payload))
             }
@@ -112,8 +120,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads `-?[1-9][0-9]*` or `0`, then `terminator`; returns the digits with their sign.
-    fn integer(&mut self, terminator: u8) -> Result<&'a [u8]> {
+    /// Reads `-?[1-9][0-9]*` or `0`, then `e`; returns the digits with their sign.
+    fn integer(&mut self) -> Result<&'a [u8]> {
         let start = self.pos;
         let rest = self.bytes.get(start..).unwrap_or_default();
         let mut at = usize::from(rest.first() == Some(&b'-'));
@@ -127,7 +135,7 @@ impl<'a> Reader<'a> {
             }
             _ => return Err(BAD),
         }
-        if rest.get(at) != Some(&terminator) {
+        if rest.get(at) != Some(&b'e') {
             return Err(BAD);
         }
         self.pos = start + at + 1;
