@@ -44,6 +44,7 @@
 //! ping. A known id answering from a new address moves there unless its entry is good.
 
 pub mod bucket;
+pub(crate) mod hash_key;
 pub mod split_queue;
 
 use std::collections::HashMap;
@@ -55,6 +56,8 @@ use rand::Rng;
 
 pub use bucket::{Bucket, Candidate, Entry, Liveness, classify};
 pub use split_queue::{MAX_BUCKETS, SplitQueue};
+
+use hash_key::{AddrKey, IpKey};
 
 use crate::contact::NodeInfo;
 use crate::id::NodeId;
@@ -229,9 +232,9 @@ pub struct RoutingTable {
     config: RoutingConfig,
     buckets: Vec<Bucket>,
     /// Every entry's socket address (lookups only; never iterated).
-    by_addr: HashMap<SocketAddr, NodeId>,
+    by_addr: HashMap<AddrKey, NodeId>,
     /// Every entry's canonical IP, when the policy limits entries per IP (lookups only).
-    by_ip: HashMap<IpAddr, NodeId>,
+    by_ip: HashMap<IpKey, NodeId>,
     len: usize,
     refresh: SplitQueue,
 }
@@ -424,7 +427,9 @@ impl RoutingTable {
 
     /// The entry at this address.
     pub fn get_by_addr(&self, addr: &SocketAddr) -> Option<&Entry> {
-        self.by_addr.get(addr).and_then(|id| self.get(id))
+        self.by_addr
+            .get(&AddrKey(*addr))
+            .and_then(|id| self.get(id))
     }
 
     /// An entry's state at `now`.
@@ -472,7 +477,7 @@ impl RoutingTable {
                 if !addrs.insert(info.addr) {
                     return Err(format!("duplicate address {}", info.addr));
                 }
-                if self.by_addr.get(&info.addr) != Some(&info.id) {
+                if self.by_addr.get(&AddrKey(info.addr)) != Some(&info.id) {
                     return Err(format!("address index misses {}", info.addr));
                 }
                 let ip = info.addr.ip().to_canonical();
@@ -480,7 +485,7 @@ impl RoutingTable {
                     if !ips.insert(ip) {
                         return Err(format!("two entries on {ip}"));
                     }
-                    if self.by_ip.get(&ip) != Some(&info.id) {
+                    if self.by_ip.get(&IpKey(ip)) != Some(&info.id) {
                         return Err(format!("IP index misses {ip}"));
                     }
                 }
@@ -546,9 +551,10 @@ impl RoutingTable {
             .get_mut(b)
             .ok_or(RoutingError::NotFound)?
             .push(entry, self.config.k)?;
-        self.by_addr.insert(info.addr, info.id);
+        self.by_addr.insert(AddrKey(info.addr), info.id);
         if self.limits_ip() {
-            self.by_ip.insert(info.addr.ip().to_canonical(), info.id);
+            self.by_ip
+                .insert(IpKey(info.addr.ip().to_canonical()), info.id);
         }
         self.len += 1;
         Ok(())
@@ -556,10 +562,10 @@ impl RoutingTable {
 
     fn remove_at(&mut self, b: usize, p: usize) -> Entry {
         let entry = self.buckets[b].entries.swap_remove(p);
-        self.by_addr.remove(&entry.info.addr);
+        self.by_addr.remove(&AddrKey(entry.info.addr));
         let ip = entry.info.addr.ip().to_canonical();
-        if self.by_ip.get(&ip) == Some(&entry.info.id) {
-            self.by_ip.remove(&ip);
+        if self.by_ip.get(&IpKey(ip)) == Some(&entry.info.id) {
+            self.by_ip.remove(&IpKey(ip));
         }
         self.len -= 1;
         entry
@@ -672,8 +678,11 @@ impl RoutingTable {
             let admissible = info.id != self.own_id
                 && self.bucket_index(&info.id) == b
                 && self.locate(&info.id).is_none()
-                && !self.by_addr.contains_key(&info.addr)
-                && !(self.limits_ip() && self.by_ip.contains_key(&info.addr.ip().to_canonical()))
+                && !self.by_addr.contains_key(&AddrKey(info.addr))
+                && !(self.limits_ip()
+                    && self
+                        .by_ip
+                        .contains_key(&IpKey(info.addr.ip().to_canonical())))
                 && self.subnet_holder(b, &info.addr, &info.id).is_none();
             if admissible && self.push_entry(b, cand.into_entry()).is_ok() {
                 self.buckets[b].last_changed = now;
@@ -725,14 +734,18 @@ impl RoutingTable {
             stale.push(info.id);
         }
         // Another id at this very address: the node there changed its id.
-        if let Some(other) = self.by_addr.get(&info.addr) {
+        if let Some(other) = self.by_addr.get(&AddrKey(info.addr)) {
             if *other != info.id {
                 stale.push(*other);
             }
         }
         // Another entry on this IP.
         if self.limits_ip() {
-            if let Some(other) = self.by_ip.get(&info.addr.ip().to_canonical()).copied() {
+            if let Some(other) = self
+                .by_ip
+                .get(&IpKey(info.addr.ip().to_canonical()))
+                .copied()
+            {
                 if other != info.id && !stale.contains(&other) {
                     if self.is_good(now, &other) {
                         return InsertOutcome::Rejected(Rejection::IpConflict);
@@ -853,12 +866,16 @@ impl RoutingTable {
                 InsertOutcome::PingCandidate(info)
             };
         }
-        if self.by_addr.contains_key(&info.addr) {
+        if self.by_addr.contains_key(&AddrKey(info.addr)) {
             // The entry at this address may have changed its id; only an answer can tell.
             return InsertOutcome::PingCandidate(info);
         }
         if self.limits_ip() {
-            if let Some(other) = self.by_ip.get(&info.addr.ip().to_canonical()).copied() {
+            if let Some(other) = self
+                .by_ip
+                .get(&IpKey(info.addr.ip().to_canonical()))
+                .copied()
+            {
                 return if self.is_good(now, &other) {
                     InsertOutcome::Rejected(Rejection::IpConflict)
                 } else {
@@ -901,7 +918,7 @@ impl RoutingTable {
         now: Instant,
         addr: SocketAddr,
     ) -> Result<FailureOutcome, RoutingError> {
-        if let Some(id) = self.by_addr.get(&addr).copied() {
+        if let Some(id) = self.by_addr.get(&AddrKey(addr)).copied() {
             let (b, p) = self.locate(&id).ok_or(RoutingError::NotFound)?;
             let entry = &mut self.buckets[b].entries[p];
             entry.failed_queries = entry.failed_queries.saturating_add(1);
