@@ -801,18 +801,12 @@ impl Node {
             (from.is_ipv4(), from.is_ipv6())
         };
         let k = self.config.k;
-        let exclude = |nodes: Vec<NodeInfo>| -> Vec<NodeInfo> {
-            nodes
-                .into_iter()
-                .filter(|n| n.addr != *from)
-                .take(k)
-                .collect()
-        };
+        // The K closest, the asker left out.
         if n4 {
-            response.nodes = Some(exclude(self.table4.closest(target, k + 1)));
+            response.nodes = Some(self.table4.closest_except(target, k, Some(from)));
         }
         if n6 {
-            response.nodes6 = Some(exclude(self.table6.closest(target, k + 1)));
+            response.nodes6 = Some(self.table6.closest_except(target, k, Some(from)));
         }
     }
 

@@ -298,7 +298,8 @@ struct Closest<'t> {
     k: usize,
     /// Entries offered so far.
     offered: usize,
-    /// Small `k`: the best so far, sorted (a bounded insertion, O(n k) with tiny constants).
+    /// Small `k`: the best so far, sorted once `k` are in (then a bounded insertion, O(n k)
+    /// with tiny constants).
     /// Large `k`: every entry offered, selected at the end (O(n)).
     found: Vec<(SortKey, &'t NodeInfo)>,
 }
@@ -329,12 +330,19 @@ impl<'t> Closest<'t> {
             self.found.push((key, info));
             return;
         }
-        if self.found.len() == self.k {
-            if self.found.last().is_none_or(|worst| key >= worst.0) {
-                return;
+        // The first k are taken as they come, then sorted once; after that, one that beats
+        // the worst takes its place.
+        if self.found.len() < self.k {
+            self.found.push((key, info));
+            if self.found.len() == self.k {
+                self.found.sort_unstable_by_key(|f| f.0);
             }
-            self.found.pop();
+            return;
         }
+        if self.found.last().is_none_or(|worst| key >= worst.0) {
+            return;
+        }
+        self.found.pop();
         let at = self.found.partition_point(|f| f.0 < key);
         self.found.insert(at, (key, info));
     }
@@ -345,6 +353,9 @@ impl<'t> Closest<'t> {
                 self.found.select_nth_unstable_by_key(self.k - 1, |f| f.0);
                 self.found.truncate(self.k);
             }
+            self.found.sort_unstable_by_key(|f| f.0);
+        } else if self.found.len() < self.k {
+            // Fewer than k were offered: never sorted.
             self.found.sort_unstable_by_key(|f| f.0);
         }
         self.found.into_iter().map(|(_, info)| *info).collect()
@@ -975,7 +986,18 @@ impl RoutingTable {
     ///
     /// Buckets are visited in an order where every bucket's entries are farther from `target`
     /// than the previous ones', so only the buckets needed to reach `k` are sorted.
-    pub fn closest<'t>(&'t self, target: &NodeId, k: usize) -> Vec<NodeInfo> {
+    pub fn closest(&self, target: &NodeId, k: usize) -> Vec<NodeInfo> {
+        self.closest_except(target, k, None)
+    }
+
+    /// [`RoutingTable::closest`] leaving out the entry at `except` (the asker, in an answer):
+    /// the same as the `k + 1` closest without it, cut to `k`.
+    pub(crate) fn closest_except<'t>(
+        &'t self,
+        target: &NodeId,
+        k: usize,
+        except: Option<&SocketAddr>,
+    ) -> Vec<NodeInfo> {
         if k == 0 {
             return Vec::new();
         }
@@ -985,7 +1007,7 @@ impl RoutingTable {
         let max_failures = self.config.max_failures;
         let take = |bucket: &'t Bucket, best: &mut Closest<'t>| {
             for e in &bucket.entries {
-                if e.failed_queries <= max_failures {
+                if e.failed_queries <= max_failures && except != Some(&e.info.addr) {
                     best.offer(&e.info);
                 }
             }
@@ -1687,6 +1709,18 @@ mod tests {
                 for k in [1, 8, 9, 17, 33, 500] {
                     let got = f.table.closest(&target, k);
                     assert_eq!(got, brute[..k.min(brute.len())].to_vec(), "k {k}");
+                    // Leaving out one of the closest, or an address not in the table.
+                    let except = brute[f.rng.random_range(0..brute.len().min(k + 1))].addr;
+                    for except in [except, addr(1_000_000)] {
+                        let got = f.table.closest_except(&target, k, Some(&except));
+                        let want: Vec<NodeInfo> = brute
+                            .iter()
+                            .filter(|n| n.addr != except)
+                            .take(k)
+                            .copied()
+                            .collect();
+                        assert_eq!(got, want, "k {k}");
+                    }
                 }
             }
             assert_eq!(f.table.closest(&f.own, 9), {
