@@ -350,17 +350,28 @@ fn source_of(j: usize) -> u32 {
 /// A core as the driver sees it, with the counter of queries it answered.
 trait Core: Endpoint {
     fn answered(&self) -> u64;
+    /// Drains the events the core reported (the driver hands them to the hook thread);
+    /// returns how many.
+    fn drain_events(&mut self) -> usize;
 }
 
 impl Core for Node {
     fn answered(&self) -> u64 {
         self.stats().responses_out + self.stats().errors_out.iter().sum::<u64>()
     }
+
+    fn drain_events(&mut self) -> usize {
+        std::iter::from_fn(|| self.poll_event()).count()
+    }
 }
 
 impl Core for BootstrapServer {
     fn answered(&self) -> u64 {
         self.stats().answered
+    }
+
+    fn drain_events(&mut self) -> usize {
+        0 // The bootstrap server reports no events.
     }
 }
 
@@ -418,6 +429,7 @@ fn step(
         core.handle_timeout(now);
     }
     core.handle_datagram(now, from, bytes);
+    core.drain_events();
     match replies {
         Some(replies) => replies.extend(std::iter::from_fn(|| core.poll_transmit())),
         None => while core.poll_transmit().is_some() {},
@@ -535,8 +547,9 @@ fn prepare(kind: CoreKind, mix: QueryMix, queries: usize) -> Prepared {
     }
 }
 
-/// The timed loop: feeds every datagram as a driver does, one `HOT_STEP` apart. Returns the
-/// bytes sent, so that nothing is optimised away.
+/// The timed loop: feeds every datagram as a driver does, one `HOT_STEP` apart, and drains
+/// the replies and events. Returns the bytes sent (plus the events), so that nothing is
+/// optimised away.
 #[inline(never)]
 fn feed(
     core: &mut dyn Core,
@@ -553,6 +566,7 @@ fn feed(
         while let Some(transmit) = core.poll_transmit() {
             sent += transmit.bytes.len();
         }
+        sent += core.drain_events();
     }
     sent
 }
