@@ -1,7 +1,7 @@
 //! The KRPC wire format: typed messages of BEP 5, 32, 33, 42, 43, 44 and 51.
 //!
 //! This module owns the message types ([`Message`], [`Query`], [`Response`], [`KrpcError`]), the
-//! decoder ([`decode`]: a strict zero-copy bencode reader that accepts what bendy's does, under a
+//! decoder ([`decode()`]: a strict zero-copy bencode reader that accepts what bendy's does, under a
 //! size and a nesting limit, liberal where real implementations are) and the canonical encoder
 //! ([`Message::encode`]). It knows nothing about what a node does with a message: answering,
 //! routing and lookups live elsewhere.

@@ -273,9 +273,9 @@ fn sort_key(id: &NodeId) -> SortKey {
 /// bit `j`; `target` agrees with it on bits `0..b` and differs at bit `b`. So the entry's
 /// distance to `target` is 0 on bits `0..b`, 1 at bit `b`, `x` (our id XOR `target`) on bits
 /// `b + 1..j`, and `!x` at bit `j`: between two buckets `j < j'` (the last one included, whose
-/// entries agree with our id on bits `0..last`), bucket `j` is the closer iff bit `j` of `x` is
-/// 1. The order is therefore: the buckets with `x[j] = 1` in increasing `j`, the last bucket,
-/// the buckets with `x[j] = 0` in decreasing `j`. Entries of different buckets never tie.
+/// entries agree with our id on bits `0..last`), bucket `j` is the closer iff `x[j]` is one.
+/// The order is therefore: the buckets with `x[j] = 1` in increasing `j`, the last bucket, the
+/// buckets with `x[j] = 0` in decreasing `j`. Entries of different buckets never tie.
 fn deeper_order(
     own: &NodeId,
     target: &NodeId,
