@@ -10,14 +10,17 @@
 //! Last comes the **hot path**: prepared query datagrams (ping, find_node, get_peers,
 //! announce_peer) from 10,000 distinct loopback sources are fed, on a simulated clock, into a
 //! warmed-up [`Node`] and a [`BootstrapServer`] with a 100,000-node pool, exactly as a driver
-//! does (`handle_timeout` when due, `handle_datagram`, drain `poll_transmit`), and every query
-//! must be answered. It prints nanoseconds per query, as a ratio against the same run's
-//! baseline (copying each datagram into a reply buffer and through an outbox, the user-space
-//! work of a raw echo server) and as a share of a loopback round trip, over alternating rounds.
+//! does (`handle_timeout` when due, `handle_datagram`, drain `poll_transmit` and the events),
+//! and every query must be answered. It prints nanoseconds per query, as a ratio against the
+//! same run's baseline (copying each datagram into a reply buffer and through an outbox, the
+//! user-space work of a raw echo server) and as a share of a loopback round trip, over
+//! alternating rounds.
 //!
 //! `cargo bench --bench krpc_codec` runs everything; `cargo bench --bench krpc_codec --
-//! --hot-path [--workload NAME] [--queries N] [--rounds N]` runs only the hot path (for
-//! callgrind: the timed loop is `feed`, so `--toggle-collect='*feed*'` counts only it).
+//! --hot-path [--workload NAME] [--queries N] [--rounds N]` runs only the hot path. For
+//! instruction counts, run the bench binary under `valgrind --tool=callgrind
+//! --toggle-collect='krpc_codec::feed'` (the timed loop) with `--hot-path --rounds 1 --queries
+//! 5000 --workload node/ping` and divide the collected count by the queries.
 
 use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;
