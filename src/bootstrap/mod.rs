@@ -57,7 +57,10 @@ use rand::rngs::SmallRng;
 
 use crate::contact::NodeInfo;
 use crate::id::NodeId;
-use crate::krpc::{self, Body, ERROR_GENERIC, Message, QueryKind, Response, Want};
+use crate::krpc::{
+    self, Body, BodyRef, ERROR_GENERIC, KrpcError, Message, Outgoing, Query, QueryKind, Response,
+    Want,
+};
 use crate::node::config::CLIENT_VERSION;
 use crate::node::{RateLimit, RateLimiter};
 use crate::time::Instant;
@@ -307,6 +310,33 @@ fn keyed(key: u64, data: impl Hash) -> u64 {
     h.finish()
 }
 
+/// The datagrams waiting in [`BootstrapServer::poll_transmit`]'s queue, and the buffer they are
+/// encoded in (each is then copied out at its exact size).
+struct Outbox {
+    queue: VecDeque<Transmit>,
+    buf: Vec<u8>,
+}
+
+impl Outbox {
+    /// Encodes `message` and queues it for `to`, unless `max` datagrams already wait.
+    fn push(
+        &mut self,
+        stats: &mut BootstrapStats,
+        max: usize,
+        to: SocketAddr,
+        message: &Outgoing<'_>,
+    ) {
+        if self.queue.len() >= max {
+            stats.outbox_full += 1;
+            return;
+        }
+        self.buf.clear();
+        message.encode_into(&mut self.buf);
+        self.queue
+            .push_back(Transmit::new(to, self.buf.as_slice().to_vec()));
+    }
+}
+
 /// The sans-IO bootstrap server core (one per shard).
 pub struct BootstrapServer {
     config: BootstrapConfig,
@@ -315,13 +345,12 @@ pub struct BootstrapServer {
     master: u64,
     pools: SharedPools,
     bootstrap_nodes: Vec<SocketAddr>,
-    outbox: VecDeque<Transmit>,
+    outbox: Outbox,
     limiter: RateLimiter,
     ping_budget: RateLimiter,
     stats: BootstrapStats,
     next_tick: Instant,
     next_walk: Instant,
-    encode_buf: Vec<u8>,
 }
 
 impl BootstrapServer {
@@ -358,13 +387,15 @@ impl BootstrapServer {
             master,
             pools,
             bootstrap_nodes: Vec::new(),
-            outbox: VecDeque::new(),
+            outbox: Outbox {
+                queue: VecDeque::new(),
+                buf: Vec::with_capacity(512),
+            },
             limiter,
             ping_budget,
             stats: BootstrapStats::default(),
             next_tick: now,
             next_walk: now,
-            encode_buf: Vec::with_capacity(512),
         }
     }
 
@@ -395,7 +426,7 @@ impl BootstrapServer {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.pop_front()
+        self.outbox.queue.pop_front()
     }
 
     /// When [`BootstrapServer::handle_timeout`] should next be called.
@@ -435,21 +466,26 @@ impl BootstrapServer {
     }
 
     fn push(&mut self, to: SocketAddr, message: &Message) {
-        if self.outbox.len() >= self.config.max_outbox {
-            self.stats.outbox_full += 1;
-            return;
-        }
-        self.encode_buf.clear();
-        message.encode_into(&mut self.encode_buf);
-        self.outbox
-            .push_back(Transmit::new(to, self.encode_buf.clone()));
+        self.outbox.push(
+            &mut self.stats,
+            self.config.max_outbox,
+            to,
+            &message.as_outgoing(),
+        );
     }
 
     fn send_query(&mut self, now: Instant, to: SocketAddr, kind: QueryKind) {
-        let t = self.cookie(self.epoch(now), &to).to_vec();
-        let mut message = Message::query(t, self.id, kind);
-        message.version = self.config.version.clone();
-        self.push(to, &message);
+        let t = self.cookie(self.epoch(now), &to);
+        let query = Query { id: self.id, kind };
+        let message = Outgoing {
+            transaction_id: &t,
+            version: self.config.version.as_deref(),
+            read_only: false,
+            requester_ip: None,
+            body: BodyRef::Query(&query),
+        };
+        self.outbox
+            .push(&mut self.stats, self.config.max_outbox, to, &message);
     }
 
     /// Pings `to` to verify it, if the ping budget allows.
@@ -469,8 +505,8 @@ impl BootstrapServer {
             self.stats.filtered += 1;
             return;
         }
-        let message = match krpc::decode(bytes) {
-            Ok(decoded) => decoded.message,
+        let message = match krpc::decode_ref(bytes) {
+            Ok(decoded) => decoded,
             Err(error) => {
                 self.stats.rejected += 1;
                 if let Some(reply) = error.reply {
@@ -491,7 +527,7 @@ impl BootstrapServer {
                     self.stats.rate_limited += 1;
                     return;
                 }
-                self.answer(now, from, message.transaction_id, &query.id, query.kind);
+                self.answer(now, from, &message.transaction_id, &query.id, query.kind);
                 // The asker is a candidate, unless read-only (BEP 43) or already fresh.
                 if !message.read_only && query.id != self.id && self.config.id_ok(&query.id, &from)
                 {
@@ -514,7 +550,7 @@ impl BootstrapServer {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        transaction_id: Vec<u8>,
+        transaction_id: &[u8],
         asker: &NodeId,
         kind: QueryKind,
     ) {
@@ -542,25 +578,32 @@ impl BootstrapServer {
             }
             QueryKind::Put(_) => {
                 self.stats.answered += 1;
-                let mut message = Message::error(
+                let error = KrpcError {
+                    code: ERROR_GENERIC,
+                    message: b"bootstrap server stores nothing".to_vec(),
+                };
+                let message = Outgoing {
                     transaction_id,
-                    ERROR_GENERIC,
-                    "bootstrap server stores nothing",
-                );
-                message.version = self.config.version.clone();
-                self.push(from, &message);
+                    version: self.config.version.as_deref(),
+                    read_only: false,
+                    requester_ip: None,
+                    body: BodyRef::Error(&error),
+                };
+                self.outbox
+                    .push(&mut self.stats, self.config.max_outbox, from, &message);
                 return;
             }
         }
         self.stats.answered += 1;
-        let message = Message {
+        let message = Outgoing {
             transaction_id,
-            version: self.config.version.clone(),
+            version: self.config.version.as_deref(),
             read_only: false,
             requester_ip: Some(from),
-            body: Body::Response(response),
+            body: BodyRef::Response(&response),
         };
-        self.push(from, &message);
+        self.outbox
+            .push(&mut self.stats, self.config.max_outbox, from, &message);
     }
 
     fn fill_nodes(

@@ -1,18 +1,22 @@
-//! Decoding datagrams into [`Message`]s with bendy, under a size and a nesting limit.
+//! Decoding datagrams into [`Message`]s, under a size and a nesting limit.
 //!
-//! One pass of bendy's streaming decoder collects every known field of the envelope and of the
-//! `a` / `r` dictionaries; a second step checks what the method needs. bendy accepts only
-//! canonical bencode, so input it refuses goes through [`super::lenient`], which rewrites
-//! valid-but-non-canonical bencode (unsorted or duplicate keys, padded integers) canonically
-//! and classifies everything else; such messages decode with `canonical == false`.
+//! One pass of the strict, zero-copy [`super::reader`] collects every known field of the
+//! envelope and of the `a` / `r` dictionaries; a second step checks what the method needs. The
+//! reader accepts only canonical bencode (exactly what bendy's strict decoder accepts, which
+//! this module used before and which its tests keep as an oracle), so input it refuses goes
+//! through [`super::lenient`], which rewrites valid-but-non-canonical bencode (unsorted or
+//! duplicate keys, padded integers) canonically and classifies everything else; such messages
+//! decode with `canonical == false`.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use bendy::decoding::{Decoder, DictDecoder, Error as BendyError, ListDecoder, Object};
+use bendy::decoding::{Decoder, Error as BendyError, Object};
 
 use super::compact;
 use super::error::{DecodeError, RejectReason};
 use super::lenient;
+use super::reader::{Reader, Token, parse_i64};
 use super::{Body, KrpcError, Message, PutArgs, Query, QueryKind, RawValue, Response, Want};
 use crate::id::NodeId;
 
@@ -38,27 +42,74 @@ pub struct Decoded {
 /// A malformed query that carried a transaction id yields a [`DecodeError`] whose `reply` is
 /// the error the sender must get; anything else malformed is only counted.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
-    if bytes.len() > MAX_MESSAGE_SIZE {
-        return Err(DecodeError::drop(RejectReason::TooLarge));
+    decode_ref(bytes).map(MessageRef::into_decoded)
+}
+
+/// A decoded message whose transaction id and version borrow from the datagram (when it was
+/// canonical; from the decoder's rewrite otherwise): [`decode`] without the copies, for the
+/// cores' hot paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MessageRef<'a> {
+    /// `t`.
+    pub(crate) transaction_id: Cow<'a, [u8]>,
+    /// `v`.
+    pub(crate) version: Option<Cow<'a, [u8]>>,
+    /// `ro`.
+    pub(crate) read_only: bool,
+    /// `ip`.
+    pub(crate) requester_ip: Option<SocketAddr>,
+    /// The query, response or error.
+    pub(crate) body: Body,
+    /// As [`Decoded::canonical`].
+    pub(crate) canonical: bool,
+}
+
+impl MessageRef<'_> {
+    fn into_decoded(self) -> Decoded {
+        Decoded {
+            message: Message {
+                transaction_id: self.transaction_id.into_owned(),
+                version: self.version.map(Cow::into_owned),
+                read_only: self.read_only,
+                requester_ip: self.requester_ip,
+                body: self.body,
+            },
+            canonical: self.canonical,
+        }
     }
-    match parse_envelope(bytes) {
-        Ok(envelope) => assemble(envelope).map(|message| Decoded {
-            message,
-            canonical: true,
-        }),
-        Err(RejectReason::NotADict) => Err(DecodeError::drop(RejectReason::NotADict)),
-        Err(_) => {
-            let canonical = lenient::canonicalize(bytes, MAX_DEPTH).map_err(DecodeError::drop)?;
-            let envelope = parse_envelope(&canonical).map_err(DecodeError::drop)?;
-            assemble(envelope).map(|message| Decoded {
-                message,
-                canonical: false,
-            })
+
+    fn into_owned(self) -> MessageRef<'static> {
+        MessageRef {
+            transaction_id: Cow::Owned(self.transaction_id.into_owned()),
+            version: self.version.map(|v| Cow::Owned(v.into_owned())),
+            read_only: self.read_only,
+            requester_ip: self.requester_ip,
+            body: self.body,
+            canonical: self.canonical,
         }
     }
 }
 
-/// Whether `bytes` is exactly one canonical bencoded value within the nesting limit.
+/// [`decode`], borrowing the transaction id and version.
+pub(crate) fn decode_ref(bytes: &[u8]) -> Result<MessageRef<'_>, DecodeError> {
+    if bytes.len() > MAX_MESSAGE_SIZE {
+        return Err(DecodeError::drop(RejectReason::TooLarge));
+    }
+    let mut envelope = Envelope::default();
+    match parse_envelope(bytes, &mut envelope) {
+        Ok(()) => assemble(&mut envelope, true),
+        Err(RejectReason::NotADict) => Err(DecodeError::drop(RejectReason::NotADict)),
+        Err(_) => {
+            let canonical = lenient::canonicalize(bytes, MAX_DEPTH).map_err(DecodeError::drop)?;
+            let mut envelope = Envelope::default();
+            parse_envelope(&canonical, &mut envelope).map_err(DecodeError::drop)?;
+            assemble(&mut envelope, false).map(MessageRef::into_owned)
+        }
+    }
+}
+
+/// Whether `bytes` is exactly one canonical bencoded value within the nesting limit (checked
+/// with bendy, independently of the decoder's own reader).
 pub(crate) fn is_single_canonical_value(bytes: &[u8]) -> bool {
     let mut decoder = Decoder::new(bytes).with_max_depth(MAX_DEPTH);
     let first = match decoder.next_object() {
@@ -77,7 +128,7 @@ fn consume(object: Object<'_, '_>) -> Result<(), BendyError> {
 }
 
 /// A field as found: absent, present with the expected type, or present with another type.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 enum Field<T> {
     #[default]
     Absent,
@@ -102,11 +153,10 @@ enum RawItem<'a> {
     /// A byte string's payload.
     String(&'a [u8]),
     /// An integer's digits.
-    Integer(&'a str),
+    Integer(&'a [u8]),
 }
-
 /// Every known key of the `a` and `r` dictionaries.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Fields<'a> {
     id: Field<&'a [u8]>,
     target: Field<&'a [u8]>,
@@ -135,7 +185,7 @@ struct Fields<'a> {
 }
 
 /// The top-level dictionary.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Envelope<'a> {
     transaction_id: Field<&'a [u8]>,
     kind: Field<&'a [u8]>,
@@ -148,127 +198,163 @@ struct Envelope<'a> {
     error: Field<(i64, &'a [u8])>,
 }
 
-/// Structural failures inside bendy are all reported as `Bencode` here; the lenient pass
-/// classifies them precisely.
-fn structure(_: BendyError) -> RejectReason {
-    RejectReason::Bencode
-}
-
-fn parse_envelope(bytes: &[u8]) -> Result<Envelope<'_>, RejectReason> {
-    let mut decoder = Decoder::new(bytes).with_max_depth(MAX_DEPTH);
-    let mut envelope = Envelope::default();
-    match decoder.next_object().map_err(structure)? {
-        Some(Object::Dict(mut dict)) => {
-            while let Some((key, value)) = dict.next_pair().map_err(structure)? {
-                match key {
-                    b"t" => envelope.transaction_id = bytes_field(value),
-                    b"y" => envelope.kind = bytes_field(value),
-                    b"q" => envelope.method = bytes_field(value),
-                    b"v" => envelope.version = bytes_field(value).ok(),
-                    b"ip" => {
-                        envelope.requester_ip =
-                            bytes_field(value).ok().and_then(compact::decode_addr)
-                    }
-                    b"ro" => envelope.read_only = matches!(value, Object::Integer("1")),
-                    b"a" => envelope.arguments = fields(value)?,
-                    b"r" => envelope.reply = fields(value)?,
-                    b"e" => envelope.error = error_list(value)?,
-                    _ => consume(value).map_err(structure)?,
-                }
-            }
-        }
-        Some(other) => {
-            consume(other).map_err(structure)?;
+/// Reads `bytes` into `envelope` (which must be empty: `Envelope::default()`).
+fn parse_envelope<'a>(bytes: &'a [u8], envelope: &mut Envelope<'a>) -> Result<(), RejectReason> {
+    let mut reader = Reader::new(bytes, MAX_DEPTH);
+    match reader.value()? {
+        Token::Dict => {}
+        other => {
+            reader.skip(other, 0)?;
             return Err(RejectReason::NotADict);
         }
-        None => return Err(RejectReason::Bencode),
     }
-    match decoder.next_object() {
-        Ok(None) => Ok(envelope),
-        _ => Err(RejectReason::TrailingData),
-    }
-}
-
-fn bytes_field<'a>(value: Object<'_, 'a>) -> Field<&'a [u8]> {
-    match value {
-        Object::Bytes(bytes) => Field::Present(bytes),
-        _ => Field::Invalid,
-    }
-}
-
-fn int_field(value: Object<'_, '_>) -> Field<i64> {
-    match value {
-        Object::Integer(digits) => digits.parse().map_or(Field::Invalid, Field::Present),
-        _ => Field::Invalid,
-    }
-}
-
-fn fields<'a>(value: Object<'_, 'a>) -> Result<Field<Fields<'a>>, RejectReason> {
-    let Object::Dict(mut dict) = value else {
-        consume(value).map_err(structure)?;
-        return Ok(Field::Invalid);
-    };
-    let mut f = Fields::default();
-    while let Some((key, value)) = dict.next_pair().map_err(structure)? {
+    let open = reader.open(0)?;
+    let mut previous = None;
+    while let Some(key) = reader.key(&mut previous)? {
+        let value = reader.value()?;
         match key {
-            b"id" => f.id = bytes_field(value),
-            b"target" => f.target = bytes_field(value),
-            b"info_hash" => f.info_hash = bytes_field(value),
-            b"token" => f.token = bytes_field(value),
-            b"port" => f.port = int_field(value),
-            b"implied_port" => f.implied_port = int_field(value),
-            b"noseed" => f.noseed = int_field(value),
-            b"scrape" => f.scrape = int_field(value),
-            b"seed" => f.seed = int_field(value),
-            b"want" => f.want = want(value)?,
-            b"seq" => f.seq = int_field(value),
-            b"cas" => f.cas = int_field(value),
-            b"k" => f.key = bytes_field(value),
-            b"salt" => f.salt = bytes_field(value),
-            b"sig" => f.signature = bytes_field(value),
-            b"v" => f.value = Field::Present(raw_item(value)?),
-            b"nodes" => f.nodes = bytes_field(value),
-            b"nodes6" => f.nodes6 = bytes_field(value),
-            b"values" => f.values = values(value)?,
-            b"samples" => f.samples = bytes_field(value),
-            b"interval" => f.interval = int_field(value),
-            b"num" => f.num = int_field(value),
-            b"BFsd" => f.bloom_seeds = bytes_field(value),
-            b"BFpe" => f.bloom_peers = bytes_field(value),
-            _ => consume(value).map_err(structure)?,
+            b"t" => envelope.transaction_id = bytes_field(&mut reader, value, open)?,
+            b"y" => envelope.kind = bytes_field(&mut reader, value, open)?,
+            b"q" => envelope.method = bytes_field(&mut reader, value, open)?,
+            b"v" => envelope.version = bytes_field(&mut reader, value, open)?.ok(),
+            b"ip" => {
+                envelope.requester_ip = bytes_field(&mut reader, value, open)?
+                    .ok()
+                    .and_then(compact::decode_addr)
+            }
+            b"ro" => {
+                envelope.read_only = value == Token::Int(b"1");
+                reader.skip(value, open)?;
+            }
+            b"a" => fields(&mut reader, value, open, &mut envelope.arguments)?,
+            b"r" => fields(&mut reader, value, open, &mut envelope.reply)?,
+            b"e" => envelope.error = error_list(&mut reader, value, open)?,
+            _ => reader.skip(value, open)?,
         }
     }
-    Ok(Field::Present(f))
-}
-
-fn list_of<'a>(
-    value: Object<'_, 'a>,
-    mut each: impl FnMut(Object<'_, 'a>),
-) -> Result<bool, RejectReason> {
-    let Object::List(mut list) = value else {
-        consume(value).map_err(structure)?;
-        return Ok(false);
-    };
-    while let Some(item) = next_item(&mut list)? {
-        each(item);
+    if reader.at_end() {
+        Ok(())
+    } else {
+        Err(RejectReason::TrailingData)
     }
-    Ok(true)
 }
 
-fn next_item<'i, 'a>(
-    list: &'i mut ListDecoder<'_, 'a>,
-) -> Result<Option<Object<'i, 'a>>, RejectReason> {
-    list.next_object().map_err(structure)
-}
-
-fn want(value: Object<'_, '_>) -> Result<Field<Want>, RejectReason> {
-    let mut want = Want::default();
-    let is_list = list_of(value, |item| match item {
-        Object::Bytes(b"n4") => want.n4 = true,
-        Object::Bytes(b"n6") => want.n6 = true,
+/// `value`'s payload if it is a byte string; anything else is read past and `Invalid`.
+fn bytes_field<'a>(
+    reader: &mut Reader<'a>,
+    value: Token<'a>,
+    open: usize,
+) -> Result<Field<&'a [u8]>, RejectReason> {
+    Ok(match value {
+        Token::Bytes(bytes) => Field::Present(bytes),
         other => {
-            let _ = consume(other);
+            reader.skip(other, open)?;
+            Field::Invalid
         }
+    })
+}
+
+fn int_field<'a>(
+    reader: &mut Reader<'a>,
+    value: Token<'a>,
+    open: usize,
+) -> Result<Field<i64>, RejectReason> {
+    Ok(match value {
+        Token::Int(digits) => parse_i64(digits).map_or(Field::Invalid, Field::Present),
+        other => {
+            reader.skip(other, open)?;
+            Field::Invalid
+        }
+    })
+}
+
+/// Reads `value` into `out`: its fields if it is a dictionary, else `Invalid`. The dictionary
+/// is read in place (a `Fields` is several hundred bytes).
+fn fields<'a>(
+    reader: &mut Reader<'a>,
+    value: Token<'a>,
+    open: usize,
+    out: &mut Field<Fields<'a>>,
+) -> Result<(), RejectReason> {
+    if value != Token::Dict {
+        reader.skip(value, open)?;
+        *out = Field::Invalid;
+        return Ok(());
+    }
+    let open = reader.open(open)?;
+    *out = Field::Present(Fields::default());
+    let Field::Present(f) = out else {
+        return Ok(());
+    };
+    let mut previous = None;
+    while let Some(key) = reader.key(&mut previous)? {
+        let value = reader.value()?;
+        let r = &mut *reader;
+        match key {
+            b"id" => f.id = bytes_field(r, value, open)?,
+            b"target" => f.target = bytes_field(r, value, open)?,
+            b"info_hash" => f.info_hash = bytes_field(r, value, open)?,
+            b"token" => f.token = bytes_field(r, value, open)?,
+            b"port" => f.port = int_field(r, value, open)?,
+            b"implied_port" => f.implied_port = int_field(r, value, open)?,
+            b"noseed" => f.noseed = int_field(r, value, open)?,
+            b"scrape" => f.scrape = int_field(r, value, open)?,
+            b"seed" => f.seed = int_field(r, value, open)?,
+            b"want" => f.want = want(r, value, open)?,
+            b"seq" => f.seq = int_field(r, value, open)?,
+            b"cas" => f.cas = int_field(r, value, open)?,
+            b"k" => f.key = bytes_field(r, value, open)?,
+            b"salt" => f.salt = bytes_field(r, value, open)?,
+            b"sig" => f.signature = bytes_field(r, value, open)?,
+            b"v" => f.value = Field::Present(raw_item(r, value, open)?),
+            b"nodes" => f.nodes = bytes_field(r, value, open)?,
+            b"nodes6" => f.nodes6 = bytes_field(r, value, open)?,
+            b"values" => f.values = values(r, value, open)?,
+            b"samples" => f.samples = bytes_field(r, value, open)?,
+            b"interval" => f.interval = int_field(r, value, open)?,
+            b"num" => f.num = int_field(r, value, open)?,
+            b"BFsd" => f.bloom_seeds = bytes_field(r, value, open)?,
+            b"BFpe" => f.bloom_peers = bytes_field(r, value, open)?,
+            _ => r.skip(value, open)?,
+        }
+    }
+    Ok(())
+}
+
+/// Calls `each` with every item of `value` if it is a list (the items `each` does not read
+/// past are read past here); `false` if it is not a list.
+fn list_of<'a>(
+    reader: &mut Reader<'a>,
+    value: Token<'a>,
+    open: usize,
+    mut each: impl FnMut(Token<'a>),
+) -> Result<bool, RejectReason> {
+    if value != Token::List {
+        reader.skip(value, open)?;
+        return Ok(false);
+    }
+    let open = reader.open(open)?;
+    loop {
+        match reader.token()? {
+            Token::End => return Ok(true),
+            item => {
+                each(item);
+                reader.skip(item, open)?;
+            }
+        }
+    }
+}
+
+fn want<'a>(
+    reader: &mut Reader<'a>,
+    value: Token<'a>,
+    open: usize,
+) -> Result<Field<Want>, RejectReason> {
+    let mut want = Want::default();
+    let is_list = list_of(reader, value, open, |item| match item {
+        Token::Bytes(b"n4") => want.n4 = true,
+        Token::Bytes(b"n6") => want.n6 = true,
+        _ => {}
     })?;
     Ok(if is_list {
         Field::Present(want)
@@ -277,12 +363,15 @@ fn want(value: Object<'_, '_>) -> Result<Field<Want>, RejectReason> {
     })
 }
 
-fn values(value: Object<'_, '_>) -> Result<Field<Vec<SocketAddr>>, RejectReason> {
+fn values<'a>(
+    reader: &mut Reader<'a>,
+    value: Token<'a>,
+    open: usize,
+) -> Result<Field<Vec<SocketAddr>>, RejectReason> {
     let mut peers = Vec::new();
-    let is_list = list_of(value, |item| match item {
-        Object::Bytes(bytes) => peers.extend(compact::decode_addr(bytes)),
-        other => {
-            let _ = consume(other);
+    let is_list = list_of(reader, value, open, |item| {
+        if let Token::Bytes(bytes) = item {
+            peers.extend(compact::decode_addr(bytes));
         }
     })?;
     Ok(if is_list {
@@ -292,45 +381,66 @@ fn values(value: Object<'_, '_>) -> Result<Field<Vec<SocketAddr>>, RejectReason>
     })
 }
 
-fn raw_item<'a>(value: Object<'_, 'a>) -> Result<RawItem<'a>, RejectReason> {
+fn raw_item<'a>(
+    reader: &mut Reader<'a>,
+    value: Token<'a>,
+    open: usize,
+) -> Result<RawItem<'a>, RejectReason> {
     Ok(match value {
-        Object::Bytes(bytes) => RawItem::String(bytes),
-        Object::Integer(digits) => RawItem::Integer(digits),
-        Object::Dict(dict) => RawItem::Encoded(dict_raw(dict)?),
-        Object::List(list) => RawItem::Encoded(list.into_raw().map_err(structure)?),
+        Token::Bytes(bytes) => RawItem::String(bytes),
+        Token::Int(digits) => RawItem::Integer(digits),
+        container => {
+            // The container's first byte (`l` or `d`) was just read.
+            let start = reader.pos().saturating_sub(1);
+            reader.skip(container, open)?;
+            RawItem::Encoded(reader.since(start))
+        }
     })
 }
 
-fn dict_raw<'a>(dict: DictDecoder<'_, 'a>) -> Result<&'a [u8], RejectReason> {
-    dict.into_raw().map_err(structure)
-}
-
-fn error_list<'a>(value: Object<'_, 'a>) -> Result<Field<(i64, &'a [u8])>, RejectReason> {
-    let Object::List(mut list) = value else {
-        consume(value).map_err(structure)?;
+fn error_list<'a>(
+    reader: &mut Reader<'a>,
+    value: Token<'a>,
+    open: usize,
+) -> Result<Field<(i64, &'a [u8])>, RejectReason> {
+    if value != Token::List {
+        reader.skip(value, open)?;
         return Ok(Field::Invalid);
-    };
-    let code = match next_item(&mut list)? {
-        Some(Object::Integer(digits)) => digits.parse::<i64>().ok(),
-        Some(other) => {
-            consume(other).map_err(structure)?;
+    }
+    let open = reader.open(open)?;
+    let mut ended = false;
+    let code = match reader.token()? {
+        Token::End => {
+            ended = true;
             None
         }
-        None => None,
-    };
-    let message: &'a [u8] = match next_item(&mut list)? {
-        Some(Object::Bytes(bytes)) => bytes,
-        Some(other) => {
-            consume(other).map_err(structure)?;
-            b""
+        Token::Int(digits) => parse_i64(digits),
+        other => {
+            reader.skip(other, open)?;
+            None
         }
-        None => b"",
     };
-    list.consume_all().map_err(structure)?;
+    let mut message: &'a [u8] = b"";
+    if !ended {
+        match reader.token()? {
+            Token::End => ended = true,
+            Token::Bytes(bytes) => message = bytes,
+            other => reader.skip(other, open)?,
+        }
+    }
+    while !ended {
+        match reader.token()? {
+            Token::End => ended = true,
+            other => reader.skip(other, open)?,
+        }
+    }
     Ok(code.map_or(Field::Invalid, |code| Field::Present((code, message))))
 }
 
-fn assemble(envelope: Envelope<'_>) -> Result<Message, DecodeError> {
+fn assemble<'a>(
+    envelope: &mut Envelope<'a>,
+    canonical: bool,
+) -> Result<MessageRef<'a>, DecodeError> {
     let Field::Present(transaction_id) = envelope.transaction_id else {
         return Err(DecodeError::drop(RejectReason::MissingTransactionId));
     };
@@ -338,8 +448,12 @@ fn assemble(envelope: Envelope<'_>) -> Result<Message, DecodeError> {
         return Err(DecodeError::drop(RejectReason::MissingType));
     };
     let body = match kind {
-        b"q" => Body::Query(query(transaction_id, envelope.method, envelope.arguments)?),
-        b"r" => Body::Response(response(envelope.reply).map_err(DecodeError::drop)?),
+        b"q" => Body::Query(query(
+            transaction_id,
+            &envelope.method,
+            &envelope.arguments,
+        )?),
+        b"r" => Body::Response(response(&mut envelope.reply).map_err(DecodeError::drop)?),
         b"e" => match envelope.error {
             Field::Present((code, message)) => Body::Error(KrpcError {
                 code,
@@ -349,12 +463,13 @@ fn assemble(envelope: Envelope<'_>) -> Result<Message, DecodeError> {
         },
         _ => return Err(DecodeError::drop(RejectReason::UnknownType)),
     };
-    Ok(Message {
-        transaction_id: transaction_id.to_vec(),
-        version: envelope.version.map(<[u8]>::to_vec),
+    Ok(MessageRef {
+        transaction_id: Cow::Borrowed(transaction_id),
+        version: envelope.version.map(Cow::Borrowed),
         read_only: envelope.read_only,
         requester_ip: envelope.requester_ip,
         body,
+        canonical,
     })
 }
 
@@ -371,11 +486,11 @@ fn flag(field: &Field<i64>) -> bool {
 
 fn query(
     transaction_id: &[u8],
-    method: Field<&[u8]>,
-    arguments: Field<Fields<'_>>,
+    method: &Field<&[u8]>,
+    arguments: &Field<Fields<'_>>,
 ) -> Result<Query, DecodeError> {
     let answer = |reason| DecodeError::answer(reason, transaction_id);
-    let Field::Present(method) = method else {
+    let &Field::Present(method) = method else {
         return Err(answer(RejectReason::MissingMethod));
     };
     let Field::Present(a) = arguments else {
@@ -497,11 +612,17 @@ fn raw_value(item: RawItem<'_>) -> RawValue {
     match item {
         RawItem::Encoded(bytes) => RawValue::from_trusted(bytes.to_vec()),
         RawItem::String(payload) => RawValue::from_bytes(payload),
-        RawItem::Integer(digits) => RawValue::from_trusted(format!("i{digits}e").into_bytes()),
+        RawItem::Integer(digits) => {
+            let mut bytes = Vec::with_capacity(digits.len() + 2);
+            bytes.push(b'i');
+            bytes.extend_from_slice(digits);
+            bytes.push(b'e');
+            RawValue::from_trusted(bytes)
+        }
     }
 }
 
-fn response(reply: Field<Fields<'_>>) -> Result<Response, RejectReason> {
+fn response(reply: &mut Field<Fields<'_>>) -> Result<Response, RejectReason> {
     let Field::Present(r) = reply else {
         return Err(RejectReason::MissingReply);
     };
@@ -534,7 +655,11 @@ fn response(reply: Field<Fields<'_>>) -> Result<Response, RejectReason> {
         id,
         nodes: opt(r.nodes, RejectReason::BadNodes, compact::decode_nodes_v4)?,
         nodes6: opt(r.nodes6, RejectReason::BadNodes, compact::decode_nodes_v6)?,
-        values: opt(r.values, RejectReason::BadValues, |v| v)?,
+        values: opt(
+            std::mem::take(&mut r.values),
+            RejectReason::BadValues,
+            |v| v,
+        )?,
         token: opt(r.token, RejectReason::BadToken, <[u8]>::to_vec)?,
         samples: opt(r.samples, RejectReason::BadSamples, compact::decode_hashes)?,
         interval: opt(r.interval, RejectReason::BadSamples, |v| v)?,
@@ -547,3 +672,7 @@ fn response(reply: Field<Fields<'_>>) -> Result<Response, RejectReason> {
         seq: opt(r.seq, RejectReason::BadItem, |v| v)?,
     })
 }
+
+#[cfg(test)]
+#[path = "decode_oracle.rs"]
+mod oracle;

@@ -5,10 +5,11 @@
 //! checks it against bendy's strict decoder).
 
 use super::compact;
-use super::{Body, KrpcError, Message, Query, QueryKind, Response, Want};
+use super::{BodyRef, KrpcError, Outgoing, Query, QueryKind, Response, Want};
 use crate::contact::NodeInfo;
 
 /// Appends a byte string: `<len>:<bytes>`.
+#[inline]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_decimal(out, bytes.len() as u64);
     out.push(b':');
@@ -35,7 +36,18 @@ pub(crate) fn put_raw_int(out: &mut Vec<u8>, negative: bool, digits: &[u8]) {
     out.push(b'e');
 }
 
-fn put_decimal(out: &mut Vec<u8>, mut value: u64) {
+/// Appends `value` in decimal. Inlined for the one-digit case (key names, short strings), which
+/// then folds to a constant for a key.
+#[inline]
+fn put_decimal(out: &mut Vec<u8>, value: u64) {
+    if value < 10 {
+        out.push(b'0' + value as u8);
+    } else {
+        put_decimal_long(out, value);
+    }
+}
+
+fn put_decimal_long(out: &mut Vec<u8>, mut value: u64) {
     let mut buf = [0u8; 20];
     let mut at = buf.len();
     loop {
@@ -49,10 +61,12 @@ fn put_decimal(out: &mut Vec<u8>, mut value: u64) {
     out.extend_from_slice(&buf[at..]);
 }
 
+#[inline]
 fn key(out: &mut Vec<u8>, name: &str) {
     put_bytes(out, name.as_bytes());
 }
 
+#[inline]
 fn key_bytes(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     key(out, name);
     put_bytes(out, value);
@@ -69,18 +83,18 @@ fn key_flag(out: &mut Vec<u8>, name: &str, set: bool) {
     }
 }
 
-pub(crate) fn message(message: &Message, out: &mut Vec<u8>) {
+pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
     out.push(b'd');
-    match &message.body {
-        Body::Query(query) => {
+    match message.body {
+        BodyRef::Query(query) => {
             key(out, "a");
             arguments(query, out);
         }
-        Body::Error(error) => {
+        BodyRef::Error(error) => {
             key(out, "e");
             error_list(error, out);
         }
-        Body::Response(_) => {}
+        BodyRef::Response(_) => {}
     }
     if let Some(ip) = &message.requester_ip {
         key(out, "ip");
@@ -88,23 +102,23 @@ pub(crate) fn message(message: &Message, out: &mut Vec<u8>) {
         out.push(b':');
         compact::encode_addr(out, ip);
     }
-    match &message.body {
-        Body::Query(query) => key_bytes(out, "q", query.kind.method().as_bytes()),
-        Body::Response(response) => {
+    match message.body {
+        BodyRef::Query(query) => key_bytes(out, "q", query.kind.method().as_bytes()),
+        BodyRef::Response(response) => {
             key(out, "r");
             reply(response, out);
         }
-        Body::Error(_) => {}
+        BodyRef::Error(_) => {}
     }
     key_flag(out, "ro", message.read_only);
-    key_bytes(out, "t", &message.transaction_id);
-    if let Some(version) = &message.version {
+    key_bytes(out, "t", message.transaction_id);
+    if let Some(version) = message.version {
         key_bytes(out, "v", version);
     }
     let kind: &[u8] = match message.body {
-        Body::Query(_) => b"q",
-        Body::Response(_) => b"r",
-        Body::Error(_) => b"e",
+        BodyRef::Query(_) => b"q",
+        BodyRef::Response(_) => b"r",
+        BodyRef::Error(_) => b"e",
     };
     key_bytes(out, "y", kind);
     out.push(b'e');
@@ -289,6 +303,15 @@ fn reply(r: &Response, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals() {
+        for value in [0, 1, 9, 10, 99, 100, 208, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            put_decimal(&mut out, value);
+            assert_eq!(out, value.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn integers_are_minimal() {

@@ -1,9 +1,10 @@
 //! The KRPC wire format: typed messages of BEP 5, 32, 33, 42, 43, 44 and 51.
 //!
 //! This module owns the message types ([`Message`], [`Query`], [`Response`], [`KrpcError`]), the
-//! decoder ([`decode`], built on bendy, under a size and a nesting limit, liberal where real
-//! implementations are) and the canonical encoder ([`Message::encode`]). It knows nothing about
-//! what a node does with a message: answering, routing and lookups live elsewhere.
+//! decoder ([`decode()`]: a strict zero-copy bencode reader that accepts what bendy's does, under a
+//! size and a nesting limit, liberal where real implementations are) and the canonical encoder
+//! ([`Message::encode`]). It knows nothing about what a node does with a message: answering,
+//! routing and lookups live elsewhere.
 //!
 //! Decoding never panics and never allocates more than a small multiple of the datagram size. A
 //! malformed query maps to the error reply that must be sent (203, or 204 for an unknown method);
@@ -14,6 +15,7 @@ mod decode;
 mod encode;
 mod error;
 mod lenient;
+mod reader;
 
 use std::net::SocketAddr;
 
@@ -21,6 +23,7 @@ use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 
 pub use decode::{Decoded, MAX_DEPTH, MAX_MESSAGE_SIZE, decode};
+pub(crate) use decode::{MessageRef, decode_ref};
 pub use error::{DecodeError, ErrorReply, RejectReason};
 
 /// Error code 201: a generic error.
@@ -317,7 +320,22 @@ impl Message {
 
     /// Appends the canonical bencoding of this message to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        encode::message(self, out);
+        self.as_outgoing().encode_into(out);
+    }
+
+    /// This message as borrowed parts.
+    pub(crate) fn as_outgoing(&self) -> Outgoing<'_> {
+        Outgoing {
+            transaction_id: &self.transaction_id,
+            version: self.version.as_deref(),
+            read_only: self.read_only,
+            requester_ip: self.requester_ip,
+            body: match &self.body {
+                Body::Query(query) => BodyRef::Query(query),
+                Body::Response(response) => BodyRef::Response(response),
+                Body::Error(error) => BodyRef::Error(error),
+            },
+        }
     }
 
     /// The method name of a query (`None` for responses and errors).
@@ -326,6 +344,41 @@ impl Message {
             Body::Query(q) => Some(q.kind.method()),
             _ => None,
         }
+    }
+}
+
+/// A message to encode, as borrowed parts: what a [`Message`] holds, without owning its
+/// transaction id, version and body, so that a core can answer with the datagram's
+/// transaction id and its configured version without copying them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outgoing<'m> {
+    /// `t`.
+    pub(crate) transaction_id: &'m [u8],
+    /// `v`.
+    pub(crate) version: Option<&'m [u8]>,
+    /// `ro`.
+    pub(crate) read_only: bool,
+    /// `ip`.
+    pub(crate) requester_ip: Option<SocketAddr>,
+    /// The query, response or error.
+    pub(crate) body: BodyRef<'m>,
+}
+
+/// A borrowed [`Body`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BodyRef<'m> {
+    /// `y = q`.
+    Query(&'m Query),
+    /// `y = r`.
+    Response(&'m Response),
+    /// `y = e`.
+    Error(&'m KrpcError),
+}
+
+impl Outgoing<'_> {
+    /// Appends the canonical bencoding of this message to `out` (as [`Message::encode_into`]).
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        encode::message(self, out);
     }
 }
 

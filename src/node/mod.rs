@@ -22,8 +22,8 @@ use rand::rngs::SmallRng;
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::krpc::{
-    self, Body, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL, KrpcError, Message, Query, QueryKind,
-    Response, Want,
+    self, Body, BodyRef, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL, KrpcError, MessageRef, Outgoing,
+    Query, QueryKind, Response, Want,
 };
 use crate::peers::{AddressFamily, PeerStore};
 use crate::routing::{FailureOutcome, InsertOutcome, RoutingTable, Snapshot, SnapshotEntry};
@@ -44,6 +44,30 @@ pub use stats::{Method, Stats};
 /// the query itself (up to 64 KiB, fragmented or unsendable). Such queries are dropped and
 /// counted in [`Stats::oversized_transaction_ids`].
 pub const MAX_TRANSACTION_ID_LEN: usize = 64;
+
+/// The datagrams waiting in [`Node::poll_transmit`]'s queue, and the buffer they are encoded
+/// in (each is then copied out at its exact size).
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Transmit>,
+    scratch: Vec<u8>,
+}
+
+impl Outbox {
+    /// Encodes `message` and queues it for `to`, unless `max` datagrams already wait.
+    fn push(&mut self, stats: &mut Stats, max: usize, to: SocketAddr, message: &Outgoing<'_>) {
+        if self.queue.len() >= max {
+            stats.queue_overflows += 1;
+            return;
+        }
+        self.scratch.clear();
+        message.encode_into(&mut self.scratch);
+        let bytes = self.scratch.as_slice().to_vec();
+        stats.datagrams_out += 1;
+        stats.bytes_out += bytes.len() as u64;
+        self.queue.push_back(Transmit { to, bytes });
+    }
+}
 
 /// What a pending query was for.
 #[derive(Clone, Debug)]
@@ -98,7 +122,7 @@ pub struct Node {
     next_request: u64,
     bootstrap_nodes: Vec<SocketAddr>,
     last_bootstrap: Option<Instant>,
-    outbox: VecDeque<Transmit>,
+    outbox: Outbox,
     events: VecDeque<Event>,
     stats: Stats,
     next_tick: Instant,
@@ -121,7 +145,7 @@ impl Node {
             next_request: 1,
             bootstrap_nodes: Vec::new(),
             last_bootstrap: None,
-            outbox: VecDeque::new(),
+            outbox: Outbox::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
             next_tick: now,
@@ -180,7 +204,7 @@ impl Node {
 
     /// Datagrams waiting in [`Node::poll_transmit`]'s queue.
     pub fn transmits_queued(&self) -> usize {
-        self.outbox.len()
+        self.outbox.queue.len()
     }
 
     /// Lookups and announces still running.
@@ -197,7 +221,7 @@ impl Node {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.pop_front()
+        self.outbox.queue.pop_front()
     }
 
     /// The next event.
@@ -240,17 +264,6 @@ impl Node {
             return;
         }
         self.events.push_back(event);
-    }
-
-    fn send(&mut self, to: SocketAddr, message: &Message) {
-        if self.outbox.len() >= self.config.max_outbox {
-            self.stats.queue_overflows += 1;
-            return;
-        }
-        let bytes = message.encode();
-        self.stats.datagrams_out += 1;
-        self.stats.bytes_out += bytes.len() as u64;
-        self.outbox.push_back(Transmit { to, bytes });
     }
 
     fn table(&mut self, addr: &SocketAddr) -> &mut RoutingTable {
@@ -621,14 +634,16 @@ impl Node {
             }
         };
         self.stats.queries_out[Method::of(&kind) as usize] += 1;
-        let message = Message {
-            transaction_id: tid.as_bytes().to_vec(),
-            version: self.config.version.clone(),
+        let query = Query { id: self.id, kind };
+        let message = Outgoing {
+            transaction_id: tid.as_bytes(),
+            version: self.config.version.as_deref(),
             read_only: self.config.read_only,
             requester_ip: None,
-            body: Body::Query(Query { id: self.id, kind }),
+            body: BodyRef::Query(&query),
         };
-        self.send(addr, &message);
+        let max = self.config.max_outbox;
+        self.outbox.push(&mut self.stats, max, addr, &message);
         Ok(())
     }
 
@@ -642,7 +657,7 @@ impl Node {
             self.stats.filtered_addresses += 1;
             return;
         }
-        let decoded = match krpc::decode(bytes) {
+        let decoded = match krpc::decode_ref(bytes) {
             Ok(decoded) => decoded,
             Err(error) => {
                 self.stats.reject(error.reason);
@@ -652,7 +667,7 @@ impl Node {
                         return;
                     }
                     if !self.config.read_only && self.rate_allows(now, &from) {
-                        self.reply_error(from, reply.transaction_id, reply.code, reply.message);
+                        self.reply_error(from, &reply.transaction_id, reply.code, reply.message);
                     }
                 }
                 return;
@@ -661,22 +676,25 @@ impl Node {
         if !decoded.canonical {
             self.stats.non_canonical += 1;
         }
-        let message = decoded.message;
-        match message.body {
+        let MessageRef {
+            transaction_id,
+            read_only,
+            body,
+            ..
+        } = decoded;
+        match body {
             Body::Query(query) => {
-                if message.transaction_id.len() > MAX_TRANSACTION_ID_LEN {
+                if transaction_id.len() > MAX_TRANSACTION_ID_LEN {
                     self.stats.oversized_transaction_ids += 1;
                     return;
                 }
                 if !self.rate_allows(now, &from) {
                     return;
                 }
-                self.on_query(now, from, message.transaction_id, message.read_only, query)
+                self.on_query(now, from, &transaction_id, read_only, query)
             }
-            Body::Response(response) => {
-                self.on_response(now, from, &message.transaction_id, response)
-            }
-            Body::Error(error) => self.on_error(now, from, &message.transaction_id, error),
+            Body::Response(response) => self.on_response(now, from, &transaction_id, response),
+            Body::Error(error) => self.on_error(now, from, &transaction_id, error),
         }
     }
 
@@ -744,23 +762,34 @@ impl Node {
         }
     }
 
-    fn reply(&mut self, to: SocketAddr, transaction_id: Vec<u8>, response: Response) {
+    fn reply(&mut self, to: SocketAddr, transaction_id: &[u8], response: &Response) {
         self.stats.responses_out += 1;
-        let message = Message {
+        let message = Outgoing {
             transaction_id,
-            version: self.config.version.clone(),
+            version: self.config.version.as_deref(),
             read_only: false,
             requester_ip: Some(to),
-            body: Body::Response(response),
+            body: BodyRef::Response(response),
         };
-        self.send(to, &message);
+        let max = self.config.max_outbox;
+        self.outbox.push(&mut self.stats, max, to, &message);
     }
 
-    fn reply_error(&mut self, to: SocketAddr, transaction_id: Vec<u8>, code: i64, text: &str) {
+    fn reply_error(&mut self, to: SocketAddr, transaction_id: &[u8], code: i64, text: &str) {
         self.stats.error_sent(code);
-        let mut message = Message::error(transaction_id, code, text);
-        message.version = self.config.version.clone();
-        self.send(to, &message);
+        let error = KrpcError {
+            code,
+            message: text.as_bytes().to_vec(),
+        };
+        let message = Outgoing {
+            transaction_id,
+            version: self.config.version.as_deref(),
+            read_only: false,
+            requester_ip: None,
+            body: BodyRef::Error(&error),
+        };
+        let max = self.config.max_outbox;
+        self.outbox.push(&mut self.stats, max, to, &message);
     }
 
     /// The K closest nodes for a reply: IPv4 into `nodes`, IPv6 into `nodes6`, by `want` or
@@ -772,18 +801,12 @@ impl Node {
             (from.is_ipv4(), from.is_ipv6())
         };
         let k = self.config.k;
-        let exclude = |nodes: Vec<NodeInfo>| -> Vec<NodeInfo> {
-            nodes
-                .into_iter()
-                .filter(|n| n.addr != *from)
-                .take(k)
-                .collect()
-        };
+        // The K closest, the asker left out.
         if n4 {
-            response.nodes = Some(exclude(self.table4.closest(target, k + 1)));
+            response.nodes = Some(self.table4.closest_except(target, k, Some(from)));
         }
         if n6 {
-            response.nodes6 = Some(exclude(self.table6.closest(target, k + 1)));
+            response.nodes6 = Some(self.table6.closest_except(target, k, Some(from)));
         }
     }
 
@@ -791,7 +814,7 @@ impl Node {
         &mut self,
         now: Instant,
         from: SocketAddr,
-        transaction_id: Vec<u8>,
+        transaction_id: &[u8],
         read_only: bool,
         query: Query,
     ) {
@@ -887,7 +910,7 @@ impl Node {
                 return;
             }
         }
-        self.reply(from, transaction_id, response);
+        self.reply(from, transaction_id, &response);
     }
 
     fn id_acceptable(&self, id: &NodeId, from: &SocketAddr) -> bool {

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::routing::hash_key::IpKey;
 use crate::time::Instant;
 
 /// A token bucket's parameters: `rate` queries per second sustained, bursts up to `burst`.
@@ -57,7 +58,7 @@ impl RateLimit {
 }
 
 /// Bytes of one hash table slot of the source table: the entry and its control byte.
-const SLOT_BYTES: usize = size_of::<(IpAddr, Bucket)>() + 1;
+const SLOT_BYTES: usize = size_of::<(IpKey, Bucket)>() + 1;
 
 /// Slots of a hash table (hashbrown: a power of two, 7/8 of them usable) of this capacity.
 fn slots(capacity: usize) -> usize {
@@ -116,8 +117,8 @@ pub struct RateLimiter {
     light_reserve: Option<Bucket>,
     new_sources: Option<(RateLimit, Bucket)>,
     generation_cap: usize,
-    current: HashMap<IpAddr, Bucket>,
-    previous: HashMap<IpAddr, Bucket>,
+    current: HashMap<IpKey, Bucket>,
+    previous: HashMap<IpKey, Bucket>,
 }
 
 impl RateLimiter {
@@ -177,7 +178,7 @@ impl RateLimiter {
         let mut known = true;
         let mut light = false;
         if let Some(limit) = self.per_ip {
-            let ip = ip.to_canonical();
+            let ip = IpKey(ip.to_canonical());
             let bucket = match self.current.get_mut(&ip) {
                 Some(bucket) => bucket,
                 None => {

@@ -44,6 +44,7 @@
 //! ping. A known id answering from a new address moves there unless its entry is good.
 
 pub mod bucket;
+pub(crate) mod hash_key;
 pub mod split_queue;
 
 use std::collections::HashMap;
@@ -56,8 +57,10 @@ use rand::Rng;
 pub use bucket::{Bucket, Candidate, Entry, Liveness, classify};
 pub use split_queue::{MAX_BUCKETS, SplitQueue};
 
+use hash_key::{AddrKey, IpKey};
+
 use crate::contact::NodeInfo;
-use crate::id::{Distance, NodeId};
+use crate::id::NodeId;
 use crate::time::Instant;
 
 /// How the table limits entries that share an address.
@@ -229,9 +232,9 @@ pub struct RoutingTable {
     config: RoutingConfig,
     buckets: Vec<Bucket>,
     /// Every entry's socket address (lookups only; never iterated).
-    by_addr: HashMap<SocketAddr, NodeId>,
+    by_addr: HashMap<AddrKey, NodeId>,
     /// Every entry's canonical IP, when the policy limits entries per IP (lookups only).
-    by_ip: HashMap<IpAddr, NodeId>,
+    by_ip: HashMap<IpKey, NodeId>,
     len: usize,
     refresh: SplitQueue,
 }
@@ -248,6 +251,114 @@ fn subnet(ip: IpAddr) -> (bool, [u8; 8]) {
             out.copy_from_slice(&v6.octets()[..8]);
             (false, out)
         }
+    }
+}
+
+/// An id as a 160-bit big-endian integer (high 128 bits, low 32): XOR of two keys orders like
+/// [`Distance`](crate::id::Distance), with integer comparisons.
+type SortKey = (u128, u32);
+
+fn sort_key(id: &NodeId) -> SortKey {
+    let mut hi = [0u8; 16];
+    let mut lo = [0u8; 4];
+    hi.copy_from_slice(&id.0[..16]);
+    lo.copy_from_slice(&id.0[16..]);
+    (u128::from_be_bytes(hi), u32::from_be_bytes(lo))
+}
+
+/// The buckets deeper than `b` (the bucket of `target`) out of `0..=last`, in increasing order of
+/// their entries' distance to `target`.
+///
+/// An entry of bucket `j` (`b < j < last`) agrees with our id on bits `0..j` and differs at
+/// bit `j`; `target` agrees with it on bits `0..b` and differs at bit `b`. So the entry's
+/// distance to `target` is 0 on bits `0..b`, 1 at bit `b`, `x` (our id XOR `target`) on bits
+/// `b + 1..j`, and `!x` at bit `j`: between two buckets `j < j'` (the last one included, whose
+/// entries agree with our id on bits `0..last`), bucket `j` is the closer iff `x[j]` is one.
+/// The order is therefore: the buckets with `x[j] = 1` in increasing `j`, the last bucket, the
+/// buckets with `x[j] = 0` in decreasing `j`. Entries of different buckets never tie.
+fn deeper_order(
+    own: &NodeId,
+    target: &NodeId,
+    b: usize,
+    last: usize,
+) -> impl Iterator<Item = usize> {
+    let x = own.distance(target);
+    let bit = move |j: usize| (x.0[j / 8] >> (7 - j % 8)) & 1 == 1;
+    let middle = (b + 1)..last;
+    let closer = middle.clone().filter(move |&j| bit(j));
+    let farther = middle.rev().filter(move |&j| !bit(j));
+    let last = (last > b).then_some(last);
+    closer.chain(last).chain(farther)
+}
+
+/// Up to `k` entries closest to a target, from entries offered one by one. Ids in a table are
+/// unique, so are their distances: the `k` closest, in order, are well defined.
+struct Closest<'t> {
+    target: SortKey,
+    k: usize,
+    /// Entries offered so far.
+    offered: usize,
+    /// Small `k`: the best so far, sorted once `k` are in (then a bounded insertion, O(n k)
+    /// with tiny constants).
+    /// Large `k`: every entry offered, selected at the end (O(n)).
+    found: Vec<(SortKey, &'t NodeInfo)>,
+}
+
+impl<'t> Closest<'t> {
+    /// Up to this `k`, insertion into the sorted best-so-far.
+    const INSERTION_MAX_K: usize = 32;
+
+    fn new(target: SortKey, k: usize, entries: usize) -> Self {
+        let capacity = if k <= Self::INSERTION_MAX_K {
+            k + 1
+        } else {
+            entries
+        };
+        Closest {
+            target,
+            k,
+            offered: 0,
+            found: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn offer(&mut self, info: &'t NodeInfo) {
+        self.offered += 1;
+        let (hi, lo) = sort_key(&info.id);
+        let key = (hi ^ self.target.0, lo ^ self.target.1);
+        if self.k > Self::INSERTION_MAX_K {
+            self.found.push((key, info));
+            return;
+        }
+        // The first k are taken as they come, then sorted once; after that, one that beats
+        // the worst takes its place.
+        if self.found.len() < self.k {
+            self.found.push((key, info));
+            if self.found.len() == self.k {
+                self.found.sort_unstable_by_key(|f| f.0);
+            }
+            return;
+        }
+        if self.found.last().is_none_or(|worst| key >= worst.0) {
+            return;
+        }
+        self.found.pop();
+        let at = self.found.partition_point(|f| f.0 < key);
+        self.found.insert(at, (key, info));
+    }
+
+    fn into_sorted(mut self) -> Vec<NodeInfo> {
+        if self.k > Self::INSERTION_MAX_K {
+            if self.found.len() > self.k {
+                self.found.select_nth_unstable_by_key(self.k - 1, |f| f.0);
+                self.found.truncate(self.k);
+            }
+            self.found.sort_unstable_by_key(|f| f.0);
+        } else if self.found.len() < self.k {
+            // Fewer than k were offered: never sorted.
+            self.found.sort_unstable_by_key(|f| f.0);
+        }
+        self.found.into_iter().map(|(_, info)| *info).collect()
     }
 }
 
@@ -327,7 +438,9 @@ impl RoutingTable {
 
     /// The entry at this address.
     pub fn get_by_addr(&self, addr: &SocketAddr) -> Option<&Entry> {
-        self.by_addr.get(addr).and_then(|id| self.get(id))
+        self.by_addr
+            .get(&AddrKey(*addr))
+            .and_then(|id| self.get(id))
     }
 
     /// An entry's state at `now`.
@@ -375,7 +488,7 @@ impl RoutingTable {
                 if !addrs.insert(info.addr) {
                     return Err(format!("duplicate address {}", info.addr));
                 }
-                if self.by_addr.get(&info.addr) != Some(&info.id) {
+                if self.by_addr.get(&AddrKey(info.addr)) != Some(&info.id) {
                     return Err(format!("address index misses {}", info.addr));
                 }
                 let ip = info.addr.ip().to_canonical();
@@ -383,7 +496,7 @@ impl RoutingTable {
                     if !ips.insert(ip) {
                         return Err(format!("two entries on {ip}"));
                     }
-                    if self.by_ip.get(&ip) != Some(&info.id) {
+                    if self.by_ip.get(&IpKey(ip)) != Some(&info.id) {
                         return Err(format!("IP index misses {ip}"));
                     }
                 }
@@ -449,9 +562,10 @@ impl RoutingTable {
             .get_mut(b)
             .ok_or(RoutingError::NotFound)?
             .push(entry, self.config.k)?;
-        self.by_addr.insert(info.addr, info.id);
+        self.by_addr.insert(AddrKey(info.addr), info.id);
         if self.limits_ip() {
-            self.by_ip.insert(info.addr.ip().to_canonical(), info.id);
+            self.by_ip
+                .insert(IpKey(info.addr.ip().to_canonical()), info.id);
         }
         self.len += 1;
         Ok(())
@@ -459,10 +573,10 @@ impl RoutingTable {
 
     fn remove_at(&mut self, b: usize, p: usize) -> Entry {
         let entry = self.buckets[b].entries.swap_remove(p);
-        self.by_addr.remove(&entry.info.addr);
+        self.by_addr.remove(&AddrKey(entry.info.addr));
         let ip = entry.info.addr.ip().to_canonical();
-        if self.by_ip.get(&ip) == Some(&entry.info.id) {
-            self.by_ip.remove(&ip);
+        if self.by_ip.get(&IpKey(ip)) == Some(&entry.info.id) {
+            self.by_ip.remove(&IpKey(ip));
         }
         self.len -= 1;
         entry
@@ -575,8 +689,11 @@ impl RoutingTable {
             let admissible = info.id != self.own_id
                 && self.bucket_index(&info.id) == b
                 && self.locate(&info.id).is_none()
-                && !self.by_addr.contains_key(&info.addr)
-                && !(self.limits_ip() && self.by_ip.contains_key(&info.addr.ip().to_canonical()))
+                && !self.by_addr.contains_key(&AddrKey(info.addr))
+                && !(self.limits_ip()
+                    && self
+                        .by_ip
+                        .contains_key(&IpKey(info.addr.ip().to_canonical())))
                 && self.subnet_holder(b, &info.addr, &info.id).is_none();
             if admissible && self.push_entry(b, cand.into_entry()).is_ok() {
                 self.buckets[b].last_changed = now;
@@ -628,14 +745,18 @@ impl RoutingTable {
             stale.push(info.id);
         }
         // Another id at this very address: the node there changed its id.
-        if let Some(other) = self.by_addr.get(&info.addr) {
+        if let Some(other) = self.by_addr.get(&AddrKey(info.addr)) {
             if *other != info.id {
                 stale.push(*other);
             }
         }
         // Another entry on this IP.
         if self.limits_ip() {
-            if let Some(other) = self.by_ip.get(&info.addr.ip().to_canonical()).copied() {
+            if let Some(other) = self
+                .by_ip
+                .get(&IpKey(info.addr.ip().to_canonical()))
+                .copied()
+            {
                 if other != info.id && !stale.contains(&other) {
                     if self.is_good(now, &other) {
                         return InsertOutcome::Rejected(Rejection::IpConflict);
@@ -756,12 +877,16 @@ impl RoutingTable {
                 InsertOutcome::PingCandidate(info)
             };
         }
-        if self.by_addr.contains_key(&info.addr) {
+        if self.by_addr.contains_key(&AddrKey(info.addr)) {
             // The entry at this address may have changed its id; only an answer can tell.
             return InsertOutcome::PingCandidate(info);
         }
         if self.limits_ip() {
-            if let Some(other) = self.by_ip.get(&info.addr.ip().to_canonical()).copied() {
+            if let Some(other) = self
+                .by_ip
+                .get(&IpKey(info.addr.ip().to_canonical()))
+                .copied()
+            {
                 return if self.is_good(now, &other) {
                     InsertOutcome::Rejected(Rejection::IpConflict)
                 } else {
@@ -804,7 +929,7 @@ impl RoutingTable {
         now: Instant,
         addr: SocketAddr,
     ) -> Result<FailureOutcome, RoutingError> {
-        if let Some(id) = self.by_addr.get(&addr).copied() {
+        if let Some(id) = self.by_addr.get(&AddrKey(addr)).copied() {
             let (b, p) = self.locate(&id).ok_or(RoutingError::NotFound)?;
             let entry = &mut self.buckets[b].entries[p];
             entry.failed_queries = entry.failed_queries.saturating_add(1);
@@ -862,36 +987,51 @@ impl RoutingTable {
     /// Buckets are visited in an order where every bucket's entries are farther from `target`
     /// than the previous ones', so only the buckets needed to reach `k` are sorted.
     pub fn closest(&self, target: &NodeId, k: usize) -> Vec<NodeInfo> {
+        self.closest_except(target, k, None)
+    }
+
+    /// [`RoutingTable::closest`] leaving out the entry at `except` (the asker, in an answer):
+    /// the same as the `k + 1` closest without it, cut to `k`.
+    pub(crate) fn closest_except<'t>(
+        &'t self,
+        target: &NodeId,
+        k: usize,
+        except: Option<&SocketAddr>,
+    ) -> Vec<NodeInfo> {
         if k == 0 {
             return Vec::new();
         }
         let last = self.buckets.len() - 1;
         let b = self.own_id.shared_prefix_len(target).min(last);
-        let mut found: Vec<(Distance, NodeInfo)> = Vec::new();
-        let take = |bucket: &Bucket, found: &mut Vec<(Distance, NodeInfo)>| {
+        let mut best = Closest::new(sort_key(target), k, self.len);
+        let max_failures = self.config.max_failures;
+        let take = |bucket: &'t Bucket, best: &mut Closest<'t>| {
             for e in &bucket.entries {
-                if e.failed_queries <= self.config.max_failures {
-                    found.push((target.distance(&e.info.id), e.info));
+                if e.failed_queries <= max_failures && except != Some(&e.info.addr) {
+                    best.offer(&e.info);
                 }
             }
         };
-        // Closest: the target's own bucket. Next, all deeper buckets together (their entries
-        // all differ from the target first at bit b). Then shallower buckets, deepest first.
-        take(&self.buckets[b], &mut found);
-        if found.len() < k {
-            for bucket in &self.buckets[b + 1..] {
-                take(bucket, &mut found);
+        // Closest: the target's own bucket. Then the deeper buckets, whose entries all differ
+        // from the target first at bit b, closest bucket first (see `deeper_order`), until k
+        // entries are in: every later bucket is farther than all of them. Then shallower
+        // buckets, deepest first.
+        take(&self.buckets[b], &mut best);
+        if best.offered < k {
+            for j in deeper_order(&self.own_id, target, b, last) {
+                take(&self.buckets[j], &mut best);
+                if best.offered >= k {
+                    break;
+                }
             }
         }
         for bucket in self.buckets[..b].iter().rev() {
-            if found.len() >= k {
+            if best.offered >= k {
                 break;
             }
-            take(bucket, &mut found);
+            take(bucket, &mut best);
         }
-        found.sort_unstable_by_key(|a| a.0);
-        found.truncate(k);
-        found.into_iter().map(|(_, info)| info).collect()
+        best.into_sorted()
     }
 
     /// Queues every bucket without activity (changes, refresh lookups) for the refresh interval
@@ -1522,6 +1662,74 @@ mod tests {
             }
         }
         assert_eq!(f.table.closest(&f.own, 3).len(), 3);
+    }
+
+    #[test]
+    fn closest_matches_brute_force_in_deep_tables() {
+        let config = RoutingConfig {
+            ip_policy: IpPolicy::Unrestricted,
+            ..RoutingConfig::default()
+        };
+        for seed in 0..20u64 {
+            let mut f = Fixture::new(config.clone());
+            f.rng = SmallRng::seed_from_u64(seed);
+            // Nodes at every depth, many near our id: a table of many buckets.
+            for i in 0..600 {
+                let prefix = if i % 3 == 0 {
+                    f.rng.random_range(0..40)
+                } else {
+                    f.rng.random_range(0..4)
+                };
+                let n = f.node(prefix);
+                let _ = f.respond(t(1), n);
+            }
+            // Some entries fail until bad: `closest` leaves them out.
+            let entries: Vec<NodeInfo> = f.table.entries().map(Entry::info).collect();
+            for n in entries.iter().step_by(7) {
+                for _ in 0..=config.max_failures {
+                    let _ = f.table.record_failure(t(2), n.addr);
+                }
+            }
+            f.check();
+            let eligible: Vec<NodeInfo> = f
+                .table
+                .entries()
+                .filter(|e| e.failed_queries() <= config.max_failures)
+                .map(Entry::info)
+                .collect();
+            for i in 0..200 {
+                let target = if i % 2 == 0 {
+                    NodeId::random(&mut f.rng)
+                } else {
+                    let prefix = f.rng.random_range(0..48);
+                    f.own.random_at_prefix(prefix, &mut f.rng)
+                };
+                let mut brute = eligible.clone();
+                brute.sort_by_key(|n| target.distance(&n.id));
+                for k in [1, 8, 9, 17, 33, 500] {
+                    let got = f.table.closest(&target, k);
+                    assert_eq!(got, brute[..k.min(brute.len())].to_vec(), "k {k}");
+                    // Leaving out one of the closest, or an address not in the table.
+                    let except = brute[f.rng.random_range(0..brute.len().min(k + 1))].addr;
+                    for except in [except, addr(1_000_000)] {
+                        let got = f.table.closest_except(&target, k, Some(&except));
+                        let want: Vec<NodeInfo> = brute
+                            .iter()
+                            .filter(|n| n.addr != except)
+                            .take(k)
+                            .copied()
+                            .collect();
+                        assert_eq!(got, want, "k {k}");
+                    }
+                }
+            }
+            assert_eq!(f.table.closest(&f.own, 9), {
+                let mut brute = eligible.clone();
+                brute.sort_by_key(|n| f.own.distance(&n.id));
+                brute.truncate(9);
+                brute
+            });
+        }
     }
 
     #[test]
