@@ -6,17 +6,18 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 shared="${BTDHT_SHARED:-$root/../shared}/corpus/krpc"
-targets=(krpc_decode compact node_sequence)
+targets=(krpc_decode krpc_oracle compact node_sequence)
 
 for target in "${targets[@]}"; do
     mkdir -p "$here/corpus/$target"
 done
 if [ -d "$shared" ]; then
     # Names repeat across implementations (libtorrent/query-ping-1.bin, mainline/...): prefix
-    # them. The datagrams also seed `compact`: their nodes/values strings are real entries.
+    # them. The datagrams also seed `krpc_oracle` and `compact` (their nodes/values strings
+    # are real entries).
     find "$shared" -name '*.bin' -print0 | while IFS= read -r -d '' file; do
         rel="${file#"$shared"/}"
-        for target in krpc_decode compact; do
+        for target in krpc_decode krpc_oracle compact; do
             cp -n "$file" "$here/corpus/$target/shared-${rel//\//-}"
         done
         # node_sequence reads records (op, dt, src, len_lo, len_hi, payload): wrap the

@@ -673,6 +673,14 @@ fn response(reply: &mut Field<Fields<'_>>) -> Result<Response, RejectReason> {
     })
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "decode-oracle"))]
 #[path = "decode_oracle.rs"]
 mod oracle;
+
+/// Decodes `bytes` both with the zero-copy reader and with the former bendy-based pass (the
+/// oracle) and panics unless they agree: the same envelope or the same rejection. Only with the
+/// `decode-oracle` feature, for the `krpc_oracle` fuzz target.
+#[cfg(feature = "decode-oracle")]
+pub fn check_against_bendy(bytes: &[u8]) {
+    oracle::agree(bytes);
+}

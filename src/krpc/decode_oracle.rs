@@ -1,19 +1,17 @@
 //! The decoder's former parsing pass, on bendy's streaming decoder, kept as a test oracle: the
 //! zero-copy [`super::super::reader`] must give the same envelope, or the same rejection, for
-//! any input.
+//! any input. The unit tests below hold it to that on enumerated, generated and mutated
+//! inputs; with the `decode-oracle` feature, [`agree`] is also the `krpc_oracle` fuzz target.
 
 use std::net::SocketAddr;
 
 use bendy::decoding::{Decoder, DictDecoder, Error as BendyError, ListDecoder, Object};
-use proptest::prelude::*;
 
+use super::super::Want;
 use super::super::compact;
 use super::super::error::RejectReason;
 use super::super::reader;
-use super::super::{Message, QueryKind, Response, Want};
 use super::{Envelope, Field, Fields, MAX_DEPTH, RawItem};
-use crate::contact::NodeInfo;
-use crate::id::NodeId;
 
 fn consume(object: Object<'_, '_>) -> Result<(), BendyError> {
     match object {
@@ -206,8 +204,9 @@ fn error_list<'a>(value: Object<'_, 'a>) -> Result<Field<(i64, &'a [u8])>, Rejec
 }
 
 /// The oracle and the decoder agree on `bytes`: same envelope (all fields), or same
-/// rejection; and the reader agrees with bendy on whether it is one canonical value.
-fn agree(bytes: &[u8]) {
+/// rejection; and the reader agrees with bendy on whether it is one canonical value. Panics
+/// if they differ.
+pub(super) fn agree(bytes: &[u8]) {
     let old = parse_envelope(bytes).map(|e| format!("{e:?}"));
     let mut envelope = Envelope::default();
     let new = super::parse_envelope(bytes, &mut envelope).map(|()| format!("{envelope:?}"));
@@ -220,276 +219,308 @@ fn agree(bytes: &[u8]) {
     );
 }
 
-#[test]
-fn every_short_input_over_a_bencode_alphabet() {
-    const ALPHABET: &[u8] = b"dlei01:-a";
-    let mut input = Vec::new();
-    for len in 0..=5u32 {
-        for mut n in 0..ALPHABET.len().pow(len) {
-            input.clear();
-            for _ in 0..len {
-                input.push(ALPHABET[n % ALPHABET.len()]);
-                n /= ALPHABET.len();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contact::NodeInfo;
+    use crate::id::NodeId;
+    use crate::krpc::{Message, QueryKind, Response};
+    use proptest::prelude::*;
+
+    #[test]
+    fn every_short_input_over_a_bencode_alphabet() {
+        const ALPHABET: &[u8] = b"dlei01:-a";
+        let mut input = Vec::new();
+        for len in 0..=5u32 {
+            for mut n in 0..ALPHABET.len().pow(len) {
+                input.clear();
+                for _ in 0..len {
+                    input.push(ALPHABET[n % ALPHABET.len()]);
+                    n /= ALPHABET.len();
+                }
+                agree(&input);
             }
-            agree(&input);
         }
     }
-}
 
-#[test]
-fn nesting_at_and_over_the_limit() {
-    for depth in [MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
-        let mut bytes = b"d1:a".to_vec();
-        bytes.extend(std::iter::repeat_n(b'l', depth));
-        bytes.extend(std::iter::repeat_n(b'e', depth + 1));
-        agree(&bytes);
-        let mut bytes = b"d1:ad1:q".to_vec();
-        bytes.extend(std::iter::repeat_n(b'l', depth));
-        bytes.extend(std::iter::repeat_n(b'e', depth + 2));
-        agree(&bytes);
-        let mut bytes = Vec::new();
-        bytes.extend(std::iter::repeat_n(b'l', depth));
-        bytes.extend(std::iter::repeat_n(b'e', depth));
-        agree(&bytes);
+    /// The inputs kept from fuzzing (both KRPC targets) agree too.
+    #[test]
+    fn fuzz_regressions_agree() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+        let mut seen = 0;
+        for target in ["krpc_decode", "krpc_oracle"] {
+            let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+                continue;
+            };
+            for entry in dir.flatten() {
+                if let Ok(bytes) = std::fs::read(entry.path()) {
+                    agree(&bytes);
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 0, "tests/fuzz_regressions/krpc_decode holds inputs");
     }
-}
 
-/// Typical messages of every kind, as the sender encodes them.
-fn samples() -> Vec<Vec<u8>> {
-    let id = NodeId([0x11; 20]);
-    let addr: SocketAddr = "1.2.3.4:6881".parse().expect("valid");
-    let want = Want { n4: true, n6: true };
-    let kinds = [
-        QueryKind::Ping,
-        QueryKind::FindNode { target: id, want },
-        QueryKind::GetPeers {
-            info_hash: id,
-            want,
-            noseed: true,
-            scrape: true,
-        },
-        QueryKind::AnnouncePeer {
-            info_hash: id,
-            port: 6881,
-            implied_port: true,
-            token: b"tok".to_vec(),
-            seed: true,
-        },
-        QueryKind::SampleInfohashes { target: id, want },
-        QueryKind::Get {
-            target: id,
-            seq: Some(-3),
-            want,
-        },
-    ];
-    let mut out: Vec<Vec<u8>> = kinds
-        .into_iter()
-        .map(|kind| {
-            let mut m = Message::query(b"ab".to_vec(), id, kind);
-            m.version = Some(b"LT01".to_vec());
-            m.read_only = true;
-            m.encode()
+    #[test]
+    fn nesting_at_and_over_the_limit() {
+        for depth in [MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
+            let mut bytes = b"d1:a".to_vec();
+            bytes.extend(std::iter::repeat_n(b'l', depth));
+            bytes.extend(std::iter::repeat_n(b'e', depth + 1));
+            agree(&bytes);
+            let mut bytes = b"d1:ad1:q".to_vec();
+            bytes.extend(std::iter::repeat_n(b'l', depth));
+            bytes.extend(std::iter::repeat_n(b'e', depth + 2));
+            agree(&bytes);
+            let mut bytes = Vec::new();
+            bytes.extend(std::iter::repeat_n(b'l', depth));
+            bytes.extend(std::iter::repeat_n(b'e', depth));
+            agree(&bytes);
+        }
+    }
+
+    /// Typical messages of every kind, as the sender encodes them.
+    fn samples() -> Vec<Vec<u8>> {
+        let id = NodeId([0x11; 20]);
+        let addr: SocketAddr = "1.2.3.4:6881".parse().expect("valid");
+        let want = Want { n4: true, n6: true };
+        let kinds = [
+            QueryKind::Ping,
+            QueryKind::FindNode { target: id, want },
+            QueryKind::GetPeers {
+                info_hash: id,
+                want,
+                noseed: true,
+                scrape: true,
+            },
+            QueryKind::AnnouncePeer {
+                info_hash: id,
+                port: 6881,
+                implied_port: true,
+                token: b"tok".to_vec(),
+                seed: true,
+            },
+            QueryKind::SampleInfohashes { target: id, want },
+            QueryKind::Get {
+                target: id,
+                seq: Some(-3),
+                want,
+            },
+        ];
+        let mut out: Vec<Vec<u8>> = kinds
+            .into_iter()
+            .map(|kind| {
+                let mut m = Message::query(b"ab".to_vec(), id, kind);
+                m.version = Some(b"LT01".to_vec());
+                m.read_only = true;
+                m.encode()
+            })
+            .collect();
+        let mut r = Response::new(id);
+        r.nodes = Some(vec![NodeInfo::new(id, addr)]);
+        r.token = Some(b"xy".to_vec());
+        r.values = Some(vec![addr, addr]);
+        r.samples = Some(vec![id]);
+        r.interval = Some(60);
+        r.num = Some(2);
+        r.seq = Some(7);
+        r.bloom_seeds = Some(Box::new([1; 256]));
+        let mut m = Message::response(b"ab".to_vec(), r);
+        m.requester_ip = Some(addr);
+        out.push(m.encode());
+        out.push(Message::error(b"ab".to_vec(), 203, "bad").encode());
+        out.push(
+            b"d1:ad1:v1:x2:id20:aaaaaaaaaaaaaaaaaaaa5:token1:te1:q3:put1:t1:a1:y1:qe".to_vec(),
+        );
+        out.push(
+            b"d1:ad1:vli1ed1:ai2eee2:id20:aaaaaaaaaaaaaaaaaaaae1:q3:put1:t1:a1:y1:qe".to_vec(),
+        );
+        out.push(b"d1:eli201ei5ee1:t1:a1:y1:ee".to_vec());
+        out.push(b"d1:eli-0ee1:t1:a1:y1:ee".to_vec());
+        out
+    }
+
+    #[test]
+    fn typical_messages() {
+        for bytes in samples() {
+            agree(&bytes);
+            for cut in 0..bytes.len() {
+                agree(&bytes[..cut]);
+            }
+        }
+    }
+
+    /// A generated bencode value, keys drawn from KRPC's so that the decoder's fields are hit.
+    #[derive(Clone, Debug)]
+    enum Value {
+        Int(i64),
+        Bytes(Vec<u8>),
+        List(Vec<Value>),
+        Dict(Vec<(Vec<u8>, Value)>),
+    }
+
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "a",
+                "e",
+                "ip",
+                "q",
+                "r",
+                "ro",
+                "t",
+                "v",
+                "y",
+                "id",
+                "target",
+                "info_hash",
+                "token",
+                "port",
+                "implied_port",
+                "noseed",
+                "scrape",
+                "seed",
+                "want",
+                "seq",
+                "cas",
+                "k",
+                "salt",
+                "sig",
+                "nodes",
+                "nodes6",
+                "values",
+                "samples",
+                "interval",
+                "num",
+                "BFsd",
+                "BFpe",
+                "ping",
+                "n4",
+                "n6",
+            ])
+            .prop_map(|k| k.as_bytes().to_vec()),
+            prop::collection::vec(any::<u8>(), 0..4),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            prop_oneof![Just(0i64), Just(1), Just(-1), any::<i64>()].prop_map(Value::Int),
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..8),
+                prop::collection::vec(any::<u8>(), 6..=6),
+                prop::collection::vec(any::<u8>(), 20..=20),
+                key(),
+            ]
+            .prop_map(Value::Bytes),
+        ];
+        leaf.prop_recursive(6, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
+                prop::collection::vec((key(), inner), 0..8).prop_map(Value::Dict),
+            ]
         })
-        .collect();
-    let mut r = Response::new(id);
-    r.nodes = Some(vec![NodeInfo::new(id, addr)]);
-    r.token = Some(b"xy".to_vec());
-    r.values = Some(vec![addr, addr]);
-    r.samples = Some(vec![id]);
-    r.interval = Some(60);
-    r.num = Some(2);
-    r.seq = Some(7);
-    r.bloom_seeds = Some(Box::new([1; 256]));
-    let mut m = Message::response(b"ab".to_vec(), r);
-    m.requester_ip = Some(addr);
-    out.push(m.encode());
-    out.push(Message::error(b"ab".to_vec(), 203, "bad").encode());
-    out.push(b"d1:ad1:v1:x2:id20:aaaaaaaaaaaaaaaaaaaa5:token1:te1:q3:put1:t1:a1:y1:qe".to_vec());
-    out.push(b"d1:ad1:vli1ed1:ai2eee2:id20:aaaaaaaaaaaaaaaaaaaae1:q3:put1:t1:a1:y1:qe".to_vec());
-    out.push(b"d1:eli201ei5ee1:t1:a1:y1:ee".to_vec());
-    out.push(b"d1:eli-0ee1:t1:a1:y1:ee".to_vec());
-    out
-}
+    }
 
-#[test]
-fn typical_messages() {
-    for bytes in samples() {
-        agree(&bytes);
-        for cut in 0..bytes.len() {
-            agree(&bytes[..cut]);
+    /// Writes `value`; `sort` sorts and de-duplicates dictionary keys (canonical) or leaves them
+    /// as generated.
+    fn write(value: &Value, sort: bool, out: &mut Vec<u8>) {
+        match value {
+            Value::Int(n) => out.extend_from_slice(format!("i{n}e").as_bytes()),
+            Value::Bytes(b) => {
+                out.extend_from_slice(format!("{}:", b.len()).as_bytes());
+                out.extend_from_slice(b);
+            }
+            Value::List(items) => {
+                out.push(b'l');
+                for item in items {
+                    write(item, sort, out);
+                }
+                out.push(b'e');
+            }
+            Value::Dict(pairs) => {
+                let mut pairs = pairs.clone();
+                if sort {
+                    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                    pairs.dedup_by(|a, b| a.0 == b.0);
+                }
+                out.push(b'd');
+                for (k, v) in &pairs {
+                    write(&Value::Bytes(k.clone()), sort, out);
+                    write(v, sort, out);
+                }
+                out.push(b'e');
+            }
         }
     }
-}
 
-/// A generated bencode value, keys drawn from KRPC's so that the decoder's fields are hit.
-#[derive(Clone, Debug)]
-enum Value {
-    Int(i64),
-    Bytes(Vec<u8>),
-    List(Vec<Value>),
-    Dict(Vec<(Vec<u8>, Value)>),
-}
+    /// A change to a datagram: cut it, drop, replace or insert a byte.
+    #[derive(Clone, Debug)]
+    enum Mutation {
+        None,
+        Truncate(usize),
+        Remove(usize),
+        Replace(usize, u8),
+        Insert(usize, u8),
+    }
 
-fn key() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        prop::sample::select(vec![
-            "a",
-            "e",
-            "ip",
-            "q",
-            "r",
-            "ro",
-            "t",
-            "v",
-            "y",
-            "id",
-            "target",
-            "info_hash",
-            "token",
-            "port",
-            "implied_port",
-            "noseed",
-            "scrape",
-            "seed",
-            "want",
-            "seq",
-            "cas",
-            "k",
-            "salt",
-            "sig",
-            "nodes",
-            "nodes6",
-            "values",
-            "samples",
-            "interval",
-            "num",
-            "BFsd",
-            "BFpe",
-            "ping",
-            "n4",
-            "n6",
-        ])
-        .prop_map(|k| k.as_bytes().to_vec()),
-        prop::collection::vec(any::<u8>(), 0..4),
-    ]
-}
-
-fn value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        prop_oneof![Just(0i64), Just(1), Just(-1), any::<i64>()].prop_map(Value::Int),
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let byte = prop::sample::select(b"dlei0123456789:-ax".to_vec());
         prop_oneof![
-            prop::collection::vec(any::<u8>(), 0..8),
-            prop::collection::vec(any::<u8>(), 6..=6),
-            prop::collection::vec(any::<u8>(), 20..=20),
-            key(),
+            2 => Just(Mutation::None),
+            1 => any::<usize>().prop_map(Mutation::Truncate),
+            1 => any::<usize>().prop_map(Mutation::Remove),
+            1 => (any::<usize>(), byte.clone()).prop_map(|(at, b)| Mutation::Replace(at, b)),
+            1 => (any::<usize>(), byte).prop_map(|(at, b)| Mutation::Insert(at, b)),
         ]
-        .prop_map(Value::Bytes),
-    ];
-    leaf.prop_recursive(6, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
-            prop::collection::vec((key(), inner), 0..8).prop_map(Value::Dict),
-        ]
-    })
-}
-
-/// Writes `value`; `sort` sorts and de-duplicates dictionary keys (canonical) or leaves them
-/// as generated.
-fn write(value: &Value, sort: bool, out: &mut Vec<u8>) {
-    match value {
-        Value::Int(n) => out.extend_from_slice(format!("i{n}e").as_bytes()),
-        Value::Bytes(b) => {
-            out.extend_from_slice(format!("{}:", b.len()).as_bytes());
-            out.extend_from_slice(b);
-        }
-        Value::List(items) => {
-            out.push(b'l');
-            for item in items {
-                write(item, sort, out);
-            }
-            out.push(b'e');
-        }
-        Value::Dict(pairs) => {
-            let mut pairs = pairs.clone();
-            if sort {
-                pairs.sort_by(|a, b| a.0.cmp(&b.0));
-                pairs.dedup_by(|a, b| a.0 == b.0);
-            }
-            out.push(b'd');
-            for (k, v) in &pairs {
-                write(&Value::Bytes(k.clone()), sort, out);
-                write(v, sort, out);
-            }
-            out.push(b'e');
-        }
-    }
-}
-
-/// A change to a datagram: cut it, drop, replace or insert a byte.
-#[derive(Clone, Debug)]
-enum Mutation {
-    None,
-    Truncate(usize),
-    Remove(usize),
-    Replace(usize, u8),
-    Insert(usize, u8),
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    let byte = prop::sample::select(b"dlei0123456789:-ax".to_vec());
-    prop_oneof![
-        2 => Just(Mutation::None),
-        1 => any::<usize>().prop_map(Mutation::Truncate),
-        1 => any::<usize>().prop_map(Mutation::Remove),
-        1 => (any::<usize>(), byte.clone()).prop_map(|(at, b)| Mutation::Replace(at, b)),
-        1 => (any::<usize>(), byte).prop_map(|(at, b)| Mutation::Insert(at, b)),
-    ]
-}
-
-fn mutate(bytes: &mut Vec<u8>, mutation: &Mutation) {
-    let at = |i: usize, len: usize| if len == 0 { 0 } else { i % len };
-    match *mutation {
-        Mutation::None => {}
-        Mutation::Truncate(i) => bytes.truncate(at(i, bytes.len() + 1)),
-        Mutation::Remove(i) if !bytes.is_empty() => {
-            bytes.remove(at(i, bytes.len()));
-        }
-        Mutation::Replace(i, b) if !bytes.is_empty() => {
-            let i = at(i, bytes.len());
-            bytes[i] = b;
-        }
-        Mutation::Insert(i, b) => bytes.insert(at(i, bytes.len() + 1), b),
-        _ => {}
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4_000))]
-
-    #[test]
-    fn generated_values_agree(
-        envelope in prop::collection::vec((key(), value()), 0..8),
-        sort in any::<bool>(),
-        mutations in prop::collection::vec(mutation(), 0..3),
-    ) {
-        let mut bytes = Vec::new();
-        write(&Value::Dict(envelope), sort, &mut bytes);
-        for m in &mutations {
-            mutate(&mut bytes, m);
-        }
-        agree(&bytes);
     }
 
-    #[test]
-    fn mutated_messages_agree(
-        which in any::<usize>(),
-        mutations in prop::collection::vec(mutation(), 1..4),
-    ) {
-        let samples = samples();
-        let mut bytes = samples[which % samples.len()].clone();
-        for m in &mutations {
-            mutate(&mut bytes, m);
+    fn mutate(bytes: &mut Vec<u8>, mutation: &Mutation) {
+        let at = |i: usize, len: usize| if len == 0 { 0 } else { i % len };
+        match *mutation {
+            Mutation::None => {}
+            Mutation::Truncate(i) => bytes.truncate(at(i, bytes.len() + 1)),
+            Mutation::Remove(i) if !bytes.is_empty() => {
+                bytes.remove(at(i, bytes.len()));
+            }
+            Mutation::Replace(i, b) if !bytes.is_empty() => {
+                let i = at(i, bytes.len());
+                bytes[i] = b;
+            }
+            Mutation::Insert(i, b) => bytes.insert(at(i, bytes.len() + 1), b),
+            _ => {}
         }
-        agree(&bytes);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4_000))]
+
+        #[test]
+        fn generated_values_agree(
+            envelope in prop::collection::vec((key(), value()), 0..8),
+            sort in any::<bool>(),
+            mutations in prop::collection::vec(mutation(), 0..3),
+        ) {
+            let mut bytes = Vec::new();
+            write(&Value::Dict(envelope), sort, &mut bytes);
+            for m in &mutations {
+                mutate(&mut bytes, m);
+            }
+            agree(&bytes);
+        }
+
+        #[test]
+        fn mutated_messages_agree(
+            which in any::<usize>(),
+            mutations in prop::collection::vec(mutation(), 1..4),
+        ) {
+            let samples = samples();
+            let mut bytes = samples[which % samples.len()].clone();
+            for m in &mutations {
+                mutate(&mut bytes, m);
+            }
+            agree(&bytes);
+        }
     }
 }

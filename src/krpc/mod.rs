@@ -22,6 +22,8 @@ use std::net::SocketAddr;
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 
+#[cfg(feature = "decode-oracle")]
+pub use decode::check_against_bendy;
 pub use decode::{Decoded, MAX_DEPTH, MAX_MESSAGE_SIZE, decode};
 pub(crate) use decode::{MessageRef, decode_ref};
 pub use error::{DecodeError, ErrorReply, RejectReason};

@@ -223,7 +223,7 @@ pub(crate) fn parse_i64(digits: &[u8]) -> Option<i64> {
 }
 
 /// Whether `bytes` is exactly one canonical bencoded value within `max_depth` levels.
-#[cfg(test)]
+#[cfg(any(test, feature = "decode-oracle"))]
 pub(crate) fn is_single_value(bytes: &[u8], max_depth: usize) -> bool {
     let mut reader = Reader::new(bytes, max_depth);
     reader
