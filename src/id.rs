@@ -97,6 +97,16 @@ impl NodeId {
         Distance(out)
     }
 
+    /// The id as a 160-bit big-endian integer (high 128 bits, low 32 bits). The XOR of two keys
+    /// orders like [`Distance`], with integer comparisons instead of a byte-wise one.
+    pub fn sort_key(&self) -> (u128, u32) {
+        let mut hi = [0u8; 16];
+        let mut lo = [0u8; 4];
+        hi.copy_from_slice(&self.0[..16]);
+        lo.copy_from_slice(&self.0[16..]);
+        (u128::from_be_bytes(hi), u32::from_be_bytes(lo))
+    }
+
     /// The number of leading bits `self` and `other` have in common (160 when equal).
     pub fn shared_prefix_len(&self, other: &NodeId) -> usize {
         self.distance(other).leading_zeros()

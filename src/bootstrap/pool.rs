@@ -80,10 +80,6 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn id_bit(id: &[u8; 20], bit: usize) -> bool {
-    id[bit / 8] & (0x80 >> (bit % 8)) != 0
-}
-
 impl<const N: usize> Pool<N> {
     /// An empty pool for at most `capacity` nodes (at least 1, at most 2^31); `hash_key`
     /// randomises the address index against crafted collisions.
@@ -341,36 +337,67 @@ impl<const N: usize> Pool<N> {
         prefer: impl Fn(&NodeInfo) -> bool,
     ) -> Vec<NodeInfo> {
         let sorted = &self.sorted;
-        let id_of = |slot: u32| self.entries.get(slot as usize).map(|e| &e.id);
-        // Narrow to the deepest prefix of the target that still holds 2n entries.
-        let (mut lo, mut hi) = (0usize, sorted.len());
-        for depth in 0..160 {
-            let bit = id_bit(&target.0, depth);
-            let mid = lo
-                + sorted[lo..hi]
-                    .partition_point(|s| id_of(*s).is_some_and(|id| !id_bit(id, depth)));
-            let (nlo, nhi) = if bit { (mid, hi) } else { (lo, mid) };
-            if nhi - nlo < 2 * n {
+        let (target_hi, target_lo) = target.sort_key();
+        // The XOR distance to the target as integers, and the prefix (in bits) shared with it.
+        let distance = |id: &[u8; 20]| {
+            let (hi, lo) = NodeId(*id).sort_key();
+            (hi ^ target_hi, lo ^ target_lo)
+        };
+        let shared = |i: usize| {
+            sorted
+                .get(i)
+                .and_then(|slot| self.entries.get(*slot as usize))
+                .map_or(0, |entry| match distance(&entry.id) {
+                    (0, lo) => 128 + lo.leading_zeros(),
+                    (hi, _) => hi.leading_zeros(),
+                })
+        };
+        // In id order, the prefix an id shares with the target never grows moving away from
+        // the target's position, on either side. So taking the neighbour with the longer
+        // shared prefix, 2n times, takes the ids by decreasing shared prefix: the last one
+        // taken has the deepest prefix of the target that holds 2n ids.
+        let at = sorted.partition_point(|slot| {
+            self.entries
+                .get(*slot as usize)
+                .is_some_and(|entry| entry.id < target.0)
+        });
+        let (mut lo, mut hi) = (at, at);
+        let mut depth = u32::MAX;
+        while hi - lo < 2 * n {
+            let left = (lo > 0).then(|| shared(lo - 1));
+            let right = (hi < sorted.len()).then(|| shared(hi));
+            match (left, right) {
+                (Some(l), Some(r)) if l >= r => (lo, depth) = (lo - 1, depth.min(l)),
+                (Some(l), None) => (lo, depth) = (lo - 1, depth.min(l)),
+                (_, Some(r)) => (hi, depth) = (hi + 1, depth.min(r)),
+                (None, None) => break,
+            }
+        }
+        // Then the rest of that prefix's ids, on both sides in turn (at most CLOSEST_SCAN in
+        // all, around the target's position).
+        while hi - lo < CLOSEST_SCAN {
+            let mut grew = false;
+            if lo > 0 && shared(lo - 1) >= depth {
+                lo -= 1;
+                grew = true;
+            }
+            if hi - lo < CLOSEST_SCAN && hi < sorted.len() && shared(hi) >= depth {
+                hi += 1;
+                grew = true;
+            }
+            if !grew {
                 break;
             }
-            lo = nlo;
-            hi = nhi;
         }
-        if hi - lo > CLOSEST_SCAN {
-            let at =
-                lo + sorted[lo..hi].partition_point(|s| id_of(*s).is_some_and(|id| *id < target.0));
-            let start = at.saturating_sub(CLOSEST_SCAN / 2).max(lo);
-            let end = (start + CLOSEST_SCAN).min(hi);
-            lo = start;
-            hi = end;
-        }
-        let mut found: Vec<(bool, crate::id::Distance, NodeInfo)> = sorted[lo..hi]
-            .iter()
-            .filter_map(|s| self.entries.get(*s as usize))
-            .filter_map(Self::entry_info)
-            .filter(|info| accept(info))
-            .map(|info| (!prefer(&info), target.distance(&info.id), info))
-            .collect();
+        let mut found: Vec<(bool, (u128, u32), NodeInfo)> = Vec::with_capacity(hi - lo);
+        found.extend(
+            sorted[lo..hi]
+                .iter()
+                .filter_map(|s| self.entries.get(*s as usize))
+                .filter_map(Self::entry_info)
+                .filter(|info| accept(info))
+                .map(|info| (!prefer(&info), distance(&info.id.0), info)),
+        );
         found.sort_unstable_by_key(|f| (f.0, f.1));
         found.dedup_by(|a, b| a.2.addr == b.2.addr);
         found.into_iter().take(n).map(|f| f.2).collect()
@@ -513,6 +540,41 @@ mod tests {
         }
         let sample = pool.sample(&mut rng, 8, |_| true, |_| true);
         assert_eq!(sample.len(), 8);
+    }
+
+    /// Ids in tight clusters (200 sharing 4 bytes, 200 sharing 16) and targets inside and
+    /// beside the clusters: the answer is still the exact closest 8. (A prefix shared by more
+    /// ids than `CLOSEST_SCAN` is only scanned around the target: approximate by design.)
+    #[test]
+    fn closest_matches_brute_force_with_clustered_ids() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut pool = Pool4::new(4000, 3);
+        let mut nodes = Vec::new();
+        for i in 0..4000u32 {
+            let mut id = NodeId::random(&mut rng);
+            match i % 20 {
+                0 => id.0[..4].copy_from_slice(&[0x12, 0x34, 0x56, 0x78]),
+                1 => id.0[..16].copy_from_slice(&[0x9a; 16]),
+                _ => {}
+            }
+            let ip = std::net::Ipv4Addr::from(0x0200_0000 + i);
+            let node = NodeInfo::new(id, SocketAddr::from((ip, 6881)));
+            pool.insert(node, 0);
+            nodes.push(node);
+        }
+        pool.rebuild_index();
+        for round in 0..300 {
+            let mut target = NodeId::random(&mut rng);
+            match round % 3 {
+                0 => target.0[..4].copy_from_slice(&[0x12, 0x34, 0x56, 0x78]),
+                1 => target.0[..15].copy_from_slice(&[0x9a; 15]),
+                _ => {}
+            }
+            let got = pool.closest(&target, 8, |_| true, |_| true);
+            let mut want = nodes.clone();
+            want.sort_by_key(|n| target.distance(&n.id));
+            assert_eq!(got, want[..8].to_vec(), "round {round}");
+        }
     }
 
     #[test]

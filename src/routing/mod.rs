@@ -254,16 +254,11 @@ fn subnet(ip: IpAddr) -> (bool, [u8; 8]) {
     }
 }
 
-/// An id as a 160-bit big-endian integer (high 128 bits, low 32): XOR of two keys orders like
-/// [`Distance`](crate::id::Distance), with integer comparisons.
+/// An id as a 160-bit big-endian integer ([`NodeId::sort_key`]).
 type SortKey = (u128, u32);
 
 fn sort_key(id: &NodeId) -> SortKey {
-    let mut hi = [0u8; 16];
-    let mut lo = [0u8; 4];
-    hi.copy_from_slice(&id.0[..16]);
-    lo.copy_from_slice(&id.0[16..]);
-    (u128::from_be_bytes(hi), u32::from_be_bytes(lo))
+    id.sort_key()
 }
 
 /// The buckets deeper than `b` (the bucket of `target`) out of `0..=last`, in increasing order of
