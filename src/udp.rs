@@ -65,6 +65,65 @@ pub struct SendReport {
     pub calls: usize,
 }
 
+impl SendReport {
+    /// Adds the counts of `other`.
+    pub fn add(&mut self, other: SendReport) {
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.calls += other.calls;
+    }
+}
+
+/// Datagrams waiting for a batched write, one queue per address family: a driver pushes what
+/// its core hands out, each queue is written once it holds [`BATCH`], and [`Outbox::flush`]
+/// writes the rest.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    v4: Vec<Transmit>,
+    v6: Vec<Transmit>,
+}
+
+impl Outbox {
+    /// Queues `transmit` for the socket of its family in `sockets` (IPv4, IPv6), writing that
+    /// queue if it is full. `None` when there is no socket for the family: the datagram is
+    /// dropped, for the caller to count.
+    pub fn push<S: BatchSocket>(
+        &mut self,
+        batch: &mut UdpBatch,
+        sockets: (Option<&S>, Option<&S>),
+        transmit: Transmit,
+    ) -> Option<SendReport> {
+        let (queue, socket) = if transmit.to.is_ipv4() {
+            (&mut self.v4, sockets.0?)
+        } else {
+            (&mut self.v6, sockets.1?)
+        };
+        queue.push(transmit);
+        let mut report = SendReport::default();
+        if queue.len() >= BATCH {
+            report = batch.send(socket, queue);
+            queue.clear();
+        }
+        Some(report)
+    }
+
+    /// Writes what is queued (a datagram is only ever queued with a socket of its family).
+    pub fn flush<S: BatchSocket>(
+        &mut self,
+        batch: &mut UdpBatch,
+        sockets: (Option<&S>, Option<&S>),
+    ) -> SendReport {
+        let mut report = SendReport::default();
+        for (queue, socket) in [(&mut self.v4, sockets.0), (&mut self.v6, sockets.1)] {
+            if let (false, Some(socket)) = (queue.is_empty(), socket) {
+                report.add(batch.send(socket, queue));
+            }
+            queue.clear();
+        }
+        report
+    }
+}
+
 /// Reusable buffers and headers for batched reads and writes on any UDP socket.
 ///
 /// It is not `Send` (the system-call headers hold raw pointers into it): make it on the thread
@@ -475,6 +534,28 @@ mod tests {
             assert_eq!(bytes, &vec![i as u8; 50]);
         }
         assert_eq!(got[10].1, b"tail");
+    }
+
+    #[test]
+    fn the_outbox_writes_full_batches_then_the_rest_and_drops_a_family_without_socket() {
+        let (a, b) = pair();
+        let to = b.local_addr().unwrap();
+        let mut batch = UdpBatch::new();
+        let mut outbox = Outbox::default();
+        let sockets = (Some(&a), None);
+        let mut written = 0;
+        for i in 0..BATCH + 3 {
+            let report = outbox.push(&mut batch, sockets, Transmit::new(to, vec![i as u8]));
+            written += report.expect("an IPv4 socket").sent;
+        }
+        assert_eq!(written, BATCH, "one full batch written while pushing");
+        let v6 = Transmit::new("[::1]:9".parse().unwrap(), b"x".to_vec());
+        assert_eq!(outbox.push(&mut batch, sockets, v6), None);
+        assert_eq!(outbox.flush(&mut batch, sockets).sent, 3);
+        assert_eq!(outbox.flush(&mut batch, sockets), SendReport::default());
+        let got = read_all(&mut batch, &b, BATCH + 3);
+        let payloads: Vec<u8> = got.iter().map(|(_, p)| p[0]).collect();
+        assert_eq!(payloads, (0..BATCH as u8 + 3).collect::<Vec<u8>>());
     }
 
     #[test]

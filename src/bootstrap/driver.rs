@@ -28,8 +28,7 @@ use parking_lot::{Mutex, RwLock};
 use super::{BootstrapConfig, BootstrapServer, BootstrapStats, Pools, SharedPools, persist};
 use crate::id::NodeId;
 use crate::time::Instant;
-use crate::transmit::Transmit;
-use crate::udp::{BATCH, UdpBatch};
+use crate::udp::{BATCH, Outbox, UdpBatch};
 
 /// Longest sleep of a shard, so that a stop request is seen within it.
 pub const MAX_SLEEP: Duration = Duration::from_millis(100);
@@ -265,8 +264,7 @@ fn run_shard(
     let mut events = Events::with_capacity(16);
     let mut io = ShardIo {
         batch: UdpBatch::new(),
-        out4: Vec::with_capacity(BATCH),
-        out6: Vec::with_capacity(BATCH),
+        outbox: Outbox::default(),
     };
     let mut next_publish = clock.now();
     while !stop.load(Ordering::Relaxed) {
@@ -331,39 +329,20 @@ fn drain(
     }
 }
 
-/// A shard's batch buffers and its per-family queues of datagrams to write.
+/// A shard's batch buffers and its queues of datagrams to write.
 struct ShardIo {
     batch: UdpBatch,
-    out4: Vec<Transmit>,
-    out6: Vec<Transmit>,
+    outbox: Outbox,
 }
 
-/// Sends what the core queued, [`BATCH`] datagrams per system call.
+/// Sends what the core queued, [`BATCH`] datagrams per system call. Refused datagrams are
+/// lost like any UDP datagram: a verification ping simply gets no answer.
 fn flush(core: &mut BootstrapServer, sockets: (&UdpSocket, Option<&UdpSocket>), io: &mut ShardIo) {
-    let (sock4, sock6) = sockets;
+    let sockets = (Some(sockets.0), sockets.1);
     while let Some(transmit) = core.poll_transmit() {
-        if transmit.to.is_ipv4() {
-            io.out4.push(transmit);
-            if io.out4.len() >= BATCH {
-                io.batch.send(sock4, &io.out4);
-                io.out4.clear();
-            }
-        } else if let Some(sock6) = sock6 {
-            io.out6.push(transmit);
-            if io.out6.len() >= BATCH {
-                io.batch.send(sock6, &io.out6);
-                io.out6.clear();
-            }
-        }
+        let _ = io.outbox.push(&mut io.batch, sockets, transmit);
     }
-    if !io.out4.is_empty() {
-        io.batch.send(sock4, &io.out4);
-        io.out4.clear();
-    }
-    if let (false, Some(sock6)) = (io.out6.is_empty(), sock6) {
-        io.batch.send(sock6, &io.out6);
-    }
-    io.out6.clear();
+    io.outbox.flush(&mut io.batch, sockets);
 }
 
 fn canonical(from: SocketAddr) -> SocketAddr {

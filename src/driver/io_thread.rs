@@ -26,8 +26,7 @@ use crate::id::{InfoHash, NodeId};
 use crate::node::{Event, LookupOutcome, Node, QueryError, RequestId, SampleReply};
 use crate::routing::{Liveness, Snapshot};
 use crate::time::Instant;
-use crate::transmit::Transmit;
-use crate::udp::{BATCH, UdpBatch};
+use crate::udp::{BATCH, Outbox, SendReport, UdpBatch};
 
 pub(crate) const SOCK4: Token = Token(0);
 pub(crate) const SOCK6: Token = Token(1);
@@ -37,6 +36,15 @@ pub(crate) const WAKER: Token = Token(2);
 const MAX_WAITERS: usize = 65_536;
 /// Longest sleep, so that a lost wake-up cannot stall the loop.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// Counts the datagrams the kernel refused. UDP is lossy anyway: a query such a datagram
+/// carried times out in the core.
+fn count_send_errors(counters: &mut DriverCounters, report: SendReport) {
+    counters.send_errors += report.failed as u64;
+    if report.failed > 0 {
+        log::trace!("{} datagrams refused by the kernel", report.failed);
+    }
+}
 
 /// The core's clock: microseconds since the driver started.
 #[derive(Clone, Copy, Debug)]
@@ -98,9 +106,8 @@ pub(crate) struct IoThread {
     pub save_peers: bool,
     pub waiters: HashMap<RequestId, Waiter>,
     pub counters: DriverCounters,
-    /// Datagrams waiting for the next batched write, per family.
-    pub out4: Vec<Transmit>,
-    pub out6: Vec<Transmit>,
+    /// Datagrams waiting for the next batched write.
+    pub outbox: Outbox,
 }
 
 impl IoThread {
@@ -193,41 +200,17 @@ impl IoThread {
 
     /// Sends what the core queued, a batch per system call, and dispatches its events.
     fn flush(&mut self, batch: &mut UdpBatch) {
-        while let Some(transmit) = self.node.poll_transmit() {
-            let to = canonical(transmit.to);
-            let (queue, socket) = if to.is_ipv4() {
-                (&mut self.out4, &self.sock4)
-            } else {
-                (&mut self.out6, &self.sock6)
-            };
-            if socket.is_none() {
-                self.counters.no_socket += 1;
-                continue;
-            }
-            queue.push(Transmit::new(to, transmit.bytes));
-            if queue.len() >= BATCH {
-                self.send_queued(batch);
+        let sockets = (self.sock4.as_ref(), self.sock6.as_ref());
+        while let Some(mut transmit) = self.node.poll_transmit() {
+            transmit.to = canonical(transmit.to);
+            match self.outbox.push(batch, sockets, transmit) {
+                Some(report) => count_send_errors(&mut self.counters, report),
+                None => self.counters.no_socket += 1,
             }
         }
-        self.send_queued(batch);
+        count_send_errors(&mut self.counters, self.outbox.flush(batch, sockets));
         while let Some(event) = self.node.poll_event() {
             self.dispatch(event);
-        }
-    }
-
-    /// Writes the queued datagrams of both families. UDP is lossy anyway: a datagram the
-    /// kernel refuses (full send buffer, unreachable address) is counted, and a query it
-    /// carried times out in the core.
-    fn send_queued(&mut self, batch: &mut UdpBatch) {
-        for (queue, socket) in [(&mut self.out4, &self.sock4), (&mut self.out6, &self.sock6)] {
-            if let (false, Some(socket)) = (queue.is_empty(), socket) {
-                let report = batch.send(socket, queue);
-                self.counters.send_errors += report.failed as u64;
-                if report.failed > 0 {
-                    log::trace!("{} datagrams refused by the kernel", report.failed);
-                }
-            }
-            queue.clear();
         }
     }
 

@@ -51,7 +51,7 @@ use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::node::{Config, Event, LookupOutcome, Method, Node, QueryError, SampleReply, Stats};
 use crate::routing::Snapshot;
-use crate::udp::BATCH;
+use crate::udp::Outbox;
 use hooks::{Hooks, Subscribers};
 use io_thread::{Clock, Command, IoThread};
 
@@ -545,8 +545,7 @@ impl Dht {
             save_peers,
             waiters: HashMap::new(),
             counters: Default::default(),
-            out4: Vec::with_capacity(BATCH),
-            out6: Vec::with_capacity(BATCH),
+            outbox: Outbox::default(),
         };
         handles.insert("io", spawn("io", &done_tx, move || io.run())?);
         log::info!("DHT node {id} listening on {local_addr}");
