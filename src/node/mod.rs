@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod event;
+pub mod external_ip;
 pub mod lookup;
 pub mod ratelimit;
 pub mod stats;
