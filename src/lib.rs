@@ -36,6 +36,7 @@ pub mod crawler;
 pub mod driver;
 pub mod hathor;
 pub mod id;
+pub mod items;
 pub mod krpc;
 pub mod node;
 pub mod peers;
