@@ -1,0 +1,169 @@
+//! Interoperability with the Rust `mainline` crate (the DHT that pkarr and iroh build on), both
+//! ways, on loopback: a `mainline` client announces and looks up through btdht nodes, and a
+//! btdht client announces and looks up through a network of `mainline` server nodes.
+//!
+//! `mainline` is a dev-dependency, so these tests always run. Every node is bound to a
+//! 127.0.0.0/8 address and bootstraps only from the others: `mainline` is always given an
+//! explicit bootstrap list, so it never falls back to its public routers.
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use btdht::InfoHash;
+use btdht::driver::Dht;
+use mainline::{Id, Testnet};
+use support::{loopback, wait_until_every};
+
+const T: Duration = Duration::from_secs(10);
+
+fn id_of(info_hash: InfoHash) -> Id {
+    Id::from_bytes(info_hash.0).expect("20 bytes")
+}
+
+/// A `mainline` client node bootstrapping from `bootstrap` only.
+fn mainline_client(bootstrap: &[SocketAddr]) -> mainline::Dht {
+    let bootstrap: Vec<String> = bootstrap.iter().map(|a| a.to_string()).collect();
+    mainline::Dht::builder()
+        .bootstrap(&bootstrap)
+        .bind_address(Ipv4Addr::LOCALHOST)
+        .build()
+        .expect("a mainline client on loopback")
+}
+
+/// The peers btdht's `get_peers` from `dht` finds for `info_hash`.
+fn btdht_peers(dht: &Dht, info_hash: InfoHash) -> Vec<SocketAddr> {
+    dht.get_peers(info_hash, T)
+        .map(|outcome| outcome.peers)
+        .unwrap_or_default()
+}
+
+/// The peers `mainline`'s `get_peers` finds for `info_hash`.
+#[allow(deprecated)]
+fn mainline_peers(dht: &mainline::Dht, info_hash: InfoHash) -> Vec<SocketAddrV4> {
+    dht.get_peers(id_of(info_hash)).flatten().collect()
+}
+
+/// A few btdht nodes on loopback that know each other, the first one the others' bootstrap.
+fn btdht_network(first: u8, count: u8) -> Vec<Dht> {
+    let seed = loopback(first).start().expect("btdht node");
+    let mut nodes = vec![seed.clone()];
+    for n in first + 1..first + count {
+        nodes.push(
+            loopback(n)
+                .bootstrap([seed.local_addr()])
+                .start()
+                .expect("btdht node"),
+        );
+    }
+    let joined = wait_until_every(T, Duration::from_millis(50), || {
+        nodes.iter().all(|d| {
+            d.routing_table(T)
+                .map(|t| t.len() + 1 >= usize::from(count))
+                .unwrap_or(false)
+        })
+    });
+    assert!(joined, "the btdht nodes found each other");
+    nodes
+}
+
+#[test]
+#[allow(deprecated)]
+fn a_mainline_client_announces_and_finds_through_btdht_nodes() {
+    let nodes = btdht_network(150, 8);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|d| d.local_addr()).collect();
+    let client = mainline_client(&addrs[..1]);
+
+    // find_node: mainline's lookup through btdht returns btdht's nodes.
+    let found = client.find_node(id_of(nodes[3].id()));
+    let found: Vec<SocketAddrV4> = found.iter().map(|n| n.address()).collect();
+    assert!(
+        found.iter().any(|a| SocketAddr::V4(*a) == addrs[3]),
+        "mainline's find_node through btdht: {found:?}"
+    );
+
+    // announce_peer from mainline is stored by btdht nodes and found by a btdht client.
+    let from_mainline = btdht::NodeId([0x4d; 20]);
+    client
+        .announce_peer(id_of(from_mainline), Some(40_001))
+        .expect("mainline's announce through btdht");
+    let btdht_client = loopback(170).bootstrap([addrs[0]]).start().unwrap();
+    let seen = wait_until_every(T, Duration::from_millis(200), || {
+        btdht_peers(&btdht_client, from_mainline)
+            .iter()
+            .any(|p| p.port() == 40_001)
+    });
+    assert!(seen, "btdht finds the peer mainline announced");
+
+    // A btdht announce is found by mainline's get_peers.
+    let from_btdht = btdht::NodeId([0xb7; 20]);
+    let announced = btdht_client.announce(from_btdht, Some(40_002), T).unwrap();
+    assert!(announced.acknowledged > 0, "{announced:?}");
+    let seen = wait_until_every(T, Duration::from_millis(200), || {
+        mainline_peers(&client, from_btdht)
+            .iter()
+            .any(|p| p.port() == 40_002)
+    });
+    assert!(seen, "mainline finds the peer btdht announced");
+
+    btdht_client.stop().unwrap();
+    for node in nodes {
+        node.stop().unwrap();
+    }
+}
+
+#[test]
+#[allow(deprecated)]
+fn a_btdht_client_announces_and_finds_through_mainline_nodes() {
+    let testnet = Testnet::builder(8)
+        .bind_address(Ipv4Addr::LOCALHOST)
+        .build()
+        .expect("a mainline testnet on loopback");
+    let bootstrap: Vec<SocketAddr> = testnet
+        .bootstrap
+        .iter()
+        .map(|a| a.parse().expect("a socket address"))
+        .collect();
+    assert!(bootstrap.iter().all(|a| a.ip().is_loopback()));
+
+    let btdht = loopback(171).bootstrap(bootstrap.clone()).start().unwrap();
+    // btdht's find_node through mainline servers returns mainline's nodes.
+    let target = btdht::NodeId([0x5a; 20]);
+    let outcome = btdht.find_node(target, T).unwrap();
+    assert!(
+        outcome
+            .closest
+            .iter()
+            .filter(|(n, _)| bootstrap.contains(&n.addr))
+            .count()
+            >= 6,
+        "btdht's find_node through mainline: {:?}",
+        outcome.closest
+    );
+
+    // A btdht announce is stored by mainline servers and found by a mainline client.
+    let from_btdht = btdht::NodeId([0x3c; 20]);
+    let announced = btdht.announce(from_btdht, Some(40_003), T).unwrap();
+    assert!(announced.acknowledged > 0, "{announced:?}");
+    let client = mainline_client(&bootstrap[..1]);
+    let seen = wait_until_every(T, Duration::from_millis(200), || {
+        mainline_peers(&client, from_btdht)
+            .iter()
+            .any(|p| p.port() == 40_003)
+    });
+    assert!(seen, "mainline finds the peer btdht announced");
+
+    // mainline's announce is found by btdht's get_peers.
+    let from_mainline = btdht::NodeId([0xc3; 20]);
+    client
+        .announce_peer(id_of(from_mainline), Some(40_004))
+        .expect("mainline's announce");
+    let seen = wait_until_every(T, Duration::from_millis(200), || {
+        btdht_peers(&btdht, from_mainline)
+            .iter()
+            .any(|p| p.port() == 40_004)
+    });
+    assert!(seen, "btdht finds the peer mainline announced");
+    btdht.stop().unwrap();
+}
