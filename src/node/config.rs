@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::items::ItemStoreConfig;
 use crate::node::ratelimit::RateLimit;
 use crate::peers::PeerStoreConfig;
 use crate::routing::RoutingConfig;
@@ -78,6 +79,8 @@ pub struct Config {
     pub peers: PeerStoreConfig,
     /// Transaction map settings.
     pub transactions: TransactionConfig,
+    /// BEP 44 item store settings.
+    pub items: ItemStoreConfig,
 }
 
 impl Default for Config {
@@ -109,6 +112,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             peers: PeerStoreConfig::default(),
             transactions: TransactionConfig::default(),
+            items: ItemStoreConfig::default(),
         }
     }
 }

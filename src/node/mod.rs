@@ -22,9 +22,10 @@ use rand::rngs::SmallRng;
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
+use crate::items::{ItemStore, MutableItem, StoredItem};
 use crate::krpc::{
-    self, Body, BodyRef, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL, KrpcError, MessageRef, Outgoing,
-    Query, QueryKind, Response, Want,
+    self, Body, BodyRef, ERROR_PROTOCOL, KrpcError, MessageRef, Outgoing, Query, QueryKind,
+    Response, Want,
 };
 use crate::peers::{AddressFamily, PeerStore};
 use crate::routing::{FailureOutcome, InsertOutcome, RoutingTable, Snapshot, SnapshotEntry};
@@ -119,6 +120,7 @@ pub struct Node {
     tokens: TokenManager,
     transactions: TransactionMap<Pending>,
     peers: PeerStore,
+    items: ItemStore,
     operations: BTreeMap<RequestId, Operation>,
     next_request: u64,
     bootstrap_nodes: Vec<SocketAddr>,
@@ -142,6 +144,7 @@ impl Node {
             tokens: TokenManager::new(&mut rng, now),
             transactions: TransactionMap::with_config(config.transactions),
             peers: PeerStore::new(config.peers),
+            items: ItemStore::new(config.items),
             operations: BTreeMap::new(),
             next_request: 1,
             bootstrap_nodes: Vec::new(),
@@ -186,6 +189,11 @@ impl Node {
     /// The announce store.
     pub fn peer_store(&self) -> &PeerStore {
         &self.peers
+    }
+
+    /// The BEP 44 item store.
+    pub fn item_store(&self) -> &ItemStore {
+        &self.items
     }
 
     /// The counters.
@@ -726,6 +734,7 @@ impl Node {
 
     fn maintain(&mut self, now: Instant) {
         self.peers.expire(now);
+        self.items.expire(now);
         // Refresh stale buckets, one lookup per tick at most (the split queue's rate).
         self.table4.refresh_due(now);
         self.table6.refresh_due(now);
@@ -900,18 +909,65 @@ impl Node {
                 response.interval = Some(i64::from(sample.interval));
                 self.fill_nodes(&mut response, &target, want, &from);
             }
-            QueryKind::Get { target, want, .. } => {
-                // BEP 44 storage is not implemented: answer with a token and the closest
-                // nodes, which is what get's askers need to route and to announce.
+            QueryKind::Get { target, seq, want } => {
                 response.token = Some(self.tokens.issue(now, from.ip()).as_bytes().to_vec());
+                self.fill_item(now, &mut response, &target, seq);
                 self.fill_nodes(&mut response, &target, want, &from);
             }
-            QueryKind::Put(_) => {
-                self.reply_error(from, transaction_id, ERROR_METHOD_UNKNOWN, "method unknown");
-                return;
+            QueryKind::Put(args) => {
+                if !self.tokens.verify(now, from.ip(), &args.token) {
+                    self.stats.bad_tokens += 1;
+                    self.reply_error(from, transaction_id, ERROR_PROTOCOL, "invalid token");
+                    return;
+                }
+                if let Err((code, text)) = self.store_item(now, args) {
+                    self.reply_error(from, transaction_id, code, &text);
+                    return;
+                }
+                self.stats.items_stored += 1;
             }
         }
         self.reply(from, transaction_id, &response);
+    }
+
+    /// Puts the item stored under `target` into a `get` reply: an immutable item's value; a
+    /// mutable item's key, sequence number and signature, and its value unless the asker's
+    /// `seq` shows it has that version or a newer one.
+    fn fill_item(&self, now: Instant, response: &mut Response, target: &NodeId, seq: Option<i64>) {
+        match self.items.get(now, target) {
+            Some(StoredItem::Immutable(value)) => response.value = Some(value.clone()),
+            Some(StoredItem::Mutable(item)) => {
+                response.key = Some(item.public_key);
+                response.seq = Some(item.seq);
+                response.signature = Some(item.signature);
+                if seq.is_none_or(|known| item.seq > known) {
+                    response.value = Some(item.value.clone());
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Stores the item of a `put` whose token was checked; the error code and message to
+    /// answer with if it is refused (then nothing is stored).
+    fn store_item(&mut self, now: Instant, args: krpc::PutArgs) -> Result<(), (i64, String)> {
+        let stored = match args.key {
+            None => self.items.put_immutable(now, args.value).map(|_| ()),
+            Some(public_key) => {
+                let (Some(seq), Some(signature)) = (args.seq, args.signature) else {
+                    return Err((ERROR_PROTOCOL, "a mutable put needs seq and sig".into()));
+                };
+                let item = MutableItem {
+                    public_key,
+                    salt: args.salt.unwrap_or_default(),
+                    seq,
+                    value: args.value,
+                    signature,
+                };
+                self.items.put_mutable(now, item, args.cas).map(|_| ())
+            }
+        };
+        stored.map_err(|e| (e.code(), e.to_string()))
     }
 
     fn id_acceptable(&self, id: &NodeId, from: &SocketAddr) -> bool {

@@ -113,6 +113,9 @@ pub struct Stats {
     /// Queries left unanswered because their transaction id was longer than
     /// [`crate::node::MAX_TRANSACTION_ID_LEN`].
     pub oversized_transaction_ids: u64,
+    /// BEP 44 items stored or refreshed by a `put` (refusals are counted by the item store and
+    /// in `errors_out`).
+    pub items_stored: u64,
 }
 
 impl Stats {
