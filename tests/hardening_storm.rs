@@ -1,4 +1,4 @@
-//! A malformed storm at a running node on loopback (issue G, item 5).
+//! A malformed storm at a running node on loopback.
 //!
 //! 16 source addresses (127.0.61.1-16) send, as fast as the sockets take them, random
 //! mutations of the real KRPC corpus (`tests/data/krpc`: bytes flipped, truncated,
