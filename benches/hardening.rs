@@ -1,4 +1,4 @@
-//! Issue G figures that are too heavy for `cargo test`.
+//! The hardening figures that are too heavy for `cargo test`: memory and flood.
 //!
 //! `cargo bench --bench hardening -- memory`: 1 million distinct announces from 100,000
 //! sources (each with the token of its own get_peers) over 100,000 info-hashes into one `Node`

@@ -39,7 +39,8 @@ use parking_lot::RwLock;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// Rounds of the alternating share measurement (benchmarks.md asks for at least 5).
+/// Rounds of the alternating share measurement (at least 5, so that one noisy round does not
+/// make the median).
 const ROUNDS: usize = 7;
 /// Round trips per round.
 const ROUND_TRIPS: u32 = 2_000;

@@ -1,5 +1,5 @@
-//! Issue D: a bootstrap pool of one million nodes saved and loaded again, against the
-//! 5-second budget ("the pool persists and reloads, so a restart keeps serving").
+//! A bootstrap pool of one million nodes saved and loaded again, against a 5-second budget
+//! for the load (the pool persists and reloads, so a restarted server is soon serving again).
 //!
 //! `cargo bench --bench pool_load -- load`: builds pools of 1,000,000 IPv4 nodes (on
 //! 127.0.0.0/8, varied ports) and 50,000 IPv6 nodes (on [::1]), writes them with
@@ -46,7 +46,7 @@ use parking_lot::RwLock;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// The issue's budget for loading a one-million-node pool.
+/// The budget for loading a one-million-node pool.
 const BUDGET: Duration = Duration::from_secs(5);
 /// IPv6 nodes saved beside the IPv4 ones (all on [::1], so at most 64,512 distinct ports).
 const V6_NODES: usize = 50_000;

@@ -9,10 +9,10 @@
 # goes even when the generator or a noisy neighbour limits the rate), then per contender the
 # median (min-max) and the ratios of medians against libtorrent and raw echo.
 #
-# Usage: benches/throughput.sh [ROUNDS] [SECONDS]      (from the checkout, ../shared beside it)
+# Usage: benches/throughput.sh [ROUNDS] [SECONDS]
 # Env:   QUERY=ping|find_node|get_peers|mix (default ping), WINDOW (256), SOURCES (64),
 #        BTDHT=path/to/btdht (default: builds it with cargo build --release),
-#        SKIP_LT=1 to leave libtorrent out,
+#        SKIP_LT=1 to leave libtorrent out (else tests/peers/setup.sh installs it once),
 #        PROFILE=DIR to record each server with `perf record -e cpu-clock -g` into DIR (one
 #        file per run) and print its split between kernel and user space and its top symbols.
 # Only 127.0.0.0/8 is used. Both btdht servers run with --rate-limit off (the per-IP limit,
@@ -35,7 +35,7 @@ if [[ -z ${BTDHT:-} ]]; then
 fi
 PY=""
 if [[ -z ${SKIP_LT:-} ]]; then
-    PY=$(../shared/peers/setup.sh)
+    PY=$(tests/peers/setup.sh)
 fi
 
 server_pid=""
@@ -53,7 +53,7 @@ start_server() { # name -> starts it on 127.0.1.1:$port, sets server_pid
     case $1 in
         echo) taskset -c 0 "$BTDHT" -q udp-echo --bind "127.0.1.1:$port" --seconds "$life" & ;;
         echo-1) taskset -c 0 "$BTDHT" -q udp-echo --per-datagram --bind "127.0.1.1:$port" --seconds "$life" & ;;
-        libtorrent) taskset -c 0 "$PY" ../shared/peers/lt_peer.py node --listen "127.0.1.1:$port" --duration "$life" >/dev/null & ;;
+        libtorrent) taskset -c 0 "$PY" tests/peers/lt_node.py --listen "127.0.1.1:$port" --duration "$life" >/dev/null & ;;
         node) taskset -c 0 "$BTDHT" -q node --bind "127.0.1.1:$port" --allow-private --rate-limit off --bootstrap 127.0.1.1:9 & ;;
         bootstrap) taskset -c 0 "$BTDHT" -q bootstrap --bind "127.0.1.1:$port" --allow-private --rate-limit off --bootstrap 127.0.1.1:9 --capacity 100000 & ;;
     esac

@@ -1,39 +1,34 @@
 #!/usr/bin/env bash
-# Seeds fuzz/corpus/<target>/ (gitignored) with the real datagrams of ../shared/corpus/krpc
-# (not committed here; BTDHT_SHARED overrides where shared/ is) and with the inputs kept in
-# tests/fuzz_regressions/<target>/. Safe to run again: it only adds files.
+# Seeds fuzz/corpus/<target>/ (gitignored) with the real datagrams of tests/data/krpc and with
+# the inputs kept in tests/fuzz_regressions/<target>/. Safe to run again: it only adds files.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
-shared="${BTDHT_SHARED:-$root/../shared}/corpus/krpc"
+krpc="$root/tests/data/krpc"
 targets=(krpc_decode krpc_oracle compact node_sequence)
 
 for target in "${targets[@]}"; do
     mkdir -p "$here/corpus/$target"
 done
-if [ -d "$shared" ]; then
-    # Names repeat across implementations (libtorrent/query-ping-1.bin, mainline/...): prefix
-    # them. The datagrams also seed `krpc_oracle` and `compact` (their nodes/values strings
-    # are real entries).
-    find "$shared" -name '*.bin' -print0 | while IFS= read -r -d '' file; do
-        rel="${file#"$shared"/}"
-        for target in krpc_decode krpc_oracle compact; do
-            cp -n "$file" "$here/corpus/$target/shared-${rel//\//-}"
-        done
-        # node_sequence reads records (op, dt, src, len_lo, len_hi, payload): wrap the
-        # datagram as one "arrives from source 0" record.
-        out="$here/corpus/node_sequence/shared-${rel//\//-}"
-        if [ ! -e "$out" ]; then
-            len=$(wc -c <"$file")
-            if [ "$len" -lt 65536 ]; then
-                printf "\\x00\\x01\\x00\\x$(printf %02x $((len & 255)))\\x$(printf %02x $((len >> 8)))" >"$out"
-                cat "$file" >>"$out"
-            fi
-        fi
+# Names repeat across implementations (libtorrent/query-ping-1.bin, mainline/...): prefix
+# them. The datagrams also seed `krpc_oracle` and `compact` (their nodes/values strings
+# are real entries).
+find "$krpc" -name '*.bin' -print0 | while IFS= read -r -d '' file; do
+    rel="${file#"$krpc"/}"
+    for target in krpc_decode krpc_oracle compact; do
+        cp -n "$file" "$here/corpus/$target/krpc-${rel//\//-}"
     done
-else
-    echo "seed-corpus: $shared not found, seeding from tests/fuzz_regressions only" >&2
-fi
+    # node_sequence reads records (op, dt, src, len_lo, len_hi, payload): wrap the
+    # datagram as one "arrives from source 0" record.
+    out="$here/corpus/node_sequence/krpc-${rel//\//-}"
+    if [ ! -e "$out" ]; then
+        len=$(wc -c <"$file")
+        if [ "$len" -lt 65536 ]; then
+            printf "\\x00\\x01\\x00\\x$(printf %02x $((len & 255)))\\x$(printf %02x $((len >> 8)))" >"$out"
+            cat "$file" >>"$out"
+        fi
+    fi
+done
 for target in "${targets[@]}"; do
     if [ -d "$root/tests/fuzz_regressions/$target" ]; then
         # libFuzzer takes its default max_len from the largest seed: keep seeds within 4 KiB.

@@ -2,8 +2,9 @@
 //! enumerates the libtorrent nodes (version `LT..`) and the swarm's nodes, and reads a
 //! libtorrent node's BEP 51 sample (an info-hash another libtorrent node announced to it).
 //!
-//! Needs the venv made by `shared/peers/setup.sh`; without it the test prints why and passes,
-//! unless `BTDHT_REQUIRE_INTEROP` is set. `BTDHT_PEERS_PY` may name the venv's python.
+//! Needs the venv made by `tests/peers/setup.sh`; without it the test writes one line saying it
+//! is skipped and passes, unless `BTDHT_REQUIRE_INTEROP` is set. `BTDHT_PEERS_PY` may name the
+//! venv's python (see `tests/peers/lt_node.py`).
 
 mod support;
 
@@ -103,7 +104,7 @@ fn crawl_enumerates_libtorrent_nodes_and_their_samples() {
     let lt = |listen: &str, extra: &[&str]| {
         Command::new(&python)
             .arg(&script)
-            .args(["node", "--listen", listen, "--bootstrap", boot])
+            .args(["--listen", listen, "--bootstrap", boot])
             .args(["--duration", "60", "--action-delay", "3"])
             .args(extra)
             .stdout(Stdio::null())

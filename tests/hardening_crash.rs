@@ -1,4 +1,4 @@
-//! Issue G, crash-safe state: the real `btdht node` binary, saving a state of 5,000 peers and
+//! Crash-safe state: the real `btdht node` binary, saving a state of 5,000 peers and
 //! 200 nodes every 20 ms, is killed with SIGKILL 100 times, each a random 0-40 ms after a save
 //! began; after every kill
 //! the state file loads, with the same id and all the peers (the previous snapshot or the new

@@ -1,4 +1,4 @@
-//! Issue G, flood: one `Node` in simulated time, with the default configuration (public
+//! Flood: one `Node` in simulated time, with the default configuration (public
 //! addresses, default rate limits), receives valid queries from 100 honest sources at a modest
 //! rate while (1) one source floods it as fast as it can, then (2) a flood of spoofed distinct
 //! source addresses arrives. The honest sources must still get at least 95% of their answers,

@@ -1,4 +1,4 @@
-//! Issue G, hostile inputs into one `Node` in simulated time: oversized transaction ids.
+//! Hostile inputs into one `Node` in simulated time: oversized transaction ids.
 
 use std::net::SocketAddr;
 
@@ -8,8 +8,8 @@ use btdht::{Instant, NodeId};
 
 /// A query's transaction id is echoed in the reply: past [`MAX_TRANSACTION_ID_LEN`] bytes the
 /// query is dropped (and counted), so no query makes the node send a datagram as large as
-/// itself. Before the fix a 3,000-byte id got a 3,069-byte reply (and a 65,000-byte one a
-/// reply too large to send).
+/// itself. Without that bound a 3,000-byte id would get a 3,069-byte reply, and a 65,000-byte
+/// one a reply too large to send.
 #[test]
 fn a_huge_transaction_id_is_not_echoed() {
     let from: SocketAddr = "1.2.3.4:6881".parse().unwrap();

@@ -1,4 +1,4 @@
-//! Issue G, bounded memory, scaled down: 100,000 distinct announces from 10,000 sources, with
+//! Bounded memory, scaled down: 100,000 distinct announces from 10,000 sources, with
 //! valid tokens, into one `Node` in simulated time, with caps small enough to bind (5,000
 //! info-hashes, 20,000 peers, 4,096 tracked sources). The full run (1 million announces from
 //! 100,000 sources, default caps, peak RSS) is `cargo bench --bench hardening -- memory`.

@@ -1,7 +1,7 @@
-//! A malformed storm at a running node on loopback (issue G, item 5).
+//! A malformed storm at a running node on loopback.
 //!
 //! 16 source addresses (127.0.61.1-16) send, as fast as the sockets take them, random
-//! mutations of the real KRPC corpus (`../shared/corpus/krpc`: bytes flipped, truncated,
+//! mutations of the real KRPC corpus (`tests/data/krpc`: bytes flipped, truncated,
 //! spliced, garbage inserted) mixed with malformed queries that BEP 5 says must be answered
 //! with error 203. The node's rate limits are lifted for this test (`Config` with no per-IP,
 //! global or new-source limit): with them, a storm from 16 sources is mostly dropped unanswered,
@@ -41,7 +41,7 @@ const PROBES: [&str; 6] = [
 ];
 
 fn corpus() -> Vec<Vec<u8>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/krpc");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/krpc");
     let mut out = Vec::new();
     for implementation in ["libtorrent", "mainline", "rtorrent"] {
         let dir = root.join(implementation);

@@ -1,11 +1,11 @@
-//! Every real datagram under `../shared/corpus/krpc/` decodes to the kind its MANIFEST names.
+//! Every real datagram under `tests/data/krpc/` decodes to the kind its MANIFEST names.
 
 use std::path::PathBuf;
 
 use btdht::krpc::{Body, Message, QueryKind, decode};
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/krpc")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/krpc")
 }
 
 fn load_manifest() -> Vec<serde_json::Value> {

@@ -1,4 +1,4 @@
-//! Issue G, bounded memory: announces from many sources into one `Node` in simulated time,
+//! Bounded memory: announces from many sources into one `Node` in simulated time,
 //! each source first getting its token with a get_peers, as a real peer does. Shared by
 //! `tests/hardening_memory.rs` (scaled down) and `benches/hardening.rs` (1 million announces
 //! from 100,000 sources).

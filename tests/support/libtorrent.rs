@@ -1,49 +1,63 @@
-//! Finding the libtorrent peer of `../shared/peers` for the interop tests, and skipping them
-//! cleanly when it is not installed (unless `BTDHT_REQUIRE_INTEROP` says they must run).
+//! The libtorrent peer of the interop tests (`tests/peers/lt_node.py`, run with the python of
+//! the venv `tests/peers/setup.sh` makes), and skipping those tests with one line of output
+//! when it is not installed, unless `BTDHT_REQUIRE_INTEROP` says they must run.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// The folder of `lt_peer.py`: `BTDHT_PEERS_DIR`, or `shared/peers` beside the checkout.
-pub fn peers_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("BTDHT_PEERS_DIR") {
-        return Some(dir.into());
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [
-        manifest.join("../shared/peers"),
-        manifest.join("../../shared/peers"),
-    ]
-    .into_iter()
-    .find(|d| d.join("lt_peer.py").is_file())
+/// The peer script, `tests/peers/lt_node.py`.
+pub fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/lt_node.py")
 }
 
-/// The venv's python and the script, or why the test is skipped.
-pub fn libtorrent() -> Result<(PathBuf, PathBuf), String> {
-    let dir = peers_dir().ok_or("shared/peers/lt_peer.py not found")?;
-    let python = match std::env::var_os("BTDHT_PEERS_PY") {
-        Some(py) => PathBuf::from(py),
+/// The python to run the script with: `BTDHT_PEERS_PY`, else the venv's python under
+/// `BTDHT_PEERS_VENV`, else under `${XDG_CACHE_HOME:-~/.cache}/btdht/venv-libtorrent-2.1.1`
+/// (where `tests/peers/setup.sh` puts it).
+pub fn python() -> Result<PathBuf, String> {
+    if let Some(python) = std::env::var_os("BTDHT_PEERS_PY") {
+        return Ok(python.into());
+    }
+    let venv = match std::env::var_os("BTDHT_PEERS_VENV") {
+        Some(venv) => PathBuf::from(venv),
         None => {
-            let home = std::env::var_os("HOME").ok_or("no HOME")?;
-            PathBuf::from(home).join(".cache/btdht-peers/venv-lt/bin/python")
+            let cache = match std::env::var_os("XDG_CACHE_HOME") {
+                Some(cache) => PathBuf::from(cache),
+                None => {
+                    PathBuf::from(std::env::var_os("HOME").ok_or("HOME is not set")?).join(".cache")
+                }
+            };
+            cache.join("btdht/venv-libtorrent-2.1.1")
         }
     };
-    let ok = Command::new(&python)
+    Ok(venv.join("bin/python"))
+}
+
+/// The venv's python and the script, or why the interop tests cannot run.
+pub fn libtorrent() -> Result<(PathBuf, PathBuf), String> {
+    let python = python()?;
+    let imports = Command::new(&python)
         .args(["-c", "import libtorrent"])
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
+    if !imports {
         return Err(format!(
-            "no libtorrent venv at {} (run shared/peers/setup.sh)",
+            "{} cannot import libtorrent (make the venv with tests/peers/setup.sh)",
             python.display()
         ));
     }
-    Ok((python, dir.join("lt_peer.py")))
+    Ok((python, script()))
 }
 
-/// The python and script, or `None` after printing why the test is skipped; fails the test
-/// instead when `BTDHT_REQUIRE_INTEROP` is set (as in CI).
+/// The python and script, or `None` after writing one line saying why the test (named after
+/// its thread, as libtest names them) is skipped; fails the test instead when
+/// `BTDHT_REQUIRE_INTEROP` is set (as in CI).
+///
+/// The line goes to the process's stderr through `Write`, which libtest does not capture
+/// (it captures only `print!`/`eprint!`), so it shows in the normal test output.
 pub fn libtorrent_or_skip() -> Option<(PathBuf, PathBuf)> {
     match libtorrent() {
         Ok(found) => Some(found),
@@ -52,8 +66,21 @@ pub fn libtorrent_or_skip() -> Option<(PathBuf, PathBuf)> {
                 std::env::var_os("BTDHT_REQUIRE_INTEROP").is_none(),
                 "BTDHT_REQUIRE_INTEROP is set but {why}"
             );
-            println!("skipped: {why}");
+            let thread = std::thread::current();
+            let test = thread.name().unwrap_or("interop test");
+            let line = format!("skipped {test}: no libtorrent peer: {why}\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
             None
         }
     }
+}
+
+/// The peers of a `peers HEX40 IP:PORT...` line of the script for `info_hash` (hex), or
+/// `None` for any other line.
+pub fn peers_line(line: &str, info_hash: &str) -> Option<Vec<SocketAddr>> {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("peers") || words.next() != Some(info_hash) {
+        return None;
+    }
+    words.map(|w| w.parse().ok()).collect()
 }
