@@ -167,3 +167,50 @@ fn a_btdht_client_announces_and_finds_through_mainline_nodes() {
     assert!(seen, "btdht finds the peer mainline announced");
     btdht.stop().unwrap();
 }
+
+#[test]
+#[allow(deprecated)]
+fn a_mainline_client_stores_and_gets_bep44_items_on_btdht_nodes() {
+    let nodes = btdht_network(180, 8);
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|d| d.local_addr()).collect();
+    // Client-mode mainline nodes answer no queries: whatever a second client gets back was
+    // stored by btdht nodes.
+    let writer = mainline_client(&addrs[..1]);
+    let reader = mainline_client(&addrs[1..2]);
+
+    let value = b"stored by mainline, kept by btdht";
+    let target = writer
+        .put_immutable(value)
+        .expect("immutable put through btdht");
+    let expected = btdht::items::immutable_target(&btdht::krpc::RawValue::from_bytes(value));
+    assert_eq!(target.as_bytes(), &expected.0);
+    assert_eq!(reader.get_immutable(target).as_deref(), Some(&value[..]));
+
+    let key = mainline::SigningKey::from_bytes(&[0x42; 32]);
+    let first = mainline::MutableItem::new(key.clone(), b"first", 1, Some(b"salt"));
+    writer
+        .put_mutable(first, None)
+        .expect("mutable put through btdht");
+    let second = mainline::MutableItem::new(key.clone(), b"second", 2, Some(b"salt"));
+    writer
+        .put_mutable(second, Some(1))
+        .expect("compare-and-swap through btdht");
+    let public_key = key.verifying_key().to_bytes();
+    let got = reader
+        .get_mutable_most_recent(&public_key, Some(b"salt"))
+        .expect("the mutable item from btdht nodes");
+    assert_eq!((got.seq(), got.value()), (2, &b"second"[..]));
+    // The same item, read the btdht way, verifies with btdht's own check.
+    let item = btdht::items::MutableItem {
+        public_key,
+        salt: b"salt".to_vec(),
+        seq: got.seq(),
+        value: btdht::krpc::RawValue::from_bytes(got.value()),
+        signature: *got.signature(),
+    };
+    item.verify()
+        .expect("mainline's signature verifies in btdht");
+    for node in nodes {
+        node.stop().unwrap();
+    }
+}
