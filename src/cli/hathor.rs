@@ -16,8 +16,8 @@ use std::time::Duration;
 use btdht::InfoHash;
 use btdht::driver::{Dht, Error};
 use btdht::hathor::discovery::{
-    AnnounceConfig, AnnounceOutcome, Announcer, Discovery, DiscoveryConfig, Report,
-    announce_round, unix_now,
+    AnnounceConfig, AnnounceOutcome, Announcer, Discovery, DiscoveryConfig, Report, announce_round,
+    unix_now,
 };
 use btdht::hathor::handshake::HandshakeConfig;
 use btdht::hathor::identity::Identity;

@@ -414,8 +414,10 @@ impl Announcer {
             .spawn(move || {
                 let mut acknowledged = 0;
                 loop {
-                    if !matches!(stopped.try_recv(), Err(crossbeam_channel::TryRecvError::Empty))
-                    {
+                    if !matches!(
+                        stopped.try_recv(),
+                        Err(crossbeam_channel::TryRecvError::Empty)
+                    ) {
                         break;
                     }
                     let outcome = announce_round(&dht, info_hash, port, config.timeout);
@@ -457,5 +459,214 @@ impl Announcer {
 impl Drop for Announcer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::hathor::fake::{FakeNode, FakeNodeConfig, TestPki};
+    use crate::hathor::handshake::Stage;
+    use crate::hathor::store::PeerKey;
+
+    const T: Duration = Duration::from_secs(10);
+    /// The store's clock in these tests: fixed, so a failure's backoff holds for the second run.
+    const NOW: u64 = 1_000_000;
+
+    fn loopback_dht(ip: [u8; 4], bootstrap: Option<SocketAddr>) -> Dht {
+        Dht::builder()
+            .bind(SocketAddr::from((ip, 0)))
+            .allow_private(true)
+            .seed(u64::from(ip[2]) << 8 | u64::from(ip[3]))
+            .bootstrap(bootstrap)
+            .start()
+            .unwrap()
+    }
+
+    fn verifying_config(pki: &TestPki) -> DiscoveryConfig {
+        let creds = pki.client_credentials().unwrap();
+        let mut handshake =
+            HandshakeConfig::new(NetworkProfile::testnet_india(), pki.client.clone(), &creds)
+                .unwrap();
+        handshake.step_timeout = Duration::from_secs(3);
+        DiscoveryConfig {
+            lookup_timeout: T,
+            allow_private: true,
+            handshake: Some(handshake),
+            clock: || NOW,
+            ..DiscoveryConfig::default()
+        }
+    }
+
+    /// Announces `port` from `dht` with an [`Announcer`] until a node acknowledges.
+    fn announced(dht: &Dht, hash: InfoHash, port: u16) -> Announcer {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let config = AnnounceConfig {
+            interval: Duration::from_secs(900),
+            retry: Duration::from_millis(200),
+            timeout: T,
+        };
+        let announcer = Announcer::start(dht.clone(), hash, port, config, move |round| {
+            let _ = tx.send(round.clone());
+        })
+        .unwrap();
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let round = rx.recv_deadline(end).expect("no acknowledged announce");
+            if round.outcome.is_acknowledged() {
+                assert_eq!(round.next_in, config.interval);
+                return announcer;
+            }
+            assert_eq!(round.next_in, config.retry);
+        }
+    }
+
+    /// Two fake Hathor nodes announced on the rendezvous info-hash by loopback DHT nodes: the
+    /// genuine one on 127.0.0.1, one with a certificate from an unknown CA on 127.0.0.2.
+    #[test]
+    fn discovery_verifies_only_the_genuine_node_and_backs_off_the_other() {
+        let pki = TestPki::shared();
+        let network = NetworkProfile::testnet_india();
+        let hash = network.rendezvous_info_hash(None);
+        let good = FakeNode::start(FakeNodeConfig::new(pki)).unwrap();
+        let mut bad_config = FakeNodeConfig::new(pki);
+        bad_config.cert_ca = Some(pki.other_ca.clone());
+        let bad = FakeNode::start_on(bad_config, [127, 0, 0, 2].into()).unwrap();
+
+        let seed = loopback_dht([127, 0, 40, 1], None);
+        let good_side = loopback_dht([127, 0, 0, 1], Some(seed.local_addr()));
+        let bad_side = loopback_dht([127, 0, 0, 2], Some(seed.local_addr()));
+        let _good_announcer = announced(&good_side, hash, good.addr().port());
+        let _bad_announcer = announced(&bad_side, hash, bad.addr().port());
+
+        let client = loopback_dht([127, 0, 40, 2], Some(seed.local_addr()));
+        let mut discovery = Discovery::new(&network, hash, verifying_config(pki));
+        let report = discovery.run(&client).unwrap();
+        assert!(report.responses > 0);
+        assert!(report.verification);
+        assert_eq!(report.candidates, [good.addr(), bad.addr()]);
+        assert_eq!(report.verified.len(), 1, "{report:?}");
+        assert_eq!(report.verified[0].id, good.id());
+        assert_eq!(report.verified_endpoints(), [good.endpoint()]);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].0, bad.addr());
+        assert_eq!(report.failed[0].1.stage, Stage::Tls);
+        assert_eq!(
+            report.to_json(),
+            json!([{"id": good.id().to_hex(), "entrypoints": [format!("tcp://{}", good.addr())]}])
+        );
+        let record = discovery.store().get(&PeerKey::Id(good.id())).unwrap();
+        assert_eq!(record.last_success, Some(NOW));
+        let failed = discovery.store().get(&PeerKey::Addr(bad.addr())).unwrap();
+        assert_eq!(
+            (failed.consecutive_failures, failed.next_retry),
+            (1, NOW + 5)
+        );
+
+        // Again at the same time: the impostor is backing off and not dialled.
+        let bad_accepts = bad.events().len();
+        let report = discovery.run(&client).unwrap();
+        assert_eq!(report.backing_off, [bad.addr()]);
+        assert_eq!(report.verified.len(), 1);
+        assert!(report.failed.is_empty());
+        assert_eq!(bad.events().len(), bad_accepts);
+
+        // Without a handshake: both candidates, unverified, as the POST /v1a/p2p/peers body.
+        let config = DiscoveryConfig {
+            handshake: None,
+            ..verifying_config(pki)
+        };
+        let report = Discovery::new(&network, hash, config).run(&client).unwrap();
+        assert!(!report.verification && report.verified.is_empty());
+        assert_eq!(
+            report.to_json(),
+            json!([
+                format!("tcp://{}", good.addr()),
+                format!("tcp://{}", bad.addr())
+            ])
+        );
+        for node in [seed, good_side, bad_side, client] {
+            node.stop().unwrap();
+        }
+    }
+
+    #[test]
+    fn candidates_are_filtered_and_bounded() {
+        let network = NetworkProfile::testnet_india();
+        let hash = network.rendezvous_info_hash(None);
+        let config = DiscoveryConfig {
+            max_candidates: 2,
+            clock: || NOW,
+            ..DiscoveryConfig::default()
+        };
+        let mut discovery = Discovery::new(&network, hash, config);
+        let peers: Vec<SocketAddr> = [
+            "127.0.0.1:40403",
+            "10.0.0.1:40403",
+            "203.0.113.9:40403",
+            "8.8.8.8:0",
+            "1.1.1.1:40403",
+            "9.9.9.9:40403",
+            "1.0.0.1:40403",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let report = discovery.process(&peers, 3);
+        assert_eq!(report.responses, 3);
+        assert_eq!(
+            report.skipped,
+            [peers[0], peers[1], peers[2], peers[3]],
+            "loopback, private, documentation, port 0"
+        );
+        assert_eq!(report.candidates, [peers[4], peers[5]]);
+        assert_eq!(report.over_limit, 1);
+        assert!(report.failed.is_empty() && report.backing_off.is_empty());
+        assert_eq!(discovery.store().len(), 2);
+        assert_eq!(
+            report.to_json(),
+            json!(["tcp://1.1.1.1:40403", "tcp://9.9.9.9:40403"])
+        );
+    }
+
+    #[test]
+    fn dropping_an_announcer_ends_it_at_once() {
+        // A node alone: every round ends unacknowledged, then waits `retry` (an hour).
+        let dht = loopback_dht([127, 0, 40, 3], None);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let config = AnnounceConfig {
+            interval: Duration::from_secs(7200),
+            retry: Duration::from_secs(3600),
+            timeout: Duration::from_secs(2),
+        };
+        let announcer =
+            Announcer::start(dht.clone(), InfoHash::from_bytes([7; 20]), 40403, config, {
+                move |round| {
+                    let _ = tx.send(round.clone());
+                }
+            })
+            .unwrap();
+        let round = rx.recv_timeout(T).unwrap();
+        assert!(!round.outcome.is_acknowledged(), "{round:?}");
+        assert_eq!(round.next_in, config.retry);
+        let started = Instant::now();
+        drop(announcer);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // The callback went with the thread: no further round.
+        assert!(rx.recv().is_err());
+
+        // stop() reports the acknowledged rounds (none here).
+        let announcer = Announcer::start(
+            dht.clone(),
+            InfoHash::from_bytes([7; 20]),
+            40403,
+            config,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(announcer.stop(), 0);
+        dht.stop().unwrap();
     }
 }

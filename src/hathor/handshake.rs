@@ -302,7 +302,11 @@ pub fn handshake(
 
 /// Connects to `addr` within `timeout`, from `local_ip` (port 0) when it is a specified
 /// address of the same family.
-fn dial(addr: SocketAddr, local_ip: Option<IpAddr>, timeout: Duration) -> std::io::Result<TcpStream> {
+fn dial(
+    addr: SocketAddr,
+    local_ip: Option<IpAddr>,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
     let local = local_ip.filter(|ip| !ip.is_unspecified() && ip.is_ipv4() == addr.is_ipv4());
     let Some(ip) = local else {
         return TcpStream::connect_timeout(&addr, timeout);

@@ -302,7 +302,10 @@ mod tests {
         assert!(push(&server(Vec::new()), &list, t).is_err());
         let refused = b"HTTP/1.1 200 OK\r\nContent-Length: 43\r\n\r\n{\"success\":false,\"message\":\"Malformed ep.\"}";
         let e = push(&server(refused.to_vec()), &list, t).unwrap_err();
-        assert!(matches!(e, PushError::Refused(ref b) if b.contains("Malformed")), "{e}");
+        assert!(
+            matches!(e, PushError::Refused(ref b) if b.contains("Malformed")),
+            "{e}"
+        );
     }
 
     #[test]
