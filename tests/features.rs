@@ -5,7 +5,14 @@
 use std::process::Command;
 
 /// Crates that belong to the `hathor` feature (TLS, RSA, certificates).
-const TLS_CRATES: [&str; 6] = ["rustls", "ring", "rsa", "rcgen", "rustls-webpki", "x509-parser"];
+const TLS_CRATES: [&str; 6] = [
+    "rustls",
+    "ring",
+    "rsa",
+    "rcgen",
+    "rustls-webpki",
+    "x509-parser",
+];
 /// Crates that belong to the `cli` feature.
 const CLI_CRATES: [&str; 3] = ["clap", "indicatif", "signal-hook"];
 
@@ -13,7 +20,16 @@ const CLI_CRATES: [&str; 3] = ["clap", "indicatif", "signal-hook"];
 fn dependency_names(features: &[&str]) -> Vec<String> {
     let out = Command::new(env!("CARGO"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["tree", "--offline", "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
         .args(features)
         .output()
         .unwrap();
@@ -48,7 +64,10 @@ fn the_features_add_their_crates() {
         assert!(hathor.iter().any(|n| n == wanted), "{wanted} in {hathor:?}");
     }
     for banned in CLI_CRATES {
-        assert!(!hathor.iter().any(|n| n == banned), "{banned} in {hathor:?}");
+        assert!(
+            !hathor.iter().any(|n| n == banned),
+            "{banned} in {hathor:?}"
+        );
     }
     let cli = dependency_names(&["--no-default-features", "--features", "cli"]);
     for wanted in CLI_CRATES {
