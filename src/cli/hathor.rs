@@ -4,9 +4,12 @@
 //! * `infohash` prints a network's rendezvous info-hash;
 //! * `announce` keeps a Hathor node's p2p port announced on that info-hash until a signal;
 //! * `discover` looks the info-hash up, optionally verifies every candidate with the Hathor
-//!   handshake (bounded concurrency, per-address backoff from the peer store, timeouts), prints
-//!   the verified entrypoints (never an unverified one as verified) and can push them to a
-//!   running node (`POST /v1a/p2p/peers`).
+//!   handshake, prints the verified entrypoints (never an unverified one as verified) and can
+//!   push them to a running node (`POST /v1a/p2p/peers`).
+//!
+//! The work is done by the library ([`btdht::hathor::Discovery`],
+//! [`btdht::hathor::Announcer`], [`btdht::hathor::push`](mod@btdht::hathor::push)); this
+//! file turns flags into their configurations and prints their results.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
