@@ -346,15 +346,12 @@ fn announce(args: &AnnounceArgs) -> i32 {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
-    let mut signals = if args.once {
-        None
-    } else {
-        match Signals::new([SIGINT, SIGTERM]) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                eprintln!("btdht: cannot handle SIGINT/SIGTERM: {e}");
-                return EXIT_NO_ANSWER;
-            }
+    // Handled in every mode, so that a signal during a round still saves the DHT state.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("btdht: cannot handle SIGINT/SIGTERM: {e}");
+            return EXIT_NO_ANSWER;
         }
     };
     let dht = match start_dht(&args.dht) {
@@ -377,28 +374,25 @@ fn announce(args: &AnnounceArgs) -> i32 {
         timeout: Duration::from_secs(args.dht.timeout),
     };
     let port = args.port;
-    let acknowledged = match signals.as_mut() {
-        None => {
-            let outcome = announce_round(&dht, hash, port, config.timeout);
-            print_round(hash, port, &outcome);
-            usize::from(outcome.is_acknowledged())
-        }
-        Some(signals) => {
-            let announcer = Announcer::start(dht.clone(), hash, port, config, move |round| {
-                print_round(hash, port, &round.outcome);
-                log::info!("next announce in {} s", round.next_in.as_secs());
-            });
-            match announcer {
-                Ok(announcer) => {
-                    // Blocks until SIGINT or SIGTERM.
-                    let _ = signals.forever().next();
-                    eprintln!("btdht: stopping");
-                    announcer.stop()
-                }
-                Err(e) => {
-                    eprintln!("btdht: cannot start the announcer: {e}");
-                    0
-                }
+    let acknowledged = if args.once {
+        let outcome = announce_round(&dht, hash, port, config.timeout);
+        print_round(hash, port, &outcome);
+        usize::from(outcome.is_acknowledged())
+    } else {
+        let announcer = Announcer::start(dht.clone(), hash, port, config, move |round| {
+            print_round(hash, port, &round.outcome);
+            log::info!("next announce in {} s", round.next_in.as_secs());
+        });
+        match announcer {
+            Ok(announcer) => {
+                // Blocks until SIGINT or SIGTERM.
+                let _ = signals.forever().next();
+                eprintln!("btdht: stopping");
+                announcer.stop()
+            }
+            Err(e) => {
+                eprintln!("btdht: cannot start the announcer: {e}");
+                0
             }
         }
     };
