@@ -25,7 +25,17 @@
 //! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
 //! - [`bootstrap`]: the bootstrap server: a sans-IO core answering from a pool of verified
 //!   nodes, its sharded driver and its pool file.
-//! - [`hathor`]: Hathor peer identity, entrypoints, networks, handshake client and peer store.
+//! - `hathor` (cargo feature `hathor`): Hathor peer identity, entrypoints, networks, handshake
+//!   client, peer store, and discovery on the DHT (`hathor::Discovery`, `hathor::Announcer`).
+//!
+//! Cargo features:
+//! - `hathor` (default): the `hathor` module and its TLS / RSA dependencies;
+//! - `cli` (default): the crates of the `btdht` binary (which needs `cli` and `hathor`);
+//! - `test-util`: test doubles of the enabled modules (with `hathor`: `hathor::fake`);
+//! - `decode-oracle`: the decoder's bendy-based oracle, for the fuzz targets.
+//!
+//! With `default-features = false` the library is the DHT alone: the sans-IO core, the role
+//! threads on real sockets and the simulator, without any TLS or command-line crate.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -34,6 +44,7 @@ pub mod bootstrap;
 pub mod contact;
 pub mod crawler;
 pub mod driver;
+#[cfg(feature = "hathor")]
 pub mod hathor;
 pub mod id;
 pub mod items;

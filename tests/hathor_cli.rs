@@ -471,6 +471,12 @@ fn announce_then_discover_verifies_only_the_genuine_node_and_pushes_it() {
     expected.sort();
     assert_eq!(lines, expected);
     assert!(stderr(&out).contains("UNVERIFIED"), "{}", stderr(&out));
+    // As JSON: the POST /v1a/p2p/peers body (entrypoint strings), never PEERS items without id.
+    let out = discover(&["--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut json: Vec<String> = serde_json::from_str(stdout(&out).trim()).unwrap();
+    json.sort();
+    assert_eq!(json, expected);
 
     // --verify: exactly the genuine node's entrypoint; the impostor's failure on stderr.
     let out = discover(&verify);

@@ -619,3 +619,63 @@ fn fake_checks_peer_id_like_hathor() {
         "Connection rejected."
     );
 }
+
+/// Our identity declares `tcp://127.0.0.2:40403`: the fake checks an inbound connection's IP
+/// against it like Hathor, so the handshake passes only when dialled from 127.0.0.2.
+#[test]
+fn handshakes_dial_from_the_local_ip() {
+    let pki = pki();
+    let mut identity = (*pki.client).clone();
+    identity
+        .set_entrypoints(vec!["tcp://127.0.0.2:40403".parse().unwrap()])
+        .unwrap();
+    let creds = pki.client_credentials().unwrap();
+    let mut cfg =
+        HandshakeConfig::new(NetworkProfile::testnet_india(), Arc::new(identity), &creds).unwrap();
+    cfg.step_timeout = Duration::from_secs(3);
+    let from_ip = |node: &FakeNode| -> Vec<std::net::IpAddr> {
+        node.events()
+            .iter()
+            .filter_map(|e| match e {
+                FakeEvent::Accepted(a) => Some(a.ip()),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // The system's choice of source address (127.0.0.1): refused by the fake.
+    let node = start(|_| {});
+    assert!(run(&node, &cfg).is_err());
+    assert!(fake_sent_error(
+        &node,
+        "Connection string is not in the entrypoints."
+    ));
+    assert_eq!(
+        from_ip(&node),
+        ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+
+    // From the bound IP: accepted, and the fake saw 127.0.0.2.
+    let node = start(|_| {});
+    cfg.local_ip = Some("127.0.0.2".parse().unwrap());
+    let peer = run(&node, &cfg).unwrap();
+    assert_eq!(peer.id, node.id());
+    assert_eq!(
+        from_ip(&node),
+        ["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert!(node.wait_for(Duration::from_secs(3), |ev| {
+        ev.contains(&FakeEvent::Ready(pki.client.id()))
+    }));
+
+    // An unspecified IP, or one of the other family, leaves the choice to the system.
+    for ip in ["0.0.0.0", "::1"] {
+        let node = start(|_| {});
+        cfg.local_ip = Some(ip.parse().unwrap());
+        assert!(run(&node, &cfg).is_err());
+        assert_eq!(
+            from_ip(&node),
+            ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+    }
+}

@@ -4,30 +4,33 @@
 //! * `infohash` prints a network's rendezvous info-hash;
 //! * `announce` keeps a Hathor node's p2p port announced on that info-hash until a signal;
 //! * `discover` looks the info-hash up, optionally verifies every candidate with the Hathor
-//!   handshake (bounded concurrency, per-address backoff from the peer store, timeouts), prints
-//!   the verified entrypoints (never an unverified one as verified) and can push them to a
-//!   running node (`POST /v1a/p2p/peers`).
+//!   handshake, prints the verified entrypoints (never an unverified one as verified) and can
+//!   push them to a running node (`POST /v1a/p2p/peers`).
+//!
+//! The work is done by the library ([`btdht::hathor::Discovery`],
+//! [`btdht::hathor::Announcer`], [`btdht::hathor::push`](mod@btdht::hathor::push)); this
+//! file turns flags into their configurations and prints their results.
 
-use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use btdht::InfoHash;
 use btdht::driver::{Dht, Error};
-use btdht::hathor::entrypoint::PeerAddress;
-use btdht::hathor::handshake::{HandshakeConfig, HandshakeFailure, VerifiedPeer, handshake};
+use btdht::hathor::discovery::{
+    AnnounceConfig, AnnounceOutcome, Announcer, Discovery, DiscoveryConfig, Report, announce_round,
+    unix_now,
+};
+use btdht::hathor::handshake::HandshakeConfig;
 use btdht::hathor::identity::Identity;
 use btdht::hathor::network::NetworkProfile;
-use btdht::hathor::store::{PeerStore, Source, StoreError};
+use btdht::hathor::push::{PushUrl, push};
+use btdht::hathor::store::{PeerStore, StoreError};
 use btdht::hathor::tls::{CertificateAuthority, TlsCredentials};
-use btdht::node::config::is_ignored_ip;
 use clap::{Args, Subcommand, ValueEnum};
-use parking_lot::Mutex;
-use serde_json::json;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use super::args::{parse_addr, parse_bind};
 use super::commands::public_routers;
@@ -161,7 +164,8 @@ impl NetworkArgs {
 /// The DHT client options of `announce` and `discover`.
 #[derive(Args, Debug, Clone)]
 pub struct DhtArgs {
-    /// Local IPv4 address to bind.
+    /// Local IPv4 address to bind (the DHT socket; `discover --verify` also dials its
+    /// handshakes from this IP, so a node checking our declared entrypoints sees it).
     #[arg(long, default_value = "0.0.0.0:0", value_parser = parse_bind)]
     pub bind: SocketAddr,
     /// A node to join through (repeatable). Default: the saved nodes, else the public routers.
@@ -201,7 +205,8 @@ pub struct AnnounceArgs {
 pub enum Format {
     /// One `tcp://ip:port/?id=<id>` per line (unverified: `tcp://ip:port`, no id).
     Entrypoints,
-    /// Hathor's PEERS shape: `[{"id": ..., "entrypoints": [...]}]`.
+    /// Verified: Hathor's PEERS shape `[{"id": ..., "entrypoints": [...]}]`; unverified: the
+    /// `POST /v1a/p2p/peers` body `["tcp://ip:port", ...]` (no ids).
     Json,
 }
 
@@ -259,12 +264,6 @@ pub fn run(args: HathorArgs) -> i32 {
 fn usage(message: impl std::fmt::Display) -> i32 {
     eprintln!("btdht: {message}");
     EXIT_USAGE
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn id_new(out: &std::path::Path, force: bool) -> i32 {
@@ -347,13 +346,14 @@ fn announce(args: &AnnounceArgs) -> i32 {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("btdht: cannot handle signal {signal}: {e}");
+    // Handled in every mode, so that a signal during a round still saves the DHT state.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("btdht: cannot handle SIGINT/SIGTERM: {e}");
             return EXIT_NO_ANSWER;
         }
-    }
+    };
     let dht = match start_dht(&args.dht) {
         Ok(dht) => dht,
         Err(status) => return status,
@@ -367,253 +367,53 @@ fn announce(args: &AnnounceArgs) -> i32 {
         dht.local_addr()
     );
     let interval = Duration::from_secs(args.interval);
-    // After a failed round, try again sooner (but never more often than the interval asks).
-    let retry = interval.min(Duration::from_secs(30));
-    let timeout = Duration::from_secs(args.dht.timeout);
-    let mut acknowledged_once = false;
-    while !stop.load(Ordering::Relaxed) {
-        let ok = match dht.announce(hash, Some(args.port), timeout) {
-            Ok(result) if result.acknowledged > 0 => {
-                acknowledged_once = true;
-                println!(
-                    "announced {hash} port {} to {} nodes ({} acknowledged)",
-                    args.port, result.sent, result.acknowledged
-                );
-                true
-            }
-            Ok(result) => {
-                eprintln!(
-                    "btdht: announce: no node acknowledged ({} answered the lookup, {} announces sent)",
-                    result.outcome.responses, result.sent
-                );
-                false
+    let config = AnnounceConfig {
+        interval,
+        // After a failed round, try again sooner (but never more often than the interval asks).
+        retry: interval.min(Duration::from_secs(30)),
+        timeout: Duration::from_secs(args.dht.timeout),
+    };
+    let port = args.port;
+    let acknowledged = if args.once {
+        let outcome = announce_round(&dht, hash, port, config.timeout);
+        print_round(hash, port, &outcome);
+        usize::from(outcome.is_acknowledged())
+    } else {
+        let announcer = Announcer::start(dht.clone(), hash, port, config, move |round| {
+            print_round(hash, port, &round.outcome);
+            log::info!("next announce in {} s", round.next_in.as_secs());
+        });
+        match announcer {
+            Ok(announcer) => {
+                // Blocks until SIGINT or SIGTERM.
+                let _ = signals.forever().next();
+                eprintln!("btdht: stopping");
+                announcer.stop()
             }
             Err(e) => {
-                eprintln!("btdht: announce: {e}");
-                false
+                eprintln!("btdht: cannot start the announcer: {e}");
+                0
             }
-        };
-        if args.once {
-            break;
         }
-        let wait = if ok { interval } else { retry };
-        log::info!("next announce in {} s", wait.as_secs());
-        let next = Instant::now() + wait;
-        while !stop.load(Ordering::Relaxed) && Instant::now() < next {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    if !args.once {
-        eprintln!("btdht: stopping");
-    }
+    };
     stop_dht(&dht);
-    if acknowledged_once {
+    if acknowledged > 0 {
         EXIT_OK
     } else {
         EXIT_NO_ANSWER
     }
 }
 
-/// A parsed `--push` URL (plain HTTP only).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushUrl {
-    /// Host (name or IP; IPv6 without brackets).
-    pub host: String,
-    /// Port (80 by default).
-    pub port: u16,
-    /// Request path, ending in `/v1a/p2p/peers`.
-    pub path: String,
-}
-
-/// The API path that takes new entrypoints.
-pub const PEERS_PATH: &str = "/v1a/p2p/peers";
-
-/// Parses `http://HOST[:PORT][/PREFIX]`; `/v1a/p2p/peers` is appended unless present.
-pub fn parse_push_url(text: &str) -> Result<PushUrl, String> {
-    let lower = text.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return Err(format!(
-            "--push {text}: https is not supported; --push speaks plain HTTP/1.1 to a node's \
-             local API (e.g. http://127.0.0.1:8080); use a local http:// address or a tunnel"
-        ));
+fn print_round(hash: InfoHash, port: u16, outcome: &AnnounceOutcome) {
+    match outcome {
+        AnnounceOutcome::Acknowledged { sent, acknowledged } => {
+            println!("announced {hash} port {port} to {sent} nodes ({acknowledged} acknowledged)");
+        }
+        AnnounceOutcome::Unacknowledged { responses, sent } => eprintln!(
+            "btdht: announce: no node acknowledged ({responses} answered the lookup, {sent} announces sent)"
+        ),
+        AnnounceOutcome::Failed(e) => eprintln!("btdht: announce: {e}"),
     }
-    let Some(rest) = lower.starts_with("http://").then(|| &text[7..]) else {
-        return Err(format!(
-            "--push {text}: expected http://HOST:PORT (the node's API)"
-        ));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if authority.is_empty() || authority.contains('@') || path.contains(['?', '#', ' ']) {
-        return Err(format!("--push {text}: expected http://HOST:PORT[/PATH]"));
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("--push {text}: unclosed ["))?;
-        match after.strip_prefix(':') {
-            Some(p) => (h, Some(p)),
-            None if after.is_empty() => (h, None),
-            None => return Err(format!("--push {text}: bad address")),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("--push {text}: bad port {p:?}"))?,
-        None => 80,
-    };
-    if host.is_empty() || host.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!("--push {text}: bad host"));
-    }
-    let base = path.trim_end_matches('/');
-    let path = if base.ends_with(PEERS_PATH) {
-        base.to_string()
-    } else {
-        format!("{base}{PEERS_PATH}")
-    };
-    Ok(PushUrl {
-        host: host.to_string(),
-        port,
-        path,
-    })
-}
-
-/// Largest HTTP response read.
-const MAX_RESPONSE: u64 = 64 * 1024;
-
-/// POSTs `entrypoints` as a JSON array to `url`; returns the response body, or why it failed.
-pub fn push(url: &PushUrl, entrypoints: &[String], timeout: Duration) -> Result<String, String> {
-    let body = serde_json::Value::from(entrypoints.to_vec()).to_string();
-    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?
-        .take(8)
-        .collect();
-    let mut last = format!("{} resolves to no address", url.host);
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = format!("connect {addr}: {e}"),
-        }
-    }
-    let mut stream = stream.ok_or(last)?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| e.to_string())?;
-    let host_header = if url.host.contains(':') {
-        format!("[{}]:{}", url.host, url.port)
-    } else {
-        format!("{}:{}", url.host, url.port)
-    };
-    let request = format!(
-        "POST {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: btdht/{}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        url.path,
-        env!("CARGO_PKG_VERSION"),
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| format!("sending the request: {e}"))?;
-    let mut response = Vec::new();
-    let deadline = Instant::now() + timeout;
-    let mut limited = (&mut stream).take(MAX_RESPONSE);
-    let mut buf = [0u8; 4096];
-    loop {
-        if Instant::now() >= deadline {
-            break;
-        }
-        match limited.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                response.extend_from_slice(&buf[..n]);
-                if response_complete(&response) {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if response.is_empty() => return Err(format!("reading the response: {e}")),
-            Err(_) => break,
-        }
-    }
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status_line = head.lines().next().unwrap_or_default();
-    let mut parts = status_line.split_whitespace();
-    let code = match (parts.next(), parts.next()) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => code.parse::<u16>().ok(),
-        _ => None,
-    };
-    let body: String = body.trim().chars().take(512).collect();
-    match code {
-        Some(c) if (200..300).contains(&c) => {
-            // Hathor answers {"success": false, "message": ...} with status 200.
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
-                if v.get("success") == Some(&serde_json::Value::Bool(false)) {
-                    return Err(format!("the node refused: {body}"));
-                }
-            }
-            Ok(body)
-        }
-        Some(c) => Err(format!("HTTP {c}: {body}")),
-        None => Err(format!(
-            "not an HTTP response: {:?}",
-            status_line.chars().take(80).collect::<String>()
-        )),
-    }
-}
-
-/// Whether a response with a Content-Length has been read entirely.
-fn response_complete(response: &[u8]) -> bool {
-    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
-    head.lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .is_some_and(|len| response.len() >= end + 4 + len)
-}
-
-/// Verifies `candidates` with at most `workers` handshakes at a time.
-fn verify_all(
-    candidates: Vec<SocketAddr>,
-    config: &HandshakeConfig,
-    workers: usize,
-) -> Vec<(SocketAddr, Result<VerifiedPeer, HandshakeFailure>)> {
-    let workers = workers.clamp(1, candidates.len().max(1));
-    let queue = Mutex::new(candidates.into_iter());
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let next = queue.lock().next();
-                    let Some(addr) = next else { break };
-                    log::info!("verifying {addr}");
-                    let result = handshake(addr, None, config);
-                    results.lock().push((addr, result));
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner();
-    results.sort_by_key(|(addr, _)| *addr);
-    results
 }
 
 fn load_store(path: &std::path::Path, profile: &NetworkProfile) -> Result<PeerStore, i32> {
@@ -649,10 +449,11 @@ fn handshake_config(args: &DiscoverArgs, profile: &NetworkProfile) -> Result<Han
         })?,
     };
     log::info!("our peer id: {}", identity.id());
-    let creds = TlsCredentials::issue(&ca, &identity, now_unix() as i64).map_err(usage)?;
+    let creds = TlsCredentials::issue(&ca, &identity, unix_now() as i64).map_err(usage)?;
     let mut config =
         HandshakeConfig::new(profile.clone(), Arc::new(identity), &creds).map_err(usage)?;
     config.step_timeout = Duration::from_secs(args.handshake_timeout);
+    config.local_ip = Some(args.dht.bind.ip());
     Ok(config)
 }
 
@@ -661,11 +462,11 @@ fn discover(args: &DiscoverArgs) -> i32 {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
-    let push_url = match args.push.as_deref().map(parse_push_url).transpose() {
+    let push_url = match args.push.as_deref().map(PushUrl::parse).transpose() {
         Ok(url) => url,
-        Err(e) => return usage(e),
+        Err(e) => return usage(format!("--push {e}")),
     };
-    let config = if args.verify {
+    let handshake = if args.verify {
         match handshake_config(args, &profile) {
             Ok(c) => Some(c),
             Err(status) => return status,
@@ -673,258 +474,115 @@ fn discover(args: &DiscoverArgs) -> i32 {
     } else {
         None
     };
-    let mut store = match &args.store {
+    let store = match &args.store {
         Some(path) => match load_store(path, &profile) {
             Ok(s) => s,
             Err(status) => return status,
         },
         None => PeerStore::new(&profile),
     };
+    let config = DiscoveryConfig {
+        lookup_timeout: Duration::from_secs(args.dht.timeout),
+        allow_private: args.dht.allow_private,
+        max_candidates: usize::try_from(args.max_candidates).unwrap_or(usize::MAX),
+        concurrency: usize::try_from(args.concurrency).unwrap_or(1),
+        handshake,
+        ..DiscoveryConfig::default()
+    };
+    let mut discovery = Discovery::with_store(hash, config, store);
 
-    // 1. Candidates from the DHT.
     let dht = match start_dht(&args.dht) {
         Ok(dht) => dht,
         Err(status) => return status,
     };
-    let result = dht.get_peers(hash, Duration::from_secs(args.dht.timeout));
+    let result = discovery.run(&dht);
     stop_dht(&dht);
-    let outcome = match result {
-        Ok(o) if o.responses > 0 => o,
-        Ok(_) => {
-            eprintln!("btdht: get_peers {hash}: no node answered");
-            return EXIT_NO_ANSWER;
-        }
+    let report = match result {
+        Ok(report) => report,
         Err(e) => {
             eprintln!("btdht: get_peers {hash}: {e}");
             return EXIT_NO_ANSWER;
         }
     };
-    log::info!(
-        "get_peers {hash}: {} peers from {} answers",
-        outcome.peers.len(),
-        outcome.responses
-    );
-    let mut candidates = BTreeSet::new();
-    for addr in &outcome.peers {
-        if addr.port() == 0 || (!args.dht.allow_private && is_ignored_ip(addr.ip())) {
-            eprintln!("btdht: {addr}: skipped (private or reserved address; see --allow-private)");
-            continue;
-        }
-        if candidates.len() as u64 >= args.max_candidates {
-            eprintln!(
-                "btdht: more than {} candidates; the rest are ignored",
-                args.max_candidates
-            );
-            break;
-        }
-        candidates.insert(*addr);
-    }
-    let now = now_unix();
-    store.expire(now);
-    for addr in &candidates {
-        store.add_candidate(*addr, Source::Dht, now);
-    }
-
-    let status = match &config {
-        None => print_unverified(&candidates, args.format),
-        Some(config) => {
-            let due: BTreeSet<SocketAddr> = store.due(now).into_iter().map(|(a, _)| a).collect();
-            let mut to_verify = Vec::new();
-            for addr in &candidates {
-                if due.contains(addr) {
-                    to_verify.push(*addr);
-                    store.record_attempt(*addr, now);
-                } else {
-                    eprintln!("btdht: {addr}: not tried (backing off after earlier failures)");
-                }
-            }
-            let results = verify_all(to_verify, config, args.concurrency as usize);
-            let done = now_unix();
-            let mut verified = Vec::new();
-            for (addr, result) in results {
-                match result {
-                    Ok(peer) => {
-                        log::info!("{addr}: verified as {} ({})", peer.id, peer.app);
-                        store.record_success(&peer, Source::Dht, done);
-                        verified.push(peer);
-                    }
-                    Err(failure) => {
-                        let text = failure.to_string();
-                        eprintln!("btdht: {addr}: NOT verified: {text}");
-                        store.record_failure(addr, failure.remote_id, &text, done);
-                    }
-                }
-            }
-            print_verified(&verified, args.format);
-            let mut status = if verified.is_empty() {
-                eprintln!("btdht: no verified peer ({} candidates)", candidates.len());
-                EXIT_NO_ANSWER
-            } else {
-                EXIT_OK
-            };
-            if let Some(url) = &push_url {
-                if verified.is_empty() {
-                    eprintln!("btdht: nothing to push");
-                } else {
-                    let list: Vec<String> =
-                        verified.iter().map(|p| p.endpoint().to_string()).collect();
-                    match push(url, &list, Duration::from_secs(args.handshake_timeout)) {
-                        Ok(body) => eprintln!(
-                            "btdht: pushed {} entrypoints to {}:{}{}: {body}",
-                            list.len(),
-                            url.host,
-                            url.port,
-                            url.path
-                        ),
-                        Err(e) => {
-                            eprintln!("btdht: push to {}:{}{}: {e}", url.host, url.port, url.path);
-                            status = EXIT_NO_ANSWER;
-                        }
-                    }
-                }
-            }
-            status
-        }
-    };
+    let status = print_report(&report, args, push_url.as_ref());
     if let Some(path) = &args.store {
-        if let Err(e) = store.save(path) {
+        if let Err(e) = discovery.store().save(path) {
             eprintln!("btdht: --store {}: {e}", path.display());
         }
     }
     status
 }
 
-fn print_unverified(candidates: &BTreeSet<SocketAddr>, format: Format) -> i32 {
-    let entrypoints: Vec<String> = candidates
-        .iter()
-        .map(|a| PeerAddress::from_socket_addr(*a).to_string())
-        .collect();
-    match format {
-        Format::Entrypoints => {
-            for e in &entrypoints {
-                println!("{e}");
+/// Prints what a discovery found, pushes the verified peers, returns the exit status.
+fn print_report(report: &Report, args: &DiscoverArgs, push_url: Option<&PushUrl>) -> i32 {
+    for addr in &report.skipped {
+        eprintln!("btdht: {addr}: skipped (private or reserved address; see --allow-private)");
+    }
+    if report.over_limit > 0 {
+        eprintln!(
+            "btdht: more than {} candidates; the rest are ignored",
+            args.max_candidates
+        );
+    }
+    for addr in &report.backing_off {
+        eprintln!("btdht: {addr}: not tried (backing off after earlier failures)");
+    }
+    for peer in &report.verified {
+        log::info!("{}: verified as {} ({})", peer.dialled, peer.id, peer.app);
+    }
+    for (addr, failure) in &report.failed {
+        eprintln!("btdht: {addr}: NOT verified: {failure}");
+    }
+    match args.format {
+        Format::Json => println!("{}", report.to_json()),
+        Format::Entrypoints if report.verification => {
+            for endpoint in report.verified_endpoints() {
+                println!("{endpoint}");
             }
         }
-        Format::Json => {
-            let items: Vec<_> = entrypoints
-                .iter()
-                .map(|e| json!({"id": null, "entrypoints": [e], "verified": false}))
-                .collect();
-            println!("{}", serde_json::Value::from(items));
+        Format::Entrypoints => {
+            for entrypoint in report.candidate_entrypoints() {
+                println!("{entrypoint}");
+            }
         }
     }
-    if candidates.is_empty() {
-        eprintln!("btdht: no candidates");
-        EXIT_NO_ANSWER
-    } else {
+    if !report.verification {
+        if report.candidates.is_empty() {
+            eprintln!("btdht: no candidates");
+            return EXIT_NO_ANSWER;
+        }
         eprintln!(
             "btdht: {} UNVERIFIED candidates (DHT values are unauthenticated; use --verify)",
-            candidates.len()
+            report.candidates.len()
         );
+        return EXIT_OK;
+    }
+    let mut status = if report.verified.is_empty() {
+        eprintln!(
+            "btdht: no verified peer ({} candidates)",
+            report.candidates.len()
+        );
+        EXIT_NO_ANSWER
+    } else {
         EXIT_OK
-    }
-}
-
-fn print_verified(verified: &[VerifiedPeer], format: Format) {
-    match format {
-        Format::Entrypoints => {
-            for peer in verified {
-                println!("{}", peer.endpoint());
-            }
-        }
-        Format::Json => {
-            let items: Vec<_> = verified
+    };
+    if let Some(url) = push_url {
+        if report.verified.is_empty() {
+            eprintln!("btdht: nothing to push");
+        } else {
+            let list: Vec<String> = report
+                .verified_endpoints()
                 .iter()
-                .map(|p| {
-                    json!({
-                        "id": p.id.to_hex(),
-                        "entrypoints": [PeerAddress::from_socket_addr(p.dialled).to_string()],
-                    })
-                })
+                .map(ToString::to_string)
                 .collect();
-            println!("{}", serde_json::Value::from(items));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn push_urls() {
-        let u = parse_push_url("http://127.0.0.1:8080").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("127.0.0.1", 8080, PEERS_PATH)
-        );
-        let u = parse_push_url("HTTP://localhost/api/").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("localhost", 80, "/api/v1a/p2p/peers")
-        );
-        let u = parse_push_url("http://[::1]:8080/v1a/p2p/peers").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("::1", 8080, PEERS_PATH)
-        );
-        assert!(
-            parse_push_url("https://node.example")
-                .unwrap_err()
-                .contains("https")
-        );
-        for bad in [
-            "ftp://x",
-            "http://",
-            "http://a:0",
-            "http://a:x",
-            "http://u@a:1",
-            "http://a:1/p?q",
-            "http://[::1",
-        ] {
-            assert!(parse_push_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    /// A one-shot server on 127.0.0.1 that reads the request head and writes `reply`.
-    fn server(reply: Vec<u8>) -> PushUrl {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            if let Ok((mut conn, _)) = listener.accept() {
-                let mut buf = [0u8; 4096];
-                let _ = conn.read(&mut buf);
-                let _ = conn.write_all(&reply);
+            match push(url, &list, Duration::from_secs(args.handshake_timeout)) {
+                Ok(body) => eprintln!("btdht: pushed {} entrypoints to {url}: {body}", list.len()),
+                Err(e) => {
+                    eprintln!("btdht: push to {url}: {e}");
+                    status = EXIT_NO_ANSWER;
+                }
             }
-        });
-        parse_push_url(&format!("http://127.0.0.1:{port}")).unwrap()
+        }
     }
-
-    #[test]
-    fn hostile_push_responses_are_bounded_failures() {
-        let t = Duration::from_secs(5);
-        let list = ["tcp://127.0.0.1:1/?id=00".to_string()];
-        let e = push(&server(b"garbage\r\n\r\n".to_vec()), &list, t).unwrap_err();
-        assert!(e.contains("not an HTTP response"), "{e}");
-        let e = push(&server(b"HTTP/1.1 500 Oops\r\n\r\nboom".to_vec()), &list, t).unwrap_err();
-        assert!(e.contains("HTTP 500") && e.contains("boom"), "{e}");
-        let mut huge = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
-        huge.extend(std::iter::repeat_n(b'x', 1 << 20));
-        let body = push(&server(huge), &list, t).unwrap();
-        assert_eq!(body.len(), 512);
-        let e = push(&server(vec![0xff, 0xfe, 0, 1]), &list, t).unwrap_err();
-        assert!(e.contains("not an HTTP response"), "{e}");
-        assert!(push(&server(Vec::new()), &list, t).is_err());
-    }
-
-    #[test]
-    fn complete_responses() {
-        assert!(!response_complete(b"HTTP/1.1 200 OK\r\n"));
-        assert!(!response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc"
-        ));
-        assert!(response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
-        ));
-    }
+    status
 }

@@ -11,7 +11,7 @@
 //! Blocking I/O on one thread per handshake; callers bound concurrency themselves.
 
 use std::fmt;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -137,6 +137,10 @@ pub struct HandshakeConfig {
     pub clock: fn() -> f64,
     /// After READY, send `GET-PEERS` and collect `PEERS` for this long (crawl mode).
     pub gossip_window: Option<Duration>,
+    /// Dial from this local IP (port chosen by the system), so that a remote checking our
+    /// declared entrypoints sees the address they name; `None` or an unspecified IP: the
+    /// system's choice. Ignored for remotes of the other address family.
+    pub local_ip: Option<IpAddr>,
 }
 
 impl fmt::Debug for HandshakeConfig {
@@ -152,7 +156,7 @@ impl fmt::Debug for HandshakeConfig {
 
 impl HandshakeConfig {
     /// A configuration with defaults: 10 s steps, capabilities `whitelist`, `sync-version`,
-    /// `ipv6`, no resolver, the system clock, no gossip window.
+    /// `ipv6`, no resolver, the system clock, no gossip window, any local address.
     pub fn new(
         network: NetworkProfile,
         identity: Arc<Identity>,
@@ -172,6 +176,7 @@ impl HandshakeConfig {
             resolver: None,
             clock: system_clock,
             gossip_window: None,
+            local_ip: None,
         })
     }
 }
@@ -219,7 +224,7 @@ pub fn handshake(
         remote_id: None,
     };
     let step = config.step_timeout;
-    let tcp = TcpStream::connect_timeout(&addr, step).map_err(|e| {
+    let tcp = dial(addr, config.local_ip, step).map_err(|e| {
         let reason = match io_failure(&e) {
             FailureReason::Timeout => FailureReason::Timeout,
             _ => FailureReason::Connect(e.to_string()),
@@ -293,6 +298,27 @@ pub fn handshake(
             Err(failure)
         }
     }
+}
+
+/// Connects to `addr` within `timeout`, from `local_ip` (port 0) when it is a specified
+/// address of the same family.
+fn dial(
+    addr: SocketAddr,
+    local_ip: Option<IpAddr>,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    let local = local_ip.filter(|ip| !ip.is_unspecified() && ip.is_ipv4() == addr.is_ipv4());
+    let Some(ip) = local else {
+        return TcpStream::connect_timeout(&addr, timeout);
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.bind(&SocketAddr::new(ip, 0).into())?;
+    socket.connect_timeout(&addr.into(), timeout)?;
+    Ok(socket.into())
 }
 
 type StepError = Box<(HandshakeFailure, Option<String>)>;
