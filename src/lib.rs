@@ -19,6 +19,7 @@
 //! - [`peers`]: the announce store, BEP 33 Bloom filters, BEP 51 samples.
 //! - [`node`]: the sans-IO node that ties them together.
 //! - [`transmit`]: a datagram a core wants sent.
+//! - [`endpoint`]: the sans-IO contract of every core ([`Endpoint`]).
 //! - [`udp`]: batched UDP I/O (`recvmmsg` / `sendmmsg`) shared by every role.
 //! - [`sim`]: a deterministic simulated network of many cores.
 //! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes).
@@ -34,6 +35,7 @@ pub mod bootstrap;
 pub mod contact;
 pub mod crawler;
 pub mod driver;
+pub mod endpoint;
 pub mod hathor;
 pub mod id;
 pub mod krpc;
@@ -48,6 +50,7 @@ pub mod transmit;
 pub mod udp;
 
 pub use contact::NodeInfo;
+pub use endpoint::Endpoint;
 pub use id::{Distance, InfoHash, NodeId};
 pub use time::Instant;
 pub use transmit::Transmit;

@@ -971,7 +971,7 @@ impl Crawler {
     }
 }
 
-impl crate::sim::Endpoint for Crawler {
+impl crate::Endpoint for Crawler {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         Crawler::handle_datagram(self, now, from, bytes);
     }
