@@ -20,7 +20,8 @@
 //! - [`node`]: the sans-IO node that ties them together.
 //! - [`transmit`]: a datagram a core wants sent.
 //! - [`endpoint`]: the sans-IO contract of every core ([`Endpoint`]).
-//! - [`udp`]: batched UDP I/O (`recvmmsg` / `sendmmsg`) shared by every role.
+//! - [`runtime`]: the cores on real sockets: the OS clock, batched UDP I/O (`recvmmsg` /
+//!   `sendmmsg`) and the one event loop every role runs on.
 //! - [`sim`]: a deterministic simulated network of many cores.
 //! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes).
 //! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
@@ -42,12 +43,12 @@ pub mod krpc;
 pub mod node;
 pub mod peers;
 pub mod routing;
+pub mod runtime;
 pub mod sim;
 pub mod time;
 pub mod token;
 pub mod transaction;
 pub mod transmit;
-pub mod udp;
 
 pub use contact::NodeInfo;
 pub use endpoint::Endpoint;

@@ -27,8 +27,8 @@ use parking_lot::{Mutex, RwLock};
 
 use super::{BootstrapConfig, BootstrapServer, BootstrapStats, Pools, SharedPools, persist};
 use crate::id::NodeId;
+use crate::runtime::udp::{BATCH, Outbox, UdpBatch};
 use crate::time::Instant;
-use crate::udp::{BATCH, Outbox, UdpBatch};
 
 /// Longest sleep of a shard, so that a stop request is seen within it.
 pub const MAX_SLEEP: Duration = Duration::from_millis(100);

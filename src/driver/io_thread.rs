@@ -25,8 +25,8 @@ use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::node::{Event, LookupOutcome, Node, QueryError, RequestId, SampleReply};
 use crate::routing::{Liveness, Snapshot};
+use crate::runtime::udp::{BATCH, Outbox, SendReport, UdpBatch};
 use crate::time::Instant;
-use crate::udp::{BATCH, Outbox, SendReport, UdpBatch};
 
 pub(crate) const SOCK4: Token = Token(0);
 pub(crate) const SOCK6: Token = Token(1);

@@ -51,7 +51,7 @@ use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::node::{Config, Event, LookupOutcome, Method, Node, QueryError, SampleReply, Stats};
 use crate::routing::Snapshot;
-use crate::udp::Outbox;
+use crate::runtime::udp::Outbox;
 use hooks::{Hooks, Subscribers};
 use io_thread::{Clock, Command, IoThread};
 

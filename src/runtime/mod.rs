@@ -1,0 +1,3 @@
+//! The runtime: the cores on real UDP sockets.
+
+pub mod udp;
