@@ -5,7 +5,7 @@
 //! current [`Instant`], and drains the datagrams it wants sent ([`Crawler::poll_transmit`]),
 //! its next deadline ([`Crawler::poll_timeout`]) and what it found ([`Crawler::poll_record`]).
 //! Randomness comes from a generator seeded by the caller, so it runs unchanged in the
-//! simulator ([`crate::sim`]) and on a real socket (`btdht crawl`).
+//! simulator ([`crate::sim`]) and on a real socket ([`Crawl`], behind `btdht crawl`).
 //!
 //! It talks KRPC directly rather than through [`crate::node::Node`] lookups: a crawler wants
 //! breadth (every node once), not convergence on one target. The plan:
@@ -41,6 +41,7 @@
 //! the first 32 nodes and 4,096 samples of one reply are read; undecodable datagrams are counted.
 
 pub mod dedup;
+pub mod driver;
 
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -50,6 +51,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 pub use dedup::{Dedup, DedupConfig, Fingerprinter};
+pub use driver::{Crawl, CrawlEnd, CrawlOptions, CrawlSink};
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
