@@ -23,7 +23,8 @@
 //! - [`runtime`]: the cores on real sockets: the OS clock, batched UDP I/O (`recvmmsg` /
 //!   `sendmmsg`) and the one event loop every role runs on.
 //! - [`sim`]: a deterministic simulated network of many cores.
-//! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes).
+//! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes) and its driver.
+//! - [`swarm`]: a local test swarm of many nodes on loopback addresses, on one thread.
 //! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
 //! - [`bootstrap`]: the bootstrap server: a sans-IO core answering from a pool of verified
 //!   nodes, its sharded driver and its pool file.
@@ -45,6 +46,7 @@ pub mod peers;
 pub mod routing;
 pub mod runtime;
 pub mod sim;
+pub mod swarm;
 pub mod time;
 pub mod token;
 pub mod transaction;
