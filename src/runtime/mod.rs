@@ -580,6 +580,64 @@ mod tests {
         );
     }
 
+    /// Two echo endpoints, each on its own socket, with their own deadlines.
+    struct Pair(Vec<Echo>);
+
+    impl Role for Pair {
+        type Endpoint = Echo;
+        fn endpoint(&mut self, slot: usize) -> Option<&mut Echo> {
+            self.0.get_mut(slot)
+        }
+        fn turn(&mut self, _now: Instant, _turn: &mut Turn<'_>) -> Flow {
+            if self.0.iter().all(|e| e.got > 0 && e.fired.is_some()) {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
+        }
+    }
+
+    #[test]
+    fn many_endpoints_on_many_sockets_share_one_loop() {
+        let mut runtime = Runtime::new(Clock::start())
+            .unwrap()
+            .with_max_sleep(Duration::from_secs(60));
+        let mut addrs = Vec::new();
+        let mut echoes = Vec::new();
+        for i in 0..2u64 {
+            let socket = crate::driver::socket::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+            let slot = runtime.add(Some(socket), None).unwrap();
+            addrs.push(runtime.local_addr(slot, 0).unwrap());
+            echoes.push(Echo {
+                echo: true,
+                deadline: Some(Instant::from_micros(20_000 * (i + 1))),
+                ..Echo::default()
+            });
+        }
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let mut pair = Pair(echoes);
+            runtime.run(&mut pair).unwrap();
+            let _ = done_tx.send(pair);
+        });
+        let client = StdSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        for (i, addr) in addrs.iter().enumerate() {
+            client.send_to(&[i as u8], addr).unwrap();
+            let (len, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..len], from), (&[i as u8][..], *addr));
+        }
+        let pair = done.recv_timeout(Duration::from_secs(10)).expect("stopped");
+        for (i, echo) in pair.0.iter().enumerate() {
+            assert_eq!(echo.got, 1);
+            let fired = echo.fired.expect("each timer fired");
+            assert!(fired >= Instant::from_micros(20_000 * (i as u64 + 1)));
+        }
+    }
+
     #[test]
     fn tokens_map_back_to_slots() {
         for slot in [0, 1, 7, 1_000] {
