@@ -430,4 +430,66 @@ mod tests {
         let base: Ipv4Addr = "127.255.255.250".parse().unwrap();
         assert_eq!(node_ip(base, 10), None);
     }
+
+    /// Remembers what the swarm reported.
+    #[derive(Default)]
+    struct Seen {
+        joined: Option<usize>,
+        ready: Option<Ready>,
+    }
+
+    impl SwarmObserver for Seen {
+        fn all_joined(&mut self, nodes: usize) {
+            self.joined = Some(nodes);
+        }
+        fn ready(&mut self, ready: &Ready) -> io::Result<()> {
+            self.ready = Some(ready.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_small_swarm_joins_announces_and_reports_its_truth() {
+        let options = SwarmOptions {
+            nodes: 4,
+            base_ip: "127.0.213.1".parse().unwrap(),
+            port: 47_901,
+            infohashes: 2,
+            seed: 7,
+            join_rate: 100,
+            settle: Duration::from_millis(300),
+            duration: Some(Duration::ZERO),
+        };
+        let swarm = Swarm::bind(options).unwrap();
+        let mut seen = Seen::default();
+        let end = swarm.run(&mut seen).unwrap();
+        assert!(end.error.is_none());
+        assert_eq!(seen.joined, Some(4));
+        let ready = seen.ready.expect("the swarm became ready");
+        assert_eq!(ready.nodes.len(), 4);
+        assert_eq!(ready.bootstrap, "127.0.213.1:47901".parse().unwrap());
+        assert_eq!(ready.infohashes.len(), 2);
+        assert_eq!(ready.acknowledged, 2, "each announce reached a node");
+        let truth = ready.truth();
+        assert_eq!(truth["nodes"].as_array().map(Vec::len), Some(4));
+        assert_eq!(truth["nodes"][3]["addr"], "127.0.213.4:47901");
+        assert_eq!(end.members, 4);
+        assert!(end.io.datagrams_in > 0 && end.handled > 0);
+        assert!(end.mean_table > 0.0, "the nodes know each other");
+    }
+
+    #[test]
+    fn a_swarm_leaving_loopback_is_refused() {
+        let options = SwarmOptions {
+            nodes: 10,
+            base_ip: "127.255.255.250".parse().unwrap(),
+            port: 47_902,
+            infohashes: 0,
+            seed: 1,
+            join_rate: 100,
+            settle: Duration::ZERO,
+            duration: None,
+        };
+        assert!(matches!(Swarm::bind(options), Err(SwarmError::OutOfRange)));
+    }
 }
