@@ -169,3 +169,94 @@ impl<S: CrawlSink> Role for CrawlRole<'_, S> {
         self.end
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swarm::{Ready, Swarm, SwarmObserver, SwarmOptions};
+    use crossbeam_channel::Sender;
+    use std::collections::HashSet;
+
+    struct ReadyTo(Sender<Ready>);
+
+    impl SwarmObserver for ReadyTo {
+        fn ready(&mut self, ready: &Ready) -> io::Result<()> {
+            let _ = self.0.send(ready.clone());
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Collect {
+        records: Vec<Record>,
+        progress_calls: usize,
+    }
+
+    impl CrawlSink for Collect {
+        fn record(&mut self, record: Record) -> io::Result<()> {
+            self.records.push(record);
+            Ok(())
+        }
+        fn progress(&mut self, _crawler: &Crawler, _io: &IoStats) {
+            self.progress_calls += 1;
+        }
+    }
+
+    #[test]
+    fn a_crawl_finds_every_node_of_a_loopback_swarm_and_stops_when_idle() {
+        let swarm = Swarm::bind(SwarmOptions {
+            nodes: 6,
+            base_ip: "127.0.214.1".parse().unwrap(),
+            port: 47_911,
+            infohashes: 0,
+            seed: 3,
+            join_rate: 100,
+            settle: Duration::from_millis(300),
+            duration: None,
+        })
+        .unwrap();
+        let stop_swarm = swarm.stop_flag();
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let thread = std::thread::spawn(move || swarm.run(&mut ReadyTo(ready_tx)).map(|_| ()));
+        let ready = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the swarm became ready");
+
+        let socket = crate::driver::socket::bind_udp("127.0.215.1:0".parse().unwrap()).unwrap();
+        let options = CrawlOptions {
+            config: CrawlConfig {
+                allow_private: true,
+                sweep_rate: 0,
+                ..CrawlConfig::default()
+            },
+            seed: 5,
+            bootstrap: vec![ready.bootstrap],
+            duration: Some(Duration::from_secs(30)),
+            until_idle: true,
+        };
+        let crawl = Crawl::new(socket, options).unwrap();
+        let mut sink = Collect::default();
+        let end = crawl.run(&mut sink).unwrap();
+        stop_swarm.store(true, Ordering::Relaxed);
+        thread.join().unwrap().unwrap();
+
+        assert!(end.error.is_none());
+        assert!(
+            end.crawler.is_idle(),
+            "stopped by idleness, not the duration"
+        );
+        let found: HashSet<SocketAddr> = sink
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Node { addr, .. } => Some(*addr),
+                _ => None,
+            })
+            .collect();
+        let truth: HashSet<SocketAddr> = ready.nodes.iter().map(|(_, addr)| *addr).collect();
+        assert_eq!(found, truth);
+        assert_eq!(end.crawler.stats().nodes_found, 6);
+        assert!(end.io.datagrams_out >= 6 && end.io.datagrams_in >= 6);
+        assert!(sink.progress_calls > 0);
+    }
+}
