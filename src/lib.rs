@@ -18,10 +18,14 @@
 //! - [`transaction`]: the map of queries awaiting replies.
 //! - [`peers`]: the announce store, BEP 33 Bloom filters, BEP 51 samples.
 //! - [`node`]: the sans-IO node that ties them together.
+//! - [`items`]: BEP 44 immutable and mutable items, their signatures and the item store.
 //! - [`transmit`]: a datagram a core wants sent.
-//! - [`udp`]: batched UDP I/O (`recvmmsg` / `sendmmsg`) shared by every role.
+//! - [`endpoint`]: the sans-IO contract of every core ([`Endpoint`]).
+//! - [`runtime`]: the cores on real sockets: the OS clock, batched UDP I/O (`recvmmsg` /
+//!   `sendmmsg`) and the one event loop every role runs on.
 //! - [`sim`]: a deterministic simulated network of many cores.
-//! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes).
+//! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes) and its driver.
+//! - [`swarm`]: a local test swarm of many nodes on loopback addresses, on one thread.
 //! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
 //! - [`bootstrap`]: the bootstrap server: a sans-IO core answering from a pool of verified
 //!   nodes, its sharded driver and its pool file.
@@ -44,6 +48,7 @@ pub mod bootstrap;
 pub mod contact;
 pub mod crawler;
 pub mod driver;
+pub mod endpoint;
 #[cfg(feature = "hathor")]
 pub mod hathor;
 pub mod id;
@@ -52,14 +57,16 @@ pub mod krpc;
 pub mod node;
 pub mod peers;
 pub mod routing;
+pub mod runtime;
 pub mod sim;
+pub mod swarm;
 pub mod time;
 pub mod token;
 pub mod transaction;
 pub mod transmit;
-pub mod udp;
 
 pub use contact::NodeInfo;
+pub use endpoint::Endpoint;
 pub use id::{Distance, InfoHash, NodeId};
 pub use time::Instant;
 pub use transmit::Transmit;

@@ -6,10 +6,11 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use btdht::Endpoint;
 use btdht::crawler::{CrawlConfig, CrawlStats, Crawler, Record};
 use btdht::node::Node;
 use btdht::sim::dht::sim_config;
-use btdht::sim::{Endpoint, Jitter, LinkModel, SimNet, node_addr};
+use btdht::sim::{Jitter, LinkModel, SimNet, node_addr};
 use btdht::{InfoHash, Instant, NodeId, Transmit};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

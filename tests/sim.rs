@@ -5,10 +5,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use btdht::sim::{
-    ChurnModel, Endpoint, Jitter, LinkModel, SimNet, Stats, TraceKind, TraceRecord, node_addr,
-};
-use btdht::{Instant, Transmit};
+use btdht::sim::{ChurnModel, Jitter, LinkModel, SimNet, Stats, TraceKind, TraceRecord, node_addr};
+use btdht::{Endpoint, Instant, Transmit};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -2,10 +2,9 @@
 //! `SO_REUSEPORT` UDP socket(s) and its own [`BootstrapServer`] core, sharing one pool.
 //!
 //! The kernel spreads incoming datagrams over the shards' sockets by a hash of the source
-//! address. Each thread loops: wait in mio's `poll` (at most [`MAX_SLEEP`], so a stop request
-//! is seen quickly), drain its sockets ([`BATCH`] datagrams per `recvmmsg`) until a read comes
-//! back short, feed each datagram to its core and send what the core answers to a batch with
-//! one `sendmmsg` per family, run the core's timer. The pool lock is taken inside the
+//! address. Each shard runs its core on the [`Runtime`]'s loop (batched reads and writes, the
+//! core's timer), sleeping at most [`MAX_SLEEP`] so that a stop request is seen quickly, and
+//! publishes its counters every 100 ms. The pool lock is taken inside the
 //! core for single pool operations only, never across a socket call. Only shard 0 runs the
 //! walk, the sweep and the index rebuild; a reply to any shard's ping may arrive at any shard,
 //! which is fine because the cookies are stateless and keyed by a master key all shards share.
@@ -22,18 +21,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token};
 use parking_lot::{Mutex, RwLock};
 
 use super::{BootstrapConfig, BootstrapServer, BootstrapStats, Pools, SharedPools, persist};
 use crate::id::NodeId;
+use crate::runtime::{Clock, Flow, Role, Runtime, Turn};
 use crate::time::Instant;
-use crate::udp::{BATCH, Outbox, UdpBatch};
 
 /// Longest sleep of a shard, so that a stop request is seen within it.
 pub const MAX_SLEEP: Duration = Duration::from_millis(100);
-const SOCK4: Token = Token(0);
-const SOCK6: Token = Token(1);
+/// How often a shard publishes its counters.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// What to start.
 #[derive(Clone, Debug)]
@@ -72,16 +70,6 @@ impl ServerOptions {
     }
 }
 
-/// The OS clock mapped onto the core's [`Instant`].
-#[derive(Clone, Copy, Debug)]
-struct Clock(std::time::Instant);
-
-impl Clock {
-    fn now(&self) -> Instant {
-        Instant::from_micros(u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX))
-    }
-}
-
 /// A running bootstrap server.
 pub struct Server {
     id: NodeId,
@@ -104,7 +92,7 @@ pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 impl Server {
     /// Binds every shard's sockets, loads the pool file if any, and starts the shards.
     pub fn start(options: ServerOptions) -> io::Result<Server> {
-        let clock = Clock(std::time::Instant::now());
+        let clock = Clock::start();
         let master: u64 = rand::random();
         let id = options
             .id
@@ -245,106 +233,54 @@ impl Server {
     }
 }
 
+/// One shard's role on the runtime: its core, the stop flag, its published counters.
+struct Shard<'a> {
+    core: BootstrapServer,
+    stop: &'a AtomicBool,
+    published: &'a Mutex<BootstrapStats>,
+    next_publish: Instant,
+}
+
+impl Role for Shard<'_> {
+    type Endpoint = BootstrapServer;
+
+    fn endpoint(&mut self, slot: usize) -> Option<&mut BootstrapServer> {
+        (slot == 0).then_some(&mut self.core)
+    }
+
+    fn turn(&mut self, now: Instant, _turn: &mut Turn<'_>) -> Flow {
+        if self.stop.load(Ordering::Relaxed) {
+            return Flow::Stop;
+        }
+        if now >= self.next_publish {
+            self.next_publish = now + PUBLISH_EVERY;
+            *self.published.lock() = *self.core.stats();
+        }
+        Flow::Continue
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        Some(self.next_publish)
+    }
+}
+
 fn run_shard(
-    mut core: BootstrapServer,
+    core: BootstrapServer,
     s4: std::net::UdpSocket,
     s6: Option<std::net::UdpSocket>,
     clock: Clock,
     stop: &AtomicBool,
     published: &Mutex<BootstrapStats>,
 ) -> io::Result<()> {
-    let mut poll = Poll::new()?;
-    let mut sock4 = UdpSocket::from_std(s4);
-    poll.registry()
-        .register(&mut sock4, SOCK4, Interest::READABLE)?;
-    let mut sock6 = s6.map(UdpSocket::from_std);
-    if let Some(s) = sock6.as_mut() {
-        poll.registry().register(s, SOCK6, Interest::READABLE)?;
-    }
-    let mut events = Events::with_capacity(16);
-    let mut io = ShardIo {
-        batch: UdpBatch::new(),
-        outbox: Outbox::default(),
+    let mut runtime = Runtime::new(clock)?.with_max_sleep(MAX_SLEEP);
+    runtime.add(Some(UdpSocket::from_std(s4)), s6.map(UdpSocket::from_std))?;
+    let mut shard = Shard {
+        core,
+        stop,
+        published,
+        next_publish: clock.now(),
     };
-    let mut next_publish = clock.now();
-    while !stop.load(Ordering::Relaxed) {
-        let now = clock.now();
-        if core.poll_timeout().is_some_and(|at| at <= now) {
-            core.handle_timeout(now);
-        }
-        flush(&mut core, (&sock4, sock6.as_ref()), &mut io);
-        if now >= next_publish {
-            next_publish = now + Duration::from_millis(100);
-            *published.lock() = *core.stats();
-        }
-        let mut sleep = MAX_SLEEP;
-        if let Some(at) = core.poll_timeout() {
-            sleep = sleep.min(at.saturating_duration_since(now));
-        }
-        if let Err(e) = poll.poll(&mut events, Some(sleep)) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        let sockets = (&sock4, sock6.as_ref());
-        drain(&mut core, &sock4, sockets, &mut io, &clock);
-        if let Some(s6) = sock6.as_ref() {
-            drain(&mut core, s6, sockets, &mut io, &clock);
-        }
-    }
-    *published.lock() = *core.stats();
-    Ok(())
-}
-
-/// Reads `socket` a batch at a time until a read comes back short, answering each batch with
-/// one batched write per family.
-fn drain(
-    core: &mut BootstrapServer,
-    socket: &UdpSocket,
-    sockets: (&UdpSocket, Option<&UdpSocket>),
-    io: &mut ShardIo,
-    clock: &Clock,
-) {
-    let mut errors = 0u32;
-    loop {
-        let now = clock.now();
-        match io.batch.recv(socket, |from, bytes| {
-            core.handle_datagram(now, canonical(from), bytes)
-        }) {
-            Ok(count) => {
-                flush(core, sockets, io);
-                if count < BATCH {
-                    return;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // ICMP errors of earlier sends surface here; skip them, but never spin.
-            Err(_) => {
-                errors += 1;
-                if errors > 64 {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// A shard's batch buffers and its queues of datagrams to write.
-struct ShardIo {
-    batch: UdpBatch,
-    outbox: Outbox,
-}
-
-/// Sends what the core queued, [`BATCH`] datagrams per system call. Refused datagrams are
-/// lost like any UDP datagram: a verification ping simply gets no answer.
-fn flush(core: &mut BootstrapServer, sockets: (&UdpSocket, Option<&UdpSocket>), io: &mut ShardIo) {
-    let sockets = (Some(sockets.0), sockets.1);
-    while let Some(transmit) = core.poll_transmit() {
-        let _ = io.outbox.push(&mut io.batch, sockets, transmit);
-    }
-    io.outbox.flush(&mut io.batch, sockets);
-}
-
-fn canonical(from: SocketAddr) -> SocketAddr {
-    SocketAddr::new(from.ip().to_canonical(), from.port())
+    let result = runtime.run(&mut shard);
+    *published.lock() = *shard.core.stats();
+    result
 }

@@ -762,7 +762,7 @@ impl BootstrapServer {
     }
 }
 
-impl crate::sim::Endpoint for BootstrapServer {
+impl crate::Endpoint for BootstrapServer {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         BootstrapServer::handle_datagram(self, now, from, bytes);
     }

@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 
 use super::BootstrapServer;
+use crate::endpoint::Endpoint;
 use crate::node::Node;
-use crate::sim::Endpoint;
 use crate::time::Instant;
 use crate::transmit::Transmit;
 

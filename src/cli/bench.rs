@@ -22,7 +22,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::json;
 
-use btdht::udp::{BATCH, SendError, UdpBatch};
+use btdht::runtime::udp::{BATCH, SendError, UdpBatch};
 
 use super::args::{parse_addr, parse_bind};
 use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};

@@ -1,7 +1,6 @@
-//! `btdht crawl`: runs the [`Crawler`] core on one UDP socket and writes NDJSON.
+//! `btdht crawl`: runs a [`Crawl`] on one UDP socket and writes NDJSON.
 //!
-//! The loop is the crawl's I/O driver: it feeds the core the socket's datagrams and the clock,
-//! sends what it asks, and writes its records as NDJSON lines to stdout or `--out`: one line per
+//! It writes the crawl's records as NDJSON lines to stdout or `--out`: one line per
 //! node (`type: node`), per info-hash (`type: infohash`), per peer count (`type: peers`, with
 //! `--get-peers`), and a last `type: summary` line with the counters. Progress (nodes/s,
 //! info-hashes/s, packets/s) goes to stderr when it is a terminal; a summary goes to stderr at
@@ -11,15 +10,12 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use btdht::Instant;
-use btdht::crawler::{CrawlConfig, CrawlStats, Crawler};
+use btdht::crawler::{Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record};
 use btdht::driver::socket::bind_udp;
+use btdht::runtime::IoStats;
 use clap::Args;
-use mio::{Events, Interest, Poll, Token};
 
 use super::args::{parse_addr, parse_bind};
 use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
@@ -97,15 +93,47 @@ fn summary_json(stats: &CrawlStats, elapsed: f64, crawler: &Crawler) -> serde_js
     })
 }
 
+/// The NDJSON output and the progress line.
+struct Output {
+    out: Box<dyn Write>,
+    start_unix: f64,
+    progress: Option<indicatif::ProgressBar>,
+    last_progress: (std::time::Instant, CrawlStats),
+}
+
+impl CrawlSink for Output {
+    fn record(&mut self, record: Record) -> io::Result<()> {
+        writeln!(self.out, "{}", record.to_json(self.start_unix))
+    }
+
+    fn progress(&mut self, crawler: &Crawler, _io: &IoStats) {
+        let Some(bar) = &self.progress else { return };
+        let elapsed = self.last_progress.0.elapsed();
+        if elapsed < Duration::from_millis(500) {
+            return;
+        }
+        let s = *crawler.stats();
+        let p = self.last_progress.1;
+        let rate = |a: u64, b: u64| (a - b) as f64 / elapsed.as_secs_f64();
+        bar.set_message(format!(
+            "nodes {} ({:.0}/s)  info-hashes {} ({:.0}/s)  packets out {} ({:.0}/s) in {} ({:.0}/s)  in flight {}  queued {}",
+            s.nodes_found,
+            rate(s.nodes_found, p.nodes_found),
+            s.infohashes_found,
+            rate(s.infohashes_found, p.infohashes_found),
+            s.queries_sent,
+            rate(s.queries_sent, p.queries_sent),
+            s.datagrams_in,
+            rate(s.datagrams_in, p.datagrams_in),
+            crawler.in_flight(),
+            crawler.frontier_len(),
+        ));
+        self.last_progress = (std::time::Instant::now(), s);
+    }
+}
+
 /// Runs `btdht crawl`; returns the exit status.
 pub fn run(args: CrawlArgs) -> i32 {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("btdht: cannot handle signal {signal}: {e}");
-            return EXIT_NO_ANSWER;
-        }
-    }
     let bootstrap = if args.bootstrap.is_empty() {
         super::commands::public_routers()
     } else {
@@ -115,28 +143,14 @@ pub fn run(args: CrawlArgs) -> i32 {
         eprintln!("btdht: no node to start from");
         return EXIT_NO_ANSWER;
     }
-    let mut socket = match bind_udp(args.bind) {
+    let socket = match bind_udp(args.bind) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("btdht: cannot bind {}: {e}", args.bind);
             return EXIT_USAGE;
         }
     };
-    let mut poll = match Poll::new() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("btdht: {e}");
-            return EXIT_NO_ANSWER;
-        }
-    };
-    if let Err(e) = poll
-        .registry()
-        .register(&mut socket, Token(0), Interest::READABLE)
-    {
-        eprintln!("btdht: {e}");
-        return EXIT_NO_ANSWER;
-    }
-    let mut out: Box<dyn Write> = match &args.out {
+    let out: Box<dyn Write> = match &args.out {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
             Err(e) => {
@@ -150,9 +164,6 @@ pub fn run(args: CrawlArgs) -> i32 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let clock = std::time::Instant::now();
-    let now =
-        || Instant::from_micros(u64::try_from(clock.elapsed().as_micros()).unwrap_or(u64::MAX));
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -169,103 +180,54 @@ pub fn run(args: CrawlArgs) -> i32 {
         sweep_rate: args.sweep_rate,
         ..CrawlConfig::default()
     };
-    let mut crawler = Crawler::new(config, seed, now());
-    crawler.add_bootstrap(now(), &bootstrap);
+    let options = CrawlOptions {
+        config,
+        seed,
+        bootstrap,
+        duration: args.duration.map(|s| Duration::from_secs_f64(s.max(0.0))),
+        until_idle: args.until_idle,
+    };
+    let crawl = match Crawl::new(socket, options) {
+        Ok(crawl) => crawl,
+        Err(e) => {
+            eprintln!("btdht: {e}");
+            return EXIT_NO_ANSWER;
+        }
+    };
+    let stop = crawl.stop_flag();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            eprintln!("btdht: cannot handle signal {signal}: {e}");
+            return EXIT_NO_ANSWER;
+        }
+    }
     let progress = io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
-    let deadline = args
-        .duration
-        .map(|s| clock + Duration::from_secs_f64(s.max(0.0)));
-    let mut events = Events::with_capacity(256);
-    let mut buf = vec![0u8; 65_536];
-    let mut send_errors = 0u64;
-    let mut write_error: Option<io::Error> = None;
-    let mut last_progress = (clock, CrawlStats::default());
-    loop {
-        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| std::time::Instant::now() >= d)
-        {
-            break;
+    let mut output = Output {
+        out,
+        start_unix,
+        progress,
+        last_progress: (std::time::Instant::now(), CrawlStats::default()),
+    };
+    let end = match crawl.run(&mut output) {
+        Ok(end) => end,
+        Err(e) => {
+            eprintln!("btdht: poll: {e}");
+            return EXIT_NO_ANSWER;
         }
-        crawler.handle_timeout(now());
-        while let Some(t) = crawler.poll_transmit() {
-            if socket.send_to(&t.bytes, t.to).is_err() {
-                send_errors += 1;
-            }
-        }
-        while let Some(record) = crawler.poll_record() {
-            if write_error.is_none() {
-                if let Err(e) = writeln!(out, "{}", record.to_json(start_unix)) {
-                    write_error = Some(e);
-                }
-            }
-        }
-        if write_error.is_some() {
-            break;
-        }
-        if args.until_idle && crawler.is_idle() {
-            break;
-        }
-        if let Some(bar) = &progress {
-            let elapsed = last_progress.0.elapsed();
-            if elapsed >= Duration::from_millis(500) {
-                let s = *crawler.stats();
-                let p = last_progress.1;
-                let rate = |a: u64, b: u64| (a - b) as f64 / elapsed.as_secs_f64();
-                bar.set_message(format!(
-                    "nodes {} ({:.0}/s)  info-hashes {} ({:.0}/s)  packets out {} ({:.0}/s) in {} ({:.0}/s)  in flight {}  queued {}",
-                    s.nodes_found,
-                    rate(s.nodes_found, p.nodes_found),
-                    s.infohashes_found,
-                    rate(s.infohashes_found, p.infohashes_found),
-                    s.queries_sent,
-                    rate(s.queries_sent, p.queries_sent),
-                    s.datagrams_in,
-                    rate(s.datagrams_in, p.datagrams_in),
-                    crawler.in_flight(),
-                    crawler.frontier_len(),
-                ));
-                last_progress = (std::time::Instant::now(), s);
-            }
-        }
-        let mut sleep = Duration::from_millis(100);
-        if let Some(at) = crawler.poll_timeout() {
-            sleep = sleep.min(at.saturating_duration_since(now()));
-        }
-        if let Err(e) = poll.poll(&mut events, Some(sleep)) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                eprintln!("btdht: poll: {e}");
-                break;
-            }
-        }
-        if !events.is_empty() {
-            loop {
-                match socket.recv_from(&mut buf) {
-                    Ok((len, from)) => crawler.handle_datagram(now(), from, &buf[..len]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => continue,
-                }
-            }
-        }
-    }
-    if let Some(bar) = progress {
+    };
+    if let Some(bar) = output.progress.take() {
         bar.finish_and_clear();
     }
-    while let Some(record) = crawler.poll_record() {
-        if write_error.is_none() {
-            if let Err(e) = writeln!(out, "{}", record.to_json(start_unix)) {
-                write_error = Some(e);
-            }
-        }
-    }
-    let elapsed = clock.elapsed().as_secs_f64();
-    let stats = *crawler.stats();
-    let summary = summary_json(&stats, elapsed, &crawler);
+    let mut write_error = end.error;
+    let elapsed = end.elapsed.as_secs_f64();
+    let stats = *end.crawler.stats();
+    let summary = summary_json(&stats, elapsed, &end.crawler);
     if write_error.is_none() {
-        if let Err(e) = writeln!(out, "{summary}").and_then(|_| out.flush()) {
+        if let Err(e) = writeln!(output.out, "{summary}").and_then(|_| output.out.flush()) {
             write_error = Some(e);
         }
     }
@@ -280,7 +242,7 @@ pub fn run(args: CrawlArgs) -> i32 {
         stats.timeouts,
         stats.errors,
         stats.per_ip_delayed,
-        send_errors
+        end.io.send_errors + end.io.send_queue_full
     );
     match write_error {
         // A closed pipe (e.g. `| head`) is a normal way to stop.

@@ -5,7 +5,7 @@
 //! current [`Instant`], and drains the datagrams it wants sent ([`Crawler::poll_transmit`]),
 //! its next deadline ([`Crawler::poll_timeout`]) and what it found ([`Crawler::poll_record`]).
 //! Randomness comes from a generator seeded by the caller, so it runs unchanged in the
-//! simulator ([`crate::sim`]) and on a real socket (`btdht crawl`).
+//! simulator ([`crate::sim`]) and on a real socket ([`Crawl`], behind `btdht crawl`).
 //!
 //! It talks KRPC directly rather than through [`crate::node::Node`] lookups: a crawler wants
 //! breadth (every node once), not convergence on one target. The plan:
@@ -41,8 +41,9 @@
 //! the first 32 nodes and 4,096 samples of one reply are read; undecodable datagrams are counted.
 
 pub mod dedup;
+pub mod driver;
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -50,13 +51,15 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 pub use dedup::{Dedup, DedupConfig, Fingerprinter};
+pub use driver::{Crawl, CrawlEnd, CrawlOptions, CrawlSink};
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::krpc::{self, Body, Message, Query, QueryKind, Response, Want};
 use crate::node::config::is_ignored_ip;
-use crate::node::ratelimit::{RateLimit, RateLimiter};
+use crate::node::ratelimit::{Bucket, RateLimit, RateLimiter};
 use crate::time::Instant;
+use crate::transaction::{TransactionConfig, TransactionMap};
 use crate::transmit::Transmit;
 
 /// Nodes read from one reply at most.
@@ -354,9 +357,6 @@ impl Ord for Delayed {
     }
 }
 
-/// Micro-tokens in one token of the global bucket.
-const UNIT: u64 = 1_000_000;
-
 /// The sans-IO crawl planner (see the module docs).
 pub struct Crawler {
     config: CrawlConfig,
@@ -376,14 +376,14 @@ pub struct Crawler {
     /// Re-samples and per-IP-delayed queries, by due time.
     delayed: BinaryHeap<Delayed>,
     delayed_seq: u64,
-    in_flight: HashMap<u32, (SocketAddr, Pending)>,
-    /// Transaction ids by deadline (constant timeout, so in order); answered ones are skipped.
-    deadlines: VecDeque<(Instant, u32)>,
-    next_tid: u32,
-    tid_key: u32,
+    /// Queries awaiting their answer.
+    in_flight: TransactionMap<Pending>,
+    /// Draws the transaction ids.
+    tid_rng: SmallRng,
     per_ip: Option<RateLimiter>,
-    global_level: u64,
-    global_at: Instant,
+    /// The global politeness limit and its bucket.
+    global_limit: RateLimit,
+    global: Bucket,
     next_sweep: Instant,
     /// Sweeps in a row that brought no new address.
     dry_sweeps: u32,
@@ -412,6 +412,10 @@ impl Crawler {
             };
             RateLimiter::new(Some(limit), None, 65_536, now)
         });
+        let global_limit = RateLimit {
+            rate: config.rate.max(1),
+            burst: (config.rate / 20).max(1),
+        };
         Crawler {
             queued: Dedup::new(config.dedup),
             nodes_seen: Dedup::new(config.dedup),
@@ -421,13 +425,18 @@ impl Crawler {
             frontier: VecDeque::new(),
             delayed: BinaryHeap::new(),
             delayed_seq: 0,
-            in_flight: HashMap::new(),
-            deadlines: VecDeque::new(),
-            next_tid: rng.random(),
-            tid_key: rng.random(),
+            in_flight: TransactionMap::with_config(TransactionConfig {
+                capacity: config.max_in_flight.max(1),
+                ..TransactionConfig::default()
+            }),
+            tid_rng: {
+                let high: u32 = rng.random();
+                let low: u32 = rng.random();
+                SmallRng::seed_from_u64(u64::from(high) << 32 | u64::from(low))
+            },
             per_ip,
-            global_level: Self::burst(&config) * UNIT,
-            global_at: now,
+            global_limit,
+            global: Bucket::full(global_limit, now),
             next_sweep: now,
             dry_sweeps: 0,
             reservoir: Vec::new(),
@@ -442,10 +451,6 @@ impl Crawler {
             fingerprints,
             config,
         }
-    }
-
-    fn burst(config: &CrawlConfig) -> u64 {
-        u64::from((config.rate / 20).max(1))
     }
 
     /// The configuration.
@@ -523,7 +528,7 @@ impl Crawler {
         if self.more {
             return Some(self.now);
         }
-        let mut next: Option<Instant> = self.deadlines.front().map(|d| d.0);
+        let mut next: Option<Instant> = self.in_flight.next_deadline();
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if let Some(d) = self.delayed.peek() {
             consider(d.at);
@@ -533,36 +538,13 @@ impl Crawler {
             || !self.frontier.is_empty()
             || (self.config.sweep_rate > 0 && !self.reservoir.is_empty());
         if ready && self.in_flight.len() < self.config.max_in_flight {
-            let mut at = self.next_token_at();
+            let mut at = self.global.next_token_at(self.global_limit);
             if self.retries.is_empty() && self.get_peers.is_empty() && self.frontier.is_empty() {
                 at = at.max(self.next_sweep);
             }
             consider(at);
         }
         next
-    }
-
-    /// When the global bucket next holds a token.
-    fn next_token_at(&self) -> Instant {
-        if self.global_level >= UNIT {
-            return self.global_at;
-        }
-        let missing = UNIT - self.global_level;
-        let rate = u64::from(self.config.rate.max(1));
-        self.global_at + Duration::from_micros(missing.div_ceil(rate))
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.global_at).as_micros();
-        let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
-        let cap = Self::burst(&self.config) * UNIT;
-        self.global_level = self
-            .global_level
-            .saturating_add(elapsed.saturating_mul(u64::from(self.config.rate.max(1))))
-            .min(cap);
-        if now > self.global_at {
-            self.global_at = now;
-        }
     }
 
     fn record(&mut self, record: Record) {
@@ -578,15 +560,9 @@ impl Crawler {
     /// The deadline from [`Crawler::poll_timeout`] passed (calling it early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        while let Some(&(deadline, tid)) = self.deadlines.front() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop_front();
-            if let Some((_, pending)) = self.in_flight.remove(&tid) {
-                self.stats.timeouts += 1;
-                self.failed(pending, true);
-            }
+        for (_, pending) in self.in_flight.expire(now) {
+            self.stats.timeouts += 1;
+            self.failed(pending, true);
         }
         while self.delayed.peek().is_some_and(|d| d.at <= now) {
             if let Some(d) = self.delayed.pop() {
@@ -630,15 +606,9 @@ impl Crawler {
         self.pump(now);
     }
 
+    /// The query a reply answers: matched on transaction id and source address.
     fn take_pending(&mut self, tid: &[u8], from: SocketAddr) -> Option<Pending> {
-        let tid = u32::from_be_bytes(<[u8; 4]>::try_from(tid).ok()?);
-        let (addr, _) = self.in_flight.get(&tid)?;
-        let same =
-            addr.port() == from.port() && addr.ip().to_canonical() == from.ip().to_canonical();
-        if !same {
-            return None;
-        }
-        self.in_flight.remove(&tid).map(|(_, p)| p)
+        self.in_flight.take_reply(tid, from).ok()
     }
 
     fn on_response(
@@ -859,8 +829,8 @@ impl Crawler {
             if self.in_flight.len() >= self.config.max_in_flight {
                 return;
             }
-            self.refill(now);
-            if self.global_level < UNIT {
+            self.global.refill(self.global_limit, now);
+            if !self.global.has_token() {
                 return;
             }
             let Some(work) = self.next_work(now) else {
@@ -875,7 +845,7 @@ impl Crawler {
                     continue;
                 }
             }
-            self.global_level -= UNIT;
+            self.global.take_token();
             self.send(now, work);
         }
         self.more = true;
@@ -940,38 +910,38 @@ impl Crawler {
                 (kind, false)
             }
         };
+        let addr = work.addr();
+        let deadline = now + self.config.query_timeout;
+        let tid =
+            match self
+                .in_flight
+                .insert(deadline, addr, Pending { work, sample }, &mut self.tid_rng)
+            {
+                Ok(tid) => tid,
+                Err(_) => {
+                    self.stats.queue_overflows += 1;
+                    return;
+                }
+            };
         match &kind {
             QueryKind::SampleInfohashes { .. } => self.stats.samples_sent += 1,
             QueryKind::FindNode { .. } => self.stats.find_nodes_sent += 1,
             _ => self.stats.get_peers_sent += 1,
         }
         self.stats.queries_sent += 1;
-        // Transaction ids: a counter scrambled with a secret, unique among those in flight.
-        let mut tid;
-        loop {
-            self.next_tid = self.next_tid.wrapping_add(1);
-            tid = self.next_tid.wrapping_mul(0x9e37_79b1) ^ self.tid_key;
-            if !self.in_flight.contains_key(&tid) {
-                break;
-            }
-        }
         let id = self.ids[(self.stats.queries_sent as usize) % self.ids.len()];
         let message = Message {
-            transaction_id: tid.to_be_bytes().to_vec(),
+            transaction_id: tid.as_bytes().to_vec(),
             version: self.config.version.clone(),
             read_only: true,
             requester_ip: None,
             body: Body::Query(Query { id, kind }),
         };
-        let addr = work.addr();
-        self.in_flight.insert(tid, (addr, Pending { work, sample }));
-        self.deadlines
-            .push_back((now + self.config.query_timeout, tid));
         self.outbox.push_back(Transmit::new(addr, message.encode()));
     }
 }
 
-impl crate::sim::Endpoint for Crawler {
+impl crate::Endpoint for Crawler {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         Crawler::handle_datagram(self, now, from, bytes);
     }

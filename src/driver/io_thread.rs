@@ -1,14 +1,10 @@
-//! The I/O thread: the only owner of the [`Node`] and of the UDP sockets.
+//! The I/O thread: the only owner of the [`Node`], run as a [`Role`] on the [`Runtime`]'s loop.
 //!
-//! It loops: apply the commands of the `Dht` handles, run the core's timers, flush its
-//! datagrams and events, then sleep in mio's `poll` until a socket is readable, a handle wakes
-//! it through the `Waker`, or the core's next deadline comes. mio is edge-triggered, so a
-//! readable socket is drained, [`BATCH`] datagrams per `recvmmsg`, until a read comes back
-//! short; answers leave by `sendmmsg` after each batch. The core's clock is the microseconds elapsed
-//! since the driver started (`Clock`); only this module and the handle read the OS clock.
-//!
-//! Completions of requests go to the waiting caller's own channel (a map from the core's
-//! [`RequestId`] to a reply sender); everything else goes to the hook thread.
+//! The runtime owns the sockets, the clock and the batching; this module adds what is the
+//! node's own: each turn it applies the commands of the `Dht` handles (a handle wakes the loop
+//! through the `Waker`), saves the state at the save interval, and after each flush dispatches
+//! the node's events. Completions of requests go to the waiting caller's own channel (a map
+//! from the core's [`RequestId`] to a reply sender); everything else goes to the hook thread.
 
 use std::collections::HashMap;
 use std::io;
@@ -16,8 +12,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token};
 
 use super::persist::{Job, SavedNode, SavedPeer, State};
 use super::{AnnounceResult, DhtStats, TableSnapshot};
@@ -25,40 +19,12 @@ use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::node::{Event, LookupOutcome, Node, QueryError, RequestId, SampleReply};
 use crate::routing::{Liveness, Snapshot};
+pub(crate) use crate::runtime::{Clock, canonical};
+use crate::runtime::{Flow, Role, Runtime, Turn};
 use crate::time::Instant;
-use crate::udp::{BATCH, Outbox, SendReport, UdpBatch};
-
-pub(crate) const SOCK4: Token = Token(0);
-pub(crate) const SOCK6: Token = Token(1);
-pub(crate) const WAKER: Token = Token(2);
 
 /// Requests awaiting completion at once; more are refused as busy.
 const MAX_WAITERS: usize = 65_536;
-/// Longest sleep, so that a lost wake-up cannot stall the loop.
-const MAX_SLEEP: Duration = Duration::from_secs(1);
-
-/// Counts the datagrams the kernel refused. UDP is lossy anyway: a query such a datagram
-/// carried times out in the core.
-fn count_send_errors(counters: &mut DriverCounters, report: SendReport) {
-    counters.send_errors += report.failed as u64;
-    if report.failed > 0 {
-        log::trace!("{} datagrams refused by the kernel", report.failed);
-    }
-}
-
-/// The core's clock: microseconds since the driver started.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Clock(std::time::Instant);
-
-impl Clock {
-    pub fn start() -> Self {
-        Clock(std::time::Instant::now())
-    }
-
-    pub fn now(&self) -> Instant {
-        Instant::from_micros(u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX))
-    }
-}
 
 /// A request from a `Dht` handle.
 pub(crate) enum Command {
@@ -92,12 +58,9 @@ pub(crate) struct DriverCounters {
     pub recv_errors: u64,
 }
 
-/// Everything the I/O thread owns.
+/// Everything the I/O thread owns besides the runtime.
 pub(crate) struct IoThread {
     pub node: Node,
-    pub poll: Poll,
-    pub sock4: Option<UdpSocket>,
-    pub sock6: Option<UdpSocket>,
     pub clock: Clock,
     pub commands: Receiver<Command>,
     pub events: Sender<Event>,
@@ -106,111 +69,70 @@ pub(crate) struct IoThread {
     pub save_peers: bool,
     pub waiters: HashMap<RequestId, Waiter>,
     pub counters: DriverCounters,
-    /// Datagrams waiting for the next batched write.
-    pub outbox: Outbox,
+}
+
+/// The node's role on the runtime: the I/O thread and its next periodic save.
+struct NodeRole {
+    io: IoThread,
+    next_save: Instant,
+}
+
+impl Role for NodeRole {
+    type Endpoint = Node;
+
+    fn endpoint(&mut self, slot: usize) -> Option<&mut Node> {
+        (slot == 0).then_some(&mut self.io.node)
+    }
+
+    fn turn(&mut self, now: Instant, turn: &mut Turn<'_>) -> Flow {
+        let stats = turn.stats();
+        let counters = &mut self.io.counters;
+        counters.send_errors = stats.send_errors + stats.send_queue_full;
+        counters.no_socket = stats.no_socket;
+        counters.recv_errors = stats.recv_errors;
+        // Commands may call into the node.
+        turn.touch(0);
+        loop {
+            match self.io.commands.try_recv() {
+                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => {
+                    self.io.shutdown();
+                    return Flow::Stop;
+                }
+                Ok(command) => self.io.command(now, command),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if self.io.persist.is_some() && now >= self.next_save {
+            self.next_save = now + self.io.save_interval;
+            self.io.save(now, None);
+        }
+        Flow::Continue
+    }
+
+    fn after_flush(&mut self, _slot: usize) {
+        while let Some(event) = self.io.node.poll_event() {
+            self.io.dispatch(event);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        // A save interval shorter than the node's tick would otherwise be stretched to it.
+        self.io.persist.is_some().then_some(self.next_save)
+    }
 }
 
 impl IoThread {
-    /// Runs until a `Stop` command or until every handle is gone.
-    pub fn run(mut self) {
-        let mut events = Events::with_capacity(64);
-        // Made here, not in `spawn`'s caller: its system-call headers hold raw pointers, so
-        // it cannot cross threads.
-        let mut batch = UdpBatch::new();
-        let mut next_save = self.clock.now() + self.save_interval;
-        loop {
-            let now = self.clock.now();
-            loop {
-                match self.commands.try_recv() {
-                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => {
-                        self.shutdown();
-                        return;
-                    }
-                    Ok(command) => self.command(now, command),
-                    Err(TryRecvError::Empty) => break,
-                }
-            }
-            if self.node.poll_timeout().is_some_and(|at| at <= now) {
-                self.node.handle_timeout(now);
-            }
-            self.flush(&mut batch);
-            if self.persist.is_some() && now >= next_save {
-                next_save = now + self.save_interval;
-                self.save(now, None);
-            }
-            let now = self.clock.now();
-            let mut sleep = MAX_SLEEP;
-            if let Some(at) = self.node.poll_timeout() {
-                sleep = sleep.min(at.saturating_duration_since(now));
-            }
-            if self.persist.is_some() {
-                // Wake for the next save too: a save interval shorter than the node's tick
-                // would otherwise be stretched to it.
-                sleep = sleep.min(next_save.saturating_duration_since(now));
-            }
-            if let Err(e) = self.poll.poll(&mut events, Some(sleep)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("poll failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                continue;
-            }
-            for event in events.iter() {
-                match event.token() {
-                    SOCK4 => self.drain(false, &mut batch),
-                    SOCK6 => self.drain(true, &mut batch),
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// Reads the socket until it is empty, a batch at a time, feeding the core and sending
-    /// its answers after each batch.
-    fn drain(&mut self, v6: bool, batch: &mut UdpBatch) {
-        loop {
-            let socket = if v6 { &self.sock6 } else { &self.sock4 };
-            let Some(socket) = socket else { return };
-            let now = self.clock.now();
-            let node = &mut self.node;
-            let read = batch.recv(socket, |from, bytes| {
-                node.handle_datagram(now, canonical(from), bytes);
-            });
-            match read {
-                Ok(count) => {
-                    self.flush(batch);
-                    if count < BATCH {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // ICMP errors (connection refused) surface here on some systems; they
-                    // do not end the socket's readiness, so keep draining.
-                    self.counters.recv_errors += 1;
-                    log::trace!("recv error: {e}");
-                    if self.counters.recv_errors % 1024 == 0 {
-                        break;
-                    }
-                }
-            }
-        }
-        self.flush(batch);
-    }
-
-    /// Sends what the core queued, a batch per system call, and dispatches its events.
-    fn flush(&mut self, batch: &mut UdpBatch) {
-        let sockets = (self.sock4.as_ref(), self.sock6.as_ref());
-        while let Some(mut transmit) = self.node.poll_transmit() {
-            transmit.to = canonical(transmit.to);
-            match self.outbox.push(batch, sockets, transmit) {
-                Some(report) => count_send_errors(&mut self.counters, report),
-                None => self.counters.no_socket += 1,
-            }
-        }
-        count_send_errors(&mut self.counters, self.outbox.flush(batch, sockets));
-        while let Some(event) = self.node.poll_event() {
-            self.dispatch(event);
+    /// Runs on `runtime` (whose slot 0 holds the node's sockets) until a `Stop` command or
+    /// until every handle is gone.
+    pub fn run(self, mut runtime: Runtime) {
+        let next_save = self.clock.now() + self.save_interval;
+        let mut role = NodeRole {
+            io: self,
+            next_save,
+        };
+        if let Err(e) = runtime.run(&mut role) {
+            log::error!("the I/O loop failed: {e}");
+            role.io.shutdown();
         }
     }
 
@@ -423,24 +345,4 @@ pub(crate) fn restore(node: &mut Node, now: Instant, state: &State) -> usize {
         }
     }
     restored
-}
-
-/// IPv4-mapped IPv6 addresses as plain IPv4.
-pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
-}
-
-/// Registers the sockets with the poll.
-pub(crate) fn register(
-    poll: &Poll,
-    sock4: Option<&mut UdpSocket>,
-    sock6: Option<&mut UdpSocket>,
-) -> io::Result<()> {
-    if let Some(s) = sock4 {
-        poll.registry().register(s, SOCK4, Interest::READABLE)?;
-    }
-    if let Some(s) = sock6 {
-        poll.registry().register(s, SOCK6, Interest::READABLE)?;
-    }
-    Ok(())
 }

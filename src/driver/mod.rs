@@ -44,14 +44,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use mio::{Poll, Waker};
+use mio::Waker;
 use parking_lot::Mutex;
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::node::{Config, Event, LookupOutcome, Method, Node, QueryError, SampleReply, Stats};
 use crate::routing::Snapshot;
-use crate::udp::Outbox;
+use crate::runtime::Runtime;
 use hooks::{Hooks, Subscribers};
 use io_thread::{Clock, Command, IoThread};
 
@@ -504,9 +504,9 @@ impl Dht {
             node.bootstrap(now, &bootstrap);
         }
 
-        let poll = Poll::new().map_err(Error::Io)?;
-        let waker = Waker::new(poll.registry(), io_thread::WAKER).map_err(Error::Io)?;
-        io_thread::register(&poll, sock4.as_mut(), sock6.as_mut()).map_err(Error::Io)?;
+        let mut runtime = Runtime::new(clock).map_err(Error::Io)?;
+        let waker = runtime.waker().map_err(Error::Io)?;
+        runtime.add(sock4.take(), sock6.take()).map_err(Error::Io)?;
 
         let (commands_tx, commands_rx) = crossbeam_channel::bounded(COMMAND_QUEUE);
         let (events_tx, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
@@ -534,9 +534,6 @@ impl Dht {
         );
         let io = IoThread {
             node,
-            poll,
-            sock4: sock4.take(),
-            sock6: sock6.take(),
             clock,
             commands: commands_rx,
             events: events_tx,
@@ -545,9 +542,8 @@ impl Dht {
             save_peers,
             waiters: HashMap::new(),
             counters: Default::default(),
-            outbox: Outbox::default(),
         };
-        handles.insert("io", spawn("io", &done_tx, move || io.run())?);
+        handles.insert("io", spawn("io", &done_tx, move || io.run(runtime))?);
         log::info!("DHT node {id} listening on {local_addr}");
         Ok(Dht {
             inner: Arc::new(Inner {

@@ -1162,7 +1162,7 @@ impl Node {
     }
 }
 
-impl crate::sim::Endpoint for Node {
+impl crate::Endpoint for Node {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         Node::handle_datagram(self, now, from, bytes);
     }

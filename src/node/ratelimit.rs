@@ -72,23 +72,25 @@ fn slots(capacity: usize) -> usize {
 /// Micro-tokens in one token.
 const UNIT: u64 = 1_000_000;
 
-/// One token bucket, in micro-tokens.
+/// One token bucket, in micro-tokens: the bucket of every rate limit in the crate (incoming
+/// queries here, the crawler's outgoing queries).
 #[derive(Clone, Copy, Debug)]
-struct Bucket {
+pub(crate) struct Bucket {
     level: u64,
     at: Instant,
 }
 
 impl Bucket {
-    fn full(limit: RateLimit, now: Instant) -> Self {
+    /// A bucket holding its whole burst at `now`.
+    pub(crate) fn full(limit: RateLimit, now: Instant) -> Self {
         Bucket {
             level: u64::from(limit.burst) * UNIT,
             at: now,
         }
     }
 
-    /// Refills for the time since the last call, then takes one token if there is one.
-    fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
+    /// Adds the tokens earned since the last refill, up to the burst.
+    pub(crate) fn refill(&mut self, limit: RateLimit, now: Instant) {
         let elapsed = now.saturating_duration_since(self.at).as_micros();
         let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
         let cap = u64::from(limit.burst) * UNIT;
@@ -99,12 +101,37 @@ impl Bucket {
         if now > self.at {
             self.at = now;
         }
+    }
+
+    /// Whether a whole token is there (as of the last refill).
+    pub(crate) fn has_token(&self) -> bool {
+        self.level >= UNIT
+    }
+
+    /// Takes a token if a whole one is there (as of the last refill).
+    pub(crate) fn take_token(&mut self) -> bool {
         if self.level >= UNIT {
             self.level -= UNIT;
             true
         } else {
             false
         }
+    }
+
+    /// When the bucket next holds a whole token: the last refill if it holds one already.
+    pub(crate) fn next_token_at(&self, limit: RateLimit) -> Instant {
+        if self.level >= UNIT {
+            return self.at;
+        }
+        let missing = UNIT - self.level;
+        let rate = u64::from(limit.rate.max(1));
+        self.at + std::time::Duration::from_micros(missing.div_ceil(rate))
+    }
+
+    /// Refills for the time since the last call, then takes one token if there is one.
+    fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
+        self.refill(limit, now);
+        self.take_token()
     }
 }
 

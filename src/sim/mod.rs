@@ -31,8 +31,8 @@
 //! ```
 //! use std::net::SocketAddr;
 //! use std::time::Duration;
-//! use btdht::sim::{Endpoint, LinkModel, SimNet, node_addr};
-//! use btdht::{Instant, Transmit};
+//! use btdht::sim::{LinkModel, SimNet, node_addr};
+//! use btdht::{Endpoint, Instant, Transmit};
 //!
 //! /// Answers every datagram with the same bytes.
 //! #[derive(Default)]
@@ -74,23 +74,11 @@ pub use churn::ChurnModel;
 pub use link::{Jitter, LinkModel};
 pub use trace::{TraceEvent, TraceKind, TraceRecord};
 
+use crate::endpoint::Endpoint;
 use crate::time::Instant;
 use crate::transmit::Transmit;
 use link::{Fate, sample_exp_micros};
 use trace::Fnv64;
-
-/// What the simulator needs from a protocol core.
-pub trait Endpoint {
-    /// A datagram from `from` arrives at virtual time `now`.
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
-    /// The deadline last returned by [`Endpoint::poll_timeout`] has passed; `now` is at or after
-    /// it.
-    fn handle_timeout(&mut self, now: Instant);
-    /// The next datagram to send, if any.
-    fn poll_transmit(&mut self) -> Option<Transmit>;
-    /// When [`Endpoint::handle_timeout`] should next be called, if ever.
-    fn poll_timeout(&self) -> Option<Instant>;
-}
 
 /// A distinct virtual address for the `n`th simulated node: `10.a.b.c:6881`, counting up from
 /// `10.0.0.1`.

@@ -5,15 +5,16 @@
 //! `recv_from` / `send_to` per datagram with the same interface. On Linux it can also send a
 //! run of equal datagrams to one destination with one `UDP_SEGMENT` send
 //! ([`UdpBatch::send_segments`]), which the load generator uses to stay cheaper per query
-//! than the servers it loads. Every role that moves many
-//! datagrams (the node's I/O thread, the bootstrap shards, the load generator and the echo
-//! baseline) goes through it, so that they pay the same per-datagram system-call cost.
+//! than the servers it loads. Everything that moves many datagrams (the runtime's loop,
+//! which drives every role, the load generator and the echo baseline) goes through it, so
+//! that they pay the same per-datagram system-call cost.
 //!
 //! BatchSocket slots are [`SLOT_BYTES`] long, one byte more than the decoder accepts
 //! ([`crate::krpc::MAX_MESSAGE_SIZE`]), so that an oversized datagram still reaches the
 //! decoder as too large rather than silently truncated to an acceptable length. This module
 //! owns only the system calls; what is read or written is the caller's business.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 #[cfg(unix)]
@@ -74,53 +75,89 @@ impl SendReport {
     }
 }
 
-/// Datagrams waiting for a batched write, one queue per address family: a driver pushes what
-/// its core hands out, each queue is written once it holds [`BATCH`], and [`Outbox::flush`]
-/// writes the rest.
-#[derive(Debug, Default)]
+/// Datagrams waiting for a batched write, one queue per address family (IPv4, IPv6).
+///
+/// A driver pushes what its core hands out and [`Outbox::flush`] writes it, [`BATCH`]
+/// datagrams per system call. When the send buffer is full (`WouldBlock`), the rest stay
+/// queued for the next flush (the driver waits for the socket to become writable); a datagram
+/// the kernel refuses outright is skipped and counted. At most `capacity` datagrams wait per
+/// family: beyond that [`Outbox::push`] refuses them, for the caller to count.
+#[derive(Debug)]
 pub struct Outbox {
-    v4: Vec<Transmit>,
-    v6: Vec<Transmit>,
+    queues: [VecDeque<Transmit>; 2],
+    capacity: usize,
+}
+
+/// Datagrams that may wait in one family's queue of an [`Outbox`] by default.
+pub const OUTBOX_CAPACITY: usize = 65_536;
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox::new(OUTBOX_CAPACITY)
+    }
+}
+
+/// The queue index of a destination: 0 for IPv4, 1 for IPv6.
+pub fn family(to: &SocketAddr) -> usize {
+    usize::from(to.is_ipv6())
 }
 
 impl Outbox {
-    /// Queues `transmit` for the socket of its family in `sockets` (IPv4, IPv6), writing that
-    /// queue if it is full. `None` when there is no socket for the family: the datagram is
-    /// dropped, for the caller to count.
-    pub fn push<S: BatchSocket>(
-        &mut self,
-        batch: &mut UdpBatch,
-        sockets: (Option<&S>, Option<&S>),
-        transmit: Transmit,
-    ) -> Option<SendReport> {
-        let (queue, socket) = if transmit.to.is_ipv4() {
-            (&mut self.v4, sockets.0?)
-        } else {
-            (&mut self.v6, sockets.1?)
-        };
-        queue.push(transmit);
-        let mut report = SendReport::default();
-        if queue.len() >= BATCH {
-            report = batch.send(socket, queue);
-            queue.clear();
+    /// An empty outbox holding at most `capacity` datagrams per family.
+    pub fn new(capacity: usize) -> Self {
+        Outbox {
+            queues: [VecDeque::new(), VecDeque::new()],
+            capacity,
         }
-        Some(report)
     }
 
-    /// Writes what is queued (a datagram is only ever queued with a socket of its family).
+    /// Queues `transmit` for the socket of its family; hands it back when that queue is full.
+    pub fn push(&mut self, transmit: Transmit) -> Result<(), Transmit> {
+        let queue = &mut self.queues[family(&transmit.to)];
+        if queue.len() >= self.capacity {
+            return Err(transmit);
+        }
+        queue.push_back(transmit);
+        Ok(())
+    }
+
+    /// Datagrams waiting in the queue of `family` (0: IPv4, 1: IPv6).
+    pub fn waiting(&self, family: usize) -> usize {
+        self.queues.get(family).map_or(0, VecDeque::len)
+    }
+
+    /// Writes what is queued on the socket of its family in `sockets` (IPv4, IPv6), until the
+    /// queues are empty or the send buffer is full. Datagrams of a family without a socket are
+    /// dropped and returned as the second count.
     pub fn flush<S: BatchSocket>(
         &mut self,
         batch: &mut UdpBatch,
-        sockets: (Option<&S>, Option<&S>),
-    ) -> SendReport {
+        sockets: [Option<&S>; 2],
+    ) -> (SendReport, usize) {
         let mut report = SendReport::default();
-        for (queue, socket) in [(&mut self.v4, sockets.0), (&mut self.v6, sockets.1)] {
-            if let (false, Some(socket)) = (queue.is_empty(), socket) {
-                report.add(batch.send(socket, queue));
+        let mut no_socket = 0;
+        for (queue, socket) in self.queues.iter_mut().zip(sockets) {
+            let Some(socket) = socket else {
+                no_socket += queue.len();
+                queue.clear();
+                continue;
+            };
+            while !queue.is_empty() {
+                report.calls += 1;
+                match batch.send_batch(socket, queue.make_contiguous()) {
+                    Ok(0) | Err(SendError::Full) => break,
+                    Ok(n) => {
+                        report.sent += n;
+                        queue.drain(..n.min(queue.len()));
+                    }
+                    Err(SendError::First) => {
+                        report.failed += 1;
+                        queue.pop_front();
+                    }
+                }
             }
-            queue.clear();
         }
-        report
+        (report, no_socket)
     }
 }
 
@@ -537,22 +574,29 @@ mod tests {
     }
 
     #[test]
-    fn the_outbox_writes_full_batches_then_the_rest_and_drops_a_family_without_socket() {
+    fn the_outbox_writes_everything_in_batches_and_drops_a_family_without_socket() {
         let (a, b) = pair();
         let to = b.local_addr().unwrap();
         let mut batch = UdpBatch::new();
-        let mut outbox = Outbox::default();
-        let sockets = (Some(&a), None);
-        let mut written = 0;
+        let mut outbox = Outbox::new(BATCH + 3);
         for i in 0..BATCH + 3 {
-            let report = outbox.push(&mut batch, sockets, Transmit::new(to, vec![i as u8]));
-            written += report.expect("an IPv4 socket").sent;
+            outbox.push(Transmit::new(to, vec![i as u8])).unwrap();
         }
-        assert_eq!(written, BATCH, "one full batch written while pushing");
+        assert!(outbox.push(Transmit::new(to, vec![0])).is_err(), "full");
         let v6 = Transmit::new("[::1]:9".parse().unwrap(), b"x".to_vec());
-        assert_eq!(outbox.push(&mut batch, sockets, v6), None);
-        assert_eq!(outbox.flush(&mut batch, sockets).sent, 3);
-        assert_eq!(outbox.flush(&mut batch, sockets), SendReport::default());
+        outbox.push(v6).unwrap();
+        assert_eq!(outbox.waiting(1), 1);
+        let (report, no_socket) = outbox.flush(&mut batch, [Some(&a), None]);
+        assert_eq!(
+            (report.sent, report.failed, report.calls),
+            (BATCH + 3, 0, 2)
+        );
+        assert_eq!(no_socket, 1);
+        assert_eq!((outbox.waiting(0), outbox.waiting(1)), (0, 0));
+        assert_eq!(
+            outbox.flush(&mut batch, [Some(&a), None]),
+            (SendReport::default(), 0)
+        );
         let got = read_all(&mut batch, &b, BATCH + 3);
         let payloads: Vec<u8> = got.iter().map(|(_, p)| p[0]).collect();
         assert_eq!(payloads, (0..BATCH as u8 + 3).collect::<Vec<u8>>());

@@ -1,0 +1,26 @@
+//! The sans-IO contract every protocol core fulfils: datagrams and time in, datagrams and a
+//! deadline out.
+//!
+//! [`Endpoint`] is what both drivers of a core rely on: the simulator ([`crate::sim`]) feeds it
+//! virtual time and simulated datagrams, the runtime ([`crate::runtime`]) feeds it the OS clock
+//! and real sockets. The DHT node ([`crate::node::Node`]), the bootstrap server
+//! ([`crate::bootstrap::BootstrapServer`]) and the crawler ([`crate::crawler::Crawler`])
+//! implement it. This module owns only the trait.
+
+use std::net::SocketAddr;
+
+use crate::time::Instant;
+use crate::transmit::Transmit;
+
+/// A protocol core driven by its caller: it never reads a clock and never touches a socket.
+pub trait Endpoint {
+    /// A datagram from `from` arrives at `now`.
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
+    /// The deadline last returned by [`Endpoint::poll_timeout`] has passed; `now` is at or after
+    /// it.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next datagram to send, if any.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// When [`Endpoint::handle_timeout`] should next be called, if ever.
+    fn poll_timeout(&self) -> Option<Instant>;
+}
