@@ -35,6 +35,7 @@ pub mod contact;
 pub mod crawler;
 pub mod driver;
 pub mod hathor;
+pub mod host;
 pub mod id;
 pub mod krpc;
 pub mod node;

@@ -6,12 +6,17 @@
 //! nothing itself: [`Lookup::next_query`] says whom to ask, and the node reports each answer
 //! or failure back. Memory is bounded: at most `max_candidates` candidates and `max_peers`
 //! peers are kept.
+//!
+//! A lookup holds at most one candidate per network ([`network_key`]: an IPv4 /24, an IPv6
+//! /64), the first one heard of, so that one host listing many ids next to the target on many
+//! addresses of its network gets at most one of the results.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::contact::NodeInfo;
+use crate::host::{NetworkKey, network_key};
 use crate::id::{Distance, NodeId};
 use crate::time::Instant;
 
@@ -59,6 +64,10 @@ pub struct Lookup {
     target: NodeId,
     params: LookupParams,
     candidates: BTreeMap<Distance, Candidate>,
+    /// The network of every candidate (one candidate per network).
+    networks: HashSet<NetworkKey>,
+    /// Candidates turned away because their network already had one.
+    same_network: u32,
     /// Addresses of bootstrap routers asked before their ids are known.
     seeds_in_flight: usize,
     in_flight: usize,
@@ -84,6 +93,9 @@ pub struct LookupOutcome {
     pub responses: u32,
     /// Queries that timed out or failed.
     pub failures: u32,
+    /// Times a node in a reply was not taken as a candidate because a candidate on the same
+    /// network (IPv4 /24, IPv6 /64) was already known.
+    pub same_network: u32,
     /// The longest chain of hops to a node among the closest (1 = known at the start).
     pub rounds: u32,
     /// Time from start to end.
@@ -97,6 +109,8 @@ impl Lookup {
             target,
             params,
             candidates: BTreeMap::new(),
+            networks: HashSet::new(),
+            same_network: 0,
             seeds_in_flight: 0,
             in_flight: 0,
             peers: Vec::new(),
@@ -141,6 +155,11 @@ impl Lookup {
         if self.candidates.contains_key(&distance) {
             return;
         }
+        let network = network_key(&node.addr);
+        if self.networks.contains(&network) {
+            self.same_network = self.same_network.saturating_add(1);
+            return;
+        }
         if self.candidates.len() >= self.params.max_candidates {
             let Some((&farthest, _)) = self.candidates.iter().next_back() else {
                 return;
@@ -149,11 +168,13 @@ impl Lookup {
                 return;
             }
             if let Some(dropped) = self.candidates.remove(&farthest) {
+                self.networks.remove(&network_key(&dropped.node.addr));
                 if dropped.state == State::InFlight {
                     self.in_flight = self.in_flight.saturating_sub(1);
                 }
             }
         }
+        self.networks.insert(network);
         self.candidates.insert(
             distance,
             Candidate {
@@ -282,6 +303,7 @@ impl Lookup {
             queries: self.queries_sent,
             responses: self.responses,
             failures: self.failures,
+            same_network: self.same_network,
             duration: now - self.started,
         }
     }
@@ -371,6 +393,75 @@ mod tests {
         assert_eq!(lookup.peers.len(), 4);
         // The closest survive.
         assert_eq!(lookup.next_query(), Some(node(1)));
+    }
+
+    #[test]
+    fn one_candidate_per_network() {
+        let params = LookupParams {
+            alpha: 8,
+            k: 8,
+            max_candidates: 64,
+            max_peers: 4,
+            max_attempts: 1,
+        };
+        let honest = |byte: u8| {
+            let mut id = [0u8; 20];
+            id[0] = byte;
+            NodeInfo::new(NodeId(id), SocketAddr::from(([20, byte, 0, 1], 6881)))
+        };
+        let first = honest(200);
+        let mut lookup = Lookup::new(NodeId::ZERO, params, &[first], Instant::ZERO);
+        assert_eq!(lookup.next_query(), Some(first));
+        // One host lists 20 ids next to the target on 20 addresses of its /24 and /64, and
+        // 8 honest nodes farther away.
+        let mut nodes: Vec<NodeInfo> = (1..=10u8)
+            .map(|n| {
+                let mut id = [0u8; 20];
+                id[19] = n;
+                NodeInfo::new(NodeId(id), SocketAddr::from(([66, 6, 6, n], 6881)))
+            })
+            .collect();
+        nodes.extend((1..=10u16).map(|n| {
+            let mut id = [0u8; 20];
+            id[18] = n as u8;
+            let ip = std::net::Ipv6Addr::new(0x2a00, 1, 2, 3, 0, 0, 0, n);
+            NodeInfo::new(NodeId(id), SocketAddr::new(ip.into(), 6881))
+        }));
+        nodes.extend((10..18).map(honest));
+        lookup.on_response(&first, None, &nodes, &[]);
+        let asked: Vec<NodeInfo> = std::iter::from_fn(|| lookup.next_query()).collect();
+        for asked in &asked {
+            lookup.on_response(asked, None, &nodes, &[]);
+        }
+        while let Some(next) = lookup.next_query() {
+            lookup.on_response(&next, None, &[], &[]);
+        }
+        assert!(lookup.is_done());
+        let outcome = lookup.outcome(Instant::ZERO);
+        let closest: Vec<SocketAddr> = outcome.closest.iter().map(|(n, _)| n.addr).collect();
+        assert_eq!(closest.len(), 8);
+        let v4_sybils = closest
+            .iter()
+            .filter(|a| a.ip().to_string().starts_with("66.6.6."))
+            .count();
+        let v6_sybils = closest.iter().filter(|a| a.is_ipv6()).count();
+        assert_eq!((v4_sybils, v6_sybils), (1, 1), "{closest:?}");
+        assert!(outcome.same_network >= 18, "{}", outcome.same_network);
+    }
+
+    #[test]
+    fn local_addresses_are_one_network_each() {
+        let mut lookup = Lookup::new(NodeId::ZERO, params(), &[], Instant::ZERO);
+        let nodes: Vec<NodeInfo> = (1..=4u16)
+            .map(|port| {
+                let mut id = [0u8; 20];
+                id[0] = port as u8;
+                NodeInfo::new(NodeId(id), SocketAddr::from(([127, 0, 0, 1], port)))
+            })
+            .collect();
+        lookup.seed_done(true, &nodes);
+        assert_eq!(lookup.candidates.len(), 4);
+        assert_eq!(lookup.same_network, 0);
     }
 
     #[test]
