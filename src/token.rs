@@ -17,8 +17,10 @@
 //! # Rotation
 //!
 //! The secret changes every [`ROTATION_PERIOD`] (5 minutes). A token verifies against the current
-//! or the previous secret, so a token stays valid between 5 and 10 minutes after it was issued
-//! (valid 9 minutes after issue is guaranteed, 10 minutes or more never is).
+//! or the previous secret, so a token stays valid between 5 and 10 minutes after it was issued,
+//! depending on where in the current period it was issued: one issued just before a rotation
+//! lives a little over 5 minutes, one issued just after lives almost 10. Valid for 5 minutes is
+//! guaranteed; 10 minutes or more never is.
 //!
 //! Rotation is lazy: [`TokenManager::issue`] and [`TokenManager::verify`] first bring the secrets
 //! up to date for the `now` they are given. If `now` has moved on by two periods or more since the

@@ -72,6 +72,8 @@ pub struct Lookup {
     seeds_in_flight: usize,
     in_flight: usize,
     peers: Vec<SocketAddr>,
+    /// The members of `peers`, for constant-time de-duplication.
+    peer_set: HashSet<SocketAddr>,
     started: Instant,
     queries_sent: u32,
     responses: u32,
@@ -114,6 +116,7 @@ impl Lookup {
             seeds_in_flight: 0,
             in_flight: 0,
             peers: Vec::new(),
+            peer_set: HashSet::new(),
             started: now,
             queries_sent: 0,
             responses: 0,
@@ -237,14 +240,14 @@ impl Lookup {
             if self.peers.len() >= self.params.max_peers {
                 break;
             }
-            if !self.peers.contains(peer) {
+            if self.peer_set.insert(*peer) {
                 self.peers.push(*peer);
             }
         }
     }
 
-    /// `node` timed out or answered with an error: it is asked again until it has had
-    /// `max_attempts` queries, then it counts as failed.
+    /// `node` timed out: it is asked again until it has had `max_attempts` queries, then it
+    /// counts as failed.
     pub fn on_failure(&mut self, node: &NodeInfo) {
         let max_attempts = self.params.max_attempts;
         let Some(candidate) = self.find_mut(node) else {
@@ -258,6 +261,20 @@ impl Lookup {
         } else {
             State::Failed
         };
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.failures += 1;
+    }
+
+    /// `node` answered with a KRPC error: an answer, not a lost datagram, so it counts as
+    /// failed at once and is not asked again.
+    pub fn on_error(&mut self, node: &NodeInfo) {
+        let Some(candidate) = self.find_mut(node) else {
+            return;
+        };
+        if candidate.state != State::InFlight {
+            return;
+        }
+        candidate.state = State::Failed;
         self.in_flight = self.in_flight.saturating_sub(1);
         self.failures += 1;
     }
@@ -462,6 +479,39 @@ mod tests {
         lookup.seed_done(true, &nodes);
         assert_eq!(lookup.candidates.len(), 4);
         assert_eq!(lookup.same_network, 0);
+    }
+
+    #[test]
+    fn peers_are_collected_in_linear_time() {
+        // 200,000 values: a scan of the list per value would take some 2 * 10^10 comparisons.
+        let params = LookupParams {
+            max_peers: 300_000,
+            ..params()
+        };
+        let mut lookup = Lookup::new(NodeId::ZERO, params, &[node(1)], Instant::ZERO);
+        lookup.next_query();
+        let mut values: Vec<SocketAddr> = (0..200_000u32)
+            .map(|n| SocketAddr::from((std::net::Ipv4Addr::from(0x1400_0000 + n), 6881)))
+            .collect();
+        values.extend_from_within(..1_000);
+        lookup.on_response(&node(1), None, &[], &values);
+        let outcome = lookup.outcome(Instant::ZERO);
+        assert_eq!(outcome.peers.len(), 200_000);
+        assert_eq!(outcome.peers[..3], values[..3]);
+    }
+
+    #[test]
+    fn an_error_fails_a_candidate_at_once() {
+        let params = LookupParams {
+            max_attempts: 4,
+            ..params()
+        };
+        let mut lookup = Lookup::new(NodeId::ZERO, params, &[node(1)], Instant::ZERO);
+        assert_eq!(lookup.next_query(), Some(node(1)));
+        lookup.on_error(&node(1));
+        assert_eq!(lookup.next_query(), None);
+        assert!(lookup.is_done());
+        assert_eq!(lookup.outcome(Instant::ZERO).failures, 1);
     }
 
     #[test]

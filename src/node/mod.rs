@@ -474,6 +474,12 @@ impl Node {
     }
 
     fn lookup_query(&self, kind: LookupKind, target: NodeId) -> QueryKind {
+        // BEP 32: a dual-stack node fills both tables while bootstrapping.
+        let want = if kind == LookupKind::Bootstrap && self.config.dual_stack {
+            Want { n4: true, n6: true }
+        } else {
+            Want::UNSPECIFIED
+        };
         match kind {
             LookupKind::GetPeers | LookupKind::Announce => QueryKind::GetPeers {
                 info_hash: target,
@@ -482,10 +488,7 @@ impl Node {
                 scrape: false,
             },
             LookupKind::FindNode | LookupKind::Bootstrap | LookupKind::Refresh => {
-                QueryKind::FindNode {
-                    target,
-                    want: Want::UNSPECIFIED,
-                }
+                QueryKind::FindNode { target, want }
             }
         }
     }
@@ -1059,6 +1062,14 @@ impl Node {
             self.stats.replies_unknown += 1;
             return;
         };
+        // An error is the node's final answer to this lookup: no retry.
+        if let Pending::Lookup { op, node } = pending {
+            if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
+                lookup.on_error(&node);
+            }
+            self.drive(now, op);
+            return;
+        }
         let failure = QueryError::Remote {
             code: error.code,
             message: error.message_lossy().into_owned(),

@@ -44,7 +44,9 @@
 //! verified node conflicts with a holder that is not good, the holder is dropped; a good holder
 //! keeps its place. A node answering from an address held by another id replaces that entry
 //! (the node there changed its id); an unverified claim never replaces anything, it only earns a
-//! ping. A known id answering from a new address moves there unless its entry is good.
+//! ping. A known id answering from a new address moves there only once its entry at the old
+//! address has failed a query: a node that still answers where it is keeps its place, whoever
+//! claims its id elsewhere.
 
 pub mod bucket;
 pub(crate) mod hash_key;
@@ -153,8 +155,8 @@ impl std::error::Error for RoutingError {}
 pub enum Rejection {
     /// It has our own id.
     OwnId,
-    /// Its id is in the table at another address and that entry is good (or the claim is
-    /// unverified and the entry is good).
+    /// Its id is in the table at another address and that entry has not failed a query since
+    /// it last answered.
     AddressMismatch,
     /// A good entry already holds its IP address (or its subnet in that bucket).
     IpConflict,
@@ -694,8 +696,8 @@ impl RoutingTable {
     /// refresh it if known, else cache it and say whom to ping.
     ///
     /// Before placing it, entries it makes stale are dropped: another id at the same socket
-    /// address (that node changed its id), its own id at another address when that entry is not
-    /// good (the node moved), and a non-good entry on the same IP (per [`IpPolicy`]). They stay
+    /// address (that node changed its id), its own id at another address when that entry has
+    /// failed a query since it last answered (the node moved), and a non-good entry on the same IP (per [`IpPolicy`]). They stay
     /// dropped even if the newcomer then only reaches the replacement cache. A good entry on the
     /// same IP, or on the same subnet in its bucket, wins: the newcomer is rejected.
     pub fn heard_response(&mut self, now: Instant, id: NodeId, addr: SocketAddr) -> InsertOutcome {
@@ -710,7 +712,6 @@ impl RoutingTable {
         // Known id.
         let mut stale: Vec<NodeId> = Vec::new();
         if let Some((b, p)) = self.locate(&info.id) {
-            let good = self.is_good(now, &info.id);
             let entry = &mut self.buckets[b].entries[p];
             if entry.info.addr == info.addr {
                 entry.last_response = entry.last_response.max(new.last_response);
@@ -722,7 +723,7 @@ impl RoutingTable {
                 }
                 return InsertOutcome::Refreshed;
             }
-            if good {
+            if entry.failed_queries == 0 {
                 return InsertOutcome::Rejected(Rejection::AddressMismatch);
             }
             stale.push(info.id);
@@ -842,7 +843,6 @@ impl RoutingTable {
             return InsertOutcome::Rejected(Rejection::OwnId);
         }
         if let Some((b, p)) = self.locate(&info.id) {
-            let good = self.is_good(now, &info.id);
             let entry = &mut self.buckets[b].entries[p];
             if entry.info.addr == info.addr {
                 if query {
@@ -850,7 +850,7 @@ impl RoutingTable {
                 }
                 return InsertOutcome::Refreshed;
             }
-            return if good {
+            return if entry.failed_queries == 0 {
                 InsertOutcome::Rejected(Rejection::AddressMismatch)
             } else {
                 InsertOutcome::PingCandidate(info)
@@ -1493,11 +1493,25 @@ mod tests {
         assert_eq!(f.respond(t(16 * MIN), renamed), InsertOutcome::Added);
         assert!(f.table.get(&same_ip.id).is_none());
         assert_eq!(f.table.len(), 1);
-        // A known good id claiming another address is refused; a questionable one moves.
+        // A known id answering from another address is refused, good or questionable, until
+        // its entry fails a query; then it moves.
         let moved = NodeInfo::new(renamed.id, addr(500));
         assert_eq!(
             f.respond(t(17 * MIN), moved),
             InsertOutcome::Rejected(Rejection::AddressMismatch)
+        );
+        assert_eq!(
+            f.respond(t(40 * MIN), moved),
+            InsertOutcome::Rejected(Rejection::AddressMismatch)
+        );
+        assert_eq!(
+            f.table.learned(t(40 * MIN), moved.id, moved.addr),
+            InsertOutcome::Rejected(Rejection::AddressMismatch)
+        );
+        assert!(f.table.record_failure(t(40 * MIN), renamed.addr).is_ok());
+        assert_eq!(
+            f.table.learned(t(40 * MIN), moved.id, moved.addr),
+            InsertOutcome::PingCandidate(moved)
         );
         assert_eq!(f.respond(t(40 * MIN), moved), InsertOutcome::Added);
         assert_eq!(f.table.get(&renamed.id).unwrap().addr(), moved.addr);
