@@ -113,6 +113,8 @@ pub struct Stats {
     /// Queries left unanswered because their transaction id was longer than
     /// [`crate::node::MAX_TRANSACTION_ID_LEN`].
     pub oversized_transaction_ids: u64,
+    /// Times a reply over [`crate::node::MAX_REPLY_LEN`] bytes lost values or nodes to fit.
+    pub replies_trimmed: u64,
 }
 
 impl Stats {
