@@ -51,6 +51,7 @@ pub mod driver;
 pub mod endpoint;
 #[cfg(feature = "hathor")]
 pub mod hathor;
+pub mod host;
 pub mod id;
 pub mod items;
 pub mod krpc;

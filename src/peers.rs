@@ -8,10 +8,11 @@
 //!
 //! # What is stored
 //!
-//! For each info-hash, a set of peers **unique by IP address** (BEP 33: "`<Infohash,IP>` tuples
-//! must be unique while port numbers, seed status and other values may be updated"): a
-//! re-announce from the same IP refreshes the entry and updates its port and seed flag. An
-//! IPv4-mapped IPv6 address counts as the IPv4 address. IPv4 and IPv6 peers are kept in separate
+//! For each info-hash, a set of peers **unique by host** (BEP 33: "`<Infohash,IP>` tuples
+//! must be unique while port numbers, seed status and other values may be updated"; a host is
+//! an IPv4 address or an IPv6 /64, [`crate::host::host_key`]): a re-announce from the same host
+//! refreshes the entry and updates its address, port and seed flag. An IPv4-mapped IPv6
+//! address counts as the IPv4 address. IPv4 and IPv6 peers are kept in separate
 //! lists: [`PeerStore::get_peers`] returns the family it is asked for (the node calls it once
 //! per family in `want`).
 //!
@@ -61,6 +62,7 @@ use rand::Rng;
 use rand::seq::index;
 use sha1::{Digest, Sha1};
 
+use crate::host::host_key;
 use crate::id::InfoHash;
 use crate::time::Instant;
 
@@ -495,7 +497,8 @@ impl PeerStore {
         if let Some(&i) = self.index.get(&info_hash) {
             let swarm = &mut self.swarms[i];
             let list = swarm.list_mut(family);
-            let slot = match list.iter().position(|p| p.ip == ip) {
+            let host = host_key(ip);
+            let slot = match list.iter().position(|p| host_key(p.ip) == host) {
                 Some(j) => Some((j, AnnounceOutcome::Refreshed)),
                 None if list.len() >= cfg.max_peers_per_info_hash => list
                     .iter()
@@ -814,7 +817,8 @@ impl PeerStore {
                         self.by_age.get(&(p.announced_at, p.seq)),
                         Some(&(s.info_hash, p.ip))
                     );
-                    assert_eq!(list.iter().filter(|q| q.ip == p.ip).count(), 1);
+                    let host = host_key(p.ip);
+                    assert_eq!(list.iter().filter(|q| host_key(q.ip) == host).count(), 1);
                 }
             }
             total += s.len();
@@ -841,9 +845,10 @@ mod tests {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n)), port)
     }
 
+    /// IPv6 peer `n`, on a /64 of its own.
     fn v6(n: u128, port: u16) -> SocketAddr {
         let base: u128 = 0x2001_0db8 << 96;
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::from(base + n)), port)
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::from(base + (n << 64) + 1)), port)
     }
 
     fn minutes(m: u64) -> Instant {
@@ -961,6 +966,30 @@ mod tests {
         assert_eq!(got.addr, v4(1, 2000));
         assert!(got.seed);
         assert_eq!(got.announced_at, minutes(1));
+        store.check_invariants();
+    }
+
+    #[test]
+    fn an_ipv6_host_is_its_slash_64() {
+        let mut store = PeerStore::default();
+        let h = hash(3);
+        let at = |text: &str| SocketAddr::new(text.parse().unwrap(), 3000);
+        store
+            .announce(minutes(0), h, at("2a00:1:2:3::1"), false)
+            .unwrap();
+        // Another address of the same /64 is the same host: it refreshes the entry.
+        assert_eq!(
+            store.announce(minutes(1), h, at("2a00:1:2:3::ffff"), true),
+            Ok(AnnounceOutcome::Refreshed)
+        );
+        assert_eq!(store.peer_count(), 1);
+        assert_eq!(store.peers().next().unwrap().addr, at("2a00:1:2:3::ffff"));
+        // The next /64 is another host.
+        assert_eq!(
+            store.announce(minutes(1), h, at("2a00:1:2:4::1"), false),
+            Ok(AnnounceOutcome::Added)
+        );
+        assert_eq!(store.peer_count(), 2);
         store.check_invariants();
     }
 

@@ -7,16 +7,20 @@
 //!
 //! # Format
 //!
-//! A token is the first [`TOKEN_LEN`] (8) bytes of `SHA-1(secret || ip)`, where `secret` is a
-//! 20-byte random value and `ip` is the requester's address in its canonical form: 4 bytes for
-//! IPv4 (an IPv4-mapped IPv6 address `::ffff:a.b.c.d` counts as the IPv4 address `a.b.c.d`),
-//! 16 bytes for IPv6. The port is not part of the token: BEP 5 binds a token to the IP address.
+//! A token is the first [`TOKEN_LEN`] (8) bytes of `SHA-1(secret || host)`, where `secret` is a
+//! 20-byte random value and `host` is the requester's host ([`crate::host::host_key`]): 4 bytes
+//! for IPv4 (an IPv4-mapped IPv6 address `::ffff:a.b.c.d` counts as the IPv4 address
+//! `a.b.c.d`), 16 bytes for IPv6, of which the low 64 are zero (an IPv6 host is its /64). The
+//! port is not part of the token: BEP 5 binds a token to the IP address, and an IPv6 host may
+//! announce from any address of its /64.
 //!
 //! # Rotation
 //!
 //! The secret changes every [`ROTATION_PERIOD`] (5 minutes). A token verifies against the current
-//! or the previous secret, so a token stays valid between 5 and 10 minutes after it was issued
-//! (valid 9 minutes after issue is guaranteed, 10 minutes or more never is).
+//! or the previous secret, so a token stays valid between 5 and 10 minutes after it was issued,
+//! depending on where in the current period it was issued: one issued just before a rotation
+//! lives a little over 5 minutes, one issued just after lives almost 10. Valid for 5 minutes is
+//! guaranteed; 10 minutes or more never is.
 //!
 //! Rotation is lazy: [`TokenManager::issue`] and [`TokenManager::verify`] first bring the secrets
 //! up to date for the `now` they are given. If `now` has moved on by two periods or more since the
@@ -34,6 +38,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha1::{Digest, Sha1};
 
+use crate::host::host_key;
 use crate::time::Instant;
 
 /// Length in bytes of the tokens this node issues.
@@ -161,11 +166,11 @@ impl TokenManager {
     }
 }
 
-/// `SHA-1(secret || canonical ip bytes)`, truncated to [`TOKEN_LEN`] bytes.
+/// `SHA-1(secret || host bytes)`, truncated to [`TOKEN_LEN`] bytes.
 fn token_for(secret: &[u8; SECRET_LEN], ip: IpAddr) -> [u8; TOKEN_LEN] {
     let mut hasher = Sha1::new();
     hasher.update(secret);
-    match ip.to_canonical() {
+    match host_key(ip) {
         IpAddr::V4(v4) => hasher.update(v4.octets()),
         IpAddr::V6(v6) => hasher.update(v6.octets()),
     }
@@ -259,6 +264,14 @@ mod tests {
         assert!(!tokens.verify(Instant::ZERO, ip("2001:db8::1"), token.as_bytes()));
         // The IPv4-mapped form of the same address is the same requester.
         assert!(tokens.verify(Instant::ZERO, ip("::ffff:203.0.113.7"), token.as_bytes()));
+    }
+
+    #[test]
+    fn an_ipv6_token_is_bound_to_the_slash_64() {
+        let mut tokens = manager(7);
+        let token = tokens.issue(Instant::ZERO, ip("2a00:1:2:3::1"));
+        assert!(tokens.verify(Instant::ZERO, ip("2a00:1:2:3:ffff::9"), token.as_bytes()));
+        assert!(!tokens.verify(Instant::ZERO, ip("2a00:1:2:4::1"), token.as_bytes()));
     }
 
     #[test]

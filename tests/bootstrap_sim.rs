@@ -708,3 +708,47 @@ fn a_thousand_new_nodes_bootstrap_through_the_server() {
         1_000
     );
 }
+
+#[test]
+fn long_transaction_ids_are_dropped_and_announces_refused() {
+    let now = Instant::from_secs(10);
+    let mut server = server(AnswerMode::Closest, now);
+    let from = node_addr(1);
+    let ping = |t: Vec<u8>| Message::query(t, NodeId([0x77; 20]), QueryKind::Ping).encode();
+
+    // A 60,000-byte transaction id would come back in a reply of the same size: dropped.
+    server.handle_datagram(now, from, &ping(vec![b'x'; 60_000]));
+    assert!(drain(&mut server).is_empty());
+    assert_eq!(server.stats().oversized_transaction_ids, 1);
+    assert_eq!(server.stats().answered, 0);
+    // 64 bytes, like the node, is still answered.
+    server.handle_datagram(now, from, &ping(vec![b'x'; 64]));
+    let sent = drain(&mut server);
+    assert!(
+        sent.iter()
+            .any(|(to, m)| *to == from && matches!(m.body, Body::Response(_)))
+    );
+    assert_eq!(server.stats().oversized_transaction_ids, 1);
+
+    // announce_peer: the server stores nothing, so it says so with 203.
+    let announce = QueryKind::AnnouncePeer {
+        info_hash: NodeId([0x33; 20]),
+        port: 6881,
+        implied_port: false,
+        token: b"whatever".to_vec(),
+        seed: false,
+    };
+    server.handle_datagram(now, from, &query(NodeId([0x77; 20]), announce));
+    let sent = drain(&mut server);
+    let codes: Vec<i64> = sent
+        .iter()
+        .filter(|(to, _)| *to == from)
+        .filter_map(|(_, m)| match &m.body {
+            Body::Error(e) => Some(e.code),
+            Body::Response(_) => Some(0),
+            Body::Query(_) => None,
+        })
+        .collect();
+    assert_eq!(codes, vec![203]);
+    assert_eq!(server.stats().announces_refused, 1);
+}

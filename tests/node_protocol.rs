@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use btdht::krpc::{Body, Message, QueryKind, Response, Want, decode};
 use btdht::node::{Config, Event, Node};
-use btdht::{Instant, NodeId};
+use btdht::{Instant, NodeId, NodeInfo};
 
 const SERVER: [u8; 20] = [0x11; 20];
 const CLIENT: [u8; 20] = [0x22; 20];
@@ -306,4 +306,95 @@ fn a_ping_times_out_in_simulated_time() {
         other => panic!("{other:?}"),
     }
     assert_eq!(node.stats().timeouts, 1);
+}
+
+/// Every query `node` has queued, decoded, with its destination.
+fn queries(node: &mut Node) -> Vec<(SocketAddr, Message)> {
+    let mut out = Vec::new();
+    while let Some(transmit) = node.poll_transmit() {
+        let message = decode(&transmit.bytes)
+            .expect("our own output decodes")
+            .message;
+        if matches!(message.body, Body::Query(_)) {
+            out.push((transmit.to, message));
+        }
+    }
+    out
+}
+
+/// A node whose routing table holds `peer` (it answered a ping).
+fn node_knowing(peer: SocketAddr, now: Instant) -> Node {
+    let mut node = server(public_config());
+    node.add_known_node(now, NodeInfo::new(NodeId(CLIENT), peer));
+    for (to, query) in queries(&mut node) {
+        assert_eq!(to, peer);
+        let reply = Message::response(query.transaction_id, Response::new(NodeId(CLIENT)));
+        node.handle_datagram(now, peer, &reply.encode());
+    }
+    assert_eq!(node.routing_table().len(), 1);
+    node
+}
+
+#[test]
+fn an_error_reply_is_final_for_a_lookup_query() {
+    let peer = addr("1.2.3.4:6881");
+    let mut now = Instant::ZERO;
+    let mut node = node_knowing(peer, now);
+    let request = node.find_node(now, NodeId(INFO_HASH));
+    let mut asked = 0;
+    let mut done = None;
+    for _ in 0..30 {
+        for (to, query) in queries(&mut node) {
+            if to == peer && query.method() == Some("find_node") {
+                asked += 1;
+                let error = Message::error(query.transaction_id, 202, "server error");
+                node.handle_datagram(now, peer, &error.encode());
+            }
+        }
+        while let Some(event) = node.poll_event() {
+            if let Event::LookupDone {
+                request: r,
+                outcome,
+                ..
+            } = event
+            {
+                if r == request {
+                    done = Some(outcome);
+                }
+            }
+        }
+        now += Duration::from_secs(1);
+        node.handle_timeout(now);
+    }
+    assert_eq!(
+        asked, 1,
+        "a node that answered with an error was asked again"
+    );
+    let outcome = done.expect("the lookup ends");
+    assert_eq!(outcome.failures, 1);
+    assert!(outcome.closest.is_empty());
+}
+
+#[test]
+fn a_dual_stack_node_bootstraps_with_want_n4_n6() {
+    let seed = addr("1.2.3.4:6881");
+    for (dual_stack, want) in [
+        (true, Want { n4: true, n6: true }),
+        (false, Want::UNSPECIFIED),
+    ] {
+        let mut node = server(Config {
+            dual_stack,
+            ..public_config()
+        });
+        node.bootstrap(Instant::ZERO, &[seed]);
+        let sent = queries(&mut node);
+        assert_eq!(sent.len(), 1);
+        match &sent[0].1.body {
+            Body::Query(query) => match query.kind {
+                QueryKind::FindNode { want: got, .. } => assert_eq!(got, want),
+                ref other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
 }

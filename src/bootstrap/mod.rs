@@ -58,11 +58,11 @@ use rand::rngs::SmallRng;
 use crate::contact::NodeInfo;
 use crate::id::NodeId;
 use crate::krpc::{
-    self, Body, BodyRef, ERROR_GENERIC, KrpcError, Message, Outgoing, Query, QueryKind, Response,
-    Want,
+    self, Body, BodyRef, ERROR_GENERIC, ERROR_PROTOCOL, KrpcError, Message, Outgoing, Query,
+    QueryKind, Response, Want,
 };
 use crate::node::config::CLIENT_VERSION;
-use crate::node::{RateLimit, RateLimiter};
+use crate::node::{MAX_TRANSACTION_ID_LEN, RateLimit, RateLimiter};
 use crate::time::Instant;
 use crate::transmit::Transmit;
 
@@ -255,6 +255,11 @@ pub struct BootstrapStats {
     pub expired: u64,
     /// Datagrams dropped because the outbox was full.
     pub outbox_full: u64,
+    /// Queries dropped unanswered because their transaction id was longer than
+    /// [`MAX_TRANSACTION_ID_LEN`] bytes (the reply would echo it: an amplifier).
+    pub oversized_transaction_ids: u64,
+    /// `announce_peer` queries answered with error 203: the server stores no peers.
+    pub announces_refused: u64,
 }
 
 impl BootstrapStats {
@@ -276,6 +281,8 @@ impl BootstrapStats {
             unsolicited,
             expired,
             outbox_full,
+            oversized_transaction_ids,
+            announces_refused,
         } = *other;
         self.datagrams_in += datagrams_in;
         self.queries_in += queries_in;
@@ -291,6 +298,8 @@ impl BootstrapStats {
         self.unsolicited += unsolicited;
         self.expired += expired;
         self.outbox_full += outbox_full;
+        self.oversized_transaction_ids += oversized_transaction_ids;
+        self.announces_refused += announces_refused;
     }
 
     /// The sum of several cores' counters (e.g. the shards of one server).
@@ -510,7 +519,9 @@ impl BootstrapServer {
             Err(error) => {
                 self.stats.rejected += 1;
                 if let Some(reply) = error.reply {
-                    if self.limiter.allow(now, from.ip()) {
+                    if reply.transaction_id.len() > MAX_TRANSACTION_ID_LEN {
+                        self.stats.oversized_transaction_ids += 1;
+                    } else if self.limiter.allow(now, from.ip()) {
                         self.stats.answered += 1;
                         self.push(from, &reply.to_message());
                     } else {
@@ -523,6 +534,10 @@ impl BootstrapServer {
         match message.body {
             Body::Query(query) => {
                 self.stats.queries_in += 1;
+                if message.transaction_id.len() > MAX_TRANSACTION_ID_LEN {
+                    self.stats.oversized_transaction_ids += 1;
+                    return;
+                }
                 if !self.limiter.allow(now, from.ip()) {
                     self.stats.rate_limited += 1;
                     return;
@@ -556,7 +571,7 @@ impl BootstrapServer {
     ) {
         let mut response = Response::new(self.id);
         match kind {
-            QueryKind::Ping | QueryKind::AnnouncePeer { .. } => {}
+            QueryKind::Ping => {}
             QueryKind::FindNode { target, want } => {
                 self.fill_nodes(&mut response, &target, want, &from, asker)
             }
@@ -576,10 +591,16 @@ impl BootstrapServer {
                 response.samples = Some(Vec::new());
                 self.fill_nodes(&mut response, &target, want, &from, asker);
             }
-            QueryKind::Put(_) => {
+            QueryKind::AnnouncePeer { .. } | QueryKind::Put(_) => {
                 self.stats.answered += 1;
+                let code = if matches!(kind, QueryKind::AnnouncePeer { .. }) {
+                    self.stats.announces_refused += 1;
+                    ERROR_PROTOCOL
+                } else {
+                    ERROR_GENERIC
+                };
                 let error = KrpcError {
-                    code: ERROR_GENERIC,
+                    code,
                     message: b"bootstrap server stores nothing".to_vec(),
                 };
                 let message = Outgoing {

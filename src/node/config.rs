@@ -33,6 +33,10 @@ pub struct Config {
     /// Accept private, loopback, link-local and reserved addresses (for local networks and
     /// tests). Default false: a public node never stores or hands them out.
     pub allow_private: bool,
+    /// The node has an IPv4 and an IPv6 socket: its bootstrap lookups ask for both families
+    /// (`want n4 n6`, BEP 32) to fill both routing tables. The driver sets it when it binds
+    /// both. Default false.
+    pub dual_stack: bool,
     /// Lookups running at once (user requests and maintenance). Default 64.
     pub max_lookups: usize,
     /// Candidates one lookup remembers. Default 64.
@@ -93,6 +97,7 @@ impl Default for Config {
             read_only: false,
             enforce_bep42: false,
             allow_private: false,
+            dual_stack: false,
             max_lookups: 64,
             lookup_candidates: 64,
             lookup_max_peers: 2_000,

@@ -6,12 +6,17 @@
 //! nothing itself: [`Lookup::next_query`] says whom to ask, and the node reports each answer
 //! or failure back. Memory is bounded: at most `max_candidates` candidates and `max_peers`
 //! peers are kept.
+//!
+//! A lookup holds at most one candidate per network ([`network_key`]: an IPv4 /24, an IPv6
+//! /64), the first one heard of, so that one host listing many ids next to the target on many
+//! addresses of its network gets at most one of the results.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::contact::NodeInfo;
+use crate::host::{NetworkKey, network_key};
 use crate::id::{Distance, NodeId};
 use crate::time::Instant;
 
@@ -59,10 +64,16 @@ pub struct Lookup {
     target: NodeId,
     params: LookupParams,
     candidates: BTreeMap<Distance, Candidate>,
+    /// The network of every candidate (one candidate per network).
+    networks: HashSet<NetworkKey>,
+    /// Candidates turned away because their network already had one.
+    same_network: u32,
     /// Addresses of bootstrap routers asked before their ids are known.
     seeds_in_flight: usize,
     in_flight: usize,
     peers: Vec<SocketAddr>,
+    /// The members of `peers`, for constant-time de-duplication.
+    peer_set: HashSet<SocketAddr>,
     started: Instant,
     queries_sent: u32,
     responses: u32,
@@ -84,6 +95,9 @@ pub struct LookupOutcome {
     pub responses: u32,
     /// Queries that timed out or failed.
     pub failures: u32,
+    /// Times a node in a reply was not taken as a candidate because a candidate on the same
+    /// network (IPv4 /24, IPv6 /64) was already known.
+    pub same_network: u32,
     /// The longest chain of hops to a node among the closest (1 = known at the start).
     pub rounds: u32,
     /// Time from start to end.
@@ -97,9 +111,12 @@ impl Lookup {
             target,
             params,
             candidates: BTreeMap::new(),
+            networks: HashSet::new(),
+            same_network: 0,
             seeds_in_flight: 0,
             in_flight: 0,
             peers: Vec::new(),
+            peer_set: HashSet::new(),
             started: now,
             queries_sent: 0,
             responses: 0,
@@ -141,6 +158,11 @@ impl Lookup {
         if self.candidates.contains_key(&distance) {
             return;
         }
+        let network = network_key(&node.addr);
+        if self.networks.contains(&network) {
+            self.same_network = self.same_network.saturating_add(1);
+            return;
+        }
         if self.candidates.len() >= self.params.max_candidates {
             let Some((&farthest, _)) = self.candidates.iter().next_back() else {
                 return;
@@ -149,11 +171,13 @@ impl Lookup {
                 return;
             }
             if let Some(dropped) = self.candidates.remove(&farthest) {
+                self.networks.remove(&network_key(&dropped.node.addr));
                 if dropped.state == State::InFlight {
                     self.in_flight = self.in_flight.saturating_sub(1);
                 }
             }
         }
+        self.networks.insert(network);
         self.candidates.insert(
             distance,
             Candidate {
@@ -216,14 +240,14 @@ impl Lookup {
             if self.peers.len() >= self.params.max_peers {
                 break;
             }
-            if !self.peers.contains(peer) {
+            if self.peer_set.insert(*peer) {
                 self.peers.push(*peer);
             }
         }
     }
 
-    /// `node` timed out or answered with an error: it is asked again until it has had
-    /// `max_attempts` queries, then it counts as failed.
+    /// `node` timed out: it is asked again until it has had `max_attempts` queries, then it
+    /// counts as failed.
     pub fn on_failure(&mut self, node: &NodeInfo) {
         let max_attempts = self.params.max_attempts;
         let Some(candidate) = self.find_mut(node) else {
@@ -237,6 +261,20 @@ impl Lookup {
         } else {
             State::Failed
         };
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.failures += 1;
+    }
+
+    /// `node` answered with a KRPC error: an answer, not a lost datagram, so it counts as
+    /// failed at once and is not asked again.
+    pub fn on_error(&mut self, node: &NodeInfo) {
+        let Some(candidate) = self.find_mut(node) else {
+            return;
+        };
+        if candidate.state != State::InFlight {
+            return;
+        }
+        candidate.state = State::Failed;
         self.in_flight = self.in_flight.saturating_sub(1);
         self.failures += 1;
     }
@@ -282,6 +320,7 @@ impl Lookup {
             queries: self.queries_sent,
             responses: self.responses,
             failures: self.failures,
+            same_network: self.same_network,
             duration: now - self.started,
         }
     }
@@ -371,6 +410,108 @@ mod tests {
         assert_eq!(lookup.peers.len(), 4);
         // The closest survive.
         assert_eq!(lookup.next_query(), Some(node(1)));
+    }
+
+    #[test]
+    fn one_candidate_per_network() {
+        let params = LookupParams {
+            alpha: 8,
+            k: 8,
+            max_candidates: 64,
+            max_peers: 4,
+            max_attempts: 1,
+        };
+        let honest = |byte: u8| {
+            let mut id = [0u8; 20];
+            id[0] = byte;
+            NodeInfo::new(NodeId(id), SocketAddr::from(([20, byte, 0, 1], 6881)))
+        };
+        let first = honest(200);
+        let mut lookup = Lookup::new(NodeId::ZERO, params, &[first], Instant::ZERO);
+        assert_eq!(lookup.next_query(), Some(first));
+        // One host lists 20 ids next to the target on 20 addresses of its /24 and /64, and
+        // 8 honest nodes farther away.
+        let mut nodes: Vec<NodeInfo> = (1..=10u8)
+            .map(|n| {
+                let mut id = [0u8; 20];
+                id[19] = n;
+                NodeInfo::new(NodeId(id), SocketAddr::from(([66, 6, 6, n], 6881)))
+            })
+            .collect();
+        nodes.extend((1..=10u16).map(|n| {
+            let mut id = [0u8; 20];
+            id[18] = n as u8;
+            let ip = std::net::Ipv6Addr::new(0x2a00, 1, 2, 3, 0, 0, 0, n);
+            NodeInfo::new(NodeId(id), SocketAddr::new(ip.into(), 6881))
+        }));
+        nodes.extend((10..18).map(honest));
+        lookup.on_response(&first, None, &nodes, &[]);
+        let asked: Vec<NodeInfo> = std::iter::from_fn(|| lookup.next_query()).collect();
+        for asked in &asked {
+            lookup.on_response(asked, None, &nodes, &[]);
+        }
+        while let Some(next) = lookup.next_query() {
+            lookup.on_response(&next, None, &[], &[]);
+        }
+        assert!(lookup.is_done());
+        let outcome = lookup.outcome(Instant::ZERO);
+        let closest: Vec<SocketAddr> = outcome.closest.iter().map(|(n, _)| n.addr).collect();
+        assert_eq!(closest.len(), 8);
+        let v4_sybils = closest
+            .iter()
+            .filter(|a| a.ip().to_string().starts_with("66.6.6."))
+            .count();
+        let v6_sybils = closest.iter().filter(|a| a.is_ipv6()).count();
+        assert_eq!((v4_sybils, v6_sybils), (1, 1), "{closest:?}");
+        assert!(outcome.same_network >= 18, "{}", outcome.same_network);
+    }
+
+    #[test]
+    fn local_addresses_are_one_network_each() {
+        let mut lookup = Lookup::new(NodeId::ZERO, params(), &[], Instant::ZERO);
+        let nodes: Vec<NodeInfo> = (1..=4u16)
+            .map(|port| {
+                let mut id = [0u8; 20];
+                id[0] = port as u8;
+                NodeInfo::new(NodeId(id), SocketAddr::from(([127, 0, 0, 1], port)))
+            })
+            .collect();
+        lookup.seed_done(true, &nodes);
+        assert_eq!(lookup.candidates.len(), 4);
+        assert_eq!(lookup.same_network, 0);
+    }
+
+    #[test]
+    fn peers_are_collected_in_linear_time() {
+        // 200,000 values: a scan of the list per value would take some 2 * 10^10 comparisons.
+        let params = LookupParams {
+            max_peers: 300_000,
+            ..params()
+        };
+        let mut lookup = Lookup::new(NodeId::ZERO, params, &[node(1)], Instant::ZERO);
+        lookup.next_query();
+        let mut values: Vec<SocketAddr> = (0..200_000u32)
+            .map(|n| SocketAddr::from((std::net::Ipv4Addr::from(0x1400_0000 + n), 6881)))
+            .collect();
+        values.extend_from_within(..1_000);
+        lookup.on_response(&node(1), None, &[], &values);
+        let outcome = lookup.outcome(Instant::ZERO);
+        assert_eq!(outcome.peers.len(), 200_000);
+        assert_eq!(outcome.peers[..3], values[..3]);
+    }
+
+    #[test]
+    fn an_error_fails_a_candidate_at_once() {
+        let params = LookupParams {
+            max_attempts: 4,
+            ..params()
+        };
+        let mut lookup = Lookup::new(NodeId::ZERO, params, &[node(1)], Instant::ZERO);
+        assert_eq!(lookup.next_query(), Some(node(1)));
+        lookup.on_error(&node(1));
+        assert_eq!(lookup.next_query(), None);
+        assert!(lookup.is_done());
+        assert_eq!(lookup.outcome(Instant::ZERO).failures, 1);
     }
 
     #[test]

@@ -47,6 +47,13 @@ pub use stats::{Method, Stats};
 /// counted in [`Stats::oversized_transaction_ids`].
 pub const MAX_TRANSACTION_ID_LEN: usize = 64;
 
+/// The largest UDP payload the node sends in reply to a query, in bytes: a reply must not be
+/// worth more to an attacker who spoofs the asker's address than it costs to ask, and must
+/// pass links with a small MTU unfragmented. A reply over it loses, until it fits, the nodes
+/// of the family the asker did not send from (`want n4 n6`), then `values`, then the nodes of
+/// its own family, farthest first.
+pub const MAX_REPLY_LEN: usize = 1_024;
+
 /// The datagrams waiting in [`Node::poll_transmit`]'s queue, and the buffer they are encoded
 /// in (each is then copied out at its exact size).
 #[derive(Default)]
@@ -64,6 +71,11 @@ impl Outbox {
         }
         self.scratch.clear();
         message.encode_into(&mut self.scratch);
+        self.queue_scratch(stats, to);
+    }
+
+    /// Queues what `scratch` holds for `to`.
+    fn queue_scratch(&mut self, stats: &mut Stats, to: SocketAddr) {
         let bytes = self.scratch.as_slice().to_vec();
         stats.datagrams_out += 1;
         stats.bytes_out += bytes.len() as u64;
@@ -483,6 +495,12 @@ impl Node {
     }
 
     fn lookup_query(&self, kind: LookupKind, target: NodeId) -> QueryKind {
+        // BEP 32: a dual-stack node fills both tables while bootstrapping.
+        let want = if kind == LookupKind::Bootstrap && self.config.dual_stack {
+            Want { n4: true, n6: true }
+        } else {
+            Want::UNSPECIFIED
+        };
         match kind {
             LookupKind::GetPeers | LookupKind::Announce => QueryKind::GetPeers {
                 info_hash: target,
@@ -491,10 +509,7 @@ impl Node {
                 scrape: false,
             },
             LookupKind::FindNode | LookupKind::Bootstrap | LookupKind::Refresh => {
-                QueryKind::FindNode {
-                    target,
-                    want: Want::UNSPECIFIED,
-                }
+                QueryKind::FindNode { target, want }
             }
         }
     }
@@ -772,17 +787,30 @@ impl Node {
         }
     }
 
-    fn reply(&mut self, to: SocketAddr, transaction_id: &[u8], response: &Response) {
+    /// Sends `response`, trimmed to [`MAX_REPLY_LEN`] bytes.
+    fn reply(&mut self, to: SocketAddr, transaction_id: &[u8], mut response: Response) {
         self.stats.responses_out += 1;
-        let message = Outgoing {
-            transaction_id,
-            version: self.config.version.as_deref(),
-            read_only: false,
-            requester_ip: Some(to),
-            body: BodyRef::Response(response),
-        };
-        let max = self.config.max_outbox;
-        self.outbox.push(&mut self.stats, max, to, &message);
+        if self.outbox.queue.len() >= self.config.max_outbox {
+            self.stats.queue_overflows += 1;
+            return;
+        }
+        loop {
+            let message = Outgoing {
+                transaction_id,
+                version: self.config.version.as_deref(),
+                read_only: false,
+                requester_ip: Some(to),
+                body: BodyRef::Response(&response),
+            };
+            self.outbox.scratch.clear();
+            message.encode_into(&mut self.outbox.scratch);
+            let excess = self.outbox.scratch.len().saturating_sub(MAX_REPLY_LEN);
+            if excess == 0 || !trim_reply(&mut response, excess, &to) {
+                break;
+            }
+            self.stats.replies_trimmed += 1;
+        }
+        self.outbox.queue_scratch(&mut self.stats, to);
     }
 
     fn reply_error(&mut self, to: SocketAddr, transaction_id: &[u8], code: i64, text: &str) {
@@ -858,6 +886,17 @@ impl Node {
             } => {
                 response.token = Some(self.tokens.issue(now, from.ip()).as_bytes().to_vec());
                 let family = AddressFamily::of(from.ip());
+                // With `scrape`, the Bloom filters stand for the values (BEP 33, as
+                // libtorrent answers): both would not fit in one datagram.
+                let filters = if scrape {
+                    self.peers.scrape(&info_hash)
+                } else {
+                    None
+                };
+                if let Some(filters) = filters {
+                    response.bloom_seeds = Some(Box::new(*filters.seeds.as_bytes()));
+                    response.bloom_peers = Some(Box::new(*filters.peers.as_bytes()));
+                }
                 let values = self.peers.get_peers(
                     &info_hash,
                     family,
@@ -865,14 +904,8 @@ impl Node {
                     noseed,
                     &mut self.rng,
                 );
-                if !values.is_empty() {
+                if !values.is_empty() && response.bloom_seeds.is_none() {
                     response.values = Some(values);
-                }
-                if scrape {
-                    if let Some(filters) = self.peers.scrape(&info_hash) {
-                        response.bloom_seeds = Some(Box::new(*filters.seeds.as_bytes()));
-                        response.bloom_peers = Some(Box::new(*filters.peers.as_bytes()));
-                    }
                 }
                 self.fill_nodes(&mut response, &info_hash, want, &from);
                 self.emit(Event::GetPeersReceived { info_hash, from });
@@ -927,7 +960,7 @@ impl Node {
                 self.stats.items_stored += 1;
             }
         }
-        self.reply(from, transaction_id, &response);
+        self.reply(from, transaction_id, response);
     }
 
     /// Puts the item stored under `target` into a `get` reply: an immutable item's value; a
@@ -1116,6 +1149,14 @@ impl Node {
             self.stats.replies_unknown += 1;
             return;
         };
+        // An error is the node's final answer to this lookup: no retry.
+        if let Pending::Lookup { op, node } = pending {
+            if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
+                lookup.on_error(&node);
+            }
+            self.drive(now, op);
+            return;
+        }
         let failure = QueryError::Remote {
             code: error.code,
             message: error.message_lossy().into_owned(),
@@ -1160,6 +1201,37 @@ impl Node {
             }),
         }
     }
+}
+
+/// Removes from `response` at least `excess` encoded bytes: first the nodes of the family the
+/// asker did not send from (only there with `want n4 n6`), then values, then the nodes of its
+/// own family; the last ones (the farthest nodes) first. Returns false if nothing is left to
+/// remove.
+fn trim_reply(response: &mut Response, excess: usize, asker: &SocketAddr) -> bool {
+    fn cut<T>(list: &mut Option<Vec<T>>, excess: usize, each: usize) -> bool {
+        let Some(items) = list.as_mut().filter(|items| !items.is_empty()) else {
+            return false;
+        };
+        let keep = items.len().saturating_sub(excess.div_ceil(each));
+        items.truncate(keep);
+        if items.is_empty() {
+            *list = None;
+        }
+        true
+    }
+    // Each value is a bencoded string: `6:` and 6 bytes (IPv4), `18:` and 18 bytes (IPv6).
+    let value_len = match response.values.as_ref().and_then(|v| v.first()) {
+        Some(SocketAddr::V6(_)) => 21,
+        _ => 8,
+    };
+    let (own, own_len, other, other_len) = if asker.ip().to_canonical().is_ipv4() {
+        (&mut response.nodes, 26, &mut response.nodes6, 38)
+    } else {
+        (&mut response.nodes6, 38, &mut response.nodes, 26)
+    };
+    cut(other, excess, other_len)
+        || cut(&mut response.values, excess, value_len)
+        || cut(own, excess, own_len)
 }
 
 impl crate::Endpoint for Node {

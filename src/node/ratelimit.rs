@@ -1,4 +1,5 @@
-//! Token buckets on incoming queries: one per source IP and one for the whole node.
+//! Token buckets on incoming queries: one per source host (an IPv4 address, an IPv6 /64:
+//! [`crate::host::host_key`]) and one for the whole node.
 //!
 //! A query that finds its source's bucket or the global bucket empty is dropped unanswered
 //! (counted in `Stats::rate_limited`). Time is the caller's [`Instant`], so the simulator
@@ -21,6 +22,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::host::host_key;
 use crate::routing::hash_key::IpKey;
 use crate::time::Instant;
 
@@ -205,7 +207,7 @@ impl RateLimiter {
         let mut known = true;
         let mut light = false;
         if let Some(limit) = self.per_ip {
-            let ip = IpKey(ip.to_canonical());
+            let ip = IpKey(host_key(ip));
             let bucket = match self.current.get_mut(&ip) {
                 Some(bucket) => bucket,
                 None => {
@@ -274,6 +276,21 @@ mod tests {
             allowed += usize::from(limiter.allow(t, ip(1)));
         }
         assert!((595..=606).contains(&allowed), "{allowed}");
+    }
+
+    #[test]
+    fn an_ipv6_source_is_its_slash_64() {
+        let limit = RateLimit { rate: 10, burst: 5 };
+        let mut limiter = RateLimiter::new(Some(limit), None, 100, Instant::ZERO);
+        let base: u128 = 0x2a00_0001_0002_0003 << 64;
+        // Five addresses of one /64 share one bucket: every address after the burst is refused.
+        let allowed = (0..20u128)
+            .filter(|n| limiter.allow(Instant::ZERO, IpAddr::V6((base + n).into())))
+            .count();
+        assert_eq!(allowed, 5);
+        assert_eq!(limiter.tracked_ips(), 1);
+        // The next /64 is another source.
+        assert!(limiter.allow(Instant::ZERO, IpAddr::V6((base + (1 << 64)).into())));
     }
 
     #[test]

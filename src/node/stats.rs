@@ -116,6 +116,8 @@ pub struct Stats {
     /// BEP 44 items stored or refreshed by a `put` (refusals are counted by the item store and
     /// in `errors_out`).
     pub items_stored: u64,
+    /// Times a reply over [`crate::node::MAX_REPLY_LEN`] bytes lost values or nodes to fit.
+    pub replies_trimmed: u64,
 }
 
 impl Stats {

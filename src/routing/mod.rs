@@ -35,13 +35,18 @@
 //!
 //! # Addresses
 //!
-//! Two entries never share a socket address. By default two entries never share an IP address
-//! either ([`IpPolicy::OnePerIp`]); [`IpPolicy::OnePerIpAndSubnetPerBucket`] adds libtorrent's
-//! one-per-/24 (IPv6: /64) per bucket rule. IPv4-mapped IPv6 addresses count as IPv4. When a
+//! Two entries never share a socket address. By default two entries never share a host either
+//! (an IPv4 address, an IPv6 /64: [`crate::host::host_key`]), and a bucket holds at most one
+//! entry per network (an IPv4 /24, an IPv6 /64: [`crate::host::network_key`]), as libtorrent
+//! does ([`IpPolicy::OnePerIpAndSubnetPerBucket`]); a private or loopback socket address is a
+//! network of its own, so local networks are not limited by it. [`IpPolicy::OnePerIp`] keeps
+//! only the per-host rule. IPv4-mapped IPv6 addresses count as IPv4. When a
 //! verified node conflicts with a holder that is not good, the holder is dropped; a good holder
 //! keeps its place. A node answering from an address held by another id replaces that entry
 //! (the node there changed its id); an unverified claim never replaces anything, it only earns a
-//! ping. A known id answering from a new address moves there unless its entry is good.
+//! ping. A known id answering from a new address moves there only once its entry at the old
+//! address has failed a query: a node that still answers where it is keeps its place, whoever
+//! claims its id elsewhere.
 
 pub mod bucket;
 pub(crate) mod hash_key;
@@ -49,7 +54,7 @@ pub mod split_queue;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use rand::Rng;
@@ -60,6 +65,7 @@ pub use split_queue::{MAX_BUCKETS, SplitQueue};
 use hash_key::{AddrKey, IpKey};
 
 use crate::contact::NodeInfo;
+use crate::host::{host_key, network_key};
 use crate::id::NodeId;
 use crate::time::Instant;
 
@@ -69,11 +75,12 @@ pub enum IpPolicy {
     /// Only socket addresses must be unique (for local test networks where every node shares
     /// one IP).
     Unrestricted,
-    /// At most one entry per IP address in the whole table (the default).
-    #[default]
+    /// At most one entry per host (IPv4 address, IPv6 /64) in the whole table.
     OnePerIp,
-    /// One entry per IP address, and at most one entry per IPv4 /24 (IPv6 /64) in each bucket,
-    /// as libtorrent does.
+    /// One entry per host, and at most one entry per network (public IPv4 /24 or IPv6 /64; a
+    /// private or loopback socket address is its own network) in each bucket, as libtorrent
+    /// does (the default).
+    #[default]
     OnePerIpAndSubnetPerBucket,
 }
 
@@ -86,7 +93,7 @@ pub struct RoutingConfig {
     pub max_failures: u32,
     /// Replacement candidates kept per bucket. Default 8 (K).
     pub replacement_cache_size: usize,
-    /// Address limits. Default [`IpPolicy::OnePerIp`].
+    /// Address limits. Default [`IpPolicy::OnePerIpAndSubnetPerBucket`].
     pub ip_policy: IpPolicy,
     /// How long a response (or a query from a node that once answered) keeps a node good.
     /// Default 15 minutes (BEP 5).
@@ -107,7 +114,7 @@ impl Default for RoutingConfig {
             k: 8,
             max_failures: 3,
             replacement_cache_size: 8,
-            ip_policy: IpPolicy::OnePerIp,
+            ip_policy: IpPolicy::OnePerIpAndSubnetPerBucket,
             good_window: Duration::from_secs(15 * 60),
             refresh_interval: Duration::from_secs(15 * 60),
             refresh_pop_interval: Duration::from_secs(1),
@@ -148,8 +155,8 @@ impl std::error::Error for RoutingError {}
 pub enum Rejection {
     /// It has our own id.
     OwnId,
-    /// Its id is in the table at another address and that entry is good (or the claim is
-    /// unverified and the entry is good).
+    /// Its id is in the table at another address and that entry has not failed a query since
+    /// it last answered.
     AddressMismatch,
     /// A good entry already holds its IP address (or its subnet in that bucket).
     IpConflict,
@@ -239,19 +246,9 @@ pub struct RoutingTable {
     refresh: SplitQueue,
 }
 
-/// The IPv4 /24 or IPv6 /64 an address belongs to (IPv4-mapped IPv6 counts as IPv4).
-fn subnet(ip: IpAddr) -> (bool, [u8; 8]) {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            (true, [o[0], o[1], o[2], 0, 0, 0, 0, 0])
-        }
-        IpAddr::V6(v6) => {
-            let mut out = [0u8; 8];
-            out.copy_from_slice(&v6.octets()[..8]);
-            (false, out)
-        }
-    }
+/// The key of the per-host index: the host an entry's IP belongs to ([`host_key`]).
+fn ip_key(addr: &SocketAddr) -> IpKey {
+    IpKey(host_key(addr.ip()))
 }
 
 /// An id as a 160-bit big-endian integer ([`NodeId::sort_key`]).
@@ -355,10 +352,6 @@ impl<'t> Closest<'t> {
         }
         self.found.into_iter().map(|(_, info)| *info).collect()
     }
-}
-
-fn same_subnet(a: IpAddr, b: IpAddr) -> bool {
-    subnet(a) == subnet(b)
 }
 
 impl RoutingTable {
@@ -486,7 +479,7 @@ impl RoutingTable {
                 if self.by_addr.get(&AddrKey(info.addr)) != Some(&info.id) {
                     return Err(format!("address index misses {}", info.addr));
                 }
-                let ip = info.addr.ip().to_canonical();
+                let ip = host_key(info.addr.ip());
                 if self.limits_ip() {
                     if !ips.insert(ip) {
                         return Err(format!("two entries on {ip}"));
@@ -495,8 +488,8 @@ impl RoutingTable {
                         return Err(format!("IP index misses {ip}"));
                     }
                 }
-                if self.limits_subnet() && !subnets.insert(subnet(ip)) {
-                    return Err(format!("bucket {i}: two entries on the subnet of {ip}"));
+                if self.limits_subnet() && !subnets.insert(network_key(&info.addr)) {
+                    return Err(format!("bucket {i}: two entries on the network of {ip}"));
                 }
             }
             for candidate in &bucket.replacements {
@@ -559,8 +552,7 @@ impl RoutingTable {
             .push(entry, self.config.k)?;
         self.by_addr.insert(AddrKey(info.addr), info.id);
         if self.limits_ip() {
-            self.by_ip
-                .insert(IpKey(info.addr.ip().to_canonical()), info.id);
+            self.by_ip.insert(ip_key(&info.addr), info.id);
         }
         self.len += 1;
         Ok(())
@@ -569,9 +561,9 @@ impl RoutingTable {
     fn remove_at(&mut self, b: usize, p: usize) -> Entry {
         let entry = self.buckets[b].entries.swap_remove(p);
         self.by_addr.remove(&AddrKey(entry.info.addr));
-        let ip = entry.info.addr.ip().to_canonical();
-        if self.by_ip.get(&IpKey(ip)) == Some(&entry.info.id) {
-            self.by_ip.remove(&IpKey(ip));
+        let ip = ip_key(&entry.info.addr);
+        if self.by_ip.get(&ip) == Some(&entry.info.id) {
+            self.by_ip.remove(&ip);
         }
         self.len -= 1;
         entry
@@ -582,10 +574,11 @@ impl RoutingTable {
         if !self.limits_subnet() {
             return None;
         }
+        let network = network_key(addr);
         self.buckets[b]
             .entries
             .iter()
-            .position(|e| e.info.id != *except && same_subnet(e.info.addr.ip(), addr.ip()))
+            .position(|e| e.info.id != *except && network_key(&e.info.addr) == network)
     }
 
     /// The entry of bucket `b` that a newcomer may replace without a ping: the bad entry with
@@ -685,10 +678,7 @@ impl RoutingTable {
                 && self.bucket_index(&info.id) == b
                 && self.locate(&info.id).is_none()
                 && !self.by_addr.contains_key(&AddrKey(info.addr))
-                && !(self.limits_ip()
-                    && self
-                        .by_ip
-                        .contains_key(&IpKey(info.addr.ip().to_canonical())))
+                && !(self.limits_ip() && self.by_ip.contains_key(&ip_key(&info.addr)))
                 && self.subnet_holder(b, &info.addr, &info.id).is_none();
             if admissible && self.push_entry(b, cand.into_entry()).is_ok() {
                 self.buckets[b].last_changed = now;
@@ -706,8 +696,8 @@ impl RoutingTable {
     /// refresh it if known, else cache it and say whom to ping.
     ///
     /// Before placing it, entries it makes stale are dropped: another id at the same socket
-    /// address (that node changed its id), its own id at another address when that entry is not
-    /// good (the node moved), and a non-good entry on the same IP (per [`IpPolicy`]). They stay
+    /// address (that node changed its id), its own id at another address when that entry has
+    /// failed a query since it last answered (the node moved), and a non-good entry on the same IP (per [`IpPolicy`]). They stay
     /// dropped even if the newcomer then only reaches the replacement cache. A good entry on the
     /// same IP, or on the same subnet in its bucket, wins: the newcomer is rejected.
     pub fn heard_response(&mut self, now: Instant, id: NodeId, addr: SocketAddr) -> InsertOutcome {
@@ -722,7 +712,6 @@ impl RoutingTable {
         // Known id.
         let mut stale: Vec<NodeId> = Vec::new();
         if let Some((b, p)) = self.locate(&info.id) {
-            let good = self.is_good(now, &info.id);
             let entry = &mut self.buckets[b].entries[p];
             if entry.info.addr == info.addr {
                 entry.last_response = entry.last_response.max(new.last_response);
@@ -734,7 +723,7 @@ impl RoutingTable {
                 }
                 return InsertOutcome::Refreshed;
             }
-            if good {
+            if entry.failed_queries == 0 {
                 return InsertOutcome::Rejected(Rejection::AddressMismatch);
             }
             stale.push(info.id);
@@ -747,11 +736,7 @@ impl RoutingTable {
         }
         // Another entry on this IP.
         if self.limits_ip() {
-            if let Some(other) = self
-                .by_ip
-                .get(&IpKey(info.addr.ip().to_canonical()))
-                .copied()
-            {
+            if let Some(other) = self.by_ip.get(&ip_key(&info.addr)).copied() {
                 if other != info.id && !stale.contains(&other) {
                     if self.is_good(now, &other) {
                         return InsertOutcome::Rejected(Rejection::IpConflict);
@@ -858,7 +843,6 @@ impl RoutingTable {
             return InsertOutcome::Rejected(Rejection::OwnId);
         }
         if let Some((b, p)) = self.locate(&info.id) {
-            let good = self.is_good(now, &info.id);
             let entry = &mut self.buckets[b].entries[p];
             if entry.info.addr == info.addr {
                 if query {
@@ -866,7 +850,7 @@ impl RoutingTable {
                 }
                 return InsertOutcome::Refreshed;
             }
-            return if good {
+            return if entry.failed_queries == 0 {
                 InsertOutcome::Rejected(Rejection::AddressMismatch)
             } else {
                 InsertOutcome::PingCandidate(info)
@@ -877,11 +861,7 @@ impl RoutingTable {
             return InsertOutcome::PingCandidate(info);
         }
         if self.limits_ip() {
-            if let Some(other) = self
-                .by_ip
-                .get(&IpKey(info.addr.ip().to_canonical()))
-                .copied()
-            {
+            if let Some(other) = self.by_ip.get(&ip_key(&info.addr)).copied() {
                 return if self.is_good(now, &other) {
                     InsertOutcome::Rejected(Rejection::IpConflict)
                 } else {
@@ -1218,7 +1198,7 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     const MIN: u64 = 60;
 
@@ -1226,9 +1206,9 @@ mod tests {
         Instant::from_secs(secs)
     }
 
-    /// A distinct IPv4 address (a distinct /24 too) per `n`.
+    /// A distinct public IPv4 address (a distinct /24 too) per `n`.
     fn addr(n: u32) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + (n << 8) + 1), 6881))
+        SocketAddr::from((Ipv4Addr::from(0x1400_0000 + (n << 8) + 1), 6881))
     }
 
     struct Fixture {
@@ -1513,11 +1493,25 @@ mod tests {
         assert_eq!(f.respond(t(16 * MIN), renamed), InsertOutcome::Added);
         assert!(f.table.get(&same_ip.id).is_none());
         assert_eq!(f.table.len(), 1);
-        // A known good id claiming another address is refused; a questionable one moves.
+        // A known id answering from another address is refused, good or questionable, until
+        // its entry fails a query; then it moves.
         let moved = NodeInfo::new(renamed.id, addr(500));
         assert_eq!(
             f.respond(t(17 * MIN), moved),
             InsertOutcome::Rejected(Rejection::AddressMismatch)
+        );
+        assert_eq!(
+            f.respond(t(40 * MIN), moved),
+            InsertOutcome::Rejected(Rejection::AddressMismatch)
+        );
+        assert_eq!(
+            f.table.learned(t(40 * MIN), moved.id, moved.addr),
+            InsertOutcome::Rejected(Rejection::AddressMismatch)
+        );
+        assert!(f.table.record_failure(t(40 * MIN), renamed.addr).is_ok());
+        assert_eq!(
+            f.table.learned(t(40 * MIN), moved.id, moved.addr),
+            InsertOutcome::PingCandidate(moved)
         );
         assert_eq!(f.respond(t(40 * MIN), moved), InsertOutcome::Added);
         assert_eq!(f.table.get(&renamed.id).unwrap().addr(), moved.addr);
@@ -1540,6 +1534,59 @@ mod tests {
                 .heard_response(t(1), id, SocketAddr::new(ip, 1000 + port));
         }
         assert!(f.table.len() >= 8);
+        f.check();
+    }
+
+    #[test]
+    fn default_policy_one_entry_per_network_per_bucket_but_local_addresses_are_free() {
+        let mut f = Fixture::new(RoutingConfig::default());
+        // Sybils on one public /24, ids all in bucket 0: one entry.
+        let sybils: Vec<NodeInfo> = (1..=8u8)
+            .map(|last| NodeInfo::new(f.node(0).id, SocketAddr::from(([66, 6, 6, last], 6881))))
+            .collect();
+        let added = sybils
+            .iter()
+            .filter(|n| f.respond(t(0), **n) == InsertOutcome::Added)
+            .count();
+        assert_eq!(added, 1);
+        f.check();
+        // Loopback nodes on one IP and many ports (a local swarm) each get an entry.
+        let mut f = Fixture::new(RoutingConfig {
+            ip_policy: IpPolicy::Unrestricted,
+            ..RoutingConfig::default()
+        });
+        for port in 1..=8u16 {
+            let n = NodeInfo::new(f.node(0).id, SocketAddr::from(([127, 0, 0, 1], port)));
+            assert_eq!(f.respond(t(0), n), InsertOutcome::Added);
+        }
+        // Private addresses on one /24 with the default policy too.
+        let mut f = Fixture::new(RoutingConfig::default());
+        for last in 1..=8u8 {
+            let n = NodeInfo::new(f.node(0).id, SocketAddr::from(([10, 0, 0, last], 6881)));
+            assert_eq!(f.respond(t(0), n), InsertOutcome::Added);
+        }
+        f.check();
+    }
+
+    #[test]
+    fn an_ipv6_host_is_its_slash_64() {
+        let config = RoutingConfig {
+            ip_policy: IpPolicy::OnePerIp,
+            ..RoutingConfig::default()
+        };
+        let mut f = Fixture::new(config);
+        let at = |text: &str| SocketAddr::new(text.parse().unwrap(), 6881);
+        let a = NodeInfo::new(f.node(0).id, at("2a00:1:2:3::1"));
+        assert_eq!(f.respond(t(0), a), InsertOutcome::Added);
+        // Another address of the same /64, in another bucket: the same host.
+        let b = NodeInfo::new(f.node(3).id, at("2a00:1:2:3::ffff"));
+        assert_eq!(
+            f.respond(t(1), b),
+            InsertOutcome::Rejected(Rejection::IpConflict)
+        );
+        // The next /64 is another host.
+        let c = NodeInfo::new(f.node(3).id, at("2a00:1:2:4::1"));
+        assert_eq!(f.respond(t(1), c), InsertOutcome::Added);
         f.check();
     }
 
