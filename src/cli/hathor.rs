@@ -372,7 +372,10 @@ fn announce(args: &AnnounceArgs) -> i32 {
     let timeout = Duration::from_secs(args.dht.timeout);
     let mut acknowledged_once = false;
     while !stop.load(Ordering::Relaxed) {
-        let ok = match dht.announce(hash, Some(args.port), timeout) {
+        let ok = match dht
+            .with_timeout(timeout)
+            .announce(hash, Some(args.port), false)
+        {
             Ok(result) if result.acknowledged > 0 => {
                 acknowledged_once = true;
                 println!(
@@ -686,7 +689,10 @@ fn discover(args: &DiscoverArgs) -> i32 {
         Ok(dht) => dht,
         Err(status) => return status,
     };
-    let result = dht.get_peers(hash, Duration::from_secs(args.dht.timeout));
+    let result = dht
+        .with_timeout(Duration::from_secs(args.dht.timeout))
+        .get_peers(hash, false)
+        .and_then(|lookup| lookup.outcome());
     stop_dht(&dht);
     let outcome = match result {
         Ok(o) if o.responses > 0 => o,

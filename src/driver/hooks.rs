@@ -10,8 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::Receiver as EventQueue;
 use parking_lot::Mutex;
+
+use super::channel::{self, Receiver, Sender, TrySendError};
 
 use crate::id::NodeId;
 use crate::node::{Event, Method};
@@ -52,7 +54,7 @@ pub(crate) struct Subscribers {
 impl Subscribers {
     /// A new subscription.
     pub fn subscribe(&self) -> Receiver<Event> {
-        let (tx, rx) = crossbeam_channel::bounded(SUBSCRIBER_CAPACITY);
+        let (tx, rx) = channel::bounded(SUBSCRIBER_CAPACITY);
         self.senders.lock().push(tx);
         rx
     }
@@ -71,7 +73,7 @@ impl Subscribers {
 }
 
 /// The hook thread: runs until the I/O thread drops its sender.
-pub(crate) fn run(events: Receiver<Event>, hooks: Hooks, subscribers: Arc<Subscribers>) {
+pub(crate) fn run(events: EventQueue<Event>, hooks: Hooks, subscribers: Arc<Subscribers>) {
     while let Ok(event) = events.recv() {
         match &event {
             Event::QueryReceived { from, id, method } => {
