@@ -261,7 +261,7 @@ fn hooks_see_queries_and_a_stuck_hook_is_reported_by_stop() {
 }
 
 #[test]
-fn ipv6_sockets_on_the_ipv6_node() {
+fn ipv6_sockets_on_the_ipv6_loopback() {
     if UdpSocket::bind("[::1]:0").is_err() {
         println!("skipped: no IPv6 loopback on this machine");
         return;
@@ -456,18 +456,20 @@ fn seed_and_noseed_reach_the_other_nodes() {
     );
     let seed_peer = SocketAddr::new(seeder.local_addr().ip(), 7161);
     let leech_peer = SocketAddr::new(leecher.local_addr().ip(), 7162);
-    // The live node stored each with its flag.
-    let stored: Vec<(SocketAddr, bool)> = events
-        .try_iter()
-        .filter_map(|e| match e {
-            Event::PeerAnnounced {
+    // The live node stored each with its flag (its events come through the hook thread).
+    let mut stored: Vec<(SocketAddr, bool)> = Vec::new();
+    let deadline = Instant::now() + T;
+    while stored.len() < 2 {
+        match events.recv_deadline(deadline) {
+            Ok(Event::PeerAnnounced {
                 info_hash: h,
                 peer,
                 seed,
-            } if h == info_hash => Some((peer, seed)),
-            _ => None,
-        })
-        .collect();
+            }) if h == info_hash => stored.push((peer, seed)),
+            Ok(_) => {}
+            Err(e) => panic!("{e}: {stored:?}"),
+        }
+    }
     assert!(stored.contains(&(seed_peer, true)), "{stored:?}");
     assert!(stored.contains(&(leech_peer, false)), "{stored:?}");
     // With noseed the nodes leave the seed out.

@@ -4,7 +4,8 @@
 //!
 //! The I/O thread hands events over a bounded channel and drops (and counts) what does not
 //! fit; each subscriber has its own bounded channel, and a full subscriber loses events rather
-//! than blocking the others. A subscriber whose receiver was dropped is forgotten.
+//! than blocking the others. A subscriber whose receiver was dropped is forgotten; when the
+//! node stops, every subscription ends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,4 +96,7 @@ pub(crate) fn run(events: EventQueue<Event>, hooks: Hooks, subscribers: Arc<Subs
         }
         subscribers.deliver(&event);
     }
+    // The node stopped: the subscriptions end (their receivers see the channel closed once
+    // they have taken what is queued).
+    subscribers.senders.lock().clear();
 }
