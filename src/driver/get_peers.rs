@@ -28,8 +28,8 @@ enum End {
 /// their tokens, the counts). [`GetPeers::stop`] ends the lookup early and gives what was found
 /// so far, with `partial` set. Dropping it stops the lookup too.
 ///
-/// With the `async` feature, [`GetPeers::next_async`], [`GetPeers::outcome_async`] and
-/// [`GetPeers::stop_async`] do the same without blocking the thread, on any executor.
+/// With the `async` feature, `next_async`, `outcome_async` and `stop_async` do the same
+/// without blocking the thread, on any executor.
 #[derive(Debug)]
 pub struct GetPeers {
     dht: Dht,
