@@ -126,7 +126,7 @@ pub enum Error {
     Stopped,
     /// The remote or the core refused the query.
     Query(QueryError),
-    /// Threads that did not end within [`STOP_TIMEOUT`] (the original's FailToStop).
+    /// Threads that did not end within [`STOP_TIMEOUT`].
     FailToStop(Vec<&'static str>),
 }
 
@@ -487,6 +487,7 @@ impl std::fmt::Debug for Dht {
             .field("id", &self.inner.id)
             .field("local_addr", &self.inner.local_addr)
             .field("local_addr6", &self.inner.local_addr6)
+            .field("request_timeout", &self.timeout)
             .finish()
     }
 }
@@ -695,30 +696,26 @@ impl Dht {
         self.wake()
     }
 
-    /// Sends the command `make` builds around a reply channel; returns its receiver.
-    fn ask<T>(
-        &self,
-        capacity: usize,
-        make: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<Receiver<T>, Error> {
-        let (tx, rx) = channel::bounded(capacity);
-        self.send(make(tx), self.timeout)?;
-        Ok(rx)
-    }
-
-    /// Sends a command and waits for its single answer until `deadline`.
+    /// Sends the command `make` builds around a reply channel, and waits for its single
+    /// answer until `deadline`.
     fn request<T>(
         &self,
         deadline: std::time::Instant,
         make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, Error> {
-        wait_reply(&self.ask(1, make)?, deadline)
+        let (tx, rx) = channel::bounded(1);
+        self.send(make(tx), self.timeout)?;
+        wait_reply(&rx, deadline)
     }
 
+    /// The request timeout and `extra` from now (a year at most).
     fn deadline(&self, extra: Duration) -> std::time::Instant {
         let now = std::time::Instant::now();
-        now.checked_add(self.timeout + extra)
-            .unwrap_or(now + Duration::from_secs(86_400 * 365))
+        let wait = self
+            .timeout
+            .saturating_add(extra)
+            .min(Duration::from_secs(86_400 * 365));
+        now.checked_add(wait).unwrap_or(now)
     }
 
     fn start_lookup(
