@@ -19,8 +19,8 @@ mod announce_load;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use btdht::Dht;
 use btdht::NodeId;
-use btdht::driver::Dht;
 use btdht::krpc::{Message, QueryKind};
 use btdht::node::Config;
 
@@ -145,7 +145,10 @@ fn flood() {
             .expect("node starts");
         let (legit_sent, legit_answered, flood_sent, flood_answered) =
             flood_phase(node.local_addr(), &flooders, seconds);
-        let stats = node.stats(Duration::from_secs(5)).expect("stats");
+        let stats = node
+            .with_timeout(Duration::from_secs(5))
+            .stats()
+            .expect("stats");
         println!(
             "{{\"bench\":\"flood\",\"phase\":\"{phase}\",\"seconds\":{seconds},\
              \"legit_sent\":{legit_sent},\"legit_answered\":{legit_answered},\

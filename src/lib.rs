@@ -8,6 +8,9 @@
 //! Thin role threads drive it on real sockets; a simulator drives thousands of cores in one
 //! process for tests.
 //!
+//! The DHT on real sockets is [`Dht`]: build one with [`Dht::builder`], then look up nodes and
+//! peers, announce, and subscribe to what happens; see the [`driver`] module.
+//!
 //! Modules:
 //! - [`id`]: 160-bit node ids and info-hashes, XOR distance, BEP 42.
 //! - [`time`]: the core's caller-supplied clock.
@@ -26,7 +29,7 @@
 //! - [`sim`]: a deterministic simulated network of many cores.
 //! - [`crawler`]: the sans-IO crawl planner (nodes and BEP 51 info-hashes) and its driver.
 //! - [`swarm`]: a local test swarm of many nodes on loopback addresses, on one thread.
-//! - [`driver`]: the node on real UDP sockets: the [`driver::Dht`] handle and its threads.
+//! - [`driver`]: the node on real UDP sockets: the [`Dht`] handle and its threads.
 //! - [`bootstrap`]: the bootstrap server: a sans-IO core answering from a pool of verified
 //!   nodes, its sharded driver and its pool file.
 //! - `hathor` (cargo feature `hathor`): Hathor peer identity, entrypoints, networks, handshake
@@ -67,7 +70,12 @@ pub mod transaction;
 pub mod transmit;
 
 pub use contact::NodeInfo;
+pub use driver::{
+    AnnounceResult, Builder, DEFAULT_BOOTSTRAP_NODES, Dht, DhtStats, Error, GetPeers, Receiver,
+    TableSnapshot,
+};
 pub use endpoint::Endpoint;
 pub use id::{Distance, InfoHash, NodeId};
+pub use node::{Event, LookupOutcome, SampleReply};
 pub use time::Instant;
 pub use transmit::Transmit;

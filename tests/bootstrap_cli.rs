@@ -211,7 +211,11 @@ fn bootstrap_server_answers_verifies_and_persists() {
         .bootstrap(vec![server])
         .start()
         .unwrap();
-    assert!(node.ping(server, Duration::from_secs(5)).is_ok());
+    assert!(
+        node.with_timeout(Duration::from_secs(5))
+            .ping(server)
+            .is_ok()
+    );
     // A second node's find_node gets the first one (once verified and indexed, within ~1 s).
     let client = Dht::builder()
         .bind("127.0.0.1:0".parse().unwrap())
@@ -222,7 +226,10 @@ fn bootstrap_server_answers_verifies_and_persists() {
         .unwrap();
     let mut found = false;
     for _ in 0..20 {
-        let outcome = client.find_node(node.id(), Duration::from_secs(5)).unwrap();
+        let outcome = client
+            .with_timeout(Duration::from_secs(5))
+            .find_node(node.id())
+            .unwrap();
         if outcome.closest.iter().any(|(n, _)| n.id == node.id()) {
             found = true;
             break;
@@ -363,7 +370,9 @@ fn bootstrap_serves_ipv6_and_hands_out_nodes6() {
         .unwrap();
     let node6 = node.local_addr6().expect("the node's IPv6 address");
     assert_eq!(
-        node.ping(server6, Duration::from_secs(5)).unwrap(),
+        node.with_timeout(Duration::from_secs(5))
+            .ping(server6)
+            .unwrap(),
         server.id
     );
     let joined = NodeInfo::new(node.id(), node6);

@@ -136,9 +136,10 @@ fn announce_then_get_peers_and_find_node_and_sample() {
     for n in 111..118u8 {
         nodes.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
     }
-    assert!(wait_until(T, || nodes
-        .iter()
-        .all(|d| d.routing_table(T).is_ok_and(|t| t.len() >= 4))));
+    assert!(wait_until(T, || nodes.iter().all(|d| d
+        .with_timeout(T)
+        .routing_table()
+        .is_ok_and(|t| t.len() >= 4))));
     let boot = seed.local_addr().to_string();
     let hash = "00112233445566778899aabbccddeeff00112233";
     let common = [
@@ -158,7 +159,9 @@ fn announce_then_get_peers_and_find_node_and_sample() {
 
     // The in-process nodes find the announced peer...
     let found = nodes[3]
-        .get_peers(InfoHash::from_hex(hash).unwrap(), T)
+        .with_timeout(T)
+        .get_peers(InfoHash::from_hex(hash).unwrap(), false)
+        .and_then(|lookup| lookup.outcome())
         .unwrap();
     let peer: SocketAddr = "127.0.119.1:6999".parse().unwrap();
     assert!(found.peers.contains(&peer), "{:?}", found.peers);
@@ -198,7 +201,7 @@ fn announce_then_get_peers_and_find_node_and_sample() {
     // BEP 51 from a node that stored the announce.
     let holder = nodes
         .iter()
-        .find(|d| d.stats(T).is_ok_and(|s| s.info_hashes > 0))
+        .find(|d| d.with_timeout(T).stats().is_ok_and(|s| s.info_hashes > 0))
         .unwrap()
         .local_addr()
         .to_string();
@@ -245,7 +248,7 @@ fn node_runs_until_sigterm_and_saves_its_state() {
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("{line}"));
-    let id = seed.ping(addr, T).unwrap();
+    let id = seed.with_timeout(T).ping(addr).unwrap();
     // A stats line is printed as JSON.
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut stats = String::new();

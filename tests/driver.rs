@@ -1,5 +1,7 @@
-//! The driver on real loopback sockets: nodes find each other, announces are found, stop is
-//! clean and fast, a restarted node rejoins from its state file, garbage does not disturb.
+//! The driver on real loopback sockets: nodes find each other, announces are found, peers
+//! stream in before the outcome, a request timeout gives the partial result, BEP 33 flags reach
+//! the other nodes, stop is clean and fast, a restarted node rejoins from its state file,
+//! garbage does not disturb.
 
 mod support;
 
@@ -7,26 +9,29 @@ use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use btdht::driver::{Dht, Error};
-use btdht::node::Event;
-use btdht::{InfoHash, NodeId};
+use btdht::{Dht, Error, Event, InfoHash, NodeId};
 use support::{loopback, temp_dir, wait_until};
 
 const T: Duration = Duration::from_secs(10);
 
+/// A loopback node whose requests time out after [`T`].
+fn test_node(n: u8) -> btdht::Builder {
+    loopback(n).request_timeout(T)
+}
+
 fn table_len(dht: &Dht) -> usize {
-    dht.routing_table(T).map(|t| t.len()).unwrap_or(0)
+    dht.routing_table().map(|t| t.len()).unwrap_or(0)
 }
 
 #[test]
 fn ping_round_trip_and_stop_is_fast() {
-    let a = loopback(1).start().unwrap();
-    let b = loopback(2).start().unwrap();
-    let id = b.ping(a.local_addr(), T).unwrap();
+    let a = test_node(1).start().unwrap();
+    let b = test_node(2).start().unwrap();
+    let id = b.ping(a.local_addr()).unwrap();
     assert_eq!(id, a.id());
     // a learned b from its query.
     assert!(wait_until(T, || table_len(&a) == 1));
-    let stats = a.stats(T).unwrap();
+    let stats = a.stats().unwrap();
     assert!(stats.node.responses_out >= 1);
     for dht in [a, b] {
         let started = Instant::now();
@@ -35,17 +40,17 @@ fn ping_round_trip_and_stop_is_fast() {
         assert!(started.elapsed() < Duration::from_millis(500));
         // Stopping twice is harmless; calls after stop say so.
         clone.stop().unwrap();
-        assert!(matches!(clone.stats(T), Err(Error::Stopped)));
+        assert!(matches!(clone.stats(), Err(Error::Stopped)));
     }
 }
 
 #[test]
 fn a_ping_to_nobody_times_out_in_the_core() {
-    let a = loopback(3).start().unwrap();
+    let a = test_node(3).start().unwrap();
     // A bound socket that never answers.
     let silent = UdpSocket::bind("127.0.3.2:0").unwrap();
     let started = Instant::now();
-    let result = a.ping(silent.local_addr().unwrap(), T);
+    let result = a.ping(silent.local_addr().unwrap());
     assert!(
         matches!(result, Err(Error::Query(btdht::node::QueryError::Timeout))),
         "{result:?}"
@@ -53,7 +58,8 @@ fn a_ping_to_nobody_times_out_in_the_core() {
     assert!(started.elapsed() < Duration::from_secs(4));
     // A caller's own timeout is shorter than the core's.
     assert!(matches!(
-        a.ping(silent.local_addr().unwrap(), Duration::from_millis(50)),
+        a.with_timeout(Duration::from_millis(50))
+            .ping(silent.local_addr().unwrap()),
         Err(Error::Timeout)
     ));
     a.stop().unwrap();
@@ -61,10 +67,10 @@ fn a_ping_to_nobody_times_out_in_the_core() {
 
 #[test]
 fn fifty_nodes_find_each_other_and_announces_are_found() {
-    let seed = loopback(10).start().unwrap();
+    let seed = test_node(10).start().unwrap();
     let mut nodes = vec![seed.clone()];
     for n in 11..60u8 {
-        nodes.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
+        nodes.push(test_node(n).bootstrap([seed.local_addr()]).start().unwrap());
     }
     // Every node's table fills up with others.
     assert!(
@@ -78,7 +84,7 @@ fn fifty_nodes_find_each_other_and_announces_are_found() {
     let ids: Vec<NodeId> = nodes.iter().map(|d| d.id()).collect();
     for (i, dht) in nodes.iter().enumerate().step_by(7) {
         let target = ids[(i + 13) % ids.len()];
-        let outcome = dht.find_node(target, T).unwrap();
+        let outcome = dht.find_node(target).unwrap();
         let found: Vec<NodeId> = outcome.closest.iter().map(|(n, _)| n.id).collect();
         if i != (i + 13) % ids.len() {
             assert_eq!(found.first(), Some(&target), "lookup from {i}");
@@ -94,15 +100,25 @@ fn fifty_nodes_find_each_other_and_announces_are_found() {
     // Announce from one node, find it from another, see the incoming events.
     let events: Vec<_> = nodes.iter().map(|d| d.subscribe()).collect();
     let info_hash = InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap();
-    let announced = nodes[5].announce(info_hash, Some(7777), T).unwrap();
+    let announced = nodes[5].announce(info_hash, Some(7777), false).unwrap();
     assert!(announced.acknowledged >= 4, "{announced:?}");
-    let found = nodes[40].get_peers(info_hash, T).unwrap();
+    assert!(!announced.outcome.partial);
+    let found = nodes[40]
+        .get_peers(info_hash, false)
+        .unwrap()
+        .outcome()
+        .unwrap();
+    assert!(!found.partial);
     let expected = SocketAddr::new(nodes[5].local_addr().ip(), 7777);
     assert!(found.peers.contains(&expected), "{:?}", found.peers);
     // Implied port: the announcer's DHT port.
     let other = InfoHash::from_hex("89abcdef0123456789abcdef0123456789abcdef").unwrap();
-    nodes[6].announce(other, None, T).unwrap();
-    let found = nodes[30].get_peers(other, T).unwrap();
+    nodes[6].announce(other, None, false).unwrap();
+    let found = nodes[30]
+        .get_peers(other, false)
+        .unwrap()
+        .outcome()
+        .unwrap();
     assert!(
         found.peers.contains(&nodes[6].local_addr()),
         "{:?}",
@@ -126,12 +142,12 @@ fn fifty_nodes_find_each_other_and_announces_are_found() {
 fn a_restarted_node_rejoins_from_its_state_file_without_routers() {
     let dir = temp_dir("restart");
     let state = dir.join("state.json");
-    let seed = loopback(70).start().unwrap();
+    let seed = test_node(70).start().unwrap();
     let mut others = vec![seed.clone()];
     for n in 71..78u8 {
-        others.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
+        others.push(test_node(n).bootstrap([seed.local_addr()]).start().unwrap());
     }
-    let node = loopback(78)
+    let node = test_node(78)
         .state_file(&state)
         .bootstrap([seed.local_addr()])
         .start()
@@ -144,14 +160,14 @@ fn a_restarted_node_rejoins_from_its_state_file_without_routers() {
     assert!(saved.nodes.len() >= 7);
 
     // Restart on another port, no bootstrap nodes at all.
-    let node = loopback(78).state_file(&state).start().unwrap();
+    let node = test_node(78).state_file(&state).start().unwrap();
     assert_eq!(node.id(), id);
     let target = others[3].id();
-    let outcome = node.find_node(target, T).unwrap();
+    let outcome = node.find_node(target).unwrap();
     assert_eq!(outcome.closest.first().map(|(n, _)| n.id), Some(target));
     // The restored nodes answered from the first lookup on: they are verified again.
     assert!(wait_until(T, || {
-        node.routing_table(T).is_ok_and(|t| {
+        node.routing_table().is_ok_and(|t| {
             t.ipv4
                 .nodes
                 .iter()
@@ -160,7 +176,7 @@ fn a_restarted_node_rejoins_from_its_state_file_without_routers() {
                 >= 5
         })
     }));
-    node.save(T).unwrap();
+    node.save().unwrap();
     node.stop().unwrap();
     for dht in others {
         dht.stop().unwrap();
@@ -173,7 +189,7 @@ fn a_corrupt_state_file_is_ignored() {
     let dir = temp_dir("corrupt");
     let state = dir.join("state.json");
     std::fs::write(&state, b"{\"btdht_state\": 1, \"id\": \"0102").unwrap();
-    let node = loopback(80).state_file(&state).start().unwrap();
+    let node = test_node(80).state_file(&state).start().unwrap();
     // On stop, a good state replaces the corrupt one.
     node.stop().unwrap();
     let saved = btdht::driver::load(&state).unwrap().unwrap();
@@ -183,8 +199,8 @@ fn a_corrupt_state_file_is_ignored() {
 
 #[test]
 fn malformed_datagrams_do_not_disturb_a_running_node() {
-    let a = loopback(90).start().unwrap();
-    let b = loopback(91).start().unwrap();
+    let a = test_node(90).start().unwrap();
+    let b = test_node(91).start().unwrap();
     let attacker = UdpSocket::bind("127.0.92.1:0").unwrap();
     let garbage: &[&[u8]] = &[
         b"",
@@ -205,8 +221,8 @@ fn malformed_datagrams_do_not_disturb_a_running_node() {
             attacker.send_to(g, a.local_addr()).unwrap();
         }
     }
-    assert_eq!(b.ping(a.local_addr(), T).unwrap(), a.id());
-    let stats = a.stats(T).unwrap();
+    assert_eq!(b.ping(a.local_addr()).unwrap(), a.id());
+    let stats = a.stats().unwrap();
     assert!(stats.node.rejected_total() > 0);
     assert!(stats.node.datagrams_in >= 200);
     a.stop().unwrap();
@@ -216,7 +232,7 @@ fn malformed_datagrams_do_not_disturb_a_running_node() {
 #[test]
 fn hooks_see_queries_and_a_stuck_hook_is_reported_by_stop() {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let a = loopback(95)
+    let a = test_node(95)
         .on_query(move |from, _, method| {
             let _ = tx.send((from, method));
             if method == btdht::node::Method::FindNode {
@@ -225,15 +241,15 @@ fn hooks_see_queries_and_a_stuck_hook_is_reported_by_stop() {
         })
         .start()
         .unwrap();
-    let b = loopback(96).start().unwrap();
-    b.ping(a.local_addr(), T).unwrap();
+    let b = test_node(96).start().unwrap();
+    b.ping(a.local_addr()).unwrap();
     let (from, method) = rx.recv_timeout(T).unwrap();
     assert_eq!(from, b.local_addr());
     assert_eq!(method, btdht::node::Method::Ping);
     // A hook stuck in user code does not stall the I/O thread...
-    let _ = b.find_node(a.id(), Duration::from_millis(500));
+    let _ = b.with_timeout(Duration::from_millis(500)).find_node(a.id());
     assert!(rx.recv_timeout(T).is_ok());
-    assert_eq!(b.ping(a.local_addr(), T).unwrap(), a.id());
+    assert_eq!(b.ping(a.local_addr()).unwrap(), a.id());
     // ...and stop() names it.
     let started = Instant::now();
     match a.stop() {
@@ -251,17 +267,17 @@ fn ipv6_sockets_on_the_ipv6_loopback() {
         return;
     }
     let six: SocketAddr = "[::1]:0".parse().unwrap();
-    let a = loopback(130).bind6(six).start().unwrap();
-    let b = loopback(131)
+    let a = test_node(130).bind6(six).start().unwrap();
+    let b = test_node(131)
         .bind6(six)
         .bootstrap(a.local_addr6())
         .start()
         .unwrap();
     let a6 = a.local_addr6().unwrap();
     assert!(a6.is_ipv6());
-    assert_eq!(b.ping(a6, T).unwrap(), a.id());
+    assert_eq!(b.ping(a6).unwrap(), a.id());
     // Both families' tables: b learned a over IPv6.
-    assert!(wait_until(T, || b.routing_table(T).is_ok_and(|t| t
+    assert!(wait_until(T, || b.routing_table().is_ok_and(|t| t
         .ipv6
         .nodes
         .iter()
@@ -274,4 +290,228 @@ fn ipv6_sockets_on_the_ipv6_loopback() {
 fn the_handle_is_clone_send_sync() {
     fn assert_traits<T: Clone + Send + Sync + 'static>() {}
     assert_traits::<Dht>();
+}
+
+/// A small network where `info_hash` has the peer `127.0.140.1:7140` stored at a live node,
+/// and the client's table holds a node that stopped answering: a get_peers lookup from the
+/// client gets the peer in its first round but cannot converge for several query timeouts.
+struct Stalled {
+    live: Dht,
+    announcer: Dht,
+    client: Dht,
+    info_hash: InfoHash,
+    peer: SocketAddr,
+}
+
+fn stalled(base: u8) -> Stalled {
+    let live = test_node(base).start().unwrap();
+    let announcer = test_node(base + 1)
+        .bootstrap([live.local_addr()])
+        .start()
+        .unwrap();
+    let gone = test_node(base + 2)
+        .bootstrap([live.local_addr()])
+        .start()
+        .unwrap();
+    let client = test_node(base + 3)
+        .bootstrap([live.local_addr()])
+        .start()
+        .unwrap();
+    assert!(wait_until(T, || table_len(&client) >= 3 && table_len(&announcer) >= 3));
+    let info_hash = InfoHash::from_hex("00112233445566778899aabbccddeeff00112233").unwrap();
+    let announced = announcer.announce(info_hash, Some(7140), false).unwrap();
+    assert!(announced.acknowledged >= 1, "{announced:?}");
+    let peer = SocketAddr::new(announcer.local_addr().ip(), 7140);
+    gone.stop().unwrap();
+    Stalled {
+        live,
+        announcer,
+        client,
+        info_hash,
+        peer,
+    }
+}
+
+impl Stalled {
+    fn stop(self) {
+        for dht in [self.live, self.announcer, self.client] {
+            dht.stop().unwrap();
+        }
+    }
+}
+
+#[test]
+fn get_peers_streams_peers_before_the_outcome() {
+    let net = stalled(140);
+    let timeout = Duration::from_millis(1_500);
+    let started = Instant::now();
+    let mut lookup = net
+        .client
+        .with_timeout(timeout)
+        .get_peers(net.info_hash, false)
+        .unwrap();
+    let first = lookup.next();
+    let first_at = started.elapsed();
+    assert_eq!(first, Some(net.peer));
+    assert_eq!(lookup.next(), None, "no other peer");
+    let outcome = lookup.outcome().unwrap();
+    let done_at = started.elapsed();
+    // The peer came with the first replies; the lookup went on until its timeout.
+    assert!(
+        first_at < Duration::from_millis(500),
+        "first peer at {first_at:?}"
+    );
+    assert!(done_at >= timeout, "done at {done_at:?}");
+    assert_eq!(outcome.peers, vec![net.peer]);
+    net.stop();
+}
+
+#[test]
+fn a_short_timeout_returns_the_partial_result() {
+    let net = stalled(150);
+    let timeout = Duration::from_millis(1_200);
+    let started = Instant::now();
+    let outcome = net
+        .client
+        .with_timeout(timeout)
+        .get_peers(net.info_hash, false)
+        .unwrap()
+        .outcome()
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(outcome.partial, "{outcome:?}");
+    assert_eq!(outcome.peers, vec![net.peer]);
+    assert!(outcome.responses >= 2, "{outcome:?}");
+    assert!(!outcome.closest.is_empty());
+    assert!(
+        elapsed >= timeout && elapsed < timeout + Duration::from_millis(800),
+        "{elapsed:?}"
+    );
+    // find_node too.
+    let outcome = net
+        .client
+        .with_timeout(timeout)
+        .find_node(net.info_hash)
+        .unwrap();
+    assert!(
+        outcome.partial && !outcome.closest.is_empty(),
+        "{outcome:?}"
+    );
+    // Stopping early gives what was found so far, and leaves nothing running.
+    let mut lookup = net.client.get_peers(net.info_hash, false).unwrap();
+    assert_eq!(lookup.next(), Some(net.peer));
+    let started = Instant::now();
+    let outcome = lookup.stop().unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(outcome.partial);
+    assert_eq!(outcome.peers, vec![net.peer]);
+    assert!(wait_until(T, || net
+        .client
+        .stats()
+        .is_ok_and(|s| s.operations_running == 0)));
+    // A dropped lookup is cancelled too.
+    let lookup = net.client.get_peers(net.info_hash, false).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(lookup);
+    assert!(wait_until(Duration::from_millis(500), || net
+        .client
+        .stats()
+        .is_ok_and(|s| s.operations_running == 0)));
+    net.stop();
+}
+
+#[test]
+fn seed_and_noseed_reach_the_other_nodes() {
+    let live = test_node(160).start().unwrap();
+    let events = live.subscribe();
+    let seeder = test_node(161)
+        .bootstrap([live.local_addr()])
+        .start()
+        .unwrap();
+    let leecher = test_node(162)
+        .bootstrap([live.local_addr()])
+        .start()
+        .unwrap();
+    let client = test_node(163)
+        .bootstrap([live.local_addr()])
+        .start()
+        .unwrap();
+    assert!(wait_until(T, || [&seeder, &leecher, &client]
+        .iter()
+        .all(|d| table_len(d) >= 2)));
+    let info_hash = InfoHash::from_hex("feedfacefeedfacefeedfacefeedfacefeedface").unwrap();
+    assert!(
+        seeder
+            .announce(info_hash, Some(7161), true)
+            .unwrap()
+            .acknowledged
+            >= 1
+    );
+    assert!(
+        leecher
+            .announce(info_hash, Some(7162), false)
+            .unwrap()
+            .acknowledged
+            >= 1
+    );
+    let seed_peer = SocketAddr::new(seeder.local_addr().ip(), 7161);
+    let leech_peer = SocketAddr::new(leecher.local_addr().ip(), 7162);
+    // The live node stored each with its flag (its events come through the hook thread).
+    let mut stored: Vec<(SocketAddr, bool)> = Vec::new();
+    let deadline = Instant::now() + T;
+    while stored.len() < 2 {
+        match events.recv_deadline(deadline) {
+            Ok(Event::PeerAnnounced {
+                info_hash: h,
+                peer,
+                seed,
+            }) if h == info_hash => stored.push((peer, seed)),
+            Ok(_) => {}
+            Err(e) => panic!("{e}: {stored:?}"),
+        }
+    }
+    assert!(stored.contains(&(seed_peer, true)), "{stored:?}");
+    assert!(stored.contains(&(leech_peer, false)), "{stored:?}");
+    // With noseed the nodes leave the seed out.
+    let mut all = client
+        .get_peers(info_hash, false)
+        .unwrap()
+        .outcome()
+        .unwrap()
+        .peers;
+    all.sort();
+    let mut expected = vec![seed_peer, leech_peer];
+    expected.sort();
+    assert_eq!(all, expected);
+    let leechers: Vec<SocketAddr> = client.get_peers(info_hash, true).unwrap().collect();
+    assert_eq!(leechers, vec![leech_peer]);
+    for dht in [live, seeder, leecher, client] {
+        dht.stop().unwrap();
+    }
+}
+
+#[test]
+fn subscriptions_are_crate_receivers() {
+    let a = test_node(170).start().unwrap();
+    let events: btdht::Receiver<Event> = a.subscribe();
+    assert!(events.is_empty());
+    assert_eq!(events.try_recv(), Err(btdht::driver::TryRecvError::Empty));
+    let b = test_node(171).bootstrap([a.local_addr()]).start().unwrap();
+    let added = events.recv_timeout(T).unwrap();
+    assert!(
+        matches!(added, Event::NodeAdded(n) if n.addr == b.local_addr()),
+        "{added:?}"
+    );
+    a.stop().unwrap();
+    // The hook thread ended: the receiver ends too.
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, Event::PeerAnnounced { .. }))
+    );
+    assert_eq!(
+        events.recv_timeout(T),
+        Err(btdht::driver::RecvTimeoutError::Disconnected)
+    );
+    b.stop().unwrap();
 }

@@ -183,7 +183,8 @@ fn a_malformed_storm_gets_203s_and_leaves_the_node_serving() {
     }
 
     let stats = node
-        .stats(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(5))
+        .stats()
         .expect("the node still answers its handle");
     println!(
         "storm: {seconds} s, {sent} mutated datagrams + {probes_sent} probes from 16 sources; \
@@ -201,11 +202,13 @@ fn a_malformed_storm_gets_203s_and_leaves_the_node_serving() {
     // Afterwards the node serves a ping as usual.
     let client = support::loopback(62).start().expect("client starts");
     let id = client
-        .ping(target, Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(5))
+        .ping(target)
         .expect("the node answers a ping after the storm");
     assert_eq!(
         id,
-        node.routing_table(Duration::from_secs(5))
+        node.with_timeout(Duration::from_secs(5))
+            .routing_table()
             .expect("snapshot")
             .id
     );

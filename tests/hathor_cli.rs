@@ -416,9 +416,10 @@ fn announce_then_discover_verifies_only_the_genuine_node_and_pushes_it() {
     for n in 141..148u8 {
         nodes.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
     }
-    assert!(wait_until(T, || nodes
-        .iter()
-        .all(|d| d.routing_table(T).is_ok_and(|t| t.len() >= 4))));
+    assert!(wait_until(T, || nodes.iter().all(|d| d
+        .with_timeout(T)
+        .routing_table()
+        .is_ok_and(|t| t.len() >= 4))));
     let boot = seed.local_addr().to_string();
 
     // Both addresses announced by the real binary, each from its node's IP (the DHT stores the
@@ -590,9 +591,10 @@ fn discover_with_nothing_verified_exits_1() {
     for n in 151..155u8 {
         nodes.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
     }
-    assert!(wait_until(T, || nodes
-        .iter()
-        .all(|d| d.routing_table(T).is_ok_and(|t| t.len() >= 3))));
+    assert!(wait_until(T, || nodes.iter().all(|d| d
+        .with_timeout(T)
+        .routing_table()
+        .is_ok_and(|t| t.len() >= 3))));
     let boot = seed.local_addr().to_string();
     // Announced (with --once) on the testnet key although it is a privatenet node.
     let port = other.addr().port().to_string();

@@ -67,9 +67,10 @@ fn network(first: u8) -> Vec<Dht> {
     for n in first + 1..first + 4 {
         nodes.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
     }
-    assert!(wait_until(T, || nodes
-        .iter()
-        .all(|d| d.routing_table(T).is_ok_and(|t| t.len() >= 3))));
+    assert!(wait_until(T, || nodes.iter().all(|d| d
+        .with_timeout(T)
+        .routing_table()
+        .is_ok_and(|t| t.len() >= 3))));
     nodes
 }
 

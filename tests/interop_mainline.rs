@@ -11,8 +11,8 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use btdht::Dht;
 use btdht::InfoHash;
-use btdht::driver::Dht;
 use mainline::{Id, Testnet};
 use support::{loopback, wait_until_every};
 
@@ -34,7 +34,9 @@ fn mainline_client(bootstrap: &[SocketAddr]) -> mainline::Dht {
 
 /// The peers btdht's `get_peers` from `dht` finds for `info_hash`.
 fn btdht_peers(dht: &Dht, info_hash: InfoHash) -> Vec<SocketAddr> {
-    dht.get_peers(info_hash, T)
+    dht.with_timeout(T)
+        .get_peers(info_hash, false)
+        .and_then(|lookup| lookup.outcome())
         .map(|outcome| outcome.peers)
         .unwrap_or_default()
 }
@@ -59,7 +61,7 @@ fn btdht_network(first: u8, count: u8) -> Vec<Dht> {
     }
     let joined = wait_until_every(T, Duration::from_millis(50), || {
         nodes.iter().all(|d| {
-            d.routing_table(T)
+            d.routing_table()
                 .map(|t| t.len() + 1 >= usize::from(count))
                 .unwrap_or(false)
         })
@@ -98,7 +100,9 @@ fn a_mainline_client_announces_and_finds_through_btdht_nodes() {
 
     // A btdht announce is found by mainline's get_peers.
     let from_btdht = btdht::NodeId([0xb7; 20]);
-    let announced = btdht_client.announce(from_btdht, Some(40_002), T).unwrap();
+    let announced = btdht_client
+        .announce(from_btdht, Some(40_002), false)
+        .unwrap();
     assert!(announced.acknowledged > 0, "{announced:?}");
     let seen = wait_until_every(T, Duration::from_millis(200), || {
         mainline_peers(&client, from_btdht)
@@ -130,7 +134,7 @@ fn a_btdht_client_announces_and_finds_through_mainline_nodes() {
     let btdht = loopback(171).bootstrap(bootstrap.clone()).start().unwrap();
     // btdht's find_node through mainline servers returns mainline's nodes.
     let target = btdht::NodeId([0x5a; 20]);
-    let outcome = btdht.find_node(target, T).unwrap();
+    let outcome = btdht.find_node(target).unwrap();
     assert!(
         outcome
             .closest
@@ -144,7 +148,7 @@ fn a_btdht_client_announces_and_finds_through_mainline_nodes() {
 
     // A btdht announce is stored by mainline servers and found by a mainline client.
     let from_btdht = btdht::NodeId([0x3c; 20]);
-    let announced = btdht.announce(from_btdht, Some(40_003), T).unwrap();
+    let announced = btdht.announce(from_btdht, Some(40_003), false).unwrap();
     assert!(announced.acknowledged > 0, "{announced:?}");
     let client = mainline_client(&bootstrap[..1]);
     let seen = wait_until_every(T, Duration::from_millis(200), || {

@@ -69,6 +69,9 @@ pub enum Command {
         /// The info-hash (40 hex digits).
         #[arg(value_parser = parse_id)]
         info_hash: NodeId,
+        /// Ask for leechers only: the nodes leave out the peers announced as seeds (BEP 33).
+        #[arg(long)]
+        noseed: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -86,6 +89,9 @@ pub enum Command {
         /// Let the nodes use the UDP source port of the announce (BEP 5 implied_port).
         #[arg(long)]
         implied_port: bool,
+        /// Announce as a seed, a peer with the whole torrent (BEP 33).
+        #[arg(long)]
+        seed: bool,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use btdht::NodeId;
-use btdht::driver::{Dht, DhtStats, Error};
-use btdht::node::LookupOutcome;
+use btdht::{DEFAULT_BOOTSTRAP_NODES, Dht, DhtStats, Error, LookupOutcome, NodeId};
 use serde_json::json;
 
 use super::args::{ClientArgs, Command, NodeArgs};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PUBLIC_ROUTERS};
+use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// Runs a subcommand and returns the exit status.
 pub fn run(command: Command) -> i32 {
@@ -20,13 +18,23 @@ pub fn run(command: Command) -> i32 {
         Command::Node(args) => node(args),
         Command::Ping { addr, client } => ping(addr, &client),
         Command::FindNode { target, client } => find_node(target, &client),
-        Command::GetPeers { info_hash, client } => get_peers(info_hash, &client),
+        Command::GetPeers {
+            info_hash,
+            noseed,
+            client,
+        } => get_peers(info_hash, noseed, &client),
         Command::Announce {
             info_hash,
             port,
             implied_port,
+            seed,
             client,
-        } => announce(info_hash, if implied_port { None } else { port }, &client),
+        } => announce(
+            info_hash,
+            if implied_port { None } else { port },
+            seed,
+            &client,
+        ),
         Command::Sample {
             addr,
             target,
@@ -41,10 +49,11 @@ pub fn run(command: Command) -> i32 {
     }
 }
 
-/// The public routers' addresses, resolved now (only when no other way in is given).
+/// The addresses of [`DEFAULT_BOOTSTRAP_NODES`], resolved now (only when no other way in is
+/// given).
 pub(crate) fn public_routers() -> Vec<SocketAddr> {
     let mut out = Vec::new();
-    for name in PUBLIC_ROUTERS {
+    for name in DEFAULT_BOOTSTRAP_NODES {
         match name.to_socket_addrs() {
             Ok(addrs) => out.extend(addrs.filter(|a| a.is_ipv4()).take(1)),
             Err(e) => log::warn!("cannot resolve {name}: {e}"),
@@ -62,7 +71,8 @@ fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i32> {
     let mut builder = Dht::builder()
         .bind(args.bind)
         .allow_private(args.allow_private)
-        .read_only(true);
+        .read_only(true)
+        .request_timeout(timeout(args));
     if needs_bootstrap {
         let nodes = if args.bootstrap.is_empty() {
             public_routers()
@@ -97,7 +107,7 @@ fn ping(addr: SocketAddr, args: &ClientArgs) -> i32 {
         Err(status) => return status,
     };
     let started = Instant::now();
-    let status = match dht.ping(addr, timeout(args)) {
+    let status = match dht.ping(addr) {
         Ok(id) => {
             let rtt = started.elapsed().as_secs_f64() * 1000.0;
             if args.json {
@@ -115,7 +125,13 @@ fn ping(addr: SocketAddr, args: &ClientArgs) -> i32 {
     finish(dht, status)
 }
 
-fn lookup_failed(what: &str, result: &Result<LookupOutcome, Error>) -> Option<i32> {
+/// The exit status of a lookup that found nothing (an error, or no node answered), after
+/// saying why; `None` if it found something. A lookup cut short by the timeout is noted.
+fn lookup_failed(
+    what: &str,
+    result: &Result<LookupOutcome, Error>,
+    args: &ClientArgs,
+) -> Option<i32> {
     match result {
         Err(e) => {
             eprintln!("btdht: {what}: {e}");
@@ -125,7 +141,15 @@ fn lookup_failed(what: &str, result: &Result<LookupOutcome, Error>) -> Option<i3
             eprintln!("btdht: {what}: no node answered");
             Some(EXIT_NO_ANSWER)
         }
-        Ok(_) => None,
+        Ok(outcome) => {
+            if outcome.partial {
+                eprintln!(
+                    "btdht: {what}: timed out after {} s; results so far",
+                    args.timeout
+                );
+            }
+            None
+        }
     }
 }
 
@@ -164,8 +188,8 @@ fn find_node(target: NodeId, args: &ClientArgs) -> i32 {
         Ok(dht) => dht,
         Err(status) => return status,
     };
-    let result = dht.find_node(target, timeout(args));
-    if let Some(status) = lookup_failed("find_node", &result) {
+    let result = dht.find_node(target);
+    if let Some(status) = lookup_failed("find_node", &result, args) {
         return finish(dht, status);
     }
     if let Ok(outcome) = result {
@@ -175,24 +199,34 @@ fn find_node(target: NodeId, args: &ClientArgs) -> i32 {
     finish(dht, EXIT_OK)
 }
 
-fn get_peers(info_hash: NodeId, args: &ClientArgs) -> i32 {
+fn get_peers(info_hash: NodeId, noseed: bool, args: &ClientArgs) -> i32 {
     let dht = match client(args, true) {
         Ok(dht) => dht,
         Err(status) => return status,
     };
-    let result = dht.get_peers(info_hash, timeout(args));
-    if let Some(status) = lookup_failed("get_peers", &result) {
-        return finish(dht, status);
+    let mut lookup = match dht.get_peers(info_hash, noseed) {
+        Ok(lookup) => lookup,
+        Err(e) => {
+            eprintln!("btdht: get_peers: {e}");
+            return finish(dht, EXIT_NO_ANSWER);
+        }
+    };
+    // Each peer is printed as soon as a node gives it.
+    let mut printed = 0usize;
+    for peer in &mut lookup {
+        printed += 1;
+        if args.json {
+            print_json(json!({"type": "peer", "addr": peer.to_string()}));
+        } else {
+            println!("peer {peer}");
+        }
+    }
+    let result = lookup.outcome();
+    if let Some(status) = lookup_failed("get_peers", &result, args) {
+        return finish(dht, if printed > 0 { EXIT_OK } else { status });
     }
     if let Ok(outcome) = result {
         summary(&outcome);
-        for peer in &outcome.peers {
-            if args.json {
-                print_json(json!({"type": "peer", "addr": peer.to_string()}));
-            } else {
-                println!("peer {peer}");
-            }
-        }
         if outcome.peers.is_empty() && !args.json {
             println!("no peers found");
         }
@@ -201,18 +235,19 @@ fn get_peers(info_hash: NodeId, args: &ClientArgs) -> i32 {
     finish(dht, EXIT_OK)
 }
 
-fn announce(info_hash: NodeId, port: Option<u16>, args: &ClientArgs) -> i32 {
+fn announce(info_hash: NodeId, port: Option<u16>, seed: bool, args: &ClientArgs) -> i32 {
     let dht = match client(args, true) {
         Ok(dht) => dht,
         Err(status) => return status,
     };
-    let status = match dht.announce(info_hash, port, timeout(args)) {
+    let status = match dht.announce(info_hash, port, seed) {
         Ok(result) if result.acknowledged > 0 => {
             if args.json {
                 print_json(json!({
                     "info_hash": info_hash.to_hex(),
                     "port": port,
                     "implied_port": port.is_none(),
+                    "seed": seed,
                     "sent": result.sent,
                     "acknowledged": result.acknowledged,
                     "peers": result.outcome.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -246,7 +281,7 @@ fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
         Err(status) => return status,
     };
     let target = target.unwrap_or_else(|| NodeId::random(&mut rand::rng()));
-    let status = match dht.sample_infohashes(addr, target, timeout(args)) {
+    let status = match dht.sample_infohashes(addr, target) {
         Ok(reply) => {
             if args.json {
                 print_json(json!({
@@ -376,7 +411,7 @@ fn node(args: NodeArgs) -> i32 {
         if let (Some(at), Some(period)) = (next_stats, period) {
             if Instant::now() >= at {
                 next_stats = Some(at + period);
-                match dht.stats(Duration::from_secs(2)) {
+                match dht.with_timeout(Duration::from_secs(2)).stats() {
                     Ok(stats) => print_stats(&stats, args.json),
                     Err(e) => log::warn!("stats: {e}"),
                 }

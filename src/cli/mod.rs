@@ -17,11 +17,3 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_NO_ANSWER: i32 = 1;
 /// Exit status: bad arguments (also clap's own usage errors).
 pub const EXIT_USAGE: i32 = 2;
-
-/// The public routers used when neither --bootstrap nor a state file gives a way in.
-pub const PUBLIC_ROUTERS: [&str; 4] = [
-    "router.bittorrent.com:6881",
-    "dht.transmissionbt.com:6881",
-    "dht.libtorrent.org:25401",
-    "router.utorrent.com:6881",
-];

@@ -4,14 +4,17 @@
 //!
 //! The I/O thread hands events over a bounded channel and drops (and counts) what does not
 //! fit; each subscriber has its own bounded channel, and a full subscriber loses events rather
-//! than blocking the others. A subscriber whose receiver was dropped is forgotten.
+//! than blocking the others. A subscriber whose receiver was dropped is forgotten; when the
+//! node stops, every subscription ends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::Receiver as EventQueue;
 use parking_lot::Mutex;
+
+use super::channel::{self, Receiver, Sender, TrySendError};
 
 use crate::id::NodeId;
 use crate::node::{Event, Method};
@@ -52,7 +55,7 @@ pub(crate) struct Subscribers {
 impl Subscribers {
     /// A new subscription.
     pub fn subscribe(&self) -> Receiver<Event> {
-        let (tx, rx) = crossbeam_channel::bounded(SUBSCRIBER_CAPACITY);
+        let (tx, rx) = channel::bounded(SUBSCRIBER_CAPACITY);
         self.senders.lock().push(tx);
         rx
     }
@@ -71,7 +74,7 @@ impl Subscribers {
 }
 
 /// The hook thread: runs until the I/O thread drops its sender.
-pub(crate) fn run(events: Receiver<Event>, hooks: Hooks, subscribers: Arc<Subscribers>) {
+pub(crate) fn run(events: EventQueue<Event>, hooks: Hooks, subscribers: Arc<Subscribers>) {
     while let Ok(event) = events.recv() {
         match &event {
             Event::QueryReceived { from, id, method } => {
@@ -93,4 +96,7 @@ pub(crate) fn run(events: Receiver<Event>, hooks: Hooks, subscribers: Arc<Subscr
         }
         subscribers.deliver(&event);
     }
+    // The node stopped: the subscriptions end (their receivers see the channel closed once
+    // they have taken what is queued).
+    subscribers.senders.lock().clear();
 }

@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
+use super::channel::{self, TrySendError as ReplyError};
+
 use super::persist::{Job, SavedNode, SavedPeer, State};
-use super::{AnnounceResult, DhtStats, TableSnapshot};
+use super::{AnnounceResult, DhtStats, LookupUpdate, TableSnapshot};
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
-use crate::node::{Event, LookupOutcome, Node, QueryError, RequestId, SampleReply};
+use crate::node::{Event, Node, QueryError, RequestId, SampleReply};
 use crate::routing::{Liveness, Snapshot};
 pub(crate) use crate::runtime::{Clock, canonical};
 use crate::runtime::{Flow, Role, Runtime, Turn};
@@ -26,27 +28,51 @@ use crate::time::Instant;
 /// Requests awaiting completion at once; more are refused as busy.
 const MAX_WAITERS: usize = 65_536;
 
-/// A request from a `Dht` handle.
+/// Where the I/O thread answers a caller.
+pub(crate) type Reply<T> = channel::Sender<T>;
+
+/// A request from a `Dht` handle. Lookups and announces end within their `timeout` (the core
+/// cuts them short then, with what they found).
 pub(crate) enum Command {
-    Ping(SocketAddr, Sender<Result<NodeId, QueryError>>),
-    FindNode(NodeId, Sender<LookupOutcome>),
-    GetPeers(InfoHash, Sender<LookupOutcome>),
-    Announce(InfoHash, Option<u16>, bool, Sender<AnnounceResult>),
-    Sample(SocketAddr, NodeId, Sender<Result<SampleReply, QueryError>>),
+    Ping(SocketAddr, Reply<Result<NodeId, QueryError>>),
+    /// A find_node (`info_hash: None`) or get_peers lookup.
+    Lookup {
+        target: NodeId,
+        get_peers: Option<GetPeersQuery>,
+        timeout: Duration,
+        reply: Reply<LookupUpdate>,
+    },
+    Announce {
+        info_hash: InfoHash,
+        port: Option<u16>,
+        seed: bool,
+        timeout: Duration,
+        reply: Reply<AnnounceResult>,
+    },
+    /// End a running lookup now; its waiter gets the partial outcome.
+    Cancel(RequestId),
+    Sample(SocketAddr, NodeId, Reply<Result<SampleReply, QueryError>>),
     Bootstrap(Vec<SocketAddr>),
     AddNode(NodeInfo),
-    RoutingTable(Sender<TableSnapshot>),
-    Stats(Sender<DhtStats>),
+    RoutingTable(Reply<TableSnapshot>),
+    Stats(Reply<DhtStats>),
     Save(Sender<io::Result<()>>),
     Stop,
 }
 
+/// The get_peers part of a [`Command::Lookup`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GetPeersQuery {
+    /// BEP 33 `noseed`.
+    pub noseed: bool,
+}
+
 /// Who waits for a request's completion.
 pub(crate) enum Waiter {
-    Ping(Sender<Result<NodeId, QueryError>>),
-    Lookup(Sender<LookupOutcome>),
-    Announce(Sender<AnnounceResult>),
-    Sample(Sender<Result<SampleReply, QueryError>>),
+    Ping(Reply<Result<NodeId, QueryError>>),
+    Lookup(Reply<LookupUpdate>),
+    Announce(Reply<AnnounceResult>),
+    Sample(Reply<Result<SampleReply, QueryError>>),
 }
 
 /// Counters of the driver itself.
@@ -137,6 +163,18 @@ impl IoThread {
     }
 
     fn dispatch(&mut self, event: Event) {
+        if let Event::PeersFound { request, peers } = event {
+            let Some(Waiter::Lookup(tx)) = self.waiters.get(&request) else {
+                return;
+            };
+            // The channel holds every update of a lookup (its capacity is the lookup's peer
+            // bound): only a caller that went away refuses one. Its lookup is ended.
+            if let Err(ReplyError::Disconnected(_)) = tx.try_send(LookupUpdate::Peers(peers)) {
+                self.waiters.remove(&request);
+                self.node.cancel(self.clock.now(), request);
+            }
+            return;
+        }
         let request = match &event {
             Event::LookupDone { request, .. }
             | Event::AnnounceDone { request, .. }
@@ -165,10 +203,10 @@ impl IoThread {
         // A caller that gave up has dropped its receiver: ignore send errors.
         match (waiter, event) {
             (Waiter::Ping(tx), Event::PingDone { result, .. }) => {
-                let _ = tx.send(result);
+                let _ = tx.try_send(result);
             }
             (Waiter::Lookup(tx), Event::LookupDone { outcome, .. }) => {
-                let _ = tx.send(outcome);
+                let _ = tx.try_send(LookupUpdate::Done(outcome));
             }
             (
                 Waiter::Announce(tx),
@@ -179,19 +217,21 @@ impl IoThread {
                     ..
                 },
             ) => {
-                let _ = tx.send(AnnounceResult {
+                let _ = tx.try_send(AnnounceResult {
                     outcome,
                     sent,
                     acknowledged,
                 });
             }
             (Waiter::Sample(tx), Event::SampleDone { result, .. }) => {
-                let _ = tx.send(result);
+                let _ = tx.try_send(result);
             }
             _ => log::warn!("completion of request {request:?} does not match its waiter"),
         }
     }
 
+    /// Keeps `waiter` until `request` completes. Past [`MAX_WAITERS`] the waiter is dropped,
+    /// and its caller sees the driver stopped answering.
     fn wait(&mut self, request: RequestId, waiter: Waiter) {
         if self.waiters.len() < MAX_WAITERS {
             self.waiters.insert(request, waiter);
@@ -204,17 +244,37 @@ impl IoThread {
                 let request = self.node.ping(now, canonical(addr));
                 self.wait(request, Waiter::Ping(tx));
             }
-            Command::FindNode(target, tx) => {
-                let request = self.node.find_node(now, target);
-                self.wait(request, Waiter::Lookup(tx));
+            Command::Lookup {
+                target,
+                get_peers,
+                timeout,
+                reply,
+            } => {
+                let request = match get_peers {
+                    Some(query) => self.node.get_peers_with(now, target, query.noseed),
+                    None => self.node.find_node(now, target),
+                };
+                if reply.try_send(LookupUpdate::Started(request)).is_err() {
+                    self.node.cancel(now, request);
+                }
+                self.node.set_deadline(request, now + timeout);
+                // A lookup that could not start has completed already: its event is queued
+                // and meets the waiter at the next flush.
+                self.wait(request, Waiter::Lookup(reply));
             }
-            Command::GetPeers(info_hash, tx) => {
-                let request = self.node.get_peers(now, info_hash);
-                self.wait(request, Waiter::Lookup(tx));
-            }
-            Command::Announce(info_hash, port, seed, tx) => {
+            Command::Announce {
+                info_hash,
+                port,
+                seed,
+                timeout,
+                reply,
+            } => {
                 let request = self.node.announce(now, info_hash, port, seed);
-                self.wait(request, Waiter::Announce(tx));
+                self.node.set_deadline(request, now + timeout);
+                self.wait(request, Waiter::Announce(reply));
+            }
+            Command::Cancel(request) => {
+                self.node.cancel(now, request);
             }
             Command::Sample(addr, target, tx) => {
                 let request = self.node.sample_infohashes(now, canonical(addr), target);
@@ -229,14 +289,14 @@ impl IoThread {
                     .add_known_node(now, NodeInfo::new(node.id, canonical(node.addr)));
             }
             Command::RoutingTable(tx) => {
-                let _ = tx.send(TableSnapshot {
+                let _ = tx.try_send(TableSnapshot {
                     id: self.node.id(),
                     ipv4: self.node.routing_table().snapshot(now),
                     ipv6: self.node.routing_table6().snapshot(now),
                 });
             }
             Command::Stats(tx) => {
-                let _ = tx.send(DhtStats {
+                let _ = tx.try_send(DhtStats {
                     node: self.node.stats().clone(),
                     nodes_ipv4: self.node.routing_table().len(),
                     nodes_ipv6: self.node.routing_table6().len(),

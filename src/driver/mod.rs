@@ -7,33 +7,57 @@
 //! - with a state file, the **persistence thread** ([`persist`]), which writes snapshots
 //!   atomically, periodically and on stop.
 //!
-//! A [`Dht`] is a cheap handle (`Clone + Send + Sync`): its blocking methods send a command to
-//! the I/O thread, wake it, and wait for the answer on a channel of their own, at most for the
-//! timeout given. [`Dht::stop`] ends every thread within [`STOP_TIMEOUT`] or says which did not
-//! stop.
+//! A [`Dht`] is a cheap handle (`Clone + Send + Sync`): its methods send a command to the I/O
+//! thread, wake it, and wait for the answer on a [`Receiver`] of their own. Each call is bounded
+//! by the handle's request timeout ([`Builder::request_timeout`], or per call through
+//! [`Dht::with_timeout`]). Lookups and announces are ended by the core at that timeout with
+//! what they found so far (`outcome.partial`), so a short timeout loses nothing already found;
+//! [`Dht::get_peers`] streams the peers as they arrive. [`Dht::stop`] ends every thread within
+//! [`STOP_TIMEOUT`] or says which did not stop.
+//!
+//! With the `async` feature every request also exists as a future (`ping_async`,
+//! `find_node_async`, ..., and [`GetPeers`]'s `next_async`/`outcome_async`) that runs on any
+//! executor: the I/O thread wakes the task, and ends lookups at their timeout itself.
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use btdht::driver::Dht;
+//! use btdht::Dht;
 //!
-//! # fn main() -> Result<(), btdht::driver::Error> {
+//! # fn main() -> Result<(), btdht::Error> {
 //! let dht = Dht::builder()
 //!     .bind("127.0.0.1:0".parse().unwrap())
 //!     .allow_private(true)
 //!     .bootstrap(["127.0.0.2:6881".parse().unwrap()])
+//!     .request_timeout(Duration::from_secs(10))
 //!     .start()?;
 //! let info_hash = btdht::InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap();
-//! let found = dht.get_peers(info_hash, Duration::from_secs(10))?;
-//! println!("{} peers, {} nodes", found.peers.len(), found.closest.len());
+//! let mut lookup = dht.get_peers(info_hash, false)?;
+//! for peer in &mut lookup {
+//!     println!("peer {peer}");
+//! }
+//! let found = lookup.outcome()?;
+//! println!(
+//!     "{} peers, {} nodes{}",
+//!     found.peers.len(),
+//!     found.closest.len(),
+//!     if found.partial { " (timed out)" } else { "" }
+//! );
 //! dht.stop()?;
 //! # Ok(())
 //! # }
 //! ```
 
+mod channel;
+mod get_peers;
 pub mod hooks;
 mod io_thread;
 pub mod persist;
 pub mod socket;
+
+pub use channel::{
+    IntoIter, Iter, Receiver, Recv, RecvError, RecvTimeoutError, TryIter, TryRecvError,
+};
+pub use get_peers::GetPeers;
 
 use std::collections::HashMap;
 use std::io;
@@ -43,20 +67,37 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use mio::Waker;
 use parking_lot::Mutex;
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
-use crate::node::{Config, Event, LookupOutcome, Method, Node, QueryError, SampleReply, Stats};
+use crate::node::{
+    Config, Event, LookupOutcome, Method, Node, QueryError, RequestId, SampleReply, Stats,
+};
 use crate::routing::Snapshot;
 use crate::runtime::Runtime;
 use hooks::{Hooks, Subscribers};
-use io_thread::{Clock, Command, IoThread};
+use io_thread::{Clock, Command, GetPeersQuery, IoThread, Reply};
+
+/// The public routers of the Mainline DHT, as `host:port` names: a way in for a node with no
+/// other ([`Builder::bootstrap`] takes addresses: resolve these first, e.g. with
+/// [`std::net::ToSocketAddrs`]).
+pub const DEFAULT_BOOTSTRAP_NODES: [&str; 4] = [
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+    "router.utorrent.com:6881",
+];
 
 /// How long [`Dht::stop`] waits for the threads to end.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default request timeout (see [`Builder::request_timeout`]). 20 seconds.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long past a lookup's timeout its caller waits for the I/O thread to hand over the
+/// partial outcome before it reports [`Error::Timeout`].
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
 /// Default period of state saves. 5 minutes.
 pub const DEFAULT_SAVE_INTERVAL: Duration = Duration::from_secs(300);
 /// Commands that may wait for the I/O thread at once.
@@ -76,13 +117,16 @@ pub enum Error {
     },
     /// Another I/O error (poll setup, thread start, state save).
     Io(io::Error),
-    /// No answer within the timeout given.
+    /// No answer within the request timeout (pings and samples; lookups and announces end
+    /// with a partial outcome instead, and report this only if the I/O thread is stuck).
     Timeout,
+    /// The I/O thread's command queue is full; nothing was sent.
+    Busy,
     /// The DHT was stopped.
     Stopped,
     /// The remote or the core refused the query.
     Query(QueryError),
-    /// Threads that did not end within [`STOP_TIMEOUT`] (the original's FailToStop).
+    /// Threads that did not end within [`STOP_TIMEOUT`].
     FailToStop(Vec<&'static str>),
 }
 
@@ -92,6 +136,7 @@ impl std::fmt::Display for Error {
             Error::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
             Error::Io(e) => write!(f, "{e}"),
             Error::Timeout => f.write_str("no answer before the timeout"),
+            Error::Busy => f.write_str("too many commands waiting for the DHT"),
             Error::Stopped => f.write_str("the DHT is stopped"),
             Error::Query(e) => write!(f, "{e}"),
             Error::FailToStop(names) => {
@@ -112,10 +157,23 @@ impl std::error::Error for Error {
     }
 }
 
+/// What the I/O thread tells the caller of a lookup, in this order.
+#[derive(Debug)]
+pub(crate) enum LookupUpdate {
+    /// The core's id of the lookup (to cancel it).
+    Started(RequestId),
+    /// New peers (get_peers).
+    Peers(Vec<SocketAddr>),
+    /// The end.
+    Done(LookupOutcome),
+}
+
 /// The result of an announce: the get_peers lookup, then announce_peer to the closest nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnnounceResult {
-    /// The lookup (peers already known, closest nodes and their tokens).
+    /// The lookup (peers already known, closest nodes and their tokens). `partial` if the
+    /// request timeout cut it short: the announce then went to the closest nodes found by
+    /// then, and `acknowledged` counts the acknowledgements received by then.
     pub outcome: LookupOutcome,
     /// announce_peer queries sent.
     pub sent: usize,
@@ -205,6 +263,7 @@ pub struct Builder {
     save_peers: bool,
     seed: Option<u64>,
     hooks: Hooks,
+    request_timeout: Duration,
 }
 
 impl Default for Builder {
@@ -220,6 +279,7 @@ impl Default for Builder {
             save_peers: true,
             seed: None,
             hooks: Hooks::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -319,6 +379,14 @@ impl Builder {
         self
     }
 
+    /// How long a request may take (default [`DEFAULT_REQUEST_TIMEOUT`]; at least 1 ms): a
+    /// lookup or an announce ends then with what it found so far, a ping or a sample fails
+    /// with [`Error::Timeout`]. [`Dht::with_timeout`] gives another for some calls.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
     /// Seed of the core's random generator (default: from the OS).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
@@ -382,7 +450,7 @@ fn spawn(
 
 struct Threads {
     handles: HashMap<&'static str, JoinHandle<()>>,
-    done: Receiver<&'static str>,
+    done: crossbeam_channel::Receiver<&'static str>,
 }
 
 struct Inner {
@@ -393,6 +461,8 @@ struct Inner {
     local_addr6: Option<SocketAddr>,
     subscribers: Arc<Subscribers>,
     threads: Mutex<Option<Threads>>,
+    /// Updates a lookup may send: its peer bound, `Started` and `Done`.
+    lookup_updates: usize,
 }
 
 impl Drop for Inner {
@@ -403,10 +473,12 @@ impl Drop for Inner {
     }
 }
 
-/// A running DHT node on real sockets. Cheap to clone; every clone drives the same node.
+/// A running DHT node on real sockets. Cheap to clone; every clone drives the same node (and
+/// has its own request timeout, see [`Dht::with_timeout`]).
 #[derive(Clone)]
 pub struct Dht {
     inner: Arc<Inner>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Dht {
@@ -415,6 +487,7 @@ impl std::fmt::Debug for Dht {
             .field("id", &self.inner.id)
             .field("local_addr", &self.inner.local_addr)
             .field("local_addr6", &self.inner.local_addr6)
+            .field("request_timeout", &self.timeout)
             .finish()
     }
 }
@@ -437,10 +510,13 @@ impl Dht {
             save_peers,
             seed,
             hooks,
+            request_timeout,
         } = builder;
         if hooks.wants_queries() {
             config.query_events = true;
         }
+        // BEP 32: a node on both families asks for both while bootstrapping.
+        config.dual_stack = bind6.is_some();
         let mut sock4 =
             Some(socket::bind_udp(bind).map_err(|source| Error::Bind { addr: bind, source })?);
         let mut sock6 = match bind6 {
@@ -491,6 +567,7 @@ impl Dht {
         };
         let clock = Clock::start();
         let now = clock.now();
+        let lookup_updates = config.lookup_max_peers.saturating_add(2);
         let mut node = Node::new(config, id, seed.unwrap_or_else(rand::random), now);
         let restored = match &state {
             Some(state) => io_thread::restore(&mut node, now, state),
@@ -557,7 +634,9 @@ impl Dht {
                     handles,
                     done: done_rx,
                 })),
+                lookup_updates,
             }),
+            timeout: request_timeout,
         })
     }
 
@@ -576,6 +655,25 @@ impl Dht {
         self.inner.local_addr6
     }
 
+    /// This handle's request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A handle on the same node whose calls have `timeout` (at least 1 ms) as their request
+    /// timeout: `dht.with_timeout(Duration::from_secs(5)).find_node(target)`.
+    pub fn with_timeout(&self, timeout: Duration) -> Dht {
+        Dht {
+            inner: self.inner.clone(),
+            timeout: timeout.max(Duration::from_millis(1)),
+        }
+    }
+
+    fn wake(&self) -> Result<(), Error> {
+        self.inner.waker.wake().map_err(Error::Io)
+    }
+
+    /// Sends `command`, waiting for room in the queue at most `timeout`.
     fn send(&self, command: Command, timeout: Duration) -> Result<(), Error> {
         self.inner
             .commands
@@ -584,53 +682,102 @@ impl Dht {
                 crossbeam_channel::SendTimeoutError::Timeout(_) => Error::Timeout,
                 crossbeam_channel::SendTimeoutError::Disconnected(_) => Error::Stopped,
             })?;
-        self.inner.waker.wake().map_err(Error::Io)
+        self.wake()
     }
 
+    /// Sends `command` if the queue has room now.
+    fn try_send(&self, command: Command) -> Result<(), Error> {
+        self.inner.commands.try_send(command).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => Error::Busy,
+            crossbeam_channel::TrySendError::Disconnected(_) => Error::Stopped,
+        })?;
+        self.wake()
+    }
+
+    /// Sends the command `make` builds around a reply channel, and waits for its single
+    /// answer until `deadline`.
     fn request<T>(
         &self,
-        timeout: Duration,
-        make: impl FnOnce(Sender<T>) -> Command,
+        deadline: std::time::Instant,
+        make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, Error> {
-        let deadline = std::time::Instant::now() + timeout;
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.send(make(tx), timeout)?;
-        rx.recv_deadline(deadline).map_err(|e| match e {
-            crossbeam_channel::RecvTimeoutError::Timeout => Error::Timeout,
-            crossbeam_channel::RecvTimeoutError::Disconnected => Error::Stopped,
-        })
+        let (tx, rx) = channel::bounded(1);
+        self.send(make(tx), self.timeout)?;
+        wait_reply(&rx, deadline)
     }
 
-    /// Pings `addr` and returns its node id.
-    pub fn ping(&self, addr: SocketAddr, timeout: Duration) -> Result<NodeId, Error> {
-        self.request(timeout, |tx| Command::Ping(addr, tx))?
+    /// The request timeout and `extra` from now (a year at most).
+    fn deadline(&self, extra: Duration) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        let wait = self
+            .timeout
+            .saturating_add(extra)
+            .min(Duration::from_secs(86_400 * 365));
+        now.checked_add(wait).unwrap_or(now)
+    }
+
+    fn start_lookup(
+        &self,
+        target: NodeId,
+        get_peers: Option<GetPeersQuery>,
+    ) -> Result<GetPeers, Error> {
+        let (tx, rx) = channel::bounded(self.inner.lookup_updates);
+        self.try_send(Command::Lookup {
+            target,
+            get_peers,
+            timeout: self.timeout,
+            reply: tx,
+        })?;
+        Ok(GetPeers::new(self.clone(), rx, self.deadline(ANSWER_GRACE)))
+    }
+
+    /// Pings `addr` and returns its node id ([`Error::Timeout`] after the request timeout).
+    pub fn ping(&self, addr: SocketAddr) -> Result<NodeId, Error> {
+        self.request(self.deadline(Duration::ZERO), |tx| Command::Ping(addr, tx))?
             .map_err(Error::Query)
     }
 
-    /// Looks up the nodes closest to `target` (`closest` of the outcome).
-    pub fn find_node(&self, target: NodeId, timeout: Duration) -> Result<LookupOutcome, Error> {
-        self.request(timeout, |tx| Command::FindNode(target, tx))
+    /// Looks up the nodes closest to `target` (`closest` of the outcome; `partial` if the
+    /// request timeout cut the lookup short).
+    pub fn find_node(&self, target: NodeId) -> Result<LookupOutcome, Error> {
+        self.start_lookup(target, None)?.outcome()
     }
 
-    /// Looks up the peers of `info_hash` (`peers` of the outcome) and the closest nodes with
-    /// their tokens.
-    pub fn get_peers(
-        &self,
-        info_hash: InfoHash,
-        timeout: Duration,
-    ) -> Result<LookupOutcome, Error> {
-        self.request(timeout, |tx| Command::GetPeers(info_hash, tx))
+    /// Starts a lookup of the peers of `info_hash`: the [`GetPeers`] yields them as they
+    /// arrive, then the outcome (the closest nodes with their tokens, the counts). With
+    /// `noseed` (BEP 33) the nodes leave out the peers that announced themselves as seeds.
+    /// Never blocks ([`Error::Busy`] if the command queue is full).
+    pub fn get_peers(&self, info_hash: InfoHash, noseed: bool) -> Result<GetPeers, Error> {
+        self.start_lookup(info_hash, Some(GetPeersQuery { noseed }))
     }
 
     /// Announces that we have `info_hash`, reachable on `port` (`None`: the port of our DHT
-    /// socket, BEP 5's implied_port).
+    /// socket, BEP 5's implied_port), as a seed if `seed` (BEP 33).
     pub fn announce(
         &self,
         info_hash: InfoHash,
         port: Option<u16>,
-        timeout: Duration,
+        seed: bool,
     ) -> Result<AnnounceResult, Error> {
-        self.request(timeout, |tx| Command::Announce(info_hash, port, false, tx))
+        self.request(self.deadline(ANSWER_GRACE), |reply| {
+            self.announce_command(info_hash, port, seed, reply)
+        })
+    }
+
+    fn announce_command(
+        &self,
+        info_hash: InfoHash,
+        port: Option<u16>,
+        seed: bool,
+        reply: Reply<AnnounceResult>,
+    ) -> Command {
+        Command::Announce {
+            info_hash,
+            port,
+            seed,
+            timeout: self.timeout,
+            reply,
+        }
     }
 
     /// Asks `addr` for a BEP 51 sample of the info-hashes it stores, around `target`.
@@ -638,10 +785,11 @@ impl Dht {
         &self,
         addr: SocketAddr,
         target: NodeId,
-        timeout: Duration,
     ) -> Result<SampleReply, Error> {
-        self.request(timeout, |tx| Command::Sample(addr, target, tx))?
-            .map_err(Error::Query)
+        self.request(self.deadline(Duration::ZERO), |tx| {
+            Command::Sample(addr, target, tx)
+        })?
+        .map_err(Error::Query)
     }
 
     /// Joins (again) through `nodes`; does not wait.
@@ -655,13 +803,13 @@ impl Dht {
     }
 
     /// A copy of the routing tables.
-    pub fn routing_table(&self, timeout: Duration) -> Result<TableSnapshot, Error> {
-        self.request(timeout, Command::RoutingTable)
+    pub fn routing_table(&self) -> Result<TableSnapshot, Error> {
+        self.request(self.deadline(Duration::ZERO), Command::RoutingTable)
     }
 
     /// The counters.
-    pub fn stats(&self, timeout: Duration) -> Result<DhtStats, Error> {
-        self.request(timeout, Command::Stats)
+    pub fn stats(&self) -> Result<DhtStats, Error> {
+        self.request(self.deadline(Duration::ZERO), Command::Stats)
     }
 
     /// A new receiver of the informational events (incoming announces and get_peers, nodes
@@ -672,8 +820,16 @@ impl Dht {
     }
 
     /// Saves the state to the state file now and waits for the write.
-    pub fn save(&self, timeout: Duration) -> Result<(), Error> {
-        self.request(timeout, Command::Save)?.map_err(Error::Io)
+    pub fn save(&self) -> Result<(), Error> {
+        let deadline = self.deadline(Duration::ZERO);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Save(tx), self.timeout)?;
+        rx.recv_deadline(deadline)
+            .map_err(|e| match e {
+                crossbeam_channel::RecvTimeoutError::Timeout => Error::Timeout,
+                crossbeam_channel::RecvTimeoutError::Disconnected => Error::Stopped,
+            })?
+            .map_err(Error::Io)
     }
 
     /// Stops the node: saves the state (if a state file is set), ends every thread and joins
@@ -712,6 +868,75 @@ impl Dht {
             names.sort_unstable();
             Err(Error::FailToStop(names))
         }
+    }
+}
+
+/// Waits for the answer on `rx` until `deadline`.
+fn wait_reply<T>(rx: &Receiver<T>, deadline: std::time::Instant) -> Result<T, Error> {
+    rx.recv_deadline(deadline).map_err(|e| match e {
+        RecvTimeoutError::Timeout => Error::Timeout,
+        RecvTimeoutError::Disconnected => Error::Stopped,
+    })
+}
+
+/// Waits for the answer on `rx` from a task.
+#[cfg(feature = "async")]
+async fn reply_async<T>(rx: Receiver<T>) -> Result<T, Error> {
+    rx.recv_async().await.map_err(|_| Error::Stopped)
+}
+
+/// The requests as futures for any executor (feature `async`). Commands are queued without
+/// waiting ([`Error::Busy`] if the queue is full). The I/O thread ends each request and wakes
+/// the task: lookups and announces at the request timeout (with a partial outcome), pings and
+/// samples at the core's query timeout (with [`QueryError::Timeout`]).
+#[cfg(feature = "async")]
+impl Dht {
+    fn ask_now<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<Receiver<T>, Error> {
+        let (tx, rx) = channel::bounded(1);
+        self.try_send(make(tx))?;
+        Ok(rx)
+    }
+
+    /// [`Dht::ping`] as a future.
+    pub async fn ping_async(&self, addr: SocketAddr) -> Result<NodeId, Error> {
+        let rx = self.ask_now(|tx| Command::Ping(addr, tx))?;
+        reply_async(rx).await?.map_err(Error::Query)
+    }
+
+    /// [`Dht::find_node`] as a future.
+    pub async fn find_node_async(&self, target: NodeId) -> Result<LookupOutcome, Error> {
+        self.start_lookup(target, None)?.outcome_async().await
+    }
+
+    /// [`Dht::announce`] as a future.
+    pub async fn announce_async(
+        &self,
+        info_hash: InfoHash,
+        port: Option<u16>,
+        seed: bool,
+    ) -> Result<AnnounceResult, Error> {
+        let rx = self.ask_now(|reply| self.announce_command(info_hash, port, seed, reply))?;
+        reply_async(rx).await
+    }
+
+    /// [`Dht::sample_infohashes`] as a future.
+    pub async fn sample_infohashes_async(
+        &self,
+        addr: SocketAddr,
+        target: NodeId,
+    ) -> Result<SampleReply, Error> {
+        let rx = self.ask_now(|tx| Command::Sample(addr, target, tx))?;
+        reply_async(rx).await?.map_err(Error::Query)
+    }
+
+    /// [`Dht::routing_table`] as a future.
+    pub async fn routing_table_async(&self) -> Result<TableSnapshot, Error> {
+        reply_async(self.ask_now(Command::RoutingTable)?).await
+    }
+
+    /// [`Dht::stats`] as a future.
+    pub async fn stats_async(&self) -> Result<DhtStats, Error> {
+        reply_async(self.ask_now(Command::Stats)?).await
     }
 }
 

@@ -214,7 +214,9 @@ impl Discovery {
     /// [`Discovery::process`] does. Blocks for the lookup and the handshakes.
     pub fn run(&mut self, dht: &Dht) -> Result<Report, DiscoveryError> {
         let outcome = dht
-            .get_peers(self.info_hash, self.config.lookup_timeout)
+            .with_timeout(self.config.lookup_timeout)
+            .get_peers(self.info_hash, false)
+            .and_then(|lookup| lookup.outcome())
             .map_err(DiscoveryError::Dht)?;
         if outcome.responses == 0 {
             return Err(DiscoveryError::NoAnswer);
@@ -364,7 +366,10 @@ pub fn announce_round(
     port: u16,
     timeout: Duration,
 ) -> AnnounceOutcome {
-    match dht.announce(info_hash, Some(port), timeout) {
+    match dht
+        .with_timeout(timeout)
+        .announce(info_hash, Some(port), false)
+    {
         Ok(r) if r.acknowledged > 0 => AnnounceOutcome::Acknowledged {
             sent: r.sent,
             acknowledged: r.acknowledged,

@@ -75,7 +75,8 @@ pub struct SampleReply {
 /// Something the user may want to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A find_node, get_peers, bootstrap or refresh lookup ended.
+    /// A find_node, get_peers, bootstrap or refresh lookup ended (converged, or cut short by
+    /// [`Node::cancel`](crate::node::Node::cancel) or its deadline: then `outcome.partial`).
     LookupDone {
         /// The request.
         request: RequestId,
@@ -83,6 +84,14 @@ pub enum Event {
         kind: LookupKind,
         /// What it found.
         outcome: LookupOutcome,
+    },
+    /// A get_peers lookup received peers it had not seen before (each peer is reported once
+    /// per lookup; the [`Event::LookupDone`] that ends the lookup lists them all again).
+    PeersFound {
+        /// The get_peers request.
+        request: RequestId,
+        /// The new peers, in the order they arrived.
+        peers: Vec<SocketAddr>,
     },
     /// An announce ended: the lookup, then announce_peer to the closest nodes with tokens.
     AnnounceDone {

@@ -102,6 +102,9 @@ pub struct LookupOutcome {
     pub rounds: u32,
     /// Time from start to end.
     pub duration: Duration,
+    /// Whether the lookup ended before it converged (cancelled, or its deadline passed): the
+    /// fields hold what was found so far.
+    pub partial: bool,
 }
 
 impl Lookup {
@@ -215,19 +218,20 @@ impl Lookup {
             .filter(|c| c.node.addr == node.addr)
     }
 
-    /// `node` answered: record its token, the peers and the closer nodes it gave.
+    /// `node` answered: record its token, the peers and the closer nodes it gave. Returns how
+    /// many of those peers were new: they are the last ones of [`Lookup::peers`].
     pub fn on_response(
         &mut self,
         node: &NodeInfo,
         token: Option<Vec<u8>>,
         nodes: &[NodeInfo],
         peers: &[SocketAddr],
-    ) {
+    ) -> usize {
         let Some(candidate) = self.find_mut(node) else {
-            return;
+            return 0;
         };
         if candidate.state != State::InFlight {
-            return;
+            return 0;
         }
         candidate.state = State::Responded(token);
         let hops = candidate.hops + 1;
@@ -236,6 +240,7 @@ impl Lookup {
         for found in nodes {
             self.add_candidate(*found, hops);
         }
+        let before = self.peers.len();
         for peer in peers {
             if self.peers.len() >= self.params.max_peers {
                 break;
@@ -244,6 +249,12 @@ impl Lookup {
                 self.peers.push(*peer);
             }
         }
+        self.peers.len() - before
+    }
+
+    /// The distinct peers found so far, in the order they arrived.
+    pub fn peers(&self) -> &[SocketAddr] {
+        &self.peers
     }
 
     /// `node` timed out: it is asked again until it has had `max_attempts` queries, then it
@@ -298,7 +309,7 @@ impl Lookup {
         self.in_flight + self.seeds_in_flight
     }
 
-    /// The result so far (final once [`Lookup::is_done`]).
+    /// The result so far (final once [`Lookup::is_done`]; `partial` until then).
     pub fn outcome(&self, now: Instant) -> LookupOutcome {
         let closest: Vec<&Candidate> = self
             .candidates
@@ -322,6 +333,7 @@ impl Lookup {
             failures: self.failures,
             same_network: self.same_network,
             duration: now - self.started,
+            partial: !self.is_done(),
         }
     }
 }
@@ -512,6 +524,28 @@ mod tests {
         assert_eq!(lookup.next_query(), None);
         assert!(lookup.is_done());
         assert_eq!(lookup.outcome(Instant::ZERO).failures, 1);
+    }
+
+    #[test]
+    fn new_peers_are_counted_once_and_unfinished_outcomes_are_partial() {
+        let mut lookup = Lookup::new(NodeId::ZERO, params(), &[node(1), node(2)], Instant::ZERO);
+        assert_eq!(lookup.next_query(), Some(node(1)));
+        assert_eq!(lookup.next_query(), Some(node(2)));
+        let p = |port| SocketAddr::from(([1, 1, 1, 1], port));
+        assert_eq!(lookup.on_response(&node(1), None, &[], &[p(1), p(2)]), 2);
+        assert!(
+            lookup.outcome(Instant::ZERO).partial,
+            "node 2 has not answered"
+        );
+        assert_eq!(
+            lookup.on_response(&node(1), None, &[], &[p(3)]),
+            0,
+            "answered twice"
+        );
+        assert_eq!(lookup.on_response(&node(2), None, &[], &[p(2), p(3)]), 1);
+        assert_eq!(lookup.peers(), &[p(1), p(2), p(3)]);
+        assert!(lookup.is_done());
+        assert!(!lookup.outcome(Instant::ZERO).partial);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod lookup;
 pub mod ratelimit;
 pub mod stats;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 
 use rand::SeedableRng;
@@ -105,6 +105,8 @@ enum Operation {
         kind: LookupKind,
         lookup: Lookup,
         announce: Option<AnnounceParams>,
+        /// BEP 33 `noseed` in its get_peers queries.
+        noseed: bool,
     },
     Announcing {
         outcome: LookupOutcome,
@@ -134,6 +136,8 @@ pub struct Node {
     peers: PeerStore,
     items: ItemStore,
     operations: BTreeMap<RequestId, Operation>,
+    /// When running operations are cut short ([`Node::set_deadline`]), earliest first.
+    deadlines: BTreeSet<(Instant, RequestId)>,
     next_request: u64,
     bootstrap_nodes: Vec<SocketAddr>,
     last_bootstrap: Option<Instant>,
@@ -158,6 +162,7 @@ impl Node {
             peers: PeerStore::new(config.peers),
             items: ItemStore::new(config.items),
             operations: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
             next_request: 1,
             bootstrap_nodes: Vec::new(),
             last_bootstrap: None,
@@ -252,10 +257,14 @@ impl Node {
 
     /// When [`Node::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(match self.transactions.next_deadline() {
+        let mut at = match self.transactions.next_deadline() {
             Some(deadline) => deadline.min(self.next_tick),
             None => self.next_tick,
-        })
+        };
+        if let Some((deadline, _)) = self.deadlines.first() {
+            at = at.min(*deadline);
+        }
+        Some(at)
     }
 
     /// Queues an event. Completions of requests are always kept (they are bounded by the
@@ -265,7 +274,8 @@ impl Node {
             Event::LookupDone { .. }
             | Event::AnnounceDone { .. }
             | Event::PingDone { .. }
-            | Event::SampleDone { .. } => {
+            | Event::SampleDone { .. }
+            | Event::PeersFound { .. } => {
                 self.events.push_back(event);
                 return;
             }
@@ -325,9 +335,70 @@ impl Node {
         self.start_lookup(now, LookupKind::FindNode, target, None)
     }
 
-    /// Looks up peers of `info_hash` (and the closest nodes, with their tokens).
+    /// Looks up peers of `info_hash` (and the closest nodes, with their tokens). Peers are
+    /// reported as they arrive ([`Event::PeersFound`]), then all together when it ends.
     pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash) -> RequestId {
-        self.start_lookup(now, LookupKind::GetPeers, info_hash, None)
+        self.get_peers_with(now, info_hash, false)
+    }
+
+    /// [`Node::get_peers`], asking with BEP 33 `noseed` set (seeds left out of the answers)
+    /// when `noseed` is true.
+    pub fn get_peers_with(&mut self, now: Instant, info_hash: InfoHash, noseed: bool) -> RequestId {
+        self.start_lookup_with(now, LookupKind::GetPeers, info_hash, None, noseed)
+    }
+
+    /// Ends a running lookup or announce now with what it has found so far: its completion
+    /// event comes with `outcome.partial` set (an announce still in its lookup sends its
+    /// announce_peer queries to the nodes with tokens found so far, without waiting for their
+    /// acknowledgements). Returns false if `request` is not running.
+    pub fn cancel(&mut self, now: Instant, request: RequestId) -> bool {
+        match self.operations.get(&request) {
+            None => return false,
+            Some(Operation::Lookup { .. }) => {
+                if let Some(Operation::Lookup {
+                    kind,
+                    lookup,
+                    announce,
+                    ..
+                }) = self.operations.remove(&request)
+                {
+                    self.finish_lookup(now, request, kind, lookup, announce);
+                }
+            }
+            Some(Operation::Announcing { .. }) => {}
+        }
+        if let Some(Operation::Announcing {
+            outcome,
+            sent,
+            acknowledged,
+            ..
+        }) = self.operations.remove(&request)
+        {
+            self.emit(Event::AnnounceDone {
+                request,
+                outcome,
+                sent,
+                acknowledged,
+            });
+        }
+        true
+    }
+
+    /// Cuts the running lookup or announce `request` short at `deadline`, as
+    /// [`Node::cancel`] would then (a later call replaces nothing: the earliest deadline
+    /// wins). Returns false if `request` is not running.
+    pub fn set_deadline(&mut self, request: RequestId, deadline: Instant) -> bool {
+        if !self.operations.contains_key(&request) {
+            return false;
+        }
+        if self.deadlines.len() >= self.config.max_lookups.saturating_mul(2) {
+            // Forget the deadlines of operations that already ended: at most `max_lookups`
+            // stay.
+            let operations = &self.operations;
+            self.deadlines.retain(|(_, r)| operations.contains_key(r));
+        }
+        self.deadlines.insert((deadline, request));
+        true
     }
 
     /// Announces that we have `info_hash` on `port` (`None`: the port our datagrams come
@@ -455,6 +526,17 @@ impl Node {
         target: NodeId,
         announce: Option<AnnounceParams>,
     ) -> RequestId {
+        self.start_lookup_with(now, kind, target, announce, false)
+    }
+
+    fn start_lookup_with(
+        &mut self,
+        now: Instant,
+        kind: LookupKind,
+        target: NodeId,
+        announce: Option<AnnounceParams>,
+        noseed: bool,
+    ) -> RequestId {
         let request = self.new_request();
         let params = LookupParams {
             alpha: self.config.alpha.max(1),
@@ -473,7 +555,7 @@ impl Node {
         if initial.is_empty() {
             let seeds = self.bootstrap_nodes.clone();
             for addr in seeds {
-                let query = self.lookup_query(kind, target);
+                let query = self.lookup_query(kind, target, noseed);
                 if self
                     .send_query(now, addr, query, Pending::Seed { op: request })
                     .is_ok()
@@ -488,13 +570,14 @@ impl Node {
                 kind,
                 lookup,
                 announce,
+                noseed,
             },
         );
         self.drive(now, request);
         request
     }
 
-    fn lookup_query(&self, kind: LookupKind, target: NodeId) -> QueryKind {
+    fn lookup_query(&self, kind: LookupKind, target: NodeId, noseed: bool) -> QueryKind {
         // BEP 32: a dual-stack node fills both tables while bootstrapping.
         let want = if kind == LookupKind::Bootstrap && self.config.dual_stack {
             Want { n4: true, n6: true }
@@ -505,7 +588,7 @@ impl Node {
             LookupKind::GetPeers | LookupKind::Announce => QueryKind::GetPeers {
                 info_hash: target,
                 want: Want::UNSPECIFIED,
-                noseed: false,
+                noseed,
                 scrape: false,
             },
             LookupKind::FindNode | LookupKind::Bootstrap | LookupKind::Refresh => {
@@ -517,15 +600,20 @@ impl Node {
     /// Sends what a lookup may send now, and finishes it when it is done.
     fn drive(&mut self, now: Instant, request: RequestId) {
         loop {
-            let Some(Operation::Lookup { kind, lookup, .. }) = self.operations.get_mut(&request)
+            let Some(Operation::Lookup {
+                kind,
+                lookup,
+                noseed,
+                ..
+            }) = self.operations.get_mut(&request)
             else {
                 return;
             };
-            let kind = *kind;
+            let (kind, noseed) = (*kind, *noseed);
             let target = lookup.target();
             match lookup.next_query() {
                 Some(node) => {
-                    let query = self.lookup_query(kind, target);
+                    let query = self.lookup_query(kind, target, noseed);
                     let pending = Pending::Lookup { op: request, node };
                     if self.send_query(now, node.addr, query, pending).is_err() {
                         if let Some(Operation::Lookup { lookup, .. }) =
@@ -541,6 +629,7 @@ impl Node {
                             kind,
                             lookup,
                             announce,
+                            ..
                         }) = self.operations.remove(&request)
                         {
                             self.finish_lookup(now, request, kind, lookup, announce);
@@ -734,6 +823,13 @@ impl Node {
 
     /// The deadline from [`Node::poll_timeout`] passed (calling it early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(deadline, request)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.cancel(now, request);
+        }
         for (addr, pending) in self.transactions.expire(now) {
             self.stats.timeouts += 1;
             if let Ok(outcome) = self.table(&addr).record_failure(now, addr) {
@@ -1097,12 +1193,23 @@ impl Node {
                     .filter(|peer| self.config.accepts(peer))
                     .copied()
                     .collect();
-                if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
+                let mut found = Vec::new();
+                if let Some(Operation::Lookup { kind, lookup, .. }) = self.operations.get_mut(&op) {
                     if response.id == node.id {
-                        lookup.on_response(&node, response.token, &nodes, &peers);
+                        let new = lookup.on_response(&node, response.token, &nodes, &peers);
+                        if new > 0 && *kind == LookupKind::GetPeers {
+                            let all = lookup.peers();
+                            found = all[all.len().saturating_sub(new)..].to_vec();
+                        }
                     } else {
                         lookup.on_failure(&node);
                     }
+                }
+                if !found.is_empty() {
+                    self.emit(Event::PeersFound {
+                        request: op,
+                        peers: found,
+                    });
                 }
                 self.drive(now, op);
             }
