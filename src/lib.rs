@@ -26,6 +26,7 @@
 //! - [`bootstrap`]: the bootstrap server: a sans-IO core answering from a pool of verified
 //!   nodes, its sharded driver and its pool file.
 //! - [`hathor`]: Hathor peer identity, entrypoints, networks, handshake client and peer store.
+//! - [`metadata`]: torrent metadata from peers (BEP 9 over BEP 10) and the info dictionary.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -38,6 +39,7 @@ pub mod hathor;
 pub mod id;
 pub mod items;
 pub mod krpc;
+pub mod metadata;
 pub mod node;
 pub mod peers;
 pub mod routing;
