@@ -414,6 +414,16 @@ pub enum Refused {
     Stopped,
 }
 
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refused::QueueFull => "the job queue is full",
+            Refused::PeerAttempts => "the peer was tried too many times",
+            Refused::Stopped => "the fetcher has stopped",
+        })
+    }
+}
+
 /// A pool of worker threads fetching metadata; see the [module documentation](self).
 pub struct Fetcher {
     jobs: Option<Sender<(InfoHash, SocketAddr)>>,
