@@ -7,6 +7,8 @@
 //! arguments.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -189,39 +191,44 @@ fn report(metadata: &Metadata, peer: SocketAddr, args: &MetadataArgs) -> i32 {
         }
     }
     let files = files(metadata);
+    let mut out = String::new();
     if args.client.json {
-        println!(
-            "{}",
-            json!({
-                "type": "torrent",
-                "infohash": metadata.info_hash.to_hex(),
-                "name": info.name,
-                "size": info.total_size,
-                "piece_length": info.piece_length,
-                "files": files.iter().map(|(path, length)| json!({"path": path, "length": length})).collect::<Vec<_>>(),
-                "file_count": info.file_count,
-                "private": info.private,
-                "version": info.version.as_str(),
-                "peer": peer.to_string(),
-                "metadata_size": metadata.info_bytes.len(),
-            })
-        );
+        let value = json!({
+            "type": "torrent",
+            "infohash": metadata.info_hash.to_hex(),
+            "name": info.name,
+            "size": info.total_size,
+            "piece_length": info.piece_length,
+            "files": files.iter().map(|(path, length)| json!({"path": path, "length": length})).collect::<Vec<_>>(),
+            "file_count": info.file_count,
+            "private": info.private,
+            "version": info.version.as_str(),
+            "peer": peer.to_string(),
+            "metadata_size": metadata.info_bytes.len(),
+        });
+        let _ = writeln!(out, "{value}");
     } else {
-        println!("name          {}", info.name);
-        println!("infohash      {}", metadata.info_hash);
-        println!("size          {} bytes", info.total_size);
-        println!("piece length  {}", info.piece_length);
-        println!("private       {}", if info.private { "yes" } else { "no" });
-        println!("version       {}", info.version.as_str());
-        println!("from          {peer}");
-        println!("files         {}", info.file_count);
+        let _ = writeln!(out, "name          {}", info.name);
+        let _ = writeln!(out, "infohash      {}", metadata.info_hash);
+        let _ = writeln!(out, "size          {} bytes", info.total_size);
+        let _ = writeln!(out, "piece length  {}", info.piece_length);
+        let _ = writeln!(
+            out,
+            "private       {}",
+            if info.private { "yes" } else { "no" }
+        );
+        let _ = writeln!(out, "version       {}", info.version.as_str());
+        let _ = writeln!(out, "from          {peer}");
+        let _ = writeln!(out, "files         {}", info.file_count);
         for (path, length) in &files {
-            println!("  {length:>14}  {path}");
+            let _ = writeln!(out, "  {length:>14}  {path}");
         }
         if info.file_count > files.len() as u64 {
-            println!("  ... {} more", info.file_count - files.len() as u64);
+            let _ = writeln!(out, "  ... {} more", info.file_count - files.len() as u64);
         }
     }
+    // A closed stdout (a pipe to `head`) is not an error of the fetch.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
     if let Some(path) = &args.save {
         log::info!("saved {}", path.display());
     }

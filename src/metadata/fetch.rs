@@ -99,7 +99,10 @@ struct Conn {
 fn io_failure(e: &io::Error, stage: Stage) -> Option<Failure> {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => None,
-        io::ErrorKind::UnexpectedEof => Some(Failure::Closed(stage)),
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => Some(Failure::Closed(stage)),
         kind => Some(Failure::Io(stage, kind)),
     }
 }

@@ -76,7 +76,7 @@ impl Stage {
 pub enum Failure {
     /// The stage's deadline passed.
     Timeout(Stage),
-    /// The peer closed the connection.
+    /// The peer closed (or reset) the connection.
     Closed(Stage),
     /// A socket error (connection refused, reset, ...).
     Io(Stage, io::ErrorKind),
