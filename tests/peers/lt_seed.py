@@ -67,10 +67,16 @@ def main():
         params.ti = info
         params.save_path = root
         params.flags |= lt.torrent_flags.seed_mode
-        session.add_torrent(params)
+        params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+        handle = session.add_torrent(params)
 
+        # Ready once it listens and the torrent is seeding (it refuses peers before).
         deadline = time.time() + 10
-        while session.listen_port() == 0 and time.time() < deadline:
+        while time.time() < deadline and (
+            session.listen_port() == 0
+            or handle.status().state != lt.torrent_status.seeding
+            or handle.status().paused
+        ):
             time.sleep(0.05)
         print(json.dumps({
             "infohash": str(info.info_hashes().v1),
