@@ -263,20 +263,18 @@ pub fn fetch(
         .filter(|&s| s <= config.max_metadata_size)
         .ok_or(Failure::MetadataTooLarge(announced))?;
 
-    // The pieces, a window of requests ahead.
+    // The pieces, a window of requests ahead. Each piece is stored as it comes, so the memory
+    // held for a peer is what it actually sent.
     let stage = Stage::Pieces;
-    let pieces = size.div_ceil(PIECE_SIZE);
-    let mut data = vec![0u8; size];
-    let mut received = vec![false; pieces];
-    let mut requested = 0usize;
-    let mut done = 0usize;
+    let pieces = u32::try_from(size.div_ceil(PIECE_SIZE))
+        .map_err(|_| Failure::MetadataTooLarge(announced))?;
+    let mut chunks: Vec<Option<Vec<u8>>> = vec![None; pieces as usize];
+    let window = u32::try_from(config.window.max(1)).unwrap_or(u32::MAX);
+    let mut requested = 0u32;
+    let mut done = 0u32;
     let mut deadline = Instant::now() + config.piece_timeout;
-    while requested < pieces.min(config.window.max(1)) {
-        conn.write_all(
-            &wire::request(peer_ut_metadata, requested as u32),
-            deadline,
-            stage,
-        )?;
+    while requested < pieces.min(window) {
+        conn.write_all(&wire::request(peer_ut_metadata, requested), deadline, stage)?;
         requested += 1;
     }
     while done < pieces {
@@ -294,32 +292,26 @@ pub fn fetch(
                 if let Some(total) = total_size.filter(|&t| t != announced) {
                     return Err(Failure::WrongTotalSize(total));
                 }
-                let index = usize::try_from(piece)
+                let index = u32::try_from(piece)
                     .ok()
-                    .filter(|&i| i < requested && !received.get(i).copied().unwrap_or(true))
+                    .filter(|&i| i < requested)
                     .ok_or(Failure::UnexpectedPiece(piece))?;
-                let start = index * PIECE_SIZE;
-                let expected = PIECE_SIZE.min(size - start);
+                let slot = chunks
+                    .get_mut(index as usize)
+                    .filter(|slot| slot.is_none())
+                    .ok_or(Failure::UnexpectedPiece(piece))?;
+                let expected = PIECE_SIZE.min(size - index as usize * PIECE_SIZE);
                 if payload.len() != expected {
                     return Err(Failure::WrongPieceSize {
-                        piece: index as u32,
+                        piece: index,
                         len: payload.len(),
                     });
                 }
-                data.get_mut(start..start + expected)
-                    .ok_or(Failure::UnexpectedPiece(piece))?
-                    .copy_from_slice(payload);
-                if let Some(slot) = received.get_mut(index) {
-                    *slot = true;
-                }
+                *slot = Some(payload.to_vec());
                 done += 1;
                 deadline = Instant::now() + config.piece_timeout;
                 if requested < pieces {
-                    conn.write_all(
-                        &wire::request(peer_ut_metadata, requested as u32),
-                        deadline,
-                        stage,
-                    )?;
+                    conn.write_all(&wire::request(peer_ut_metadata, requested), deadline, stage)?;
                     requested += 1;
                 }
             }
@@ -329,7 +321,8 @@ pub fn fetch(
     }
     drop(conn);
 
-    if !hash_matches(&info_hash, &data) {
+    let data: Vec<u8> = chunks.into_iter().flatten().flatten().collect();
+    if data.len() != size || !hash_matches(&info_hash, &data) {
         return Err(Failure::HashMismatch);
     }
     let info = Info::parse(&data, config.max_files).map_err(Failure::BadInfo)?;

@@ -5,9 +5,9 @@
 //!
 //! - [`wire`] owns the peer-wire bytes: the BitTorrent handshake (BEP 3, with the extension
 //!   bit of BEP 10), message framing, the extension handshake and the `ut_metadata` messages.
-//! - [`fetch`] owns one fetch on a blocking socket with a deadline per stage ([`fetch()`]), and
-//!   the [`Fetcher`]: a pool of worker threads that runs many fetches at once and delivers
-//!   their outcomes on a channel.
+//! - [`fetch`](mod@fetch) owns one fetch on a blocking socket with a deadline per stage
+//!   ([`fetch()`]), and the [`Fetcher`]: a pool of worker threads that runs many fetches at
+//!   once and delivers their outcomes on a channel.
 //! - [`info`] owns the info dictionary: parsing it ([`Info`]) and writing a `.torrent` file
 //!   around it ([`torrent_file`]).
 //!
