@@ -277,3 +277,66 @@ fn the_fetcher_limits_attempts_per_peer_and_its_queue() {
     assert!(refused);
     fetcher.shutdown();
 }
+
+#[test]
+fn a_v2_torrent_is_checked_against_its_truncated_sha256() {
+    use sha2::{Digest, Sha256};
+    let info =
+        b"d9:file treed5:a.txtd0:d6:lengthi5e11:pieces root32:rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrreee\
+12:meta versioni2e4:name2:v212:piece lengthi16384ee"
+            .to_vec();
+    let hash = InfoHash::from_slice(&Sha256::digest(&info)[..20]).unwrap();
+    let peer = spawn(info.clone(), Script::Good);
+    let metadata = fetch(hash, peer, &config()).unwrap();
+    assert_eq!(metadata.info.version, MetaVersion::V2);
+    assert_eq!(metadata.info.name, "v2");
+    assert_eq!(metadata.info.total_size, 5);
+    assert_eq!(metadata.info.files[0].path, vec!["a.txt".to_string()]);
+    // The same bytes under another hash are refused.
+    let wrong = InfoHash::from_slice(&Sha256::digest(b"other")[..20]).unwrap();
+    assert_eq!(fetch(wrong, peer, &config()), Err(Failure::HashMismatch));
+}
+
+mod no_panic {
+    use btdht::metadata::Info;
+    use btdht::metadata::wire::{
+        ExtensionHandshake, HANDSHAKE_LEN, MetadataMessage, PeerHandshake,
+    };
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The parsers of peer bytes return an error on anything, never panic.
+        #[test]
+        fn parsers_take_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = ExtensionHandshake::parse(&bytes);
+            let _ = MetadataMessage::parse(&bytes);
+            let _ = Info::parse(&bytes, 10);
+            let mut handshake = [0u8; HANDSHAKE_LEN];
+            for (slot, byte) in handshake.iter_mut().zip(&bytes) {
+                *slot = *byte;
+            }
+            let _ = PeerHandshake::parse(&handshake);
+        }
+
+        /// Bencode-shaped input reaches deeper into the parsers.
+        #[test]
+        fn parsers_take_bencode_shaped_bytes(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("d".to_string()), Just("l".to_string()), Just("e".to_string()),
+                    Just("4:name".to_string()), Just("5:files".to_string()), Just("6:length".to_string()),
+                    Just("4:path".to_string()), Just("12:piece length".to_string()),
+                    Just("9:file tree".to_string()), Just("0:".to_string()), Just("i-1e".to_string()),
+                    Just("i16384e".to_string()), Just("8:msg_type".to_string()), Just("5:piece".to_string()),
+                    Just("1:m".to_string()), Just("11:ut_metadata".to_string()), Just("i1e".to_string()),
+                ],
+                0..40,
+            )
+        ) {
+            let bytes = parts.concat().into_bytes();
+            let _ = ExtensionHandshake::parse(&bytes);
+            let _ = MetadataMessage::parse(&bytes);
+            let _ = Info::parse(&bytes, 10);
+        }
+    }
+}
