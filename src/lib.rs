@@ -13,6 +13,7 @@
 //! - [`time`]: the core's caller-supplied clock.
 //! - [`contact`]: a node id with its address.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
+//! - [`metadata`]: torrent metadata from peers (BEP 9 over BEP 10) and the info dictionary.
 //! - [`routing`]: the routing table of splitting buckets, node liveness, the split queue.
 //! - [`token`]: announce tokens from a rotating secret.
 //! - [`transaction`]: the map of queries awaiting replies.
@@ -26,7 +27,6 @@
 //! - [`bootstrap`]: the bootstrap server: a sans-IO core answering from a pool of verified
 //!   nodes, its sharded driver and its pool file.
 //! - [`hathor`]: Hathor peer identity, entrypoints, networks, handshake client and peer store.
-//! - [`metadata`]: torrent metadata from peers (BEP 9 over BEP 10) and the info dictionary.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
