@@ -63,11 +63,12 @@ pub fn run(args: MetadataArgs) -> i32 {
     }
     log::info!("fetching the metadata from {} peers", peers.len());
 
+    let defaults = FetchConfig::default();
     let fetch = FetchConfig {
-        connect_timeout: FetchConfig::default().connect_timeout.min(timeout),
-        handshake_timeout: FetchConfig::default().handshake_timeout.min(timeout),
-        piece_timeout: FetchConfig::default().piece_timeout.min(timeout),
-        ..FetchConfig::default()
+        connect_timeout: defaults.connect_timeout.min(timeout),
+        handshake_timeout: defaults.handshake_timeout.min(timeout),
+        piece_timeout: defaults.piece_timeout.min(timeout),
+        ..defaults
     };
     let mut fetcher = match Fetcher::new(FetcherConfig {
         fetch,
