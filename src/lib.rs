@@ -16,6 +16,7 @@
 //! - [`time`]: the core's caller-supplied clock.
 //! - [`contact`]: a node id with its address.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
+//! - [`metadata`]: torrent metadata from peers (BEP 9 over BEP 10) and the info dictionary.
 //! - [`routing`]: the routing table of splitting buckets, node liveness, the split queue.
 //! - [`token`]: announce tokens from a rotating secret.
 //! - [`transaction`]: the map of queries awaiting replies.
@@ -58,6 +59,7 @@ pub mod host;
 pub mod id;
 pub mod items;
 pub mod krpc;
+pub mod metadata;
 pub mod node;
 pub mod peers;
 pub mod routing;

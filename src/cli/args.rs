@@ -136,6 +136,11 @@ pub enum Command {
         after_help = "Example:\n  btdht crawl --bootstrap 127.1.0.1:6881 --allow-private --duration 60 --out crawl.ndjson"
     )]
     Crawl(super::crawl::CrawlArgs),
+    /// Fetch a torrent's metadata (info dictionary) from peers, BEP 9; save it as a .torrent.
+    #[command(
+        after_help = "Example:\n  btdht metadata 0123456789abcdef0123456789abcdef01234567 --peer 127.0.0.1:6881 --save x.torrent"
+    )]
+    Metadata(super::metadata::MetadataArgs),
 }
 
 /// Options of the short-lived client commands.

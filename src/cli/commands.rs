@@ -46,6 +46,7 @@ pub fn run(command: Command) -> i32 {
         Command::UdpEcho(args) => super::bench::echo(args),
         Command::Swarm(args) => super::swarm::run(args),
         Command::Crawl(args) => super::crawl::run(args),
+        Command::Metadata(args) => super::metadata::run(args),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod crawl;
 pub mod hathor;
 pub mod logger;
+pub mod metadata;
 pub mod swarm;
 
 /// Exit status: success.

@@ -15,7 +15,7 @@ mod decode;
 mod encode;
 mod error;
 mod lenient;
-mod reader;
+pub(crate) mod reader;
 
 use std::net::SocketAddr;
 
