@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use btdht::InfoHash;
-use btdht::driver::{Dht, Error};
 use btdht::metadata::{Event, FetchConfig, Fetcher, FetcherConfig, Metadata};
+use btdht::{Dht, Error};
 use clap::Args;
 use serde_json::json;
 
@@ -140,7 +140,10 @@ fn peers_from_dht(
                 _ => EXIT_NO_ANSWER,
             }
         })?;
-    let result = dht.get_peers(info_hash, timeout);
+    let result = dht
+        .with_timeout(timeout)
+        .get_peers(info_hash, false)
+        .and_then(|lookup| lookup.outcome());
     if let Err(e) = dht.stop() {
         log::warn!("{e}");
     }
