@@ -12,6 +12,7 @@
 //! distinct loopback sources (127.0.73-76.x, standing in for spoofing). Prints, per phase, the
 //! share of legitimate pings answered, the flood's sent and answered counts, the node's
 //! rate-limited count and the peak RSS, as JSON. `FLOOD_SECONDS` (default 10) per phase.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 #[path = "../tests/support/announce_load.rs"]
 mod announce_load;

@@ -21,6 +21,7 @@
 //! instruction counts, run the bench binary under `valgrind --tool=callgrind
 //! --toggle-collect='krpc_codec::feed'` (the timed loop) with `--hot-path --rounds 1 --queries
 //! 5000 --workload node/ping` and divide the collected count by the queries.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;

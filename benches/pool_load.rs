@@ -29,6 +29,7 @@
 //! With no figure named both run. `cargo test --benches` (no `--bench` flag) runs a quick
 //! pass of 20,000 nodes. Env: `POOL_ROUNDS` (default 7), `POOL_NODES` (default 1,000,000),
 //! `BTDHT_BIN` (the binary to start; default: this checkout's).
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::fs;
 use std::io::{BufRead, BufReader};

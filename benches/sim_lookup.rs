@@ -7,6 +7,7 @@
 //!
 //! `cargo bench --bench sim_lookup` (release; about a minute per loss rate on 2 cores).
 //! Environment: `SIM_NODES` (default 10000), `SIM_LOOKUPS` (default 200).
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::time::{Duration, Instant as WallClock};
 

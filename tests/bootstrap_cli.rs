@@ -7,6 +7,7 @@
 //! `--bootstrap 127.0.0.1:9` (the walk asks it while the pool is small) and pool files hold
 //! loopback nodes only, since the walk queries pool nodes. What `--bep42-strict` changes for
 //! public addresses is tested on the server core, without sockets, in `tests/bootstrap_sim.rs`.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! The `btdht` lookup commands against loopback nodes when the lookup cannot converge before
 //! `--timeout`: they print what was found so far, say the result is partial, and exit 0;
 //! `announce --seed` stores a seed, which `get-peers --noseed` leaves out.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! `btdht swarm` and `btdht crawl` as processes, on loopback: the crawl's NDJSON matches the
 //! swarm's ground truth, has no duplicates and ends with a summary; SIGINT ends a crawl with
 //! its output flushed and exit status 0; a swarm that would leave 127.0.0.0/8 is refused.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::collections::HashSet;
 mod support;

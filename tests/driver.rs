@@ -2,6 +2,7 @@
 //! stream in before the outcome, a request timeout gives the partial result, BEP 33 flags reach
 //! the other nodes, stop is clean and fast, a restarted node rejoins from its state file,
 //! garbage does not disturb.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
 

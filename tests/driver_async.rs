@@ -1,6 +1,7 @@
 //! The `async` feature on loopback: the same requests as futures, under a tokio
 //! current-thread runtime and under a plain `block_on` with no runtime at all (the I/O thread
 //! wakes the task, and ends lookups at their timeout itself).
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 #![cfg(feature = "async")]
 
 mod support;

@@ -11,6 +11,7 @@
 //! most probes are answered (UDP drops some under the storm); the node counts the rejects;
 //! afterwards it answers a ping as usual. `STORM_SECONDS` (default 3) sets the duration; the
 //! 30-second figure: `STORM_SECONDS=30 cargo test --release --test hardening_storm -- --nocapture`.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
 

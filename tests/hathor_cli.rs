@@ -3,6 +3,7 @@
 //! binary (one good, one with a certificate from an unknown CA), and `btdht hathor discover`
 //! printing exactly the good one as verified, recording the bad one's failure, backing off,
 //! and pushing to an HTTP server inside the test. Every packet goes to 127.0.0.0/8.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
 

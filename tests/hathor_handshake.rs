@@ -1,4 +1,5 @@
 //! The handshake client against the fake Hathor node on 127.0.0.1 (throwaway CA per run).
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 //! Needs the venv made by `tests/peers/setup.sh` (libtorrent from PyPI); without it each test
 //! writes one line saying it is skipped and passes, unless `BTDHT_REQUIRE_INTEROP` is set.
 //! `BTDHT_PEERS_PY` may name the venv's python (see `tests/peers/lt_node.py`).
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
 

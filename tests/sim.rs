@@ -1,5 +1,6 @@
 //! Tests of the simulated network with toy endpoints (not the DHT): latency in virtual time,
 //! loss, duplication, reordering, timers, offline nodes and churn, determinism, and scale.
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -91,6 +91,7 @@ pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 impl Server {
     /// Binds every shard's sockets, loads the pool file if any, and starts the shards.
+    #[allow(clippy::disallowed_methods)] // the server is seeded from OS randomness
     pub fn start(options: ServerOptions) -> io::Result<Server> {
         let clock = Clock::start();
         let master: u64 = rand::random();

@@ -2,6 +2,9 @@
 //! [`bootstrap`], [`bench`], [`hathor`], [`swarm`] and [`crawl`] in their own files) and a
 //! stderr logger ([`logger`]).
 
+// The command line reads the OS clock (progress, timestamps, deadlines) and OS randomness.
+#![allow(clippy::disallowed_methods)]
+
 pub mod args;
 pub mod bench;
 pub mod bootstrap;

@@ -193,6 +193,7 @@ impl<T> Receiver<T> {
     }
 
     /// Waits at most `timeout` for the next message.
+    #[allow(clippy::disallowed_methods)] // a blocking receive waits on the OS clock
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         match Instant::now().checked_add(timeout) {
             Some(deadline) => self.recv_deadline(deadline),

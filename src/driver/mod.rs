@@ -498,6 +498,7 @@ impl Dht {
         Builder::default()
     }
 
+    #[allow(clippy::disallowed_methods)] // the node is seeded from OS randomness when no seed is given
     fn start(builder: Builder) -> Result<Dht, Error> {
         let Builder {
             bind,
@@ -707,6 +708,7 @@ impl Dht {
     }
 
     /// The request timeout and `extra` from now (a year at most).
+    #[allow(clippy::disallowed_methods)] // a blocking call waits on the OS clock
     fn deadline(&self, extra: Duration) -> std::time::Instant {
         let now = std::time::Instant::now();
         let wait = self
@@ -835,6 +837,7 @@ impl Dht {
     /// Stops the node: saves the state (if a state file is set), ends every thread and joins
     /// them, within [`STOP_TIMEOUT`]. Returns [`Error::FailToStop`] naming the threads that
     /// did not end (they are left detached). Stopping twice is harmless.
+    #[allow(clippy::disallowed_methods)] // waits for the threads on the OS clock
     pub fn stop(&self) -> Result<(), Error> {
         let Some(threads) = self.inner.threads.lock().take() else {
             return Ok(());

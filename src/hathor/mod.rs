@@ -11,6 +11,9 @@
 //!
 //! Facts and exact texts follow hathor-core (see `docs/hathor.md` of the project notes).
 
+// Hathor handshakes are blocking TLS clients with deadlines on the OS clock.
+#![allow(clippy::disallowed_methods)]
+
 pub mod discovery;
 pub mod entrypoint;
 #[cfg(any(test, feature = "test-util"))]

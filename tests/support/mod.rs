@@ -1,5 +1,6 @@
 //! Shared helpers of the driver and CLI tests: loopback nodes and bounded waits; the
 //! libtorrent peer for interop tests ([`libtorrent`]).
+#![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
