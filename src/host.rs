@@ -9,12 +9,12 @@
 //! - [`network_key`]: one network, for the sybil limits (one candidate per network in a lookup,
 //!   one routing entry per network in a bucket): an IPv4 /24 or an IPv6 /64 for public
 //!   addresses. Private, loopback and other addresses a public node ignores (see
-//!   [`crate::node::config::is_ignored_ip`]) only reach a node configured for a local network,
+//!   [`crate::address_policy::is_ignored_ip`]) only reach a node configured for a local network,
 //!   where many nodes share one address: each socket address is its own network there.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use crate::node::config::is_ignored_ip;
+use crate::address_policy::is_ignored_ip;
 
 /// The host an IP address belongs to: the address itself for IPv4 (IPv4-mapped IPv6
 /// addresses included), its /64 (the low 64 bits cleared) for IPv6.

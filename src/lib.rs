@@ -15,6 +15,9 @@
 //! - [`id`]: 160-bit node ids and info-hashes, XOR distance, BEP 42.
 //! - [`time`]: the core's caller-supplied clock.
 //! - [`contact`]: a node id with its address.
+//! - [`address_policy`]: the networks a public node ignores and the rule every role applies.
+//! - [`host`]: an address's host (IPv4 address, IPv6 /64) and network (/24, /64) for per-host
+//!   and per-network limits.
 //! - [`krpc`]: the KRPC wire format (bencode messages of BEP 5, 32, 33, 42, 43, 44, 51).
 //! - [`metadata`]: torrent metadata from peers (BEP 9 over BEP 10) and the info dictionary.
 //! - [`routing`]: the routing table of splitting buckets, node liveness, the split queue.
@@ -48,6 +51,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod address_policy;
 pub mod bootstrap;
 pub mod contact;
 pub mod crawler;

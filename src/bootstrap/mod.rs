@@ -166,7 +166,7 @@ impl BootstrapConfig {
     }
 
     fn accepts(&self, addr: &SocketAddr) -> bool {
-        addr.port() != 0 && (self.allow_private || !crate::node::config::is_ignored_ip(addr.ip()))
+        crate::address_policy::accepts(addr, self.allow_private)
     }
 
     fn id_ok(&self, id: &NodeId, addr: &SocketAddr) -> bool {

@@ -53,10 +53,10 @@ use rand::{Rng, SeedableRng};
 pub use dedup::{Dedup, DedupConfig, Fingerprinter};
 pub use driver::{Crawl, CrawlEnd, CrawlOptions, CrawlSink};
 
+use crate::address_policy;
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
 use crate::krpc::{self, Body, Message, Query, QueryKind, Response, Want};
-use crate::node::config::is_ignored_ip;
 use crate::node::ratelimit::{Bucket, RateLimit, RateLimiter};
 use crate::time::Instant;
 use crate::transaction::{TransactionConfig, TransactionMap};
@@ -146,7 +146,7 @@ impl Default for CrawlConfig {
 impl CrawlConfig {
     /// Whether the crawler may talk to `addr`.
     pub fn accepts(&self, addr: &SocketAddr) -> bool {
-        addr.port() != 0 && (self.allow_private || !is_ignored_ip(addr.ip()))
+        address_policy::accepts(addr, self.allow_private)
     }
 }
 

@@ -34,8 +34,8 @@ use super::handshake::{HandshakeConfig, HandshakeFailure, VerifiedPeer, handshak
 use super::network::NetworkProfile;
 use super::store::{PeerBook, Source};
 use crate::InfoHash;
+use crate::address_policy;
 use crate::driver::{self, Dht};
-use crate::node::config::is_ignored_ip;
 
 /// Default time allowed for the DHT lookup.
 pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -235,7 +235,7 @@ impl Discovery {
         };
         let mut candidates = BTreeSet::new();
         for addr in peers {
-            if addr.port() == 0 || (!self.config.allow_private && is_ignored_ip(addr.ip())) {
+            if !address_policy::accepts(addr, self.config.allow_private) {
                 report.skipped.push(*addr);
             } else if candidates.len() >= self.config.max_candidates {
                 report.over_limit += 1;

@@ -1,8 +1,9 @@
 //! Every tunable of a node, with documented defaults, in one place.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::address_policy;
 use crate::items::ItemStoreConfig;
 use crate::node::ratelimit::RateLimit;
 use crate::peers::PeerStoreConfig;
@@ -122,75 +123,16 @@ impl Default for Config {
     }
 }
 
-/// Whether an address belongs to the networks a public node ignores (the original btdht's
-/// list): private, loopback, link-local, multicast, broadcast, shared (CGNAT), reserved,
-/// documentation and unspecified ranges; for IPv6 also unique-local and link-local.
-pub fn is_ignored_ip(ip: IpAddr) -> bool {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_unspecified()
-                || v4.is_documentation()
-                || o[0] == 0
-                || o[0] >= 240
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-                || (o[0] == 198 && (o[1] & 0xfe) == 18)
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] == 0x2001 && s[1] == 0x0db8)
-        }
-    }
-}
-
 impl Config {
     /// Whether this node may talk to, store or hand out `addr`.
     pub fn accepts(&self, addr: &SocketAddr) -> bool {
-        addr.port() != 0 && (self.allow_private || !is_ignored_ip(addr.ip()))
+        address_policy::accepts(addr, self.allow_private)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ignored_networks() {
-        for ip in [
-            "10.1.2.3",
-            "127.0.0.1",
-            "192.168.0.1",
-            "172.20.0.1",
-            "169.254.0.1",
-            "224.0.0.1",
-            "255.255.255.255",
-            "0.0.0.0",
-            "100.64.0.1",
-            "240.0.0.1",
-            "198.18.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "ff02::1",
-            "::ffff:10.0.0.1",
-            "2001:db8::1",
-        ] {
-            assert!(is_ignored_ip(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["1.2.3.4", "8.8.8.8", "2a00:1450::1", "100.128.0.1"] {
-            assert!(!is_ignored_ip(ip.parse().unwrap()), "{ip}");
-        }
-    }
 
     #[test]
     fn allow_private_lifts_the_filter_but_not_port_zero() {
