@@ -45,7 +45,6 @@ pub mod persist;
 pub mod pool;
 pub mod sim;
 
-use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,7 +63,7 @@ use crate::krpc::{
 use crate::node::config::CLIENT_VERSION;
 use crate::node::{MAX_TRANSACTION_ID_LEN, RateLimit, RateLimiter};
 use crate::time::Instant;
-use crate::transmit::Transmit;
+use crate::transmit::{Transmit, TransmitQueue};
 
 pub use pool::{Inserted, Pool4, Pool6};
 
@@ -319,33 +318,6 @@ fn keyed(key: u64, data: impl Hash) -> u64 {
     h.finish()
 }
 
-/// The datagrams waiting in [`BootstrapServer::poll_transmit`]'s queue, and the buffer they are
-/// encoded in (each is then copied out at its exact size).
-struct Outbox {
-    queue: VecDeque<Transmit>,
-    buf: Vec<u8>,
-}
-
-impl Outbox {
-    /// Encodes `message` and queues it for `to`, unless `max` datagrams already wait.
-    fn push(
-        &mut self,
-        stats: &mut BootstrapStats,
-        max: usize,
-        to: SocketAddr,
-        message: &Outgoing<'_>,
-    ) {
-        if self.queue.len() >= max {
-            stats.outbox_full += 1;
-            return;
-        }
-        self.buf.clear();
-        message.encode_into(&mut self.buf);
-        self.queue
-            .push_back(Transmit::new(to, self.buf.as_slice().to_vec()));
-    }
-}
-
 /// The sans-IO bootstrap server core (one per shard).
 pub struct BootstrapServer {
     config: BootstrapConfig,
@@ -354,7 +326,7 @@ pub struct BootstrapServer {
     master: u64,
     pools: SharedPools,
     bootstrap_nodes: Vec<SocketAddr>,
-    outbox: Outbox,
+    outbox: TransmitQueue,
     limiter: RateLimiter,
     ping_budget: RateLimiter,
     stats: BootstrapStats,
@@ -396,10 +368,7 @@ impl BootstrapServer {
             master,
             pools,
             bootstrap_nodes: Vec::new(),
-            outbox: Outbox {
-                queue: VecDeque::new(),
-                buf: Vec::with_capacity(512),
-            },
+            outbox: TransmitQueue::default(),
             limiter,
             ping_budget,
             stats: BootstrapStats::default(),
@@ -435,7 +404,7 @@ impl BootstrapServer {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.queue.pop_front()
+        self.outbox.pop()
     }
 
     /// When [`BootstrapServer::handle_timeout`] should next be called.
@@ -475,12 +444,13 @@ impl BootstrapServer {
     }
 
     fn push(&mut self, to: SocketAddr, message: &Message) {
-        self.outbox.push(
-            &mut self.stats,
-            self.config.max_outbox,
-            to,
-            &message.as_outgoing(),
-        );
+        if self
+            .outbox
+            .push(to, self.config.max_outbox, &message.as_outgoing())
+            .is_none()
+        {
+            self.stats.outbox_full += 1;
+        }
     }
 
     fn send_query(&mut self, now: Instant, to: SocketAddr, kind: QueryKind) {
@@ -493,8 +463,13 @@ impl BootstrapServer {
             requester_ip: None,
             body: BodyRef::Query(&query),
         };
-        self.outbox
-            .push(&mut self.stats, self.config.max_outbox, to, &message);
+        if self
+            .outbox
+            .push(to, self.config.max_outbox, &message)
+            .is_none()
+        {
+            self.stats.outbox_full += 1;
+        }
     }
 
     /// Pings `to` to verify it, if the ping budget allows.
@@ -610,8 +585,13 @@ impl BootstrapServer {
                     requester_ip: None,
                     body: BodyRef::Error(&error),
                 };
-                self.outbox
-                    .push(&mut self.stats, self.config.max_outbox, from, &message);
+                if self
+                    .outbox
+                    .push(from, self.config.max_outbox, &message)
+                    .is_none()
+                {
+                    self.stats.outbox_full += 1;
+                }
                 return;
             }
         }
@@ -623,8 +603,13 @@ impl BootstrapServer {
             requester_ip: Some(from),
             body: BodyRef::Response(&response),
         };
-        self.outbox
-            .push(&mut self.stats, self.config.max_outbox, from, &message);
+        if self
+            .outbox
+            .push(from, self.config.max_outbox, &message)
+            .is_none()
+        {
+            self.stats.outbox_full += 1;
+        }
     }
 
     fn fill_nodes(

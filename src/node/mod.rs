@@ -32,7 +32,7 @@ use crate::routing::{FailureOutcome, InsertOutcome, RoutingTable, Snapshot, Snap
 use crate::time::Instant;
 use crate::token::TokenManager;
 use crate::transaction::TransactionMap;
-use crate::transmit::Transmit;
+use crate::transmit::{Transmit, TransmitQueue};
 
 pub use config::Config;
 pub use event::{Event, LookupKind, QueryError, RequestId, SampleReply};
@@ -54,32 +54,14 @@ pub const MAX_TRANSACTION_ID_LEN: usize = 64;
 /// its own family, farthest first.
 pub const MAX_REPLY_LEN: usize = 1_024;
 
-/// The datagrams waiting in [`Node::poll_transmit`]'s queue, and the buffer they are encoded
-/// in (each is then copied out at its exact size).
-#[derive(Default)]
-struct Outbox {
-    queue: VecDeque<Transmit>,
-    scratch: Vec<u8>,
-}
-
-impl Outbox {
-    /// Encodes `message` and queues it for `to`, unless `max` datagrams already wait.
-    fn push(&mut self, stats: &mut Stats, max: usize, to: SocketAddr, message: &Outgoing<'_>) {
-        if self.queue.len() >= max {
-            stats.queue_overflows += 1;
-            return;
+/// Counts a datagram queued for sending (its bytes), or refused by a full queue.
+fn count_queued(stats: &mut Stats, queued: Option<usize>) {
+    match queued {
+        Some(len) => {
+            stats.datagrams_out += 1;
+            stats.bytes_out += len as u64;
         }
-        self.scratch.clear();
-        message.encode_into(&mut self.scratch);
-        self.queue_scratch(stats, to);
-    }
-
-    /// Queues what `scratch` holds for `to`.
-    fn queue_scratch(&mut self, stats: &mut Stats, to: SocketAddr) {
-        let bytes = self.scratch.as_slice().to_vec();
-        stats.datagrams_out += 1;
-        stats.bytes_out += bytes.len() as u64;
-        self.queue.push_back(Transmit { to, bytes });
+        None => stats.queue_overflows += 1,
     }
 }
 
@@ -141,7 +123,7 @@ pub struct Node {
     next_request: u64,
     bootstrap_nodes: Vec<SocketAddr>,
     last_bootstrap: Option<Instant>,
-    outbox: Outbox,
+    outbox: TransmitQueue,
     events: VecDeque<Event>,
     stats: Stats,
     next_tick: Instant,
@@ -166,7 +148,7 @@ impl Node {
             next_request: 1,
             bootstrap_nodes: Vec::new(),
             last_bootstrap: None,
-            outbox: Outbox::default(),
+            outbox: TransmitQueue::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
             next_tick: now,
@@ -230,7 +212,7 @@ impl Node {
 
     /// Datagrams waiting in [`Node::poll_transmit`]'s queue.
     pub fn transmits_queued(&self) -> usize {
-        self.outbox.queue.len()
+        self.outbox.len()
     }
 
     /// Lookups and announces still running.
@@ -247,7 +229,7 @@ impl Node {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.queue.pop_front()
+        self.outbox.pop()
     }
 
     /// The next event.
@@ -756,7 +738,7 @@ impl Node {
             body: BodyRef::Query(&query),
         };
         let max = self.config.max_outbox;
-        self.outbox.push(&mut self.stats, max, addr, &message);
+        count_queued(&mut self.stats, self.outbox.push(addr, max, &message));
         Ok(())
     }
 
@@ -886,7 +868,7 @@ impl Node {
     /// Sends `response`, trimmed to [`MAX_REPLY_LEN`] bytes.
     fn reply(&mut self, to: SocketAddr, transaction_id: &[u8], mut response: Response) {
         self.stats.responses_out += 1;
-        if self.outbox.queue.len() >= self.config.max_outbox {
+        if self.outbox.len() >= self.config.max_outbox {
             self.stats.queue_overflows += 1;
             return;
         }
@@ -898,15 +880,14 @@ impl Node {
                 requester_ip: Some(to),
                 body: BodyRef::Response(&response),
             };
-            self.outbox.scratch.clear();
-            message.encode_into(&mut self.outbox.scratch);
-            let excess = self.outbox.scratch.len().saturating_sub(MAX_REPLY_LEN);
+            let excess = self.outbox.encode(&message).saturating_sub(MAX_REPLY_LEN);
             if excess == 0 || !trim_reply(&mut response, excess, &to) {
                 break;
             }
             self.stats.replies_trimmed += 1;
         }
-        self.outbox.queue_scratch(&mut self.stats, to);
+        let max = self.config.max_outbox;
+        count_queued(&mut self.stats, self.outbox.queue_encoded(to, max));
     }
 
     fn reply_error(&mut self, to: SocketAddr, transaction_id: &[u8], code: i64, text: &str) {
@@ -923,7 +904,7 @@ impl Node {
             body: BodyRef::Error(&error),
         };
         let max = self.config.max_outbox;
-        self.outbox.push(&mut self.stats, max, to, &message);
+        count_queued(&mut self.stats, self.outbox.push(to, max, &message));
     }
 
     /// The K closest nodes for a reply: IPv4 into `nodes`, IPv6 into `nodes6`, by `want` or
