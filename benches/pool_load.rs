@@ -38,7 +38,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use btdht::bootstrap::{BootstrapConfig, POOL_CLOCK_BASE, Pools, SharedPools, persist};
+use btdht::bootstrap::{BootstrapConfig, NodeFilter, POOL_CLOCK_BASE, Pools, SharedPools, persist};
 use btdht::krpc::compact;
 use btdht::krpc::{Body, Message, QueryKind, Want};
 use btdht::{NodeId, NodeInfo};
@@ -188,7 +188,7 @@ fn check_complete(pools: &Pools, ids4: &[NodeId], ids6: &[NodeId], loaded: usize
     }
     // The id index was built: the closest node to a saved id is that node.
     for i in [0, ids4.len() / 2, ids4.len() - 1] {
-        let found = pools.v4.closest(&ids4[i], 8, |_| true, |_| true);
+        let found = pools.v4.closest(&ids4[i], 8, &NodeFilter::ALL);
         assert_eq!(
             found.first().map(|n| n.id),
             Some(ids4[i]),
