@@ -26,6 +26,9 @@
 //! 127.0.0.0/8 and [::1], and their ages (under 10 minutes) are below the 15-minute re-ping
 //! age, so the server's only traffic to them is the walk's 4 `find_node`s a second.
 //!
+//! `cargo bench --bench pool_load -- write PATH`: only writes the pool file (the same nodes) to
+//! PATH, for `benches/throughput.sh` to load into `btdht bootstrap --state`.
+//!
 //! With no figure named both run. `cargo test --benches` (no `--bench` flag) runs a quick
 //! pass of 20,000 nodes. Env: `POOL_ROUNDS` (default 7), `POOL_NODES` (default 1,000,000),
 //! `BTDHT_BIN` (the binary to start; default: this checkout's).
@@ -598,8 +601,16 @@ fn main() {
         }
         Some("load") => load_figure(&dir, n4, rounds),
         Some("binary") => binary_figure(&dir, n4, rounds),
+        Some("write") => {
+            let Some(target) = which.get(1) else {
+                eprintln!("write needs a path: cargo bench --bench pool_load -- write PATH");
+                std::process::exit(2);
+            };
+            let (path, ..) = write_file(&dir, n4);
+            fs::copy(&path, target).expect("copy the pool file");
+        }
         Some(other) => {
-            eprintln!("unknown figure {other}; known: load, binary");
+            eprintln!("unknown figure {other}; known: load, binary, write");
             std::process::exit(2);
         }
     }

@@ -929,6 +929,242 @@ mod tests {
         assert_eq!(stale.len(), 3); // seen 30, 40, 50
     }
 
+    /// Checks the pool against `model` (address -> node and time): every node findable by
+    /// address with its time, nothing else, and the sorted region in id order.
+    fn check(pool: &Pool4, model: &std::collections::HashMap<SocketAddr, (NodeInfo, u32)>) {
+        assert_eq!(pool.len(), model.len());
+        let mut stored: Vec<(NodeInfo, u32)> = pool.iter().collect();
+        let mut want: Vec<(NodeInfo, u32)> = model.values().copied().collect();
+        stored.sort_by_key(|(n, _)| n.addr);
+        want.sort_by_key(|(n, _)| n.addr);
+        assert_eq!(stored, want);
+        for (node, seen) in model.values() {
+            assert_eq!(pool.seen(&node.addr), Some(*seen));
+        }
+        assert!(
+            pool.records[..pool.sorted]
+                .windows(2)
+                .all(|w| w[0].id <= w[1].id)
+        );
+    }
+
+    /// Inserts (new, refreshed, with a new id, replacing), removals and sweeps made between
+    /// `build_index` and `set_index` are all kept; after the next rebuild, answers are the
+    /// exact closest again.
+    #[test]
+    fn changes_made_during_a_rebuild_are_kept() {
+        let mut rng = SmallRng::seed_from_u64(8);
+        let mut pool = Pool4::new(3000, 13);
+        let mut model = std::collections::HashMap::new();
+        let mut next = 0u32;
+        for round in 0..20u32 {
+            if pool.index_stale() {
+                pool.rebuild_index();
+            }
+            for _ in 0..200 {
+                let node = if next > 0 && rng.random_bool(0.3) {
+                    // A known address, half the time with a new id.
+                    let i = rng.random_range(0..next);
+                    let ip = std::net::Ipv4Addr::from(0x0100_0000 + i);
+                    let old = model.get(&SocketAddr::from((ip, 6881))).map(|(n, _)| *n);
+                    match old {
+                        Some(old) if rng.random_bool(0.5) => old,
+                        _ => NodeInfo::new(NodeId::random(&mut rng), SocketAddr::from((ip, 6881))),
+                    }
+                } else {
+                    next += 1;
+                    node(next - 1, &mut rng)
+                };
+                let now = round * 10 + rng.random_range(0..10);
+                let seen = model
+                    .get(&node.addr)
+                    .map_or(now, |(_, s): &(NodeInfo, u32)| now.max(*s));
+                match pool.insert(node, now) {
+                    Inserted::Replaced => {
+                        // Some node left: find which from the pool itself.
+                        model.insert(node.addr, (node, seen));
+                        model.retain(|addr, _| pool.seen(addr).is_some());
+                    }
+                    _ => {
+                        model.insert(node.addr, (node, seen));
+                    }
+                }
+                if rng.random_bool(0.05) {
+                    let victim = *model.keys().next().unwrap();
+                    assert!(pool.remove(&victim));
+                    model.remove(&victim);
+                }
+            }
+            // Build, change things, install.
+            let rebuild = pool.build_index();
+            for _ in 0..50 {
+                next += 1;
+                let n = node(next - 1, &mut rng);
+                let now = round * 10 + 9;
+                if pool.insert(n, now) == Inserted::Replaced {
+                    model.insert(n.addr, (n, now));
+                    model.retain(|addr, _| pool.seen(addr).is_some());
+                } else {
+                    model.insert(n.addr, (n, now));
+                }
+            }
+            let victims: Vec<SocketAddr> = model.keys().take(20).copied().collect();
+            for victim in victims {
+                assert!(pool.remove(&victim));
+                model.remove(&victim);
+            }
+            assert!(pool.set_index(rebuild));
+            check(&pool, &model);
+        }
+        pool.rebuild_index();
+        check(&pool, &model);
+        for _ in 0..50 {
+            let target = NodeId::random(&mut rng);
+            let got = pool.closest(&target, 8, &NodeFilter::ALL);
+            let mut want: Vec<NodeInfo> = model.values().map(|(n, _)| *n).collect();
+            want.sort_by_key(|n| target.distance(&n.id));
+            assert_eq!(got, want[..8].to_vec());
+        }
+    }
+
+    /// A rebuild built before the pool compacted itself (records at their limit) is refused,
+    /// and the pool stays consistent.
+    #[test]
+    fn a_rebuild_older_than_a_compaction_is_refused() {
+        let mut rng = SmallRng::seed_from_u64(9);
+        let mut pool = Pool4::new(100, 17);
+        let mut model = std::collections::HashMap::new();
+        for i in 0..100 {
+            let n = node(i, &mut rng);
+            pool.insert(n, 5);
+            model.insert(n.addr, (n, 5));
+        }
+        let rebuild = pool.build_index();
+        // Replacements append records until the limit forces a compaction.
+        for i in 100..400 {
+            let n = node(i, &mut rng);
+            assert_eq!(pool.insert(n, 6), Inserted::Replaced);
+            model.insert(n.addr, (n, 6));
+            model.retain(|addr, _| pool.seen(addr).is_some());
+            assert!(pool.records.len() <= pool.limit);
+        }
+        assert!(!pool.set_index(rebuild));
+        check(&pool, &model);
+    }
+
+    /// The flags computed at insert give the same answers as the checks they replace.
+    #[test]
+    fn filters_hide_what_they_should() {
+        let mut rng = SmallRng::seed_from_u64(10);
+        let mut pool = Pool4::new(1000, 19);
+        let mut nodes = Vec::new();
+        for i in 0..1000u32 {
+            let ip = match i % 4 {
+                0 => std::net::Ipv4Addr::from(0x0a00_0000 + i), // private
+                _ => std::net::Ipv4Addr::from(0x0100_0000 + i * 977),
+            };
+            let id = if i % 3 == 0 {
+                NodeId::bep42(ip.into(), rng.random(), &mut rng)
+            } else {
+                NodeId::random(&mut rng)
+            };
+            let port = if i % 50 == 7 { 0 } else { 6881 };
+            let n = NodeInfo::new(id, SocketAddr::from((ip, port)));
+            pool.insert(n, 0);
+            nodes.push(n);
+        }
+        pool.rebuild_index();
+        let asker = nodes[5];
+        for (allow_private, strict, prefer) in [
+            (false, false, true),
+            (true, false, true),
+            (false, true, false),
+            (true, true, true),
+            (true, false, false),
+        ] {
+            let filter = NodeFilter {
+                allow_private,
+                bep42_strict: strict,
+                prefer_bep42: prefer,
+                exclude_addr: Some(asker.addr),
+                exclude_id: Some(asker.id),
+            };
+            let takes = |n: &NodeInfo| {
+                n.addr.port() != 0
+                    && (allow_private || !is_ignored_ip(n.addr.ip()))
+                    && (!strict || n.id.is_bep42_valid_for(n.addr.ip()))
+                    && n.addr != asker.addr
+                    && n.id != asker.id
+            };
+            for round in 0..100 {
+                // Targets near the asker's id too, so that the exclusion matters.
+                let target = if round % 4 == 0 {
+                    asker.id
+                } else {
+                    NodeId::random(&mut rng)
+                };
+                let got = pool.closest(&target, 8, &filter);
+                let later = |n: &NodeInfo| prefer && !n.id.is_bep42_valid_for(n.addr.ip());
+                let mut want: Vec<NodeInfo> = nodes.iter().copied().filter(takes).collect();
+                want.sort_by_key(|n| target.distance(&n.id));
+                want.truncate(8);
+                // Fewer than 8 when the scanned window holds fewer that the filter takes (a
+                // strict filter on this pool of few BEP 42-consistent nodes).
+                assert!(!got.is_empty() && got.len() <= 8);
+                assert!(got.iter().all(takes), "{filter:?} round {round}");
+                if prefer {
+                    // Preferred nodes first, each group by distance; a preferred node among
+                    // the 8 closest, within the farthest one handed out, is never displaced.
+                    assert!(
+                        got.windows(2)
+                            .all(|w| (later(&w[0]), target.distance(&w[0].id))
+                                <= (later(&w[1]), target.distance(&w[1].id)))
+                    );
+                    let farthest = got.iter().map(|n| target.distance(&n.id)).max();
+                    for n in want
+                        .iter()
+                        .filter(|n| !later(n) && Some(target.distance(&n.id)) <= farthest)
+                    {
+                        assert!(got.contains(n), "{filter:?} round {round}");
+                    }
+                } else {
+                    // The closest the filter takes, in order (a window holds every node
+                    // closer than one it holds).
+                    assert_eq!(got, want[..got.len()], "{filter:?} round {round}");
+                }
+                let mut compact = Vec::new();
+                assert_eq!(
+                    pool.closest_compact(&target, 8, &filter, &mut compact),
+                    got.len()
+                );
+                let mut encoded = Vec::new();
+                for n in &got {
+                    compact::encode_node(&mut encoded, n);
+                }
+                assert_eq!(compact, encoded);
+                let sample = pool.sample(&mut rng, 8, &filter);
+                assert!(sample.iter().all(takes));
+            }
+        }
+    }
+
+    /// Replacements on a full pool grow the records by at most an eighth before a rebuild:
+    /// still under 48 bytes per IPv4 node.
+    #[test]
+    fn a_full_pool_with_replacements_stays_under_48_bytes_per_node() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        let mut pool = Pool4::new(100_000, 23);
+        for i in 0..300_000 {
+            pool.insert(node(i, &mut rng), i);
+            if pool.index_stale() && i % 1000 == 0 {
+                pool.rebuild_index();
+            }
+            let per_node = pool.memory_bytes() as f64 / pool.capacity() as f64;
+            assert!(per_node <= 48.0, "{per_node} bytes per node at {i}");
+        }
+        assert_eq!(pool.len(), 100_000);
+    }
+
     #[test]
     fn a_million_ipv4_nodes_fit_in_48_bytes_each() {
         let mut rng = SmallRng::seed_from_u64(4);
