@@ -204,10 +204,22 @@ fn mix(mut x: u64) -> u64 {
 /// The XOR distance from `id` to the target `(hi, lo)`, as integers.
 #[inline]
 fn distance(id: &[u8; 20], target: (u128, u32)) -> (u128, u32) {
-    let (hi, lo) = id.split_at(16);
-    let hi = u128::from_be_bytes(hi.try_into().unwrap_or([0; 16]));
-    let lo = u32::from_be_bytes(lo.try_into().unwrap_or([0; 4]));
-    (hi ^ target.0, lo ^ target.1)
+    let mut hi = [0u8; 16];
+    let mut lo = [0u8; 4];
+    hi.copy_from_slice(&id[..16]);
+    lo.copy_from_slice(&id[16..]);
+    (
+        u128::from_be_bytes(hi) ^ target.0,
+        u32::from_be_bytes(lo) ^ target.1,
+    )
+}
+
+/// The first 8 bytes of `id` as an integer (big-endian, so in id order).
+#[inline]
+fn prefix8(id: &[u8; 20]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&id[..8]);
+    u64::from_be_bytes(bytes)
 }
 
 /// Bits of prefix `id` shares with the target.
@@ -588,68 +600,80 @@ impl<const N: usize> Pool<N> {
             return;
         }
         let records = &self.records[..self.sorted];
+        let len = records.len();
         let target_key = target.sort_key();
-        let shared_at = |i: usize| records.get(i).map_or(0, |r| shared(&r.id, target_key));
+        let shared_at = |i: usize| shared(&records[i].id, target_key);
+        // Binary search on the first 8 bytes as an integer, the whole id only on a tie.
+        let target_prefix = (target_key.0 >> 64) as u64;
+        let at = records.partition_point(|r| {
+            let prefix = prefix8(&r.id);
+            prefix < target_prefix || (prefix == target_prefix && r.id < target.0)
+        });
         // In id order, the prefix an id shares with the target never grows moving away from
         // the target's position, on either side. So taking the neighbour with the longer
         // shared prefix, 2n times, takes the ids by decreasing shared prefix: the last one
         // taken has the deepest prefix of the target that holds 2n ids.
-        let at = records.partition_point(|r| r.id < target.0);
         let (mut lo, mut hi) = (at, at);
+        let mut left = (lo > 0).then(|| shared_at(lo - 1));
+        let mut right = (hi < len).then(|| shared_at(hi));
         let mut depth = u32::MAX;
         while hi - lo < 2 * n {
-            let left = (lo > 0).then(|| shared_at(lo - 1));
-            let right = (hi < records.len()).then(|| shared_at(hi));
             match (left, right) {
-                (Some(l), Some(r)) if l >= r => (lo, depth) = (lo - 1, depth.min(l)),
-                (Some(l), None) => (lo, depth) = (lo - 1, depth.min(l)),
-                (_, Some(r)) => (hi, depth) = (hi + 1, depth.min(r)),
-                (None, None) => break,
+                (Some(l), r) if r.is_none_or(|r| l >= r) => {
+                    (lo, depth) = (lo - 1, depth.min(l));
+                    left = (lo > 0).then(|| shared_at(lo - 1));
+                }
+                (_, Some(r)) => {
+                    (hi, depth) = (hi + 1, depth.min(r));
+                    right = (hi < len).then(|| shared_at(hi));
+                }
+                _ => break,
             }
         }
         // Then the rest of that prefix's ids, on both sides in turn (at most CLOSEST_SCAN in
         // all, around the target's position).
         while hi - lo < CLOSEST_SCAN {
             let mut grew = false;
-            if lo > 0 && shared_at(lo - 1) >= depth {
+            if left.is_some_and(|l| l >= depth) {
                 lo -= 1;
+                left = (lo > 0).then(|| shared_at(lo - 1));
                 grew = true;
             }
-            if hi - lo < CLOSEST_SCAN && hi < records.len() && shared_at(hi) >= depth {
+            if hi - lo < CLOSEST_SCAN && right.is_some_and(|r| r >= depth) {
                 hi += 1;
+                right = (hi < len).then(|| shared_at(hi));
                 grew = true;
             }
             if !grew {
                 break;
             }
         }
-        // The best n of the window by (not preferred, distance), kept sorted.
+        // The best n of the window by (not preferred, distance), kept sorted. The key packs
+        // the flag and the 160-bit distance into 161 bits of a (u128, u64).
         let packed = Packed::<N>::new(filter);
-        let mut best = [(true, (0u128, 0u32), 0u32); MAX_ANSWER];
+        let mut best = [((0u128, 0u64), 0u32); MAX_ANSWER];
         let mut count = 0;
-        for i in lo..hi {
-            let record = &records[i];
-            let word = self.words[i];
-            if !packed.takes(record, word) {
+        for (i, (record, word)) in records[lo..hi].iter().zip(&self.words[lo..hi]).enumerate() {
+            if !packed.takes(record, *word) {
                 continue;
             }
+            let (d_hi, d_lo) = distance(&record.id, target_key);
             let key = (
-                packed.later(word),
-                distance(&record.id, target_key),
-                i as u32,
+                (u128::from(packed.later(*word)) << 127) | (d_hi >> 1),
+                ((d_hi as u64 & 1) << 32) | u64::from(d_lo),
             );
-            if count == n && (key.0, key.1) >= (best[n - 1].0, best[n - 1].1) {
+            if count == n && key >= best[n - 1].0 {
                 continue;
             }
             let mut pos = count.min(n - 1);
-            while pos > 0 && (key.0, key.1) < (best[pos - 1].0, best[pos - 1].1) {
+            while pos > 0 && key < best[pos - 1].0 {
                 best[pos] = best[pos - 1];
                 pos -= 1;
             }
-            best[pos] = key;
+            best[pos] = (key, (lo + i) as u32);
             count = (count + 1).min(n);
         }
-        for (_, _, i) in &best[..count] {
+        for (_, i) in &best[..count] {
             each(&records[*i as usize]);
         }
     }
