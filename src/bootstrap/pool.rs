@@ -204,14 +204,8 @@ fn mix(mut x: u64) -> u64 {
 /// The XOR distance from `id` to the target `(hi, lo)`, as integers.
 #[inline]
 fn distance(id: &[u8; 20], target: (u128, u32)) -> (u128, u32) {
-    let mut hi = [0u8; 16];
-    let mut lo = [0u8; 4];
-    hi.copy_from_slice(&id[..16]);
-    lo.copy_from_slice(&id[16..]);
-    (
-        u128::from_be_bytes(hi) ^ target.0,
-        u32::from_be_bytes(lo) ^ target.1,
-    )
+    let (hi, lo) = NodeId(*id).sort_key();
+    (hi ^ target.0, lo ^ target.1)
 }
 
 /// The first 8 bytes of `id` as an integer (big-endian, so in id order).
@@ -232,10 +226,10 @@ fn shared(id: &[u8; 20], target: (u128, u32)) -> u32 {
 }
 
 impl<const N: usize> Pool<N> {
-    /// An empty pool for at most `capacity` nodes (at least 1, at most 2^30); `hash_key`
+    /// An empty pool for at most `capacity` nodes (at least 1, at most 2^31); `hash_key`
     /// randomises the address index against crafted collisions.
     pub fn new(capacity: usize, hash_key: u64) -> Self {
-        let capacity = capacity.clamp(1, 1 << 30);
+        let capacity = capacity.clamp(1, 1 << 31);
         let slots = (capacity * 2).next_power_of_two();
         Pool {
             records: Vec::new(),
@@ -501,7 +495,7 @@ impl<const N: usize> Pool<N> {
     pub fn build_index(&self) -> Rebuild<N> {
         let records = &self.records;
         let prefix = |r: &Record<N>| u32::from_be_bytes([r.id[0], r.id[1], r.id[2], r.id[3]]);
-        // Record numbers fit in 32 bits: the limit is under 2^31.
+        // Record numbers fit in 32 bits, below EMPTY: the limit is under 2^31 + 2^29.
         let mut keys: Vec<u64> = (self.sorted..records.len())
             .filter(|i| self.words[*i] & HIDDEN == 0)
             .map(|i| (u64::from(prefix(&records[i])) << 32) | i as u64)
@@ -648,10 +642,12 @@ impl<const N: usize> Pool<N> {
                 break;
             }
         }
-        // The best n of the window by (not preferred, distance), kept sorted. The key packs
-        // the flag and the 160-bit distance into 161 bits of a (u128, u64).
+        // The best n of the window by (not preferred, distance), kept sorted. A key packs
+        // the flag, the 160-bit distance and the position in the window (under 2^8, as
+        // CLOSEST_SCAN is 256) into a (u128, u64): one comparison of 24 bytes ranks two.
+        const _: () = assert!(CLOSEST_SCAN <= 256);
         let packed = Packed::<N>::new(filter);
-        let mut best = [((0u128, 0u64), 0u32); MAX_ANSWER];
+        let mut best = [(0u128, 0u64); MAX_ANSWER];
         let mut count = 0;
         for (i, (record, word)) in records[lo..hi].iter().zip(&self.words[lo..hi]).enumerate() {
             if !packed.takes(record, *word) {
@@ -660,21 +656,21 @@ impl<const N: usize> Pool<N> {
             let (d_hi, d_lo) = distance(&record.id, target_key);
             let key = (
                 (u128::from(packed.later(*word)) << 127) | (d_hi >> 1),
-                ((d_hi as u64 & 1) << 32) | u64::from(d_lo),
+                ((d_hi as u64 & 1) << 40) | (u64::from(d_lo) << 8) | i as u64,
             );
-            if count == n && key >= best[n - 1].0 {
+            if count == n && key >= best[n - 1] {
                 continue;
             }
             let mut pos = count.min(n - 1);
-            while pos > 0 && key < best[pos - 1].0 {
+            while pos > 0 && key < best[pos - 1] {
                 best[pos] = best[pos - 1];
                 pos -= 1;
             }
-            best[pos] = (key, (lo + i) as u32);
+            best[pos] = key;
             count = (count + 1).min(n);
         }
-        for (_, i) in &best[..count] {
-            each(&records[*i as usize]);
+        for (_, low) in &best[..count] {
+            each(&records[lo + (*low & 0xff) as usize]);
         }
     }
 
