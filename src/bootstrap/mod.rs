@@ -84,7 +84,7 @@ pub enum AnswerMode {
 /// The bootstrap server's settings. Defaults in [`BootstrapConfig::default`].
 #[derive(Clone, Debug)]
 pub struct BootstrapConfig {
-    /// Nodes per answer (K).
+    /// Nodes per answer (K, at most [`pool::MAX_ANSWER`]).
     pub k: usize,
     /// How answers pick their nodes.
     pub answer: AnswerMode,

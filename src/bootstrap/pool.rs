@@ -204,8 +204,15 @@ fn mix(mut x: u64) -> u64 {
 /// The XOR distance from `id` to the target `(hi, lo)`, as integers.
 #[inline]
 fn distance(id: &[u8; 20], target: (u128, u32)) -> (u128, u32) {
-    let (hi, lo) = NodeId(*id).sort_key();
-    (hi ^ target.0, lo ^ target.1)
+    // As `NodeId::sort_key`, straight from the record (without copying the id).
+    let mut hi = [0u8; 16];
+    let mut lo = [0u8; 4];
+    hi.copy_from_slice(&id[..16]);
+    lo.copy_from_slice(&id[16..]);
+    (
+        u128::from_be_bytes(hi) ^ target.0,
+        u32::from_be_bytes(lo) ^ target.1,
+    )
 }
 
 /// The first 8 bytes of `id` as an integer (big-endian, so in id order).
