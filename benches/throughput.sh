@@ -14,7 +14,7 @@
 # bootstrap1m's share of the matched (padded) echo.
 #
 # Usage: benches/throughput.sh [ROUNDS] [SECONDS]
-# Env:   QUERY=ping|find_node|get_peers|mix (default ping), WINDOW (256), SOURCES (64),
+# Env:   QUERY=ping|find-node|get-peers|mix (default ping), WINDOW (256), SOURCES (64),
 #        BTDHT=path/to/btdht (default: builds it with cargo build --release),
 #        SKIP_LT=1 to leave libtorrent out (else tests/peers/setup.sh installs it once),
 #        PROFILE=DIR to record each server with `perf record -e cpu-clock -g` into DIR (one
@@ -25,7 +25,7 @@
 #        reply size; default: measured),
 #        CALLGRIND=1 to also count the user-space instructions per full-pool answer (the
 #        krpc_codec hot path's bootstrap1m workload under valgrind, which needs QUERY
-#        find_node or get_peers).
+#        find-node or get-peers).
 # Only 127.0.0.0/8 is used. Both btdht servers run with --rate-limit off (the per-IP limit,
 # 20/s, would otherwise answer each of the 64 sources 20 times a second).
 set -euo pipefail
@@ -187,15 +187,15 @@ EOF
 
 if [[ -n ${CALLGRIND:-} ]]; then
     case $QUERY in
-        find_node | get_peers) ;;
-        *) echo "CALLGRIND needs QUERY=find_node or get_peers" >&2; exit 0 ;;
+        find-node | get-peers) ;;
+        *) echo "CALLGRIND needs QUERY=find-node or get-peers" >&2; exit 0 ;;
     esac
     # User-space instructions per full-pool answer: independent of the machine's load.
     bench_bin=$(cargo bench --bench krpc_codec --no-run 2>&1 | grep -o 'target/[^ )]*krpc_codec-[0-9a-f]*' | tail -1)
     queries=5000
     valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
         --toggle-collect='krpc_codec::feed' "$bench_bin" --hot-path --rounds 1 \
-        --queries "$queries" --workload "bootstrap1m/$QUERY" >/dev/null 2>"$work/callgrind.log"
+        --queries "$queries" --workload "bootstrap1m/${QUERY//-/_}" >/dev/null 2>"$work/callgrind.log"
     collected=$(grep -o 'Collected : [0-9]*' "$work/callgrind.log" | grep -o '[0-9]*$')
     echo "bootstrap1m/$QUERY: $((collected / queries)) user-space instructions per answer (callgrind, $queries queries)"
 fi
