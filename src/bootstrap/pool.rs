@@ -11,10 +11,7 @@
 //!   record is hidden (removed or replaced, waiting for the next rebuild to drop it);
 //! - a table of `u32` record numbers by address, open addressing with linear probing and
 //!   backward-shift deletion, sized to the next power of two of twice the capacity (8.4 bytes
-//!   per node at a capacity of one million), holding only the records not hidden;
-//! - the first 8 bytes of the id of every 64th sorted record (0.125 bytes per node), a small
-//!   array where the search for a target's position starts, so that it costs a few cache
-//!   misses in the records rather than one per step of a binary search over 26 MB.
+//!   per node at a capacity of one million), holding only the records not hidden.
 //!
 //! The records are a **sorted region** (in id order, found by binary search directly over the
 //! records) followed by a **tail** of the nodes added since the last rebuild, in arrival order.
@@ -25,8 +22,8 @@
 //! changed. The records may outgrow the capacity by an eighth (hidden records waiting for the
 //! rebuild); an insert that finds them at that limit compacts the pool itself, in O(n).
 //!
-//! So a full IPv4 pool of one million nodes takes about 38.5 bytes per node right after a
-//! rebuild and at most about 42.2 bytes while hidden records and the tail grow;
+//! So a full IPv4 pool of one million nodes takes about 38.4 bytes per node right after a
+//! rebuild and at most about 42.1 bytes while hidden records and the tail grow;
 //! [`Pool::memory_bytes`] measures it from the allocations and a test checks it stays under
 //! 48. The pool never holds more than its capacity of nodes: a new node then replaces the
 //! stalest of a few nodes at a rotating cursor.
@@ -54,9 +51,6 @@ const EMPTY: u32 = u32::MAX;
 const EVICTION_CHOICES: usize = 4;
 /// Candidates examined around the target when answering with the closest nodes.
 const CLOSEST_SCAN: usize = 256;
-/// Sorted records per fence: [`Pool`] keeps the first 8 bytes of every `FENCE`-th sorted
-/// record's id, so that a search starts in a small array that stays in the cache.
-const FENCE: usize = 64;
 /// The most nodes one answer ([`Pool::closest_compact`], [`Pool::sample_compact`]) holds.
 pub const MAX_ANSWER: usize = 64;
 
@@ -167,7 +161,6 @@ pub struct Rebuild<const N: usize> {
     /// The old record number of each new record.
     order: Vec<u32>,
     records: Vec<Record<N>>,
-    fences: Vec<u64>,
     table: Vec<u32>,
 }
 
@@ -177,8 +170,6 @@ pub struct Rebuild<const N: usize> {
 pub struct Pool<const N: usize> {
     /// The sorted region `[..sorted]`, then the tail.
     records: Vec<Record<N>>,
-    /// The first 8 bytes (as an integer) of the id of every [`FENCE`]-th sorted record.
-    fences: Vec<u64>,
     /// Time and flags of each record.
     words: Vec<u32>,
     sorted: usize,
@@ -249,7 +240,6 @@ impl<const N: usize> Pool<N> {
         let slots = (capacity * 2).next_power_of_two();
         Pool {
             records: Vec::new(),
-            fences: Vec::new(),
             words: Vec::new(),
             sorted: 0,
             live: 0,
@@ -280,11 +270,10 @@ impl<const N: usize> Pool<N> {
         self.capacity
     }
 
-    /// Bytes allocated by the pool (records, their words, fences, address index).
+    /// Bytes allocated by the pool (records, their words, address index).
     pub fn memory_bytes(&self) -> usize {
         self.records.capacity() * std::mem::size_of::<Record<N>>()
             + self.words.capacity() * 4
-            + self.fences.capacity() * 8
             + self.table.capacity() * 4
     }
 
@@ -546,17 +535,11 @@ impl<const N: usize> Pool<N> {
             let (pos, _) = Self::find(&table, self.mask, self.hash_key, &new_records, &record.addr);
             table[pos] = j as u32;
         }
-        let fences = new_records
-            .iter()
-            .step_by(FENCE)
-            .map(|r| prefix8(&r.id))
-            .collect();
         Rebuild {
             layout: self.layout,
             len: records.len(),
             order,
             records: new_records,
-            fences,
             table,
         }
     }
@@ -572,7 +555,6 @@ impl<const N: usize> Pool<N> {
         let old_records = std::mem::replace(&mut self.records, rebuild.records);
         let old_words = std::mem::take(&mut self.words);
         self.table = rebuild.table;
-        self.fences = rebuild.fences;
         self.sorted = rebuild.order.len();
         let extra = old_records.len() - rebuild.len;
         self.words = Vec::with_capacity(self.sorted + extra);
@@ -622,20 +604,12 @@ impl<const N: usize> Pool<N> {
         let len = records.len();
         let target_key = target.sort_key();
         let shared_at = |i: usize| shared(&records[i].id, target_key);
-        // Binary search on the first 8 bytes as an integer (the whole id only on a tie):
-        // first over the fences, which stay in the cache, then over the records between the
-        // last fence below the target's prefix and the first above it (for random ids, one
-        // or two blocks of FENCE records: a few cache misses rather than one per step).
+        // Binary search on the first 8 bytes as an integer, the whole id only on a tie.
         let target_prefix = (target_key.0 >> 64) as u64;
-        let below = self.fences.partition_point(|p| *p < target_prefix);
-        let above = below + self.fences[below..].partition_point(|p| *p <= target_prefix);
-        let from = below.saturating_sub(1) * FENCE;
-        let to = (above * FENCE).min(len);
-        let at = from
-            + records[from..to].partition_point(|r| {
-                let prefix = prefix8(&r.id);
-                prefix < target_prefix || (prefix == target_prefix && r.id < target.0)
-            });
+        let at = records.partition_point(|r| {
+            let prefix = prefix8(&r.id);
+            prefix < target_prefix || (prefix == target_prefix && r.id < target.0)
+        });
         // In id order, the prefix an id shares with the target never grows moving away from
         // the target's position, on either side. So taking the neighbour with the longer
         // shared prefix, 2n times, takes the ids by decreasing shared prefix: the last one
