@@ -223,6 +223,13 @@ fn prefix8(id: &[u8; 20]) -> u64 {
     u64::from_be_bytes(bytes)
 }
 
+/// `a < b` for the packed keys of [`Pool::closest_each`] (the tuple's own comparison, written
+/// out: two integer comparisons).
+#[inline]
+fn less(a: &(u128, u64), b: &(u128, u64)) -> bool {
+    a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
+}
+
 /// Bits of prefix `id` shares with the target.
 #[inline]
 fn shared(id: &[u8; 20], target: (u128, u32)) -> u32 {
@@ -665,11 +672,11 @@ impl<const N: usize> Pool<N> {
                 (u128::from(packed.later(*word)) << 127) | (d_hi >> 1),
                 ((d_hi as u64 & 1) << 40) | (u64::from(d_lo) << 8) | i as u64,
             );
-            if count == n && key >= best[n - 1] {
+            if count == n && !less(&key, &best[n - 1]) {
                 continue;
             }
             let mut pos = count.min(n - 1);
-            while pos > 0 && key < best[pos - 1] {
+            while pos > 0 && less(&key, &best[pos - 1]) {
                 best[pos] = best[pos - 1];
                 pos -= 1;
             }
