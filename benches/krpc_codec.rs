@@ -9,7 +9,9 @@
 //!
 //! Last comes the **hot path**: prepared query datagrams (ping, find_node, get_peers,
 //! announce_peer) from 10,000 distinct loopback sources are fed, on a simulated clock, into a
-//! warmed-up [`Node`] and a [`BootstrapServer`] with a 100,000-node pool, exactly as a driver
+//! warmed-up [`Node`] and a [`BootstrapServer`] with a 100,000-node pool (and, as `bootstrap1m`,
+//! one with a full pool of one million public nodes, half of them BEP 42-consistent), exactly
+//! as a driver
 //! does (`handle_timeout` when due, `handle_datagram`, drain `poll_transmit` and the events),
 //! and every query must be answered. It prints nanoseconds per query, as a ratio against the
 //! same run's baseline (copying each datagram into a reply buffer and through an outbox, the
@@ -20,7 +22,8 @@
 //! --hot-path [--workload NAME] [--queries N] [--rounds N]` runs only the hot path. For
 //! instruction counts, run the bench binary under `valgrind --tool=callgrind
 //! --toggle-collect='krpc_codec::feed'` (the timed loop) with `--hot-path --rounds 1 --queries
-//! 5000 --workload node/ping` and divide the collected count by the queries.
+//! 5000 --workload node/ping` and divide the collected count by the queries (e.g. `--workload
+//! bootstrap1m/find_node` for a full-pool bootstrap answer).
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::collections::{HashMap, VecDeque};
@@ -290,6 +293,8 @@ const HOT_ROUNDS: usize = 5;
 const HOT_STEP: Duration = Duration::from_micros(10);
 /// Nodes in the bootstrap server's pool.
 const POOL_NODES: u32 = 100_000;
+/// Nodes in the full pool of the `bootstrap1m` workloads.
+const FULL_POOL_NODES: u32 = 1_000_000;
 /// Info-hashes announced to (the peer store stays small and bounded).
 const ANNOUNCED_HASHES: usize = 1_000;
 
@@ -298,6 +303,9 @@ const ANNOUNCED_HASHES: usize = 1_000;
 enum CoreKind {
     Node,
     Bootstrap,
+    /// A bootstrap server with a full pool of one million public nodes, half of them with
+    /// BEP 42-consistent ids, as on a busy production server.
+    BootstrapFull,
 }
 
 /// Which query a workload sends.
@@ -311,7 +319,7 @@ enum QueryMix {
     AnnouncePeer,
 }
 
-const WORKLOADS: [(&str, CoreKind, QueryMix); 10] = [
+const WORKLOADS: [(&str, CoreKind, QueryMix); 12] = [
     ("node/ping_ro", CoreKind::Node, QueryMix::PingReadOnly),
     ("node/ping", CoreKind::Node, QueryMix::Ping),
     ("node/find_node", CoreKind::Node, QueryMix::FindNode),
@@ -337,6 +345,16 @@ const WORKLOADS: [(&str, CoreKind, QueryMix); 10] = [
         "bootstrap/announce_peer",
         CoreKind::Bootstrap,
         QueryMix::AnnouncePeer,
+    ),
+    (
+        "bootstrap1m/find_node",
+        CoreKind::BootstrapFull,
+        QueryMix::FindNode,
+    ),
+    (
+        "bootstrap1m/get_peers",
+        CoreKind::BootstrapFull,
+        QueryMix::GetPeers,
     ),
 ];
 
@@ -453,12 +471,31 @@ fn prepare(kind: CoreKind, mix: QueryMix, queries: usize) -> Prepared {
     let mut now = btdht::Instant::from_secs(1);
     let mut core: Box<dyn Core> = match kind {
         CoreKind::Node => Box::new(Node::new(node_config(), own, 7, now)),
-        CoreKind::Bootstrap => {
-            let mut pools = Pools::new(POOL_NODES as usize, 0x1234_5678);
+        CoreKind::Bootstrap | CoreKind::BootstrapFull => {
+            let full = kind == CoreKind::BootstrapFull;
+            let size = if full { FULL_POOL_NODES } else { POOL_NODES };
+            let mut pools = Pools::new(size as usize, 0x1234_5678);
             let pool_now = BootstrapServer::pool_time(now);
-            for i in 0..POOL_NODES {
-                let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(0x7f40_0000 + i), 6881));
-                pools.insert(NodeInfo::new(NodeId::random(&mut rng), addr), pool_now);
+            for i in 0..size {
+                let node = if full {
+                    // Public addresses (never contacted: the hot path drops what the core
+                    // sends), spread over the IPv4 space.
+                    let ip =
+                        Ipv4Addr::from(0x0100_0000 + (i.wrapping_mul(0x9e37_79b1) & 0x7fff_ffff));
+                    let id = if i % 2 == 0 {
+                        NodeId::bep42(ip.into(), rng.random(), &mut rng)
+                    } else {
+                        NodeId::random(&mut rng)
+                    };
+                    NodeInfo::new(id, SocketAddr::V4(SocketAddrV4::new(ip, 6881)))
+                } else {
+                    let ip = Ipv4Addr::from(0x7f40_0000 + i);
+                    NodeInfo::new(
+                        NodeId::random(&mut rng),
+                        SocketAddr::V4(SocketAddrV4::new(ip, 6881)),
+                    )
+                };
+                pools.insert(node, pool_now);
             }
             let pools = Arc::new(RwLock::new(pools));
             let mut server = BootstrapServer::new(bootstrap_config(), own, 0xabcd, 7, now, pools);

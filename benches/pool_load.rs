@@ -26,6 +26,9 @@
 //! 127.0.0.0/8 and [::1], and their ages (under 10 minutes) are below the 15-minute re-ping
 //! age, so the server's only traffic to them is the walk's 4 `find_node`s a second.
 //!
+//! `cargo bench --bench pool_load -- write PATH`: only writes the pool file (the same nodes) to
+//! PATH, for `benches/throughput.sh` to load into `btdht bootstrap --state`.
+//!
 //! With no figure named both run. `cargo test --benches` (no `--bench` flag) runs a quick
 //! pass of 20,000 nodes. Env: `POOL_ROUNDS` (default 7), `POOL_NODES` (default 1,000,000),
 //! `BTDHT_BIN` (the binary to start; default: this checkout's).
@@ -39,7 +42,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use btdht::bootstrap::{BootstrapConfig, POOL_CLOCK_BASE, Pools, SharedPools, persist};
+use btdht::bootstrap::{BootstrapConfig, NodeFilter, POOL_CLOCK_BASE, Pools, SharedPools, persist};
 use btdht::krpc::compact;
 use btdht::krpc::{Body, Message, QueryKind, Want};
 use btdht::{NodeId, NodeInfo};
@@ -189,7 +192,7 @@ fn check_complete(pools: &Pools, ids4: &[NodeId], ids6: &[NodeId], loaded: usize
     }
     // The id index was built: the closest node to a saved id is that node.
     for i in [0, ids4.len() / 2, ids4.len() - 1] {
-        let found = pools.v4.closest(&ids4[i], 8, |_| true, |_| true);
+        let found = pools.v4.closest(&ids4[i], 8, &NodeFilter::ALL);
         assert_eq!(
             found.first().map(|n| n.id),
             Some(ids4[i]),
@@ -599,8 +602,16 @@ fn main() {
         }
         Some("load") => load_figure(&dir, n4, rounds),
         Some("binary") => binary_figure(&dir, n4, rounds),
+        Some("write") => {
+            let Some(target) = which.get(1) else {
+                eprintln!("write needs a path: cargo bench --bench pool_load -- write PATH");
+                std::process::exit(2);
+            };
+            let (path, ..) = write_file(&dir, n4);
+            fs::copy(&path, target).expect("copy the pool file");
+        }
         Some(other) => {
-            eprintln!("unknown figure {other}; known: load, binary");
+            eprintln!("unknown figure {other}; known: load, binary, write");
             std::process::exit(2);
         }
     }

@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Query throughput on loopback: raw UDP echo (batched like the servers: the physical-limit
 # baseline), raw echo with one system call per datagram (echo-1, for reference), libtorrent
-# (relaxed limits), `btdht node` and `btdht bootstrap`, each loaded in turn by `btdht bench`
-# (same load), ROUNDS rounds of alternation. The server runs on core 0 (taskset -c 0), the
-# generator on core 1.
+# (relaxed limits), `btdht node`, `btdht bootstrap` (empty pool), `btdht bootstrap` loaded with
+# a full pool of POOL_NODES nodes (bootstrap1m, the production case: its find_node and
+# get_peers answers are the pool's closest nodes to random targets) and a raw echo whose
+# replies are padded to the size of bootstrap1m's answers (echo-pad, measured at start with
+# one short run), each loaded in turn by `btdht bench` (same load), ROUNDS rounds of
+# alternation. The server runs on core 0 (taskset -c 0), the generator on core 1.
 # Prints each run's answered/s and the server's CPU use (from /proc/PID/stat: the share of
 # its core it used, and its CPU microseconds per answered query, which shows where the time
 # goes even when the generator or a noisy neighbour limits the rate), then per contender the
-# median (min-max) and the ratios of medians against libtorrent and raw echo.
+# median (min-max) and the ratios of medians against libtorrent and raw echo, and
+# bootstrap1m's share of the matched (padded) echo.
 #
 # Usage: benches/throughput.sh [ROUNDS] [SECONDS]
-# Env:   QUERY=ping|find_node|get_peers|mix (default ping), WINDOW (256), SOURCES (64),
+# Env:   QUERY=ping|find-node|get-peers|mix (default ping), WINDOW (256), SOURCES (64),
 #        BTDHT=path/to/btdht (default: builds it with cargo build --release),
 #        SKIP_LT=1 to leave libtorrent out (else tests/peers/setup.sh installs it once),
 #        PROFILE=DIR to record each server with `perf record -e cpu-clock -g` into DIR (one
-#        file per run) and print its split between kernel and user space and its top symbols.
+#        file per run) and print its split between kernel and user space and its top symbols,
+#        SKIP_POOL=1 to leave out bootstrap1m and echo-pad, POOL_NODES (1000000) and
+#        POOL_FILE (a saved pool to load; default: written once by
+#        `cargo bench --bench pool_load -- write`, nodes on 127.0.0.0/8), PAD (echo-pad's
+#        reply size; default: measured),
+#        CALLGRIND=1 to also count the user-space instructions per full-pool answer (the
+#        krpc_codec hot path's bootstrap1m workload under valgrind, which needs QUERY
+#        find-node or get-peers).
 # Only 127.0.0.0/8 is used. Both btdht servers run with --rate-limit off (the per-IP limit,
 # 20/s, would otherwise answer each of the 64 sources 20 times a second).
 set -euo pipefail
@@ -37,6 +48,12 @@ PY=""
 if [[ -z ${SKIP_LT:-} ]]; then
     PY=$(tests/peers/setup.sh)
 fi
+work=$(mktemp -d)
+if [[ -z ${SKIP_POOL:-} && -z ${POOL_FILE:-} ]]; then
+    POOL_FILE=$work/pool.bin
+    POOL_NODES=${POOL_NODES:-1000000} cargo bench --quiet --bench pool_load -- write "$POOL_FILE" \
+        >/dev/null
+fi
 
 server_pid=""
 cleanup() {
@@ -45,7 +62,7 @@ cleanup() {
         wait "$server_pid" 2>/dev/null || true
     fi
 }
-trap cleanup EXIT
+trap 'cleanup; rm -rf "$work"' EXIT
 
 port=47000
 start_server() { # name -> starts it on 127.0.1.1:$port, sets server_pid
@@ -56,6 +73,11 @@ start_server() { # name -> starts it on 127.0.1.1:$port, sets server_pid
         libtorrent) taskset -c 0 "$PY" tests/peers/lt_node.py --listen "127.0.1.1:$port" --duration "$life" >/dev/null & ;;
         node) taskset -c 0 "$BTDHT" -q node --bind "127.0.1.1:$port" --allow-private --rate-limit off --bootstrap 127.0.1.1:9 & ;;
         bootstrap) taskset -c 0 "$BTDHT" -q bootstrap --bind "127.0.1.1:$port" --allow-private --rate-limit off --bootstrap 127.0.1.1:9 --capacity 100000 & ;;
+        echo-pad) taskset -c 0 "$BTDHT" -q udp-echo --pad "$PAD" --bind "127.0.1.1:$port" --seconds "$life" & ;;
+        bootstrap1m)
+            # A copy: the server saves its pool back into the file when it stops.
+            cp "$POOL_FILE" "$work/state.bin"
+            taskset -c 0 "$BTDHT" -q bootstrap --bind "127.0.1.1:$port" --allow-private --rate-limit off --bootstrap 127.0.1.1:9 --capacity "${POOL_NODES:-1000000}" --state "$work/state.bin" & ;;
     esac
     server_pid=$!
     if [[ $1 == echo* ]]; then sleep 0.3; return 0; fi # the echo server does not speak KRPC
@@ -71,6 +93,19 @@ start_server() { # name -> starts it on 127.0.1.1:$port, sets server_pid
 
 contenders=(echo echo-1 node bootstrap)
 [[ -n $PY ]] && contenders=(echo echo-1 libtorrent node bootstrap)
+if [[ -z ${SKIP_POOL:-} ]]; then
+    contenders+=(echo-pad bootstrap1m)
+    if [[ -z ${PAD:-} ]]; then
+        # The size of bootstrap1m's answers to this query, from one short run.
+        port=$((port + 1))
+        start_server bootstrap1m
+        PAD=$("$BTDHT" bench "127.0.1.1:$port" --query "$QUERY" --seconds 1 --warmup 0 \
+            --window 16 --sources 8 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["answer_bytes_mean"]))')
+        cleanup
+        server_pid=""
+    fi
+    echo "echo-pad replies padded to $PAD bytes (bootstrap1m's $QUERY answers)"
+fi
 ticks_per_sec=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # utime + stime
 declare -A results costs
@@ -138,11 +173,29 @@ print(f"\nquery={query}  rounds=$ROUNDS  seconds=$SECONDS_PER_RUN  window=$WINDO
 for n in names:
     c = f"  server CPU {statistics.median(cost[n]):.2f} us/query" if cost.get(n) else ""
     print(f"{n:<10} median {med[n]:>9.0f}/s  (min {min(raw[n]):.0f}, max {max(raw[n]):.0f}){c}")
-for n in ("node", "bootstrap"):
+for n in [n for n in ("node", "bootstrap", "bootstrap1m") if n in med]:
     if "libtorrent" in med and med["libtorrent"]:
         r = [a / b for a, b in zip(raw[n], raw["libtorrent"]) if b]
         print(f"{n} / libtorrent: {med[n] / med['libtorrent']:.2f}x  (per round {min(r):.2f}-{max(r):.2f})")
     if med.get("echo"):
         r = [a / b for a, b in zip(raw[n], raw["echo"]) if b]
         print(f"{n} / raw echo:   {100 * med[n] / med['echo']:.0f}%  (per round {100 * min(r):.0f}-{100 * max(r):.0f}%)")
+if med.get("echo-pad") and "bootstrap1m" in med:
+    r = [a / b for a, b in zip(raw["bootstrap1m"], raw["echo-pad"]) if b]
+    print(f"bootstrap1m / matched echo ($PAD-byte replies): {med['bootstrap1m'] / med['echo-pad']:.2f}x  (per round {min(r):.2f}-{max(r):.2f})")
 EOF
+
+if [[ -n ${CALLGRIND:-} ]]; then
+    case $QUERY in
+        find-node | get-peers) ;;
+        *) echo "CALLGRIND needs QUERY=find-node or get-peers" >&2; exit 0 ;;
+    esac
+    # User-space instructions per full-pool answer: independent of the machine's load.
+    bench_bin=$(cargo bench --bench krpc_codec --no-run 2>&1 | grep -o 'target/[^ )]*krpc_codec-[0-9a-f]*' | tail -1)
+    queries=5000
+    valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+        --toggle-collect='krpc_codec::feed' "$bench_bin" --hot-path --rounds 1 \
+        --queries "$queries" --workload "bootstrap1m/${QUERY//-/_}" >/dev/null 2>"$work/callgrind.log"
+    collected=$(grep -o 'Collected : [0-9]*' "$work/callgrind.log" | grep -o '[0-9]*$')
+    echo "bootstrap1m/$QUERY: $((collected / queries)) user-space instructions per answer (callgrind, $queries queries)"
+fi

@@ -57,15 +57,15 @@ use rand::rngs::SmallRng;
 use crate::contact::NodeInfo;
 use crate::id::NodeId;
 use crate::krpc::{
-    self, Body, BodyRef, ERROR_GENERIC, ERROR_PROTOCOL, KrpcError, Message, Outgoing, Query,
-    QueryKind, Response, Want,
+    self, Body, BodyRef, CompactNodes, ERROR_GENERIC, ERROR_PROTOCOL, KrpcError, Message, Outgoing,
+    Query, QueryKind, Response, Want,
 };
 use crate::node::config::CLIENT_VERSION;
 use crate::node::{MAX_TRANSACTION_ID_LEN, RateLimit, RateLimiter};
 use crate::time::Instant;
 use crate::transmit::{Transmit, TransmitQueue};
 
-pub use pool::{Inserted, Pool4, Pool6};
+pub use pool::{Inserted, NodeFilter, Pool4, Pool6};
 
 /// Seconds added to the core's clock to get the pool's clock, so that nodes loaded from a
 /// saved pool can keep their age (up to about 11 days) although the core's clock restarts at 0.
@@ -83,7 +83,7 @@ pub enum AnswerMode {
 /// The bootstrap server's settings. Defaults in [`BootstrapConfig::default`].
 #[derive(Clone, Debug)]
 pub struct BootstrapConfig {
-    /// Nodes per answer (K).
+    /// Nodes per answer (K, at most [`pool::MAX_ANSWER`]).
     pub k: usize,
     /// How answers pick their nodes.
     pub answer: AnswerMode,
@@ -170,6 +170,15 @@ impl BootstrapConfig {
 
     fn id_ok(&self, id: &NodeId, addr: &SocketAddr) -> bool {
         !self.bep42_strict || id.is_bep42_valid_for(addr.ip())
+    }
+
+    /// The pool nodes [`BootstrapConfig::keeps`], as a pool filter.
+    fn kept(&self) -> NodeFilter {
+        NodeFilter {
+            allow_private: self.allow_private,
+            bep42_strict: self.bep42_strict,
+            ..NodeFilter::default()
+        }
     }
 }
 
@@ -318,6 +327,32 @@ fn keyed(key: u64, data: impl Hash) -> u64 {
     h.finish()
 }
 
+/// The nodes of the answer being made, as compact node info copied from the pool, encoded
+/// into the reply as they are (kept between answers so that an answer allocates nothing).
+#[derive(Default)]
+struct AnswerNodes {
+    v4: Vec<u8>,
+    v6: Vec<u8>,
+    has_v4: bool,
+    has_v6: bool,
+}
+
+impl AnswerNodes {
+    fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
+        self.has_v4 = false;
+        self.has_v6 = false;
+    }
+
+    fn compact(&self) -> CompactNodes<'_> {
+        CompactNodes {
+            nodes: self.has_v4.then_some(self.v4.as_slice()),
+            nodes6: self.has_v6.then_some(self.v6.as_slice()),
+        }
+    }
+}
+
 /// The sans-IO bootstrap server core (one per shard).
 pub struct BootstrapServer {
     config: BootstrapConfig,
@@ -327,6 +362,7 @@ pub struct BootstrapServer {
     pools: SharedPools,
     bootstrap_nodes: Vec<SocketAddr>,
     outbox: TransmitQueue,
+    nodes: AnswerNodes,
     limiter: RateLimiter,
     ping_budget: RateLimiter,
     stats: BootstrapStats,
@@ -369,6 +405,7 @@ impl BootstrapServer {
             pools,
             bootstrap_nodes: Vec::new(),
             outbox: TransmitQueue::default(),
+            nodes: AnswerNodes::default(),
             limiter,
             ping_budget,
             stats: BootstrapStats::default(),
@@ -544,6 +581,7 @@ impl BootstrapServer {
         asker: &NodeId,
         kind: QueryKind,
     ) {
+        self.nodes.clear();
         let mut response = Response::new(self.id);
         match kind {
             QueryKind::Ping => {}
@@ -601,7 +639,7 @@ impl BootstrapServer {
             version: self.config.version.as_deref(),
             read_only: false,
             requester_ip: Some(from),
-            body: BodyRef::Response(&response),
+            body: BodyRef::ResponseCompact(&response, self.nodes.compact()),
         };
         if self
             .outbox
@@ -612,9 +650,12 @@ impl BootstrapServer {
         }
     }
 
+    /// Copies the nodes of the answer from the pools into `self.nodes` (they are encoded
+    /// from there in place of `response`'s lists): the asker is never handed itself, nodes
+    /// the configuration does not keep are never handed out, BEP 42-consistent ones first.
     fn fill_nodes(
         &mut self,
-        response: &mut Response,
+        _response: &mut Response,
         target: &NodeId,
         want: Want,
         from: &SocketAddr,
@@ -626,26 +667,38 @@ impl BootstrapServer {
             (from.is_ipv4(), from.is_ipv6())
         };
         let k = self.config.k;
-        let config = &self.config;
-        let accept = |n: &NodeInfo| n.addr != *from && n.id != *asker && config.keeps(n);
-        let prefer = |n: &NodeInfo| n.id.is_bep42_valid_for(n.addr.ip());
+        let filter = NodeFilter {
+            prefer_bep42: true,
+            exclude_addr: Some(*from),
+            exclude_id: Some(*asker),
+            ..self.config.kept()
+        };
         let pools = self.pools.read();
+        let nodes = &mut self.nodes;
+        let mut handed_out = 0;
         if n4 {
-            let nodes = match self.config.answer {
-                AnswerMode::Closest => pools.v4.closest(target, k, accept, prefer),
-                AnswerMode::Random => pools.v4.sample(&mut self.rng, k, accept, prefer),
+            handed_out += match self.config.answer {
+                AnswerMode::Closest => pools.v4.closest_compact(target, k, &filter, &mut nodes.v4),
+                AnswerMode::Random => {
+                    pools
+                        .v4
+                        .sample_compact(&mut self.rng, k, &filter, &mut nodes.v4)
+                }
             };
-            self.stats.nodes_handed_out += nodes.len() as u64;
-            response.nodes = Some(nodes);
+            nodes.has_v4 = true;
         }
         if n6 {
-            let nodes = match self.config.answer {
-                AnswerMode::Closest => pools.v6.closest(target, k, accept, prefer),
-                AnswerMode::Random => pools.v6.sample(&mut self.rng, k, accept, prefer),
+            handed_out += match self.config.answer {
+                AnswerMode::Closest => pools.v6.closest_compact(target, k, &filter, &mut nodes.v6),
+                AnswerMode::Random => {
+                    pools
+                        .v6
+                        .sample_compact(&mut self.rng, k, &filter, &mut nodes.v6)
+                }
             };
-            self.stats.nodes_handed_out += nodes.len() as u64;
-            response.nodes6 = Some(nodes);
+            nodes.has_v6 = true;
         }
+        self.stats.nodes_handed_out += handed_out as u64;
     }
 
     fn on_response(&mut self, now: Instant, from: SocketAddr, t: &[u8], response: Response) {
@@ -713,8 +766,12 @@ impl BootstrapServer {
         }
     }
 
-    /// Rebuilds the pools' sorted indexes if stale: sorted under the read lock, swapped in
-    /// under the write lock, so answers keep flowing while a large pool sorts.
+    /// Rebuilds the pools if stale ([`pool::Pool::index_stale`]): the tail sorted, merged
+    /// with the sorted region and the records copied and indexed under the read lock, so
+    /// answers keep flowing meanwhile; installed under the write lock, which costs one pass
+    /// over the 4-byte time words in the new order plus the changes made in between (a few
+    /// milliseconds for a million nodes, during which answers wait). A rebuild made stale by
+    /// the pool compacting itself meanwhile is dropped and redone at the next tick.
     fn rebuild_indexes(&mut self) {
         let (stale4, stale6) = {
             let pools = self.pools.read();
@@ -733,16 +790,14 @@ impl BootstrapServer {
     fn walk(&mut self, now: Instant) {
         let target = NodeId::random(&mut self.rng);
         let config = &self.config;
-        let keep = |n: &NodeInfo| config.keeps(n);
+        let keep = config.kept();
         let (targets, small) = {
             let pools = self.pools.read();
-            let mut nodes = pools
-                .v4
-                .sample(&mut self.rng, config.walk_fanout, keep, |_| true);
+            let mut nodes = pools.v4.sample(&mut self.rng, config.walk_fanout, &keep);
             nodes.extend(
                 pools
                     .v6
-                    .sample(&mut self.rng, config.walk_fanout / 2, keep, |_| true),
+                    .sample(&mut self.rng, config.walk_fanout / 2, &keep),
             );
             (nodes, pools.len() < config.walk_bootstrap_below)
         };

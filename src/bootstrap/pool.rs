@@ -1,20 +1,39 @@
-//! The pool of verified nodes: a compact table of packed entries with an open-addressing index
-//! by address and a lazily rebuilt index sorted by node id.
+//! The pool of verified nodes: compact records kept in id order, ready to be copied into an
+//! answer, with an open-addressing index by address.
 //!
 //! One [`Pool`] holds one address family: `N` is the length of the compact address (6 bytes
-//! for IPv4, 18 for IPv6, as in compact node info). An entry is the node id (20 bytes), the
-//! compact address and the time it last answered us (a `u32` of seconds), so 32 bytes for IPv4
-//! (30 rounded up to the alignment of the `u32`). The indexes add:
-//! - a table of `u32` entry numbers by address, open addressing with linear probing and
+//! for IPv4, 18 for IPv6, as in compact node info). A record is exactly a compact node info
+//! entry, the node id and the compact address (26 bytes for IPv4, 38 for IPv6), so an answer
+//! copies records as they are. Beside the records:
+//! - a parallel `Vec<u32>` of words holding the time each node last answered us (seconds, pool
+//!   clock, 28 bits) and flags computed once when the node enters: its id is BEP 42-consistent
+//!   with its address; its address is on a network ignored without `allow_private`; the
+//!   record is hidden (removed or replaced, waiting for the next rebuild to drop it);
+//! - a table of `u32` record numbers by address, open addressing with linear probing and
 //!   backward-shift deletion, sized to the next power of two of twice the capacity (8.4 bytes
-//!   per node at a capacity of one million);
-//! - a `Vec<u32>` of entry numbers sorted by id (4 bytes per node), rebuilt when enough has
-//!   changed, used to find the nodes closest to a target.
+//!   per node at a capacity of one million), holding only the records not hidden.
 //!
-//! So a full IPv4 pool of one million nodes takes about 44.4 bytes per node;
+//! The records are a **sorted region** (in id order, found by binary search directly over the
+//! records) followed by a **tail** of the nodes added since the last rebuild, in arrival order.
+//! A record never changes in place once written (only its word does): a node that changes id,
+//! or is replaced, or removed, is hidden and, if it stays, appended again. So the sorted region
+//! stays sorted, and answers (which read only the sorted region) never see the tail until a
+//! rebuild merges it in, which [`Pool::index_stale`] asks for once an eighth of the nodes
+//! changed. The records may outgrow the capacity by an eighth (hidden records waiting for the
+//! rebuild); an insert that finds them at that limit compacts the pool itself, in O(n).
+//!
+//! So a full IPv4 pool of one million nodes takes about 38.4 bytes per node right after a
+//! rebuild and at most about 42.1 bytes while hidden records and the tail grow;
 //! [`Pool::memory_bytes`] measures it from the allocations and a test checks it stays under
-//! 48. The pool never grows past its capacity: a new node then replaces the stalest of a few
-//! entries at a rotating cursor.
+//! 48. The pool never holds more than its capacity of nodes: a new node then replaces the
+//! stalest of a few nodes at a rotating cursor.
+//!
+//! A rebuild is split for a pool shared behind a lock: [`Pool::build_index`] does the work
+//! that reads the pool (sorting the tail, merging it with the sorted region, copying the
+//! records in their new order and indexing their addresses) and can run under a read lock,
+//! while answers go on; [`Pool::set_index`] installs it under the write lock, with one pass
+//! over the time words in the new order and the changes made in between (nodes hidden or
+//! appended meanwhile).
 //!
 //! This module knows nothing about the network: it stores what the server tells it.
 
@@ -25,19 +44,33 @@ use rand::Rng;
 use crate::contact::NodeInfo;
 use crate::id::NodeId;
 use crate::krpc::compact;
+use crate::address_policy::is_ignored_ip;
 
 const EMPTY: u32 = u32::MAX;
 /// Entries examined to pick the one a new node replaces when the pool is full.
 const EVICTION_CHOICES: usize = 4;
 /// Candidates examined around the target when answering with the closest nodes.
 const CLOSEST_SCAN: usize = 256;
+/// The most nodes one answer ([`Pool::closest_compact`], [`Pool::sample_compact`]) holds.
+pub const MAX_ANSWER: usize = 64;
 
-/// One node of the pool: id, compact address, last time it answered (seconds, pool clock).
+/// Word flag: the record is hidden (removed or replaced) until the next rebuild drops it.
+const HIDDEN: u32 = 1 << 31;
+/// Word flag: the node's id is BEP 42-consistent with its address.
+const BEP42: u32 = 1 << 30;
+/// Word flag: the node's address is on a network ignored without `allow_private`.
+const IGNORED: u32 = 1 << 29;
+/// Word flag: the node's port is 0.
+const PORT_ZERO: u32 = 1 << 28;
+/// The time part of a word (seconds, about 8.5 years).
+const SEEN: u32 = (1 << 28) - 1;
+
+/// One node of the pool: a compact node info entry (id, then compact address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry<const N: usize> {
+#[repr(C)]
+struct Record<const N: usize> {
     id: [u8; 20],
     addr: [u8; N],
-    seen: u32,
 }
 
 /// What [`Pool::insert`] did.
@@ -53,16 +86,104 @@ pub enum Inserted {
     Refused,
 }
 
+/// Which pool nodes an answer may hold, and which it ranks first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeFilter {
+    /// Hand out nodes on private, loopback and reserved networks too (nodes on port 0 never).
+    pub allow_private: bool,
+    /// Hand out only nodes whose id is BEP 42-consistent with their address.
+    pub bep42_strict: bool,
+    /// Rank BEP 42-consistent nodes before the others (else by distance alone).
+    pub prefer_bep42: bool,
+    /// Never hand out the node at this address (the asker).
+    pub exclude_addr: Option<SocketAddr>,
+    /// Never hand out a node with this id (the asker's).
+    pub exclude_id: Option<NodeId>,
+}
+
+impl NodeFilter {
+    /// Every node on a non-zero port, ranked by distance alone.
+    pub const ALL: NodeFilter = NodeFilter {
+        allow_private: true,
+        bep42_strict: false,
+        prefer_bep42: false,
+        exclude_addr: None,
+        exclude_id: None,
+    };
+}
+
+/// A filter with the asker's address packed for one pool.
+struct Packed<const N: usize> {
+    /// Word flags that exclude a record.
+    refuse: u32,
+    /// Word flags a record must have.
+    require: u32,
+    /// The flag that ranks a record first (0: none does).
+    prefer: u32,
+    addr: Option<[u8; N]>,
+    id: Option<[u8; 20]>,
+}
+
+impl<const N: usize> Packed<N> {
+    fn new(filter: &NodeFilter) -> Self {
+        Packed {
+            refuse: HIDDEN | PORT_ZERO | if filter.allow_private { 0 } else { IGNORED },
+            require: if filter.bep42_strict { BEP42 } else { 0 },
+            prefer: if filter.prefer_bep42 { BEP42 } else { 0 },
+            addr: filter.exclude_addr.as_ref().and_then(Pool::<N>::pack),
+            id: filter.exclude_id.map(|id| id.0),
+        }
+    }
+
+    /// Whether a record with word `word` may be handed out.
+    #[inline]
+    fn takes(&self, record: &Record<N>, word: u32) -> bool {
+        word & self.refuse == 0
+            && word & self.require == self.require
+            && self.addr.is_none_or(|a| a != record.addr)
+            && self.id.is_none_or(|id| id != record.id)
+    }
+
+    /// Whether a record with word `word` ranks after the preferred ones.
+    #[inline]
+    fn later(&self, word: u32) -> bool {
+        word & self.prefer != self.prefer
+    }
+}
+
+/// A rebuilt layout of a pool, from [`Pool::build_index`], for [`Pool::set_index`].
+#[derive(Debug)]
+pub struct Rebuild<const N: usize> {
+    /// The pool's layout number when this was built (it must not have changed since).
+    layout: u64,
+    /// Records in the pool when this was built.
+    len: usize,
+    /// The old record number of each new record.
+    order: Vec<u32>,
+    records: Vec<Record<N>>,
+    table: Vec<u32>,
+}
+
 /// A bounded set of verified nodes of one address family (`N` = compact address length: 6 for
 /// IPv4, 18 for IPv6).
 #[derive(Debug)]
 pub struct Pool<const N: usize> {
-    entries: Vec<Entry<N>>,
+    /// The sorted region `[..sorted]`, then the tail.
+    records: Vec<Record<N>>,
+    /// Time and flags of each record.
+    words: Vec<u32>,
+    sorted: usize,
+    /// Records not hidden.
+    live: usize,
     table: Vec<u32>,
     mask: usize,
-    sorted: Vec<u32>,
+    /// Records appended or hidden since the last rebuild.
     changed: usize,
     capacity: usize,
+    /// The most records (live and hidden) kept before an insert compacts the pool.
+    limit: usize,
+    /// Bumped whenever records move (so that a rebuild built before is refused).
+    layout: u64,
     evict_cursor: usize,
     sweep_cursor: usize,
     hash_key: u64,
@@ -80,6 +201,44 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The XOR distance from `id` to the target `(hi, lo)`, as integers.
+#[inline]
+fn distance(id: &[u8; 20], target: (u128, u32)) -> (u128, u32) {
+    // As `NodeId::sort_key`, straight from the record (without copying the id).
+    let mut hi = [0u8; 16];
+    let mut lo = [0u8; 4];
+    hi.copy_from_slice(&id[..16]);
+    lo.copy_from_slice(&id[16..]);
+    (
+        u128::from_be_bytes(hi) ^ target.0,
+        u32::from_be_bytes(lo) ^ target.1,
+    )
+}
+
+/// The first 8 bytes of `id` as an integer (big-endian, so in id order).
+#[inline]
+fn prefix8(id: &[u8; 20]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&id[..8]);
+    u64::from_be_bytes(bytes)
+}
+
+/// `a < b` for the packed keys of [`Pool::closest_each`] (the tuple's own comparison, written
+/// out: two integer comparisons).
+#[inline]
+fn less(a: &(u128, u64), b: &(u128, u64)) -> bool {
+    a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
+}
+
+/// Bits of prefix `id` shares with the target.
+#[inline]
+fn shared(id: &[u8; 20], target: (u128, u32)) -> u32 {
+    match distance(id, target) {
+        (0, lo) => 128 + lo.leading_zeros(),
+        (hi, _) => hi.leading_zeros(),
+    }
+}
+
 impl<const N: usize> Pool<N> {
     /// An empty pool for at most `capacity` nodes (at least 1, at most 2^31); `hash_key`
     /// randomises the address index against crafted collisions.
@@ -87,12 +246,16 @@ impl<const N: usize> Pool<N> {
         let capacity = capacity.clamp(1, 1 << 31);
         let slots = (capacity * 2).next_power_of_two();
         Pool {
-            entries: Vec::new(),
+            records: Vec::new(),
+            words: Vec::new(),
+            sorted: 0,
+            live: 0,
             table: vec![EMPTY; slots],
             mask: slots - 1,
-            sorted: Vec::new(),
             changed: 0,
             capacity,
+            limit: capacity + capacity / 8 + 64,
+            layout: 0,
             evict_cursor: 0,
             sweep_cursor: 0,
             hash_key,
@@ -101,12 +264,12 @@ impl<const N: usize> Pool<N> {
 
     /// Nodes in the pool.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.live
     }
 
     /// Whether the pool is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.live == 0
     }
 
     /// The most nodes the pool holds.
@@ -114,11 +277,11 @@ impl<const N: usize> Pool<N> {
         self.capacity
     }
 
-    /// Bytes allocated by the pool (entries, address index, sorted index).
+    /// Bytes allocated by the pool (records, their words, address index).
     pub fn memory_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry<N>>()
+        self.records.capacity() * std::mem::size_of::<Record<N>>()
+            + self.words.capacity() * 4
             + self.table.capacity() * 4
-            + self.sorted.capacity() * 4
     }
 
     fn pack(addr: &SocketAddr) -> Option<[u8; N]> {
@@ -132,97 +295,149 @@ impl<const N: usize> Pool<N> {
         Some(out)
     }
 
-    fn home(&self, addr: &[u8; N]) -> usize {
-        let mut h = self.hash_key;
+    fn home(hash_key: u64, mask: usize, addr: &[u8; N]) -> usize {
+        let mut h = hash_key;
         for chunk in addr.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
             h = mix(h ^ u64::from_le_bytes(word));
         }
-        (h as usize) & self.mask
+        (h as usize) & mask
     }
 
     /// Position in `table` of `addr`, or of the empty slot where it would go.
-    fn probe(&self, addr: &[u8; N]) -> (usize, Option<u32>) {
-        let mut i = self.home(addr);
+    fn find(
+        table: &[u32],
+        mask: usize,
+        hash_key: u64,
+        records: &[Record<N>],
+        addr: &[u8; N],
+    ) -> (usize, Option<u32>) {
+        let mut i = Self::home(hash_key, mask, addr);
         loop {
-            let slot = self.table[i];
+            let slot = table[i];
             if slot == EMPTY {
                 return (i, None);
             }
-            if self
-                .entries
-                .get(slot as usize)
-                .is_some_and(|e| e.addr == *addr)
-            {
+            if records.get(slot as usize).is_some_and(|r| r.addr == *addr) {
                 return (i, Some(slot));
             }
-            i = (i + 1) & self.mask;
+            i = (i + 1) & mask;
         }
     }
 
-    fn entry_info(entry: &Entry<N>) -> Option<NodeInfo> {
-        compact::decode_addr(&entry.addr).map(|addr| NodeInfo::new(NodeId(entry.id), addr))
+    fn probe(&self, addr: &[u8; N]) -> (usize, Option<u32>) {
+        Self::find(&self.table, self.mask, self.hash_key, &self.records, addr)
+    }
+
+    fn info(record: &Record<N>) -> Option<NodeInfo> {
+        compact::decode_addr(&record.addr).map(|addr| NodeInfo::new(NodeId(record.id), addr))
+    }
+
+    /// The flags of a node entering the pool, computed once.
+    fn flags(node: &NodeInfo) -> u32 {
+        let mut flags = 0;
+        if node.id.is_bep42_valid_for(node.addr.ip()) {
+            flags |= BEP42;
+        }
+        if is_ignored_ip(node.addr.ip()) {
+            flags |= IGNORED;
+        }
+        if node.addr.port() == 0 {
+            flags |= PORT_ZERO;
+        }
+        flags
     }
 
     /// Whether `addr` is in the pool, and when it last answered.
     pub fn seen(&self, addr: &SocketAddr) -> Option<u32> {
         let packed = Self::pack(addr)?;
         let (_, slot) = self.probe(&packed);
-        slot.map(|s| self.entries[s as usize].seen)
+        slot.map(|s| self.words[s as usize] & SEEN)
     }
 
-    /// Adds a verified node, or refreshes it, at time `now` (pool seconds).
+    /// Adds a verified node, or refreshes it, at time `now` (pool seconds, kept to 28 bits).
     pub fn insert(&mut self, node: NodeInfo, now: u32) -> Inserted {
         let Some(addr) = Self::pack(&node.addr) else {
             return Inserted::Refused;
         };
-        let (pos, slot) = self.probe(&addr);
+        let now = now.min(SEEN);
+        let (_, slot) = self.probe(&addr);
         if let Some(slot) = slot {
-            let entry = &mut self.entries[slot as usize];
-            if entry.id != node.id.0 {
-                entry.id = node.id.0;
-                self.changed += 1;
+            let slot = slot as usize;
+            let word = self.words[slot];
+            if self.records[slot].id == node.id.0 {
+                self.words[slot] = (word & !SEEN) | (word & SEEN).max(now);
+                return Inserted::Refreshed;
             }
-            entry.seen = entry.seen.max(now);
+            // A new id at a known address: a new record (records never change in place).
+            let seen = (word & SEEN).max(now);
+            self.hide(slot);
+            self.append(node.id.0, addr, Self::flags(&node) | seen);
             return Inserted::Refreshed;
         }
-        let entry = Entry {
-            id: node.id.0,
-            addr,
-            seen: now,
-        };
-        if self.entries.len() < self.capacity {
-            if self.entries.len() == self.entries.capacity() {
-                let grow = self.entries.len().max(1024);
-                self.entries
-                    .reserve_exact(grow.min(self.capacity - self.entries.len()));
-            }
-            self.table[pos] = self.entries.len() as u32;
-            self.entries.push(entry);
-            self.changed += 1;
+        let word = Self::flags(&node) | now;
+        if self.live < self.capacity {
+            self.append(node.id.0, addr, word);
             return Inserted::Added;
         }
-        // Full: replace the stalest of a few entries at the cursor.
-        let len = self.entries.len();
-        let mut victim = self.evict_cursor % len;
-        for k in 1..EVICTION_CHOICES.min(len) {
-            let j = (self.evict_cursor + k) % len;
-            if self.entries[j].seen < self.entries[victim].seen {
-                victim = j;
+        // Full: replace the stalest of a few nodes at the cursor.
+        let len = self.records.len();
+        let mut victim = None;
+        let mut choices = 0;
+        for _ in 0..len {
+            let j = self.evict_cursor % len;
+            self.evict_cursor = j + 1;
+            if self.words[j] & HIDDEN != 0 {
+                continue;
+            }
+            if victim.is_none_or(|v: usize| self.words[j] & SEEN < self.words[v] & SEEN) {
+                victim = Some(j);
+            }
+            choices += 1;
+            if choices == EVICTION_CHOICES {
+                break;
             }
         }
-        self.evict_cursor = (self.evict_cursor + EVICTION_CHOICES) % len;
-        let old = self.entries[victim].addr;
-        self.unindex(&old);
-        self.entries[victim] = entry;
-        let (pos, _) = self.probe(&addr);
-        self.table[pos] = victim as u32;
-        self.changed += 1;
+        if let Some(victim) = victim {
+            self.hide(victim);
+        }
+        self.append(node.id.0, addr, word);
         Inserted::Replaced
     }
 
-    /// Removes `addr` from the address index (the entry itself stays where it is).
+    /// Appends a record to the tail and indexes its address (compacting first at the limit).
+    fn append(&mut self, id: [u8; 20], addr: [u8; N], word: u32) {
+        if self.records.len() >= self.limit {
+            self.rebuild_index();
+        }
+        if self.records.len() == self.records.capacity() {
+            let grow = self
+                .records
+                .len()
+                .max(1024)
+                .min(self.limit - self.records.len());
+            self.records.reserve_exact(grow);
+            self.words.reserve_exact(grow);
+        }
+        let (pos, _) = self.probe(&addr);
+        self.table[pos] = self.records.len() as u32;
+        self.records.push(Record { id, addr });
+        self.words.push(word);
+        self.live += 1;
+        self.changed += 1;
+    }
+
+    /// Hides record `slot` and removes it from the address index.
+    fn hide(&mut self, slot: usize) {
+        let addr = self.records[slot].addr;
+        self.unindex(&addr);
+        self.words[slot] |= HIDDEN;
+        self.live -= 1;
+        self.changed += 1;
+    }
+
+    /// Removes `addr` from the address index.
     fn unindex(&mut self, addr: &[u8; N]) {
         let (mut i, slot) = self.probe(addr);
         if slot.is_none() {
@@ -237,10 +452,10 @@ impl<const N: usize> Pool<N> {
             if s == EMPTY {
                 break;
             }
-            let Some(entry) = self.entries.get(s as usize) else {
+            let Some(record) = self.records.get(s as usize) else {
                 break;
             };
-            let k = self.home(&entry.addr);
+            let k = Self::home(self.hash_key, self.mask, &record.addr);
             let movable = if i <= j {
                 k <= i || k > j
             } else {
@@ -262,208 +477,336 @@ impl<const N: usize> Pool<N> {
         let (_, Some(slot)) = self.probe(&packed) else {
             return false;
         };
-        self.unindex(&packed);
-        let slot = slot as usize;
-        let last = self.entries.len() - 1;
-        if slot != last {
-            let moved = self.entries[last].addr;
-            let (pos, _) = self.probe(&moved);
-            self.table[pos] = slot as u32;
-        }
-        self.entries.swap_remove(slot);
-        self.changed += 1;
+        self.hide(slot as usize);
         true
     }
 
-    /// Whether enough changed since the sorted index was built to rebuild it (a quarter of
-    /// the nodes, or any change while small).
+    /// Whether enough changed since the last rebuild to rebuild (an eighth of the nodes, or
+    /// any change while small, or the records near their limit).
     pub fn index_stale(&self) -> bool {
-        self.changed > 0 && (self.changed >= self.entries.len() / 4 || self.entries.len() < 4096)
+        self.changed > 0
+            && (self.changed >= self.live / 8
+                || self.live < 4096
+                || self.records.len() + (self.limit - self.capacity) / 2 >= self.limit)
     }
 
-    /// Rebuilds the index sorted by id (O(n log n); the server calls it from its timer when
-    /// [`Pool::index_stale`]).
+    /// Rebuilds now: drops the hidden records and merges the tail into the sorted region
+    /// (O(n + t log t) for a tail of t; the server calls it from its timer when
+    /// [`Pool::index_stale`], in two halves, see [`Pool::build_index`]).
     pub fn rebuild_index(&mut self) {
-        let index = self.build_index();
-        self.set_index(index);
+        let rebuild = self.build_index();
+        self.set_index(rebuild);
     }
 
-    /// A fresh index sorted by id (for [`Pool::set_index`]; lets a caller sort under a read
-    /// lock).
+    /// The work of a rebuild that only reads the pool (for [`Pool::set_index`]; lets a caller
+    /// run it under a read lock).
     ///
-    /// Sorts plain `u64` keys (the id's first 4 bytes, then the entry number) made in one
-    /// sequential pass over the entries, then sorts each run of equal first 4 bytes by whole
-    /// id. Comparing ids through entry numbers instead costs a cache miss per comparison once
-    /// the entries outgrow the cache: two thirds of loading a one-million-node pool. The keys
-    /// are 8 bytes per node of scratch memory while it runs.
-    pub fn build_index(&self) -> Vec<u32> {
-        let entries = &self.entries;
-        let prefix = |e: &Entry<N>| u32::from_be_bytes([e.id[0], e.id[1], e.id[2], e.id[3]]);
-        // Entry numbers fit in 32 bits: the capacity is at most 2^31.
-        let mut keys: Vec<u64> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (u64::from(prefix(e)) << 32) | i as u64)
+    /// Sorts the tail by plain `u64` keys (the id's first 4 bytes, then the record number)
+    /// made in one sequential pass, then each run of equal first 4 bytes by whole id, merges
+    /// it with the sorted region (skipping hidden records), copies the records in that order
+    /// and indexes their addresses. Scratch memory while it runs: a second copy of the records
+    /// and of the address index, 4 bytes per record and 8 per tail record.
+    pub fn build_index(&self) -> Rebuild<N> {
+        let records = &self.records;
+        let prefix = |r: &Record<N>| u32::from_be_bytes([r.id[0], r.id[1], r.id[2], r.id[3]]);
+        // Record numbers fit in 32 bits, below EMPTY: the limit is under 2^31 + 2^29.
+        let mut keys: Vec<u64> = (self.sorted..records.len())
+            .filter(|i| self.words[*i] & HIDDEN == 0)
+            .map(|i| (u64::from(prefix(&records[i])) << 32) | i as u64)
             .collect();
         keys.sort_unstable();
-        let mut sorted: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
+        let mut tail: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
         let mut start = 0;
         for run in keys.chunk_by(|a, b| a >> 32 == b >> 32) {
             if run.len() > 1 {
                 let by_id =
-                    |a: &u32, b: &u32| entries[*a as usize].id.cmp(&entries[*b as usize].id);
-                sorted[start..start + run.len()].sort_unstable_by(by_id);
+                    |a: &u32, b: &u32| records[*a as usize].id.cmp(&records[*b as usize].id);
+                tail[start..start + run.len()].sort_unstable_by(by_id);
             }
             start += run.len();
         }
-        sorted
+        drop(keys);
+        let live_sorted = (0..self.sorted).filter(|i| self.words[*i] & HIDDEN == 0);
+        let mut order = Vec::with_capacity(self.live);
+        let mut tail = tail.into_iter().peekable();
+        for i in live_sorted {
+            while let Some(t) = tail.next_if(|t| records[*t as usize].id < records[i].id) {
+                order.push(t);
+            }
+            order.push(i as u32);
+        }
+        order.extend(tail);
+        let new_records: Vec<Record<N>> = order.iter().map(|i| records[*i as usize]).collect();
+        let mut table = vec![EMPTY; self.table.len()];
+        for (j, record) in new_records.iter().enumerate() {
+            let (pos, _) = Self::find(&table, self.mask, self.hash_key, &new_records, &record.addr);
+            table[pos] = j as u32;
+        }
+        Rebuild {
+            layout: self.layout,
+            len: records.len(),
+            order,
+            records: new_records,
+            table,
+        }
     }
 
-    /// Installs an index from [`Pool::build_index`].
-    pub fn set_index(&mut self, index: Vec<u32>) {
-        self.sorted = index;
+    /// Installs a rebuild from [`Pool::build_index`]: one pass over the time words in the new
+    /// order, then the changes made since it was built (records hidden are dropped from the
+    /// address index, records appended join the new tail). Refuses (and returns `false`) a
+    /// rebuild of an older layout (the pool compacted itself in between).
+    pub fn set_index(&mut self, rebuild: Rebuild<N>) -> bool {
+        if rebuild.layout != self.layout {
+            return false;
+        }
+        let old_records = std::mem::replace(&mut self.records, rebuild.records);
+        let old_words = std::mem::take(&mut self.words);
+        self.table = rebuild.table;
+        self.sorted = rebuild.order.len();
+        let extra = old_records.len() - rebuild.len;
+        self.words = Vec::with_capacity(self.sorted + extra);
+        self.words
+            .extend(rebuild.order.iter().map(|i| old_words[*i as usize]));
         self.changed = 0;
+        self.layout += 1;
+        // Hidden since the build: out of the address index (they go at the next rebuild).
+        for j in 0..self.sorted {
+            if self.words[j] & HIDDEN != 0 {
+                let addr = self.records[j].addr;
+                self.unindex(&addr);
+                self.changed += 1;
+            }
+        }
+        // Appended since the build: the new tail.
+        self.records.reserve_exact(extra);
+        for i in rebuild.len..old_records.len() {
+            let word = old_words[i];
+            if word & HIDDEN == 0 {
+                let (pos, _) = self.probe(&old_records[i].addr);
+                self.table[pos] = self.records.len() as u32;
+            }
+            self.records.push(old_records[i]);
+            self.words.push(word);
+            self.changed += 1;
+        }
+        true
     }
 
-    /// Up to `n` nodes close to `target` that `accept` takes, preferring those `prefer`
-    /// marks, closest first. Uses the sorted index, so nodes added since its last rebuild are
-    /// not seen (and nodes moved since may come out of order): good enough for a bootstrap
-    /// answer, and exact right after a rebuild for nodes within the scanned window.
-    pub fn closest(
+    /// Finds up to `n` (at most [`MAX_ANSWER`]) nodes close to `target` that `filter` takes,
+    /// those it prefers first, closest first, and calls `each` with each one's record number.
+    /// Reads only the sorted region, so nodes added since the last rebuild are not seen: good
+    /// enough for a bootstrap answer, and exact for nodes within the scanned window.
+    fn closest_each(
         &self,
         target: &NodeId,
         n: usize,
-        accept: impl Fn(&NodeInfo) -> bool,
-        prefer: impl Fn(&NodeInfo) -> bool,
-    ) -> Vec<NodeInfo> {
-        let sorted = &self.sorted;
-        let (target_hi, target_lo) = target.sort_key();
-        // The XOR distance to the target as integers, and the prefix (in bits) shared with it.
-        let distance = |id: &[u8; 20]| {
-            let (hi, lo) = NodeId(*id).sort_key();
-            (hi ^ target_hi, lo ^ target_lo)
-        };
-        let shared = |i: usize| {
-            sorted
-                .get(i)
-                .and_then(|slot| self.entries.get(*slot as usize))
-                .map_or(0, |entry| match distance(&entry.id) {
-                    (0, lo) => 128 + lo.leading_zeros(),
-                    (hi, _) => hi.leading_zeros(),
-                })
-        };
+        filter: &NodeFilter,
+        mut each: impl FnMut(&Record<N>),
+    ) {
+        let n = n.min(MAX_ANSWER);
+        if n == 0 {
+            return;
+        }
+        let records = &self.records[..self.sorted];
+        let len = records.len();
+        let target_key = target.sort_key();
+        let shared_at = |i: usize| shared(&records[i].id, target_key);
+        // Binary search on the first 8 bytes as an integer, the whole id only on a tie.
+        let target_prefix = (target_key.0 >> 64) as u64;
+        let at = records.partition_point(|r| {
+            let prefix = prefix8(&r.id);
+            prefix < target_prefix || (prefix == target_prefix && r.id < target.0)
+        });
         // In id order, the prefix an id shares with the target never grows moving away from
         // the target's position, on either side. So taking the neighbour with the longer
         // shared prefix, 2n times, takes the ids by decreasing shared prefix: the last one
         // taken has the deepest prefix of the target that holds 2n ids.
-        let at = sorted.partition_point(|slot| {
-            self.entries
-                .get(*slot as usize)
-                .is_some_and(|entry| entry.id < target.0)
-        });
         let (mut lo, mut hi) = (at, at);
+        let mut left = (lo > 0).then(|| shared_at(lo - 1));
+        let mut right = (hi < len).then(|| shared_at(hi));
         let mut depth = u32::MAX;
         while hi - lo < 2 * n {
-            let left = (lo > 0).then(|| shared(lo - 1));
-            let right = (hi < sorted.len()).then(|| shared(hi));
             match (left, right) {
-                (Some(l), Some(r)) if l >= r => (lo, depth) = (lo - 1, depth.min(l)),
-                (Some(l), None) => (lo, depth) = (lo - 1, depth.min(l)),
-                (_, Some(r)) => (hi, depth) = (hi + 1, depth.min(r)),
-                (None, None) => break,
+                (Some(l), r) if r.is_none_or(|r| l >= r) => {
+                    (lo, depth) = (lo - 1, depth.min(l));
+                    left = (lo > 0).then(|| shared_at(lo - 1));
+                }
+                (_, Some(r)) => {
+                    (hi, depth) = (hi + 1, depth.min(r));
+                    right = (hi < len).then(|| shared_at(hi));
+                }
+                _ => break,
             }
         }
         // Then the rest of that prefix's ids, on both sides in turn (at most CLOSEST_SCAN in
         // all, around the target's position).
         while hi - lo < CLOSEST_SCAN {
             let mut grew = false;
-            if lo > 0 && shared(lo - 1) >= depth {
+            if left.is_some_and(|l| l >= depth) {
                 lo -= 1;
+                left = (lo > 0).then(|| shared_at(lo - 1));
                 grew = true;
             }
-            if hi - lo < CLOSEST_SCAN && hi < sorted.len() && shared(hi) >= depth {
+            if hi - lo < CLOSEST_SCAN && right.is_some_and(|r| r >= depth) {
                 hi += 1;
+                right = (hi < len).then(|| shared_at(hi));
                 grew = true;
             }
             if !grew {
                 break;
             }
         }
-        let mut found: Vec<(bool, (u128, u32), NodeInfo)> = Vec::with_capacity(hi - lo);
-        found.extend(
-            sorted[lo..hi]
-                .iter()
-                .filter_map(|s| self.entries.get(*s as usize))
-                .filter_map(Self::entry_info)
-                .filter(|info| accept(info))
-                .map(|info| (!prefer(&info), distance(&info.id.0), info)),
-        );
-        found.sort_unstable_by_key(|f| (f.0, f.1));
-        found.dedup_by(|a, b| a.2.addr == b.2.addr);
-        found.into_iter().take(n).map(|f| f.2).collect()
+        // The best n of the window by (not preferred, distance), kept sorted. A key packs
+        // the flag, the 160-bit distance and the position in the window (under 2^8, as
+        // CLOSEST_SCAN is 256) into a (u128, u64): one comparison of 24 bytes ranks two.
+        const _: () = assert!(CLOSEST_SCAN <= 256);
+        let packed = Packed::<N>::new(filter);
+        let mut best = [(0u128, 0u64); MAX_ANSWER];
+        let mut count = 0;
+        for (i, (record, word)) in records[lo..hi].iter().zip(&self.words[lo..hi]).enumerate() {
+            if !packed.takes(record, *word) {
+                continue;
+            }
+            let (d_hi, d_lo) = distance(&record.id, target_key);
+            let key = (
+                (u128::from(packed.later(*word)) << 127) | (d_hi >> 1),
+                ((d_hi as u64 & 1) << 40) | (u64::from(d_lo) << 8) | i as u64,
+            );
+            if count == n && !less(&key, &best[n - 1]) {
+                continue;
+            }
+            let mut pos = count.min(n - 1);
+            while pos > 0 && less(&key, &best[pos - 1]) {
+                best[pos] = best[pos - 1];
+                pos -= 1;
+            }
+            best[pos] = key;
+            count = (count + 1).min(n);
+        }
+        for (_, low) in &best[..count] {
+            each(&records[lo + (*low & 0xff) as usize]);
+        }
     }
 
-    /// Up to `n` random nodes that `accept` takes, those `prefer` marks first (draws at most
-    /// `4n` entries).
+    /// Appends up to `n` (at most [`MAX_ANSWER`]) nodes close to `target` that `filter`
+    /// takes, as compact node info (26 bytes each for IPv4, 38 for IPv6), those it prefers
+    /// first, closest first; returns how many. See [`Pool::closest`].
+    pub fn closest_compact(
+        &self,
+        target: &NodeId,
+        n: usize,
+        filter: &NodeFilter,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut count = 0;
+        self.closest_each(target, n, filter, |record| {
+            out.extend_from_slice(&record.id);
+            out.extend_from_slice(&record.addr);
+            count += 1;
+        });
+        count
+    }
+
+    /// Up to `n` (at most [`MAX_ANSWER`]) nodes close to `target` that `filter` takes, those
+    /// it prefers first, closest first. Reads only the records sorted at the last rebuild, so
+    /// nodes added since are not seen: good enough for a bootstrap answer, and exact right
+    /// after a rebuild for nodes within the scanned window.
+    pub fn closest(&self, target: &NodeId, n: usize, filter: &NodeFilter) -> Vec<NodeInfo> {
+        let mut out = Vec::new();
+        self.closest_each(target, n, filter, |record| out.extend(Self::info(record)));
+        out
+    }
+
+    /// Draws up to `n` (at most [`MAX_ANSWER`]) random distinct nodes that `filter` takes,
+    /// those it prefers first (at most `4n` draws), and calls `each` with each.
+    fn sample_each<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        n: usize,
+        filter: &NodeFilter,
+        mut each: impl FnMut(&Record<N>),
+    ) {
+        let n = n.min(MAX_ANSWER);
+        let len = self.records.len();
+        if len == 0 || n == 0 {
+            return;
+        }
+        let packed = Packed::<N>::new(filter);
+        let mut preferred = [0u32; MAX_ANSWER];
+        let mut others = [0u32; MAX_ANSWER];
+        let (mut np, mut no) = (0, 0);
+        for _ in 0..4 * n {
+            let i = rng.random_range(0..len);
+            let word = self.words[i];
+            if !packed.takes(&self.records[i], word)
+                || preferred[..np].contains(&(i as u32))
+                || others[..no].contains(&(i as u32))
+            {
+                continue;
+            }
+            if !packed.later(word) {
+                preferred[np] = i as u32;
+                np += 1;
+                if np == n {
+                    break;
+                }
+            } else if no < n {
+                others[no] = i as u32;
+                no += 1;
+            }
+        }
+        for i in preferred[..np].iter().chain(&others[..no]).take(n) {
+            each(&self.records[*i as usize]);
+        }
+    }
+
+    /// Appends up to `n` (at most [`MAX_ANSWER`]) random nodes that `filter` takes, as
+    /// compact node info, those it prefers first (at most `4n` draws); returns how many.
+    pub fn sample_compact<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        n: usize,
+        filter: &NodeFilter,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut count = 0;
+        self.sample_each(rng, n, filter, |record| {
+            out.extend_from_slice(&record.id);
+            out.extend_from_slice(&record.addr);
+            count += 1;
+        });
+        count
+    }
+
+    /// Up to `n` (at most [`MAX_ANSWER`]) random nodes that `filter` takes, those it prefers
+    /// first (at most `4n` draws).
     pub fn sample<R: Rng + ?Sized>(
         &self,
         rng: &mut R,
         n: usize,
-        accept: impl Fn(&NodeInfo) -> bool,
-        prefer: impl Fn(&NodeInfo) -> bool,
+        filter: &NodeFilter,
     ) -> Vec<NodeInfo> {
-        let len = self.entries.len();
-        if len == 0 || n == 0 {
-            return Vec::new();
-        }
-        let mut preferred = Vec::with_capacity(n);
-        let mut others = Vec::new();
-        for _ in 0..4 * n {
-            let i = rng.random_range(0..len);
-            let Some(info) = Self::entry_info(&self.entries[i]) else {
-                continue;
-            };
-            if !accept(&info)
-                || preferred
-                    .iter()
-                    .chain(others.iter())
-                    .any(|o: &NodeInfo| o.addr == info.addr)
-            {
-                continue;
-            }
-            if prefer(&info) {
-                preferred.push(info);
-                if preferred.len() == n {
-                    break;
-                }
-            } else if others.len() < n {
-                others.push(info);
-            }
-        }
-        preferred.extend(others);
-        preferred.truncate(n);
-        preferred
+        let mut out = Vec::new();
+        self.sample_each(rng, n, filter, |record| out.extend(Self::info(record)));
+        out
     }
 
-    /// Visits up to `n` entries from a rotating cursor: entries last seen before `drop_before`
+    /// Visits up to `n` records from a rotating cursor: nodes last seen before `drop_before`
     /// are removed; those seen before `stale_before` are returned (to be pinged again).
     pub fn sweep(&mut self, n: usize, stale_before: u32, drop_before: u32) -> Vec<NodeInfo> {
         let mut stale = Vec::new();
-        for _ in 0..n.min(self.entries.len()) {
-            if self.entries.is_empty() {
-                break;
-            }
-            let i = self.sweep_cursor % self.entries.len();
-            let entry = self.entries[i];
-            if entry.seen < drop_before {
-                if let Some(info) = Self::entry_info(&entry) {
-                    self.remove(&info.addr);
-                    continue;
-                }
-            }
+        for _ in 0..n.min(self.records.len()) {
+            let i = self.sweep_cursor % self.records.len();
             self.sweep_cursor = i + 1;
-            if entry.seen < stale_before {
-                stale.extend(Self::entry_info(&entry));
+            let word = self.words[i];
+            if word & HIDDEN != 0 {
+                continue;
+            }
+            let seen = word & SEEN;
+            if seen < drop_before {
+                self.hide(i);
+            } else if seen < stale_before {
+                stale.extend(Self::info(&self.records[i]));
             }
         }
         stale
@@ -471,9 +814,11 @@ impl<const N: usize> Pool<N> {
 
     /// Every node with its last-seen time, in storage order.
     pub fn iter(&self) -> impl Iterator<Item = (NodeInfo, u32)> + '_ {
-        self.entries
+        self.records
             .iter()
-            .filter_map(|e| Self::entry_info(e).map(|info| (info, e.seen)))
+            .zip(&self.words)
+            .filter(|(_, w)| *w & HIDDEN == 0)
+            .filter_map(|(r, w)| Self::info(r).map(|info| (info, w & SEEN)))
     }
 }
 
@@ -533,12 +878,12 @@ mod tests {
         pool.rebuild_index();
         for _ in 0..50 {
             let target = NodeId::random(&mut rng);
-            let got = pool.closest(&target, 8, |_| true, |_| true);
+            let got = pool.closest(&target, 8, &NodeFilter::ALL);
             let mut want = nodes.clone();
             want.sort_by_key(|n| target.distance(&n.id));
             assert_eq!(got, want[..8].to_vec());
         }
-        let sample = pool.sample(&mut rng, 8, |_| true, |_| true);
+        let sample = pool.sample(&mut rng, 8, &NodeFilter::ALL);
         assert_eq!(sample.len(), 8);
     }
 
@@ -570,7 +915,7 @@ mod tests {
                 1 => target.0[..15].copy_from_slice(&[0x9a; 15]),
                 _ => {}
             }
-            let got = pool.closest(&target, 8, |_| true, |_| true);
+            let got = pool.closest(&target, 8, &NodeFilter::ALL);
             let mut want = nodes.clone();
             want.sort_by_key(|n| target.distance(&n.id));
             assert_eq!(got, want[..8].to_vec(), "round {round}");
@@ -592,20 +937,18 @@ mod tests {
             let ip = std::net::Ipv4Addr::from(0x0100_0000 + i);
             pool.insert(NodeInfo::new(id, SocketAddr::from((ip, 6881))), 0);
         }
-        let index = pool.build_index();
-        assert_eq!(index.len(), 3000);
-        let ids: Vec<[u8; 20]> = index.iter().map(|s| pool.entries[*s as usize].id).collect();
+        let before: Vec<NodeInfo> = pool.iter().map(|(n, _)| n).collect();
+        pool.rebuild_index();
+        assert_eq!(pool.sorted, 3000);
         assert!(
-            ids.windows(2).all(|w| w[0] <= w[1]),
-            "index not sorted by id"
+            pool.records.windows(2).all(|w| w[0].id <= w[1].id),
+            "records not sorted by id"
         );
-        let mut slots = index.clone();
-        slots.sort_unstable();
-        assert_eq!(
-            slots,
-            (0..3000).collect::<Vec<u32>>(),
-            "index misses entries"
-        );
+        let mut after: Vec<NodeInfo> = pool.iter().map(|(n, _)| n).collect();
+        let mut before = before;
+        before.sort_by_key(|n| n.addr);
+        after.sort_by_key(|n| n.addr);
+        assert_eq!(before, after, "the rebuild lost or changed nodes");
     }
 
     #[test]
@@ -618,6 +961,242 @@ mod tests {
         let stale = pool.sweep(100, 60, 30);
         assert_eq!(pool.len(), 7);
         assert_eq!(stale.len(), 3); // seen 30, 40, 50
+    }
+
+    /// Checks the pool against `model` (address -> node and time): every node findable by
+    /// address with its time, nothing else, and the sorted region in id order.
+    fn check(pool: &Pool4, model: &std::collections::HashMap<SocketAddr, (NodeInfo, u32)>) {
+        assert_eq!(pool.len(), model.len());
+        let mut stored: Vec<(NodeInfo, u32)> = pool.iter().collect();
+        let mut want: Vec<(NodeInfo, u32)> = model.values().copied().collect();
+        stored.sort_by_key(|(n, _)| n.addr);
+        want.sort_by_key(|(n, _)| n.addr);
+        assert_eq!(stored, want);
+        for (node, seen) in model.values() {
+            assert_eq!(pool.seen(&node.addr), Some(*seen));
+        }
+        assert!(
+            pool.records[..pool.sorted]
+                .windows(2)
+                .all(|w| w[0].id <= w[1].id)
+        );
+    }
+
+    /// Inserts (new, refreshed, with a new id, replacing), removals and sweeps made between
+    /// `build_index` and `set_index` are all kept; after the next rebuild, answers are the
+    /// exact closest again.
+    #[test]
+    fn changes_made_during_a_rebuild_are_kept() {
+        let mut rng = SmallRng::seed_from_u64(8);
+        let mut pool = Pool4::new(3000, 13);
+        let mut model = std::collections::HashMap::new();
+        let mut next = 0u32;
+        for round in 0..20u32 {
+            if pool.index_stale() {
+                pool.rebuild_index();
+            }
+            for _ in 0..200 {
+                let node = if next > 0 && rng.random_bool(0.3) {
+                    // A known address, half the time with a new id.
+                    let i = rng.random_range(0..next);
+                    let ip = std::net::Ipv4Addr::from(0x0100_0000 + i);
+                    let old = model.get(&SocketAddr::from((ip, 6881))).map(|(n, _)| *n);
+                    match old {
+                        Some(old) if rng.random_bool(0.5) => old,
+                        _ => NodeInfo::new(NodeId::random(&mut rng), SocketAddr::from((ip, 6881))),
+                    }
+                } else {
+                    next += 1;
+                    node(next - 1, &mut rng)
+                };
+                let now = round * 10 + rng.random_range(0..10);
+                let seen = model
+                    .get(&node.addr)
+                    .map_or(now, |(_, s): &(NodeInfo, u32)| now.max(*s));
+                match pool.insert(node, now) {
+                    Inserted::Replaced => {
+                        // Some node left: find which from the pool itself.
+                        model.insert(node.addr, (node, seen));
+                        model.retain(|addr, _| pool.seen(addr).is_some());
+                    }
+                    _ => {
+                        model.insert(node.addr, (node, seen));
+                    }
+                }
+                if rng.random_bool(0.05) {
+                    let victim = *model.keys().next().unwrap();
+                    assert!(pool.remove(&victim));
+                    model.remove(&victim);
+                }
+            }
+            // Build, change things, install.
+            let rebuild = pool.build_index();
+            for _ in 0..50 {
+                next += 1;
+                let n = node(next - 1, &mut rng);
+                let now = round * 10 + 9;
+                if pool.insert(n, now) == Inserted::Replaced {
+                    model.insert(n.addr, (n, now));
+                    model.retain(|addr, _| pool.seen(addr).is_some());
+                } else {
+                    model.insert(n.addr, (n, now));
+                }
+            }
+            let victims: Vec<SocketAddr> = model.keys().take(20).copied().collect();
+            for victim in victims {
+                assert!(pool.remove(&victim));
+                model.remove(&victim);
+            }
+            assert!(pool.set_index(rebuild));
+            check(&pool, &model);
+        }
+        pool.rebuild_index();
+        check(&pool, &model);
+        for _ in 0..50 {
+            let target = NodeId::random(&mut rng);
+            let got = pool.closest(&target, 8, &NodeFilter::ALL);
+            let mut want: Vec<NodeInfo> = model.values().map(|(n, _)| *n).collect();
+            want.sort_by_key(|n| target.distance(&n.id));
+            assert_eq!(got, want[..8].to_vec());
+        }
+    }
+
+    /// A rebuild built before the pool compacted itself (records at their limit) is refused,
+    /// and the pool stays consistent.
+    #[test]
+    fn a_rebuild_older_than_a_compaction_is_refused() {
+        let mut rng = SmallRng::seed_from_u64(9);
+        let mut pool = Pool4::new(100, 17);
+        let mut model = std::collections::HashMap::new();
+        for i in 0..100 {
+            let n = node(i, &mut rng);
+            pool.insert(n, 5);
+            model.insert(n.addr, (n, 5));
+        }
+        let rebuild = pool.build_index();
+        // Replacements append records until the limit forces a compaction.
+        for i in 100..400 {
+            let n = node(i, &mut rng);
+            assert_eq!(pool.insert(n, 6), Inserted::Replaced);
+            model.insert(n.addr, (n, 6));
+            model.retain(|addr, _| pool.seen(addr).is_some());
+            assert!(pool.records.len() <= pool.limit);
+        }
+        assert!(!pool.set_index(rebuild));
+        check(&pool, &model);
+    }
+
+    /// The flags computed at insert give the same answers as the checks they replace.
+    #[test]
+    fn filters_hide_what_they_should() {
+        let mut rng = SmallRng::seed_from_u64(10);
+        let mut pool = Pool4::new(1000, 19);
+        let mut nodes = Vec::new();
+        for i in 0..1000u32 {
+            let ip = match i % 4 {
+                0 => std::net::Ipv4Addr::from(0x0a00_0000 + i), // private
+                _ => std::net::Ipv4Addr::from(0x0100_0000 + i * 977),
+            };
+            let id = if i % 3 == 0 {
+                NodeId::bep42(ip.into(), rng.random(), &mut rng)
+            } else {
+                NodeId::random(&mut rng)
+            };
+            let port = if i % 50 == 7 { 0 } else { 6881 };
+            let n = NodeInfo::new(id, SocketAddr::from((ip, port)));
+            pool.insert(n, 0);
+            nodes.push(n);
+        }
+        pool.rebuild_index();
+        let asker = nodes[5];
+        for (allow_private, strict, prefer) in [
+            (false, false, true),
+            (true, false, true),
+            (false, true, false),
+            (true, true, true),
+            (true, false, false),
+        ] {
+            let filter = NodeFilter {
+                allow_private,
+                bep42_strict: strict,
+                prefer_bep42: prefer,
+                exclude_addr: Some(asker.addr),
+                exclude_id: Some(asker.id),
+            };
+            let takes = |n: &NodeInfo| {
+                n.addr.port() != 0
+                    && (allow_private || !is_ignored_ip(n.addr.ip()))
+                    && (!strict || n.id.is_bep42_valid_for(n.addr.ip()))
+                    && n.addr != asker.addr
+                    && n.id != asker.id
+            };
+            for round in 0..100 {
+                // Targets near the asker's id too, so that the exclusion matters.
+                let target = if round % 4 == 0 {
+                    asker.id
+                } else {
+                    NodeId::random(&mut rng)
+                };
+                let got = pool.closest(&target, 8, &filter);
+                let later = |n: &NodeInfo| prefer && !n.id.is_bep42_valid_for(n.addr.ip());
+                let mut want: Vec<NodeInfo> = nodes.iter().copied().filter(takes).collect();
+                want.sort_by_key(|n| target.distance(&n.id));
+                want.truncate(8);
+                // Fewer than 8 when the scanned window holds fewer that the filter takes (a
+                // strict filter on this pool of few BEP 42-consistent nodes).
+                assert!(!got.is_empty() && got.len() <= 8);
+                assert!(got.iter().all(takes), "{filter:?} round {round}");
+                if prefer {
+                    // Preferred nodes first, each group by distance; a preferred node among
+                    // the 8 closest, within the farthest one handed out, is never displaced.
+                    assert!(
+                        got.windows(2)
+                            .all(|w| (later(&w[0]), target.distance(&w[0].id))
+                                <= (later(&w[1]), target.distance(&w[1].id)))
+                    );
+                    let farthest = got.iter().map(|n| target.distance(&n.id)).max();
+                    for n in want
+                        .iter()
+                        .filter(|n| !later(n) && Some(target.distance(&n.id)) <= farthest)
+                    {
+                        assert!(got.contains(n), "{filter:?} round {round}");
+                    }
+                } else {
+                    // The closest the filter takes, in order (a window holds every node
+                    // closer than one it holds).
+                    assert_eq!(got, want[..got.len()], "{filter:?} round {round}");
+                }
+                let mut compact = Vec::new();
+                assert_eq!(
+                    pool.closest_compact(&target, 8, &filter, &mut compact),
+                    got.len()
+                );
+                let mut encoded = Vec::new();
+                for n in &got {
+                    compact::encode_node(&mut encoded, n);
+                }
+                assert_eq!(compact, encoded);
+                let sample = pool.sample(&mut rng, 8, &filter);
+                assert!(sample.iter().all(takes));
+            }
+        }
+    }
+
+    /// Replacements on a full pool grow the records by at most an eighth before a rebuild:
+    /// still under 48 bytes per IPv4 node.
+    #[test]
+    fn a_full_pool_with_replacements_stays_under_48_bytes_per_node() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        let mut pool = Pool4::new(100_000, 23);
+        for i in 0..300_000 {
+            pool.insert(node(i, &mut rng), i);
+            if pool.index_stale() && i % 1000 == 0 {
+                pool.rebuild_index();
+            }
+            let per_node = pool.memory_bytes() as f64 / pool.capacity() as f64;
+            assert!(per_node <= 48.0, "{per_node} bytes per node at {i}");
+        }
+        assert_eq!(pool.len(), 100_000);
     }
 
     #[test]

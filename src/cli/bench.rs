@@ -6,7 +6,8 @@
 //! ports for an IPv6 target), keeps `--window` queries in flight, writes and reads them in
 //! batches of [`BATCH`] per system call (`sendmmsg` / `recvmmsg`, so that it costs less per
 //! query than the servers it loads), and prints one JSON object:
-//! answered per second, loss and latency percentiles. Queries carry BEP 43 `ro: 1`, so the
+//! answered per second, loss, latency percentiles and the mean size of the answers (so that
+//! `udp-echo --pad` can echo datagrams of the same size). Queries carry BEP 43 `ro: 1`, so the
 //! servers answer without trying to add (and ping) the generator's sockets. It is bounded in
 //! time and packets, and it refuses any target outside 127.0.0.0/8 and ::1 (exit 2).
 
@@ -86,6 +87,10 @@ pub struct EchoArgs {
     /// calls the servers use (to measure what batching is worth).
     #[arg(long)]
     pub per_datagram: bool,
+    /// Pad each echoed datagram with zero bytes to this size (if shorter), so that the echo
+    /// moves as many bytes through the kernel as the server it is compared with.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1400))]
+    pub pad: u16,
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -114,7 +119,9 @@ pub fn echo(args: EchoArgs) -> i32 {
         while Instant::now() < end {
             for _ in 0..4096 {
                 match socket.recv_from(&mut buf) {
-                    Ok((len, from)) => {
+                    Ok((got, from)) => {
+                        let len = got.max(usize::from(args.pad));
+                        buf[got..len].fill(0);
                         if socket.send_to(&buf[..len], from).is_ok() {
                             echoed += 1;
                         }
@@ -126,7 +133,7 @@ pub fn echo(args: EchoArgs) -> i32 {
     } else {
         // The same batched system calls as the servers: wait in mio's poll, then read and
         // write a batch per call.
-        match echo_batched(socket, end) {
+        match echo_batched(socket, end, usize::from(args.pad)) {
             Ok(count) => echoed = count,
             Err(e) => {
                 eprintln!("btdht: udp-echo: {e}");
@@ -138,8 +145,9 @@ pub fn echo(args: EchoArgs) -> i32 {
     EXIT_OK
 }
 
-/// The batched echo loop: returns how many datagrams it echoed before `end`.
-fn echo_batched(socket: std::net::UdpSocket, end: Instant) -> io::Result<u64> {
+/// The batched echo loop, each datagram padded with zeros to `pad` bytes: returns how many
+/// datagrams it echoed before `end`.
+fn echo_batched(socket: std::net::UdpSocket, end: Instant, pad: usize) -> io::Result<u64> {
     socket.set_nonblocking(true)?;
     let mut socket = UdpSocket::from_std(socket);
     let mut poll = Poll::new()?;
@@ -161,6 +169,9 @@ fn echo_batched(socket: std::net::UdpSocket, end: Instant) -> io::Result<u64> {
                 *to = from;
                 buf.clear();
                 buf.extend_from_slice(bytes);
+                if buf.len() < pad {
+                    buf.resize(pad, 0);
+                }
                 used += 1;
             });
             let count = match count {
@@ -330,6 +341,7 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
     let (mut seq, mut in_flight, mut next_source) = (0u32, 0usize, 0usize);
     let (mut sent, mut measured_sent, mut answered, mut lost, mut errors, mut send_errors) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut answer_bytes = 0u64;
     let mut latencies: Vec<u32> = Vec::new();
     loop {
         let now = now_us();
@@ -434,6 +446,7 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
                     in_flight -= 1;
                     if slot.sent_us >= measure_from && at <= send_until + timeout_us {
                         answered += 1;
+                        answer_bytes += bytes.len() as u64;
                         if find(bytes, b"1:y1:e").is_some() {
                             errors += 1;
                         }
@@ -490,6 +503,7 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
         "lost": lost,
         "loss": if measured_sent > 0 { lost as f64 / measured_sent as f64 } else { 0.0 },
         "answered_per_sec": answered as f64 / seconds,
+        "answer_bytes_mean": if answered > 0 { answer_bytes as f64 / answered as f64 } else { 0.0 },
         "latency_us": {
             "p50": percentile(&latencies, 0.50),
             "p99": percentile(&latencies, 0.99),

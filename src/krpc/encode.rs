@@ -83,6 +83,16 @@ fn key_flag(out: &mut Vec<u8>, name: &str, set: bool) {
     }
 }
 
+/// Compact node info already encoded (26-byte IPv4 and 38-byte IPv6 entries, concatenated),
+/// written as a reply's `nodes` and `nodes6` in place of the response's own lists.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CompactNodes<'m> {
+    /// `nodes`, if given.
+    pub(crate) nodes: Option<&'m [u8]>,
+    /// `nodes6`, if given.
+    pub(crate) nodes6: Option<&'m [u8]>,
+}
+
 pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
     out.push(b'd');
     match message.body {
@@ -94,7 +104,7 @@ pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
             key(out, "e");
             error_list(error, out);
         }
-        BodyRef::Response(_) => {}
+        BodyRef::Response(_) | BodyRef::ResponseCompact(..) => {}
     }
     if let Some(ip) = &message.requester_ip {
         key(out, "ip");
@@ -106,7 +116,11 @@ pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
         BodyRef::Query(query) => key_bytes(out, "q", query.kind.method().as_bytes()),
         BodyRef::Response(response) => {
             key(out, "r");
-            reply(response, out);
+            reply(response, CompactNodes::default(), out);
+        }
+        BodyRef::ResponseCompact(response, nodes) => {
+            key(out, "r");
+            reply(response, nodes, out);
         }
         BodyRef::Error(_) => {}
     }
@@ -117,7 +131,7 @@ pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
     }
     let kind: &[u8] = match message.body {
         BodyRef::Query(_) => b"q",
-        BodyRef::Response(_) => b"r",
+        BodyRef::Response(_) | BodyRef::ResponseCompact(..) => b"r",
         BodyRef::Error(_) => b"e",
     };
     key_bytes(out, "y", kind);
@@ -241,8 +255,8 @@ fn node_list(out: &mut Vec<u8>, name: &str, nodes: &[NodeInfo], v4: bool) {
 }
 
 /// Reply keys in sorted order: BFpe, BFsd, id, interval, k, nodes, nodes6, num, samples,
-/// seq, sig, token, v, values.
-fn reply(r: &Response, out: &mut Vec<u8>) {
+/// seq, sig, token, v, values. `compact` replaces `r.nodes` and `r.nodes6` where given.
+fn reply(r: &Response, compact: CompactNodes<'_>, out: &mut Vec<u8>) {
     out.push(b'd');
     if let Some(bloom) = &r.bloom_peers {
         key_bytes(out, "BFpe", &bloom[..]);
@@ -257,10 +271,14 @@ fn reply(r: &Response, out: &mut Vec<u8>) {
     if let Some(k) = &r.key {
         key_bytes(out, "k", k);
     }
-    if let Some(nodes) = &r.nodes {
+    if let Some(bytes) = compact.nodes {
+        key_bytes(out, "nodes", bytes);
+    } else if let Some(nodes) = &r.nodes {
         node_list(out, "nodes", nodes, true);
     }
-    if let Some(nodes) = &r.nodes6 {
+    if let Some(bytes) = compact.nodes6 {
+        key_bytes(out, "nodes6", bytes);
+    } else if let Some(nodes) = &r.nodes6 {
         node_list(out, "nodes6", nodes, false);
     }
     if let Some(num) = r.num {

@@ -366,6 +366,8 @@ pub(crate) struct Outgoing<'m> {
     pub(crate) body: BodyRef<'m>,
 }
 
+pub(crate) use encode::CompactNodes;
+
 /// A borrowed [`Body`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum BodyRef<'m> {
@@ -373,6 +375,8 @@ pub(crate) enum BodyRef<'m> {
     Query(&'m Query),
     /// `y = r`.
     Response(&'m Response),
+    /// `y = r`, with `nodes` and `nodes6` given as encoded compact node info.
+    ResponseCompact(&'m Response, encode::CompactNodes<'m>),
     /// `y = e`.
     Error(&'m KrpcError),
 }
