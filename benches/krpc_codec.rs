@@ -25,6 +25,7 @@
 //! 5000 --workload node/ping` and divide the collected count by the queries (e.g. `--workload
 //! bootstrap1m/find_node` for a full-pool bootstrap answer).
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
+#![allow(missing_docs)] // criterion_group! makes an undocumented public function
 
 use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;

@@ -285,3 +285,14 @@ fn run_shard(
     *published.lock() = *shard.core.stats();
     result
 }
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("id", &self.id)
+            .field("local_addr", &self.local_addr)
+            .field("local_addr6", &self.local_addr6)
+            .field("shards", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -823,6 +823,15 @@ impl BootstrapServer {
     }
 }
 
+impl std::fmt::Debug for BootstrapServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapServer")
+            .field("id", &self.id)
+            .field("queued", &self.outbox.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl crate::Endpoint for BootstrapServer {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         BootstrapServer::handle_datagram(self, now, from, bytes);

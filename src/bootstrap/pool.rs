@@ -41,10 +41,10 @@ use std::net::SocketAddr;
 
 use rand::Rng;
 
+use crate::address_policy::is_ignored_ip;
 use crate::contact::NodeInfo;
 use crate::id::NodeId;
 use crate::krpc::compact;
-use crate::address_policy::is_ignored_ip;
 
 const EMPTY: u32 = u32::MAX;
 /// Entries examined to pick the one a new node replaces when the pool is full.

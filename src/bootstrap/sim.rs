@@ -13,6 +13,7 @@ use crate::time::Instant;
 use crate::transmit::Transmit;
 
 /// A simulated endpoint: a DHT node or a bootstrap server.
+#[derive(Debug)]
 pub enum Peer {
     /// A DHT node.
     Node(Box<Node>),

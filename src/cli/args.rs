@@ -18,7 +18,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
     long_about,
     after_help = "Examples:\n  btdht node --bind 0.0.0.0:6881 --state dht.json\n  btdht get-peers 0123456789abcdef0123456789abcdef01234567 --json"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); without -v or -q the
     /// BTDHT_LOG environment variable (off, error, warn, info, debug, trace) sets the level.
     #[arg(short, long, action = ArgAction::Count, global = true)]
@@ -33,7 +33,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a DHT node until SIGINT or SIGTERM, then save its state and exit.
     #[command(
         after_help = "Example:\n  btdht node --bind 0.0.0.0:6881 --state ~/.btdht.json --stats 60"
@@ -145,7 +145,7 @@ pub enum Command {
 
 /// Options of the short-lived client commands.
 #[derive(Args, Debug, Clone)]
-pub struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// Local IPv4 address to bind.
     #[arg(long, default_value = "0.0.0.0:0", value_parser = parse_bind)]
     pub bind: SocketAddr,
@@ -165,7 +165,7 @@ pub struct ClientArgs {
 
 /// Options of `btdht node`.
 #[derive(Args, Debug)]
-pub struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// Local IPv4 address to bind.
     #[arg(long, default_value = "0.0.0.0:6881", value_parser = parse_bind)]
     pub bind: SocketAddr,
@@ -200,12 +200,12 @@ pub struct NodeArgs {
 }
 
 /// A 40-hex-digit id.
-pub fn parse_id(text: &str) -> Result<NodeId, String> {
+pub(crate) fn parse_id(text: &str) -> Result<NodeId, String> {
     NodeId::from_hex(text).map_err(|e| format!("not a 40-hex-digit id: {e}"))
 }
 
 /// An IP:PORT or HOST:PORT address, resolved (IPv4 preferred).
-pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
@@ -225,7 +225,7 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// A local IP:PORT to bind.
-pub fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_bind(text: &str) -> Result<SocketAddr, String> {
     text.parse()
         .map_err(|_| "expected a local IP:PORT, e.g. 0.0.0.0:6881".into())
 }

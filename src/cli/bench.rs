@@ -30,7 +30,7 @@ use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// Which queries the generator sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum QueryMix {
+pub(crate) enum QueryMix {
     /// `ping` only.
     Ping,
     /// `find_node` for random targets.
@@ -43,7 +43,7 @@ pub enum QueryMix {
 
 /// Options of `btdht bench`.
 #[derive(Args, Debug)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// The server to load (must be on 127.0.0.0/8 or ::1).
     #[arg(value_parser = parse_addr)]
     pub target: SocketAddr,
@@ -76,7 +76,7 @@ pub struct BenchArgs {
 
 /// Options of the hidden `btdht udp-echo`.
 #[derive(Args, Debug)]
-pub struct EchoArgs {
+pub(crate) struct EchoArgs {
     /// Loopback address to bind.
     #[arg(long, value_parser = parse_bind)]
     pub bind: SocketAddr,
@@ -98,7 +98,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Runs the raw echo server: receive a datagram, send it back, nothing else.
-pub fn echo(args: EchoArgs) -> i32 {
+pub(crate) fn echo(args: EchoArgs) -> i32 {
     if !is_loopback(args.bind.ip()) {
         eprintln!("btdht: udp-echo binds only loopback addresses");
         return EXIT_USAGE;
@@ -264,7 +264,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 }
 
 /// Runs `btdht bench`.
-pub fn run(args: BenchArgs) -> i32 {
+pub(crate) fn run(args: BenchArgs) -> i32 {
     if !is_loopback(args.target.ip()) {
         eprintln!(
             "btdht: bench refuses {}: only 127.0.0.0/8 and ::1 targets are allowed",

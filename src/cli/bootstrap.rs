@@ -19,7 +19,7 @@ use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// A `--rate-limit` value: `off`, or a per-source-IP limit `RATE[/BURST]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RateSpec {
+pub(crate) enum RateSpec {
     /// No per-IP and no global limit.
     Off,
     /// This per-IP limit (the global limit keeps its default).
@@ -27,7 +27,7 @@ pub enum RateSpec {
 }
 
 /// Parses `off` or `RATE[/BURST]` (burst defaults to 5 × rate).
-pub fn parse_rate(text: &str) -> Result<RateSpec, String> {
+pub(crate) fn parse_rate(text: &str) -> Result<RateSpec, String> {
     if text == "off" {
         return Ok(RateSpec::Off);
     }
@@ -52,7 +52,7 @@ pub fn parse_rate(text: &str) -> Result<RateSpec, String> {
 
 /// How the server picks the nodes of its answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// The K pool nodes closest to the target.
     Closest,
     /// K random pool nodes.
@@ -61,7 +61,7 @@ pub enum Answer {
 
 /// Options of `btdht bootstrap`.
 #[derive(Args, Debug)]
-pub struct BootstrapArgs {
+pub(crate) struct BootstrapArgs {
     /// Local IPv4 address to bind (shared by all shards through SO_REUSEPORT).
     #[arg(long, default_value = "0.0.0.0:6881", value_parser = parse_bind)]
     pub bind: SocketAddr,
@@ -159,7 +159,7 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
 }
 
 /// Runs `btdht bootstrap` until SIGINT or SIGTERM.
-pub fn run(args: BootstrapArgs) -> i32 {
+pub(crate) fn run(args: BootstrapArgs) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {

@@ -13,7 +13,7 @@ use super::args::{ClientArgs, Command, NodeArgs};
 use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// Runs a subcommand and returns the exit status.
-pub fn run(command: Command) -> i32 {
+pub(crate) fn run(command: Command) -> i32 {
     match command {
         Command::Node(args) => node(args),
         Command::Ping { addr, client } => ping(addr, &client),

@@ -22,7 +22,7 @@ use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// Options of `btdht crawl`.
 #[derive(Args, Debug)]
-pub struct CrawlArgs {
+pub(crate) struct CrawlArgs {
     /// A node to start from (repeatable). Default: the public routers.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
     pub bootstrap: Vec<SocketAddr>,
@@ -133,7 +133,7 @@ impl CrawlSink for Output {
 }
 
 /// Runs `btdht crawl`; returns the exit status.
-pub fn run(args: CrawlArgs) -> i32 {
+pub(crate) fn run(args: CrawlArgs) -> i32 {
     let bootstrap = if args.bootstrap.is_empty() {
         super::commands::public_routers()
     } else {

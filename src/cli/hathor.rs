@@ -38,7 +38,7 @@ use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// `btdht hathor …`.
 #[derive(Args, Debug)]
-pub struct HathorArgs {
+pub(crate) struct HathorArgs {
     /// The Hathor subcommand.
     #[command(subcommand)]
     pub command: HathorCommand,
@@ -46,7 +46,7 @@ pub struct HathorArgs {
 
 /// The Hathor subcommands.
 #[derive(Subcommand, Debug)]
-pub enum HathorCommand {
+pub(crate) enum HathorCommand {
     /// Hathor peer identities (the peer JSON file of `hathor-cli run_node --peer`).
     #[command(after_help = "Example:\n  btdht hathor id new --out peer.json")]
     Id {
@@ -76,7 +76,7 @@ pub enum HathorCommand {
 
 /// `btdht hathor id …`.
 #[derive(Subcommand, Debug)]
-pub enum IdCommand {
+pub(crate) enum IdCommand {
     /// Generate a new RSA-2048 identity and write it as a Hathor peer file (mode 0600); print its id.
     #[command(after_help = "Example:\n  btdht hathor id new --out peer.json")]
     New {
@@ -91,7 +91,7 @@ pub enum IdCommand {
 
 /// Which Hathor network.
 #[derive(Args, Debug, Clone)]
-pub struct NetworkArgs {
+pub(crate) struct NetworkArgs {
     /// The network: mainnet, testnet (testnet-india), nano-testnet (nano-testnet-bravo),
     /// privatenet (localnet), unittests, or a custom network's name with --genesis-hashes or
     /// --genesis-digest.
@@ -119,7 +119,7 @@ pub struct NetworkArgs {
 
 impl NetworkArgs {
     /// The network profile and the rendezvous info-hash, or a message for the user.
-    pub fn resolve(&self) -> Result<(NetworkProfile, InfoHash), String> {
+    pub(crate) fn resolve(&self) -> Result<(NetworkProfile, InfoHash), String> {
         let profile = if let Some(path) = &self.network_file {
             NetworkProfile::load(path).map_err(|e| e.to_string())?
         } else {
@@ -163,7 +163,7 @@ impl NetworkArgs {
 
 /// The DHT client options of `announce` and `discover`.
 #[derive(Args, Debug, Clone)]
-pub struct DhtArgs {
+pub(crate) struct DhtArgs {
     /// Local IPv4 address to bind (the DHT socket; `discover --verify` also dials its
     /// handshakes from this IP, so a node checking our declared entrypoints sees it).
     #[arg(long, default_value = "0.0.0.0:0", value_parser = parse_bind)]
@@ -184,7 +184,7 @@ pub struct DhtArgs {
 
 /// Options of `btdht hathor announce`.
 #[derive(Args, Debug)]
-pub struct AnnounceArgs {
+pub(crate) struct AnnounceArgs {
     #[command(flatten)]
     pub network: NetworkArgs,
     /// The Hathor node's p2p (TCP) port.
@@ -202,7 +202,7 @@ pub struct AnnounceArgs {
 
 /// Output formats of `discover`.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// One `tcp://ip:port/?id=<id>` per line (unverified: `tcp://ip:port`, no id).
     Entrypoints,
     /// Verified: Hathor's PEERS shape `[{"id": ..., "entrypoints": [...]}]`; unverified: the
@@ -212,7 +212,7 @@ pub enum Format {
 
 /// Options of `btdht hathor discover`.
 #[derive(Args, Debug)]
-pub struct DiscoverArgs {
+pub(crate) struct DiscoverArgs {
     #[command(flatten)]
     pub network: NetworkArgs,
     /// Verify each candidate with the Hathor handshake; print only verified peers.
@@ -250,7 +250,7 @@ pub struct DiscoverArgs {
 }
 
 /// Runs `btdht hathor …` and returns the exit status.
-pub fn run(args: HathorArgs) -> i32 {
+pub(crate) fn run(args: HathorArgs) -> i32 {
     match args.command {
         HathorCommand::Id {
             command: IdCommand::New { out, force },

@@ -35,7 +35,7 @@ fn env_level() -> Option<LevelFilter> {
 
 /// Installs the logger: warnings by default (or the level in `BTDHT_LOG`), more with each
 /// -v, errors only with -q; the flags win over the environment.
-pub fn init(verbose: u8, quiet: bool) {
+pub(crate) fn init(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => LevelFilter::Error,
         (false, 0) => env_level().unwrap_or(LevelFilter::Warn),

@@ -28,7 +28,7 @@ const MAX_CONNECTIONS: usize = 64;
 
 /// Options of `btdht metadata`.
 #[derive(Args, Debug)]
-pub struct MetadataArgs {
+pub(crate) struct MetadataArgs {
     /// The info-hash (40 hex digits).
     #[arg(value_parser = parse_id)]
     pub info_hash: InfoHash,
@@ -45,7 +45,7 @@ pub struct MetadataArgs {
 }
 
 /// Runs `btdht metadata` and returns the exit status.
-pub fn run(args: MetadataArgs) -> i32 {
+pub(crate) fn run(args: MetadataArgs) -> i32 {
     let timeout = Duration::from_secs(args.client.timeout);
     let peers = if args.peers.is_empty() {
         match peers_from_dht(args.info_hash, &args.client, timeout) {

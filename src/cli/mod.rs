@@ -5,19 +5,19 @@
 // The command line reads the OS clock (progress, timestamps, deadlines) and OS randomness.
 #![allow(clippy::disallowed_methods)]
 
-pub mod args;
-pub mod bench;
-pub mod bootstrap;
-pub mod commands;
-pub mod crawl;
-pub mod hathor;
-pub mod logger;
-pub mod metadata;
-pub mod swarm;
+pub(crate) mod args;
+pub(crate) mod bench;
+pub(crate) mod bootstrap;
+pub(crate) mod commands;
+pub(crate) mod crawl;
+pub(crate) mod hathor;
+pub(crate) mod logger;
+pub(crate) mod metadata;
+pub(crate) mod swarm;
 
 /// Exit status: success.
-pub const EXIT_OK: i32 = 0;
+pub(crate) const EXIT_OK: i32 = 0;
 /// Exit status: nothing answered.
-pub const EXIT_NO_ANSWER: i32 = 1;
+pub(crate) const EXIT_NO_ANSWER: i32 = 1;
 /// Exit status: bad arguments (also clap's own usage errors).
-pub const EXIT_USAGE: i32 = 2;
+pub(crate) const EXIT_USAGE: i32 = 2;

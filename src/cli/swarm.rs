@@ -19,7 +19,7 @@ use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// Options of `btdht swarm`.
 #[derive(Args, Debug)]
-pub struct SwarmArgs {
+pub(crate) struct SwarmArgs {
     /// How many nodes.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub nodes: u32,
@@ -116,7 +116,7 @@ fn write_truth(path: &PathBuf, ready: &Ready) -> io::Result<()> {
 }
 
 /// Runs `btdht swarm`; returns the exit status.
-pub fn run(args: SwarmArgs) -> i32 {
+pub(crate) fn run(args: SwarmArgs) -> i32 {
     let options = SwarmOptions {
         nodes: args.nodes,
         base_ip: args.base_ip,

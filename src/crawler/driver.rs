@@ -50,6 +50,7 @@ pub trait CrawlSink {
 }
 
 /// How a crawl ended.
+#[derive(Debug)]
 pub struct CrawlEnd {
     /// The crawler, for its counters.
     pub crawler: Crawler,
@@ -167,6 +168,14 @@ impl<S: CrawlSink> Role for CrawlRole<'_, S> {
 
     fn next_deadline(&self) -> Option<Instant> {
         self.end
+    }
+}
+
+impl std::fmt::Debug for Crawl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crawl")
+            .field("until_idle", &self.until_idle)
+            .finish_non_exhaustive()
     }
 }
 

@@ -941,6 +941,12 @@ impl Crawler {
     }
 }
 
+impl std::fmt::Debug for Crawler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crawler").finish_non_exhaustive()
+    }
+}
+
 impl crate::Endpoint for Crawler {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         Crawler::handle_datagram(self, now, from, bytes);

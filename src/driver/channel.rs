@@ -62,7 +62,7 @@ pub(crate) struct Sender<T> {
 
 impl<T> Sender<T> {
     /// Queues `message` unless the channel is full or its receiver is gone; never blocks.
-    pub fn try_send(&self, message: T) -> Result<(), TrySendError<T>> {
+    pub(crate) fn try_send(&self, message: T) -> Result<(), TrySendError<T>> {
         let waker = {
             let mut state = self.shared.state.lock();
             if !state.receiver_alive {

@@ -54,7 +54,7 @@ pub(crate) struct Subscribers {
 
 impl Subscribers {
     /// A new subscription.
-    pub fn subscribe(&self) -> Receiver<Event> {
+    pub(crate) fn subscribe(&self) -> Receiver<Event> {
         let (tx, rx) = channel::bounded(SUBSCRIBER_CAPACITY);
         self.senders.lock().push(tx);
         rx
@@ -99,4 +99,10 @@ pub(crate) fn run(events: EventQueue<Event>, hooks: Hooks, subscribers: Arc<Subs
     // The node stopped: the subscriptions end (their receivers see the channel closed once
     // they have taken what is queued).
     subscribers.senders.lock().clear();
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks").finish_non_exhaustive()
+    }
 }

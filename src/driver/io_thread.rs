@@ -150,7 +150,7 @@ impl Role for NodeRole {
 impl IoThread {
     /// Runs on `runtime` (whose slot 0 holds the node's sockets) until a `Stop` command or
     /// until every handle is gone.
-    pub fn run(self, mut runtime: Runtime) {
+    pub(super) fn run(self, mut runtime: Runtime) {
         let next_save = self.clock.now() + self.save_interval;
         let mut role = NodeRole {
             io: self,

@@ -252,6 +252,7 @@ enum IdChoice {
 }
 
 /// Settings for a [`Dht`]; see [`Dht::builder`].
+#[derive(Debug)]
 pub struct Builder {
     bind: SocketAddr,
     bind6: Option<SocketAddr>,

@@ -674,7 +674,7 @@ pub struct RemoteIdentity {
 pub type Resolver = Arc<dyn Fn(&str) -> Vec<IpAddr> + Send + Sync>;
 
 /// How the connection was made, for entrypoint validation.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum Direction {
     /// We dialled this address (the dialled `tcp://ip:port` must be declared).
     Outbound(SocketAddr),
@@ -864,4 +864,15 @@ pub fn system_clock() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl std::fmt::Debug for PeerIdCheck<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerIdCheck")
+            .field("expected", &self.expected)
+            .field("own_id", &self.own_id)
+            .field("direction", &self.direction)
+            .field("whitelist", &self.allowed.is_some())
+            .finish_non_exhaustive()
+    }
 }

@@ -536,3 +536,12 @@ impl Drop for Fetcher {
         self.jobs = None;
     }
 }
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("workers", &self.workers.len())
+            .field("tracked_peers", &self.attempts.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1322,6 +1322,17 @@ fn trim_reply(response: &mut Response, excess: usize, asker: &SocketAddr) -> boo
         || cut(own, excess, own_len)
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .field("nodes", &(self.table4.len() + self.table6.len()))
+            .field("operations", &self.operations.len())
+            .field("queries_in_flight", &self.transactions.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl crate::Endpoint for Node {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         Node::handle_datagram(self, now, from, bytes);

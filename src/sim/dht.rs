@@ -17,6 +17,7 @@ use crate::routing::IpPolicy;
 use crate::time::Instant;
 
 /// A network of simulated DHT nodes.
+#[derive(Debug)]
 pub struct DhtSim {
     /// The simulated network.
     pub net: SimNet<Node>,

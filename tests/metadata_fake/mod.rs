@@ -14,7 +14,7 @@ use sha1::{Digest, Sha1};
 
 /// What the fake peer does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Script {
+pub(crate) enum Script {
     /// Serves every piece (after a bitfield and a keep-alive of noise).
     Good,
     /// Announces a `metadata_size` of 11 MiB.
@@ -44,11 +44,11 @@ pub enum Script {
 }
 
 /// The id the fake peer asks us to use for `ut_metadata` (not ours, to test the mapping).
-pub const PEER_UT_METADATA: u8 = 3;
+pub(crate) const PEER_UT_METADATA: u8 = 3;
 
 /// Starts a fake peer on `ip` serving `info`; returns its address. It serves any number of
 /// connections, each on a thread of its own, until the test process exits.
-pub fn spawn_on(ip: IpAddr, info: Vec<u8>, script: Script) -> SocketAddr {
+pub(crate) fn spawn_on(ip: IpAddr, info: Vec<u8>, script: Script) -> SocketAddr {
     let listener = TcpListener::bind(SocketAddr::new(ip, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -63,12 +63,12 @@ pub fn spawn_on(ip: IpAddr, info: Vec<u8>, script: Script) -> SocketAddr {
 }
 
 /// [`spawn_on`] 127.0.0.1.
-pub fn spawn(info: Vec<u8>, script: Script) -> SocketAddr {
+pub(crate) fn spawn(info: Vec<u8>, script: Script) -> SocketAddr {
     spawn_on([127, 0, 0, 1].into(), info, script)
 }
 
 /// A loopback address where nothing listens.
-pub fn closed_port() -> SocketAddr {
+pub(crate) fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
@@ -173,12 +173,12 @@ fn serve(mut stream: TcpStream, info: &[u8], script: Script) -> std::io::Result<
 }
 
 /// The SHA-1 of `bytes` as an info-hash.
-pub fn sha1(bytes: &[u8]) -> InfoHash {
+pub(crate) fn sha1(bytes: &[u8]) -> InfoHash {
     InfoHash::from_slice(&Sha1::digest(bytes)).unwrap()
 }
 
 /// A v1 multi-file info dictionary named `name` with `files` (path components, length).
-pub fn info_dict(name: &str, files: &[(Vec<String>, u64)]) -> Vec<u8> {
+pub(crate) fn info_dict(name: &str, files: &[(Vec<String>, u64)]) -> Vec<u8> {
     let mut out = b"d5:filesl".to_vec();
     for (path, length) in files {
         out.extend_from_slice(format!("d6:lengthi{length}e4:pathl").as_bytes());
@@ -195,7 +195,7 @@ pub fn info_dict(name: &str, files: &[(Vec<String>, u64)]) -> Vec<u8> {
 }
 
 /// `count` files spread over a few directories, of lengths 1, 8, 15, ...
-pub fn many_files(count: usize) -> Vec<(Vec<String>, u64)> {
+pub(crate) fn many_files(count: usize) -> Vec<(Vec<String>, u64)> {
     (0..count)
         .map(|i| {
             (

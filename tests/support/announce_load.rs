@@ -14,7 +14,7 @@ use btdht::{Instant, NodeId};
 
 /// What a run did, and the largest sizes seen.
 #[derive(Debug, Default)]
-pub struct LoadReport {
+pub(crate) struct LoadReport {
     /// Announces sent.
     pub announces: u64,
     /// Announces acknowledged by the node.
@@ -36,7 +36,7 @@ pub struct LoadReport {
 }
 
 /// The source address of source `i`: public IPv4, distinct for every `i` below 2^24.
-pub fn source(i: u32) -> SocketAddr {
+pub(crate) fn source(i: u32) -> SocketAddr {
     let ip = Ipv4Addr::from(0x3200_0000u32 + i);
     SocketAddr::new(IpAddr::V4(ip), 6881)
 }
@@ -44,7 +44,12 @@ pub fn source(i: u32) -> SocketAddr {
 /// `sources` sources each announce `per_source` distinct info-hashes (drawn from `hashes`
 /// distinct ones), one query every 250 µs of simulated time (4,000 a second, under the
 /// default global limit); every cap of `config` is checked after each source.
-pub fn run_announces(config: Config, sources: u32, per_source: u32, hashes: u64) -> LoadReport {
+pub(crate) fn run_announces(
+    config: Config,
+    sources: u32,
+    per_source: u32,
+    hashes: u64,
+) -> LoadReport {
     let mut node = Node::new(config.clone(), NodeId([0x5a; 20]), 3, Instant::ZERO);
     let mut report = LoadReport::default();
     let mut now = Instant::from_secs(1);
@@ -137,7 +142,7 @@ pub fn run_announces(config: Config, sources: u32, per_source: u32, hashes: u64)
 }
 
 /// The process's peak resident memory (VmHWM) in KiB, where /proc says it.
-pub fn peak_rss_kib() -> Option<u64> {
+pub(crate) fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -19,7 +19,7 @@ use btdht::krpc::{MAX_MESSAGE_SIZE, RejectReason, decode};
 /// with a `target` is read as `find_node`), so a message decoded from a datagram close to
 /// [`MAX_MESSAGE_SIZE`] can encode to more than one datagram. The decoder must then refuse
 /// that encoding as too large: it cannot be sent anyway.
-pub fn check_krpc_decode(data: &[u8]) {
+pub(crate) fn check_krpc_decode(data: &[u8]) {
     let Ok(first) = decode(data) else {
         return;
     };
@@ -70,7 +70,7 @@ pub fn check_krpc_decode(data: &[u8]) {
 
 /// `compact`: every compact parser, both families, re-encodes the whole entries it read back
 /// to the input's prefix of whole entries.
-pub fn check_compact(data: &[u8]) {
+pub(crate) fn check_compact(data: &[u8]) {
     let nodes = decode_nodes_v4(data);
     assert_eq!(
         nodes.len(),

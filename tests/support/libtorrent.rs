@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// The peer script, `tests/peers/lt_node.py`.
-pub fn script() -> PathBuf {
+pub(crate) fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/lt_node.py")
 }
 
 /// The python to run the script with: `BTDHT_PEERS_PY`, else the venv's python under
 /// `BTDHT_PEERS_VENV`, else under `${XDG_CACHE_HOME:-~/.cache}/btdht/venv-libtorrent-2.1.1`
 /// (where `tests/peers/setup.sh` puts it).
-pub fn python() -> Result<PathBuf, String> {
+pub(crate) fn python() -> Result<PathBuf, String> {
     if let Some(python) = std::env::var_os("BTDHT_PEERS_PY") {
         return Ok(python.into());
     }
@@ -35,7 +35,7 @@ pub fn python() -> Result<PathBuf, String> {
 }
 
 /// The venv's python and the script, or why the interop tests cannot run.
-pub fn libtorrent() -> Result<(PathBuf, PathBuf), String> {
+pub(crate) fn libtorrent() -> Result<(PathBuf, PathBuf), String> {
     let python = python()?;
     let imports = Command::new(&python)
         .args(["-c", "import libtorrent"])
@@ -58,7 +58,7 @@ pub fn libtorrent() -> Result<(PathBuf, PathBuf), String> {
 ///
 /// The line goes to the process's stderr through `Write`, which libtest does not capture
 /// (it captures only `print!`/`eprint!`), so it shows in the normal test output.
-pub fn libtorrent_or_skip() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn libtorrent_or_skip() -> Option<(PathBuf, PathBuf)> {
     match libtorrent() {
         Ok(found) => Some(found),
         Err(why) => {
@@ -77,7 +77,7 @@ pub fn libtorrent_or_skip() -> Option<(PathBuf, PathBuf)> {
 
 /// The peers of a `peers HEX40 IP:PORT...` line of the script for `info_hash` (hex), or
 /// `None` for any other line.
-pub fn peers_line(line: &str, info_hash: &str) -> Option<Vec<SocketAddr>> {
+pub(crate) fn peers_line(line: &str, info_hash: &str) -> Option<Vec<SocketAddr>> {
     let mut words = line.split_whitespace();
     if words.next() != Some("peers") || words.next() != Some(info_hash) {
         return None;

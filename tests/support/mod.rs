@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use btdht::driver::{Builder, Dht};
 
-pub mod libtorrent;
+pub(crate) mod libtorrent;
 
 /// A builder for a loopback node on 127.0.`n`.1 with private addresses allowed and a seed.
-pub fn loopback(n: u8) -> Builder {
+pub(crate) fn loopback(n: u8) -> Builder {
     Dht::builder()
         .bind(SocketAddr::from(([127, 0, n, 1], 0)))
         .allow_private(true)
@@ -19,7 +19,7 @@ pub fn loopback(n: u8) -> Builder {
 }
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
-pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if cond() {
@@ -33,7 +33,7 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// A fresh temporary directory for one test.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("btdht-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -41,7 +41,11 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// Polls `cond` every `every` until it holds or `limit` passes; returns whether it held.
-pub fn wait_until_every(limit: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until_every(
+    limit: Duration,
+    every: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if cond() {
@@ -56,7 +60,7 @@ pub fn wait_until_every(limit: Duration, every: Duration, mut cond: impl FnMut()
 
 /// The lines `child` prints on its (piped) stdout, as they come, read by a thread of their
 /// own; `None` if stdout was not piped or was taken already.
-pub fn stdout_lines(
+pub(crate) fn stdout_lines(
     child: &mut std::process::Child,
 ) -> Option<crossbeam_channel::Receiver<String>> {
     use std::io::{BufRead, BufReader};

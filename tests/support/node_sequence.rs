@@ -32,11 +32,11 @@ use btdht::{Instant, NodeId};
 
 /// The largest datagram the node may emit: a get_peers reply with 50 IPv6 values, both node
 /// lists, both Bloom filters, a token and a transaction id of the largest answered length.
-pub const MAX_EMITTED: usize = 2_500;
+pub(crate) const MAX_EMITTED: usize = 2_500;
 
 /// The sources a record can name: public IPv4 and IPv6 addresses (two sharing an IP), and
 /// ones the node must ignore (private, port 0).
-pub const SOURCES: [&str; 8] = [
+pub(crate) const SOURCES: [&str; 8] = [
     "1.2.3.4:6881",
     "1.2.3.4:6882",
     "5.6.7.8:51413",
@@ -48,7 +48,7 @@ pub const SOURCES: [&str; 8] = [
 ];
 
 /// Small caps, so that a short input reaches them.
-pub fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         max_lookups: 4,
         max_outbox: 64,
@@ -128,7 +128,7 @@ struct Memory {
 }
 
 /// Runs one input; panics when an invariant fails.
-pub fn check_node_sequence(data: &[u8]) {
+pub(crate) fn check_node_sequence(data: &[u8]) {
     let config = config();
     let mut now = Instant::from_secs(1);
     let mut node = Node::new(config.clone(), NodeId([0x42; 20]), 1, now);
