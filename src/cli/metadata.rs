@@ -140,7 +140,10 @@ fn peers_from_dht(
                 _ => EXIT_NO_ANSWER,
             }
         })?;
-    let result = dht.get_peers(info_hash, timeout);
+    let result = dht
+        .with_timeout(timeout)
+        .get_peers(info_hash, false)
+        .and_then(|lookup| lookup.outcome());
     if let Err(e) = dht.stop() {
         log::warn!("{e}");
     }
