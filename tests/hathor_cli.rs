@@ -17,7 +17,7 @@ use btdht::driver::Dht;
 use btdht::hathor::fake::{FakeNode, FakeNodeConfig, TestPki};
 use btdht::hathor::identity::{Identity, generate_rsa_key};
 use btdht::hathor::network::NetworkProfile;
-use btdht::hathor::store::{PeerKey, PeerStore};
+use btdht::hathor::store::{PeerBook, PeerKey};
 use btdht::hathor::tls::CertificateAuthority;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use support::{loopback, temp_dir, wait_until};
@@ -494,7 +494,7 @@ fn announce_then_discover_verifies_only_the_genuine_node_and_pushes_it() {
     assert!(!stdout(&out).contains(&bad.addr().port().to_string()));
 
     // The store knows the genuine node by id and the impostor's failure by address.
-    let saved = PeerStore::load(&store, &NetworkProfile::testnet_india()).unwrap();
+    let saved = PeerBook::load(&store, &NetworkProfile::testnet_india()).unwrap();
     let ok = saved.get(&PeerKey::Id(good.id())).unwrap();
     assert_eq!(ok.dialled, Some(good.addr()));
     assert!(ok.last_success.is_some() && ok.last_error.is_none());

@@ -6,7 +6,7 @@ use btdht::hathor::handshake::VerifiedPeer;
 use btdht::hathor::identity::{PeerId, PublicKey};
 use btdht::hathor::network::NetworkProfile;
 use btdht::hathor::store::{
-    FORGET_AFTER, PeerKey, PeerStore, Source, StoreError, next_retry_interval,
+    FORGET_AFTER, PeerBook, PeerKey, Source, StoreError, next_retry_interval,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -46,7 +46,7 @@ fn backoff_sequence() {
     }
     assert_eq!(seq, [5, 25, 125, 300, 300]);
 
-    let mut store = PeerStore::new(&NetworkProfile::testnet_india());
+    let mut store = PeerBook::new(&NetworkProfile::testnet_india());
     assert!(store.add_candidate(addr(1), Source::Dht, T0));
     assert_eq!(store.due(T0), vec![(addr(1), None)]);
     let mut now = T0;
@@ -80,7 +80,7 @@ fn backoff_sequence() {
 
 #[test]
 fn score_rises_and_decays() {
-    let mut store = PeerStore::new(&NetworkProfile::testnet_india());
+    let mut store = PeerBook::new(&NetworkProfile::testnet_india());
     let p = verified(2, 2);
     for i in 0..3 {
         store.record_success(&p, Source::Bootstrap, T0 + i);
@@ -106,7 +106,7 @@ fn score_rises_and_decays() {
 
 #[test]
 fn forget_after_three_days() {
-    let mut store = PeerStore::new(&NetworkProfile::testnet_india());
+    let mut store = PeerBook::new(&NetworkProfile::testnet_india());
     store.record_success(&verified(3, 3), Source::Dht, T0);
     store.add_candidate(addr(4), Source::Dht, T0 + 100);
     assert_eq!(store.expire(T0 + FORGET_AFTER - 1), 0);
@@ -121,7 +121,7 @@ fn forget_after_three_days() {
 
 #[test]
 fn capacity_and_eviction() {
-    let mut store = PeerStore::new(&NetworkProfile::testnet_india());
+    let mut store = PeerBook::new(&NetworkProfile::testnet_india());
     store.set_capacity(3);
     store.record_success(&verified(1, 1), Source::Dht, T0);
     store.record_success(&verified(2, 2), Source::Dht, T0);
@@ -148,18 +148,18 @@ fn save_load_round_trip_and_corruption() {
     let dir = std::env::temp_dir().join(format!("btdht-hathor-store-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let net = NetworkProfile::testnet_india();
-    let path = dir.join(PeerStore::file_name(&net));
+    let path = dir.join(PeerBook::file_name(&net));
     assert_eq!(
-        PeerStore::file_name(&net).to_str().unwrap(),
+        PeerBook::file_name(&net).to_str().unwrap(),
         "hathor-peers-testnet-india-f7438fb.json"
     );
 
-    let mut store = PeerStore::new(&net);
+    let mut store = PeerBook::new(&net);
     store.record_success(&verified(5, 5), Source::PeersGossip, T0);
     store.add_candidate(addr(6), Source::Dht, T0);
     store.record_failure(addr(6), None, "Different genesis.", T0 + 1);
     store.save(&path).unwrap();
-    let loaded = PeerStore::load(&path, &net).unwrap();
+    let loaded = PeerBook::load(&path, &net).unwrap();
     let a: Vec<_> = store.records().cloned().collect();
     let b: Vec<_> = loaded.records().cloned().collect();
     assert_eq!(a, b);
@@ -172,18 +172,18 @@ fn save_load_round_trip_and_corruption() {
 
     // Another network's file is refused.
     assert!(matches!(
-        PeerStore::load(&path, &NetworkProfile::mainnet()),
+        PeerBook::load(&path, &NetworkProfile::mainnet()),
         Err(StoreError::WrongNetwork { .. })
     ));
 
     // Corrupt file: reported, not fatal.
     std::fs::write(&path, b"{\"version\":1,\"peers\":[tru").unwrap();
-    let (empty, err) = PeerStore::load_or_empty(&path, &net);
+    let (empty, err) = PeerBook::load_or_empty(&path, &net);
     assert!(empty.is_empty());
     assert!(matches!(err, Some(StoreError::Corrupt(_))));
     // Missing file: empty, no error.
     std::fs::remove_file(&path).unwrap();
-    let (empty, err) = PeerStore::load_or_empty(&path, &net);
+    let (empty, err) = PeerBook::load_or_empty(&path, &net);
     assert!(empty.is_empty() && err.is_none());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -152,10 +152,10 @@ fn peers_found_through_the_dht() {
     }
     assert!(wait_until(T, || nodes
         .iter()
-        .all(|d| d.routing_table(T).is_ok_and(|t| t.len() >= 3))));
+        .all(|d| d.routing_table().is_ok_and(|t| t.len() >= 3))));
     // The fake peer listens on the announcing node's IP, at the announced port.
     let peer: SocketAddr = spawn_on([127, 0, 153, 1].into(), info.clone(), Script::Good);
-    let result = nodes[3].announce(hash, Some(peer.port()), T).unwrap();
+    let result = nodes[3].announce(hash, Some(peer.port()), false).unwrap();
     assert!(result.acknowledged > 0);
 
     let boot = seed.local_addr().to_string();

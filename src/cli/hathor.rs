@@ -26,7 +26,7 @@ use btdht::hathor::handshake::HandshakeConfig;
 use btdht::hathor::identity::Identity;
 use btdht::hathor::network::NetworkProfile;
 use btdht::hathor::push::{PushUrl, push};
-use btdht::hathor::store::{PeerStore, StoreError};
+use btdht::hathor::store::{PeerBook, StoreError};
 use btdht::hathor::tls::{CertificateAuthority, TlsCredentials};
 use clap::{Args, Subcommand, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -416,8 +416,8 @@ fn print_round(hash: InfoHash, port: u16, outcome: &AnnounceOutcome) {
     }
 }
 
-fn load_store(path: &std::path::Path, profile: &NetworkProfile) -> Result<PeerStore, i32> {
-    match PeerStore::load(path, profile) {
+fn load_store(path: &std::path::Path, profile: &NetworkProfile) -> Result<PeerBook, i32> {
+    match PeerBook::load(path, profile) {
         Ok(store) => Ok(store),
         Err(e @ StoreError::WrongNetwork { .. }) => Err(usage(format!(
             "--store {}: {e} (use one store file per network)",
@@ -428,7 +428,7 @@ fn load_store(path: &std::path::Path, profile: &NetworkProfile) -> Result<PeerSt
                 "btdht: --store {}: {e}; starting with an empty store",
                 path.display()
             );
-            Ok(PeerStore::new(profile))
+            Ok(PeerBook::new(profile))
         }
     }
 }
@@ -479,7 +479,7 @@ fn discover(args: &DiscoverArgs) -> i32 {
             Ok(s) => s,
             Err(status) => return status,
         },
-        None => PeerStore::new(&profile),
+        None => PeerBook::new(&profile),
     };
     let config = DiscoveryConfig {
         lookup_timeout: Duration::from_secs(args.dht.timeout),

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use btdht::InfoHash;
-use btdht::driver::{Dht, Error};
 use btdht::metadata::{Event, FetchConfig, Fetcher, FetcherConfig, Metadata};
+use btdht::{Dht, Error};
 use clap::Args;
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! Hathor peer discovery on the DHT, as a library: [`Discovery`] finds candidates on a
 //! network's rendezvous info-hash, filters them, verifies them with the Hathor handshake in a
-//! bounded pool of threads and records the results in a [`PeerStore`]; [`Announcer`] keeps a
+//! bounded pool of threads and records the results in a [`PeerBook`]; [`Announcer`] keeps a
 //! Hathor node's p2p port announced on that info-hash until it is dropped.
 //!
 //! Every call into the DHT ([`Dht`]) is in this file: [`Discovery::run`] makes one `get_peers`
@@ -32,7 +32,7 @@ use serde_json::json;
 use super::entrypoint::{PeerAddress, PeerEndpoint};
 use super::handshake::{HandshakeConfig, HandshakeFailure, VerifiedPeer, handshake};
 use super::network::NetworkProfile;
-use super::store::{PeerStore, Source};
+use super::store::{PeerBook, Source};
 use crate::InfoHash;
 use crate::driver::{self, Dht};
 use crate::node::config::is_ignored_ip;
@@ -172,17 +172,17 @@ impl Report {
 pub struct Discovery {
     info_hash: InfoHash,
     config: DiscoveryConfig,
-    store: PeerStore,
+    store: PeerBook,
 }
 
 impl Discovery {
     /// A discovery of `network`'s peers announced on `info_hash`, with an empty store.
     pub fn new(network: &NetworkProfile, info_hash: InfoHash, config: DiscoveryConfig) -> Self {
-        Self::with_store(info_hash, config, PeerStore::new(network))
+        Self::with_store(info_hash, config, PeerBook::new(network))
     }
 
     /// A discovery that updates `store` (e.g. loaded from a file; its backoff applies).
-    pub fn with_store(info_hash: InfoHash, config: DiscoveryConfig, store: PeerStore) -> Self {
+    pub fn with_store(info_hash: InfoHash, config: DiscoveryConfig, store: PeerBook) -> Self {
         Self {
             info_hash,
             config,
@@ -201,12 +201,12 @@ impl Discovery {
     }
 
     /// The peer store.
-    pub fn store(&self) -> &PeerStore {
+    pub fn store(&self) -> &PeerBook {
         &self.store
     }
 
     /// Gives the peer store back (to save it).
-    pub fn into_store(self) -> PeerStore {
+    pub fn into_store(self) -> PeerBook {
         self.store
     }
 

@@ -32,4 +32,4 @@ pub use identity::{Identity, PeerId, PublicKey};
 pub use network::NetworkProfile;
 pub use protocol::FailureReason;
 pub use push::{PushError, PushUrl, push};
-pub use store::PeerStore;
+pub use store::PeerBook;

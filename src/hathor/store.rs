@@ -1,4 +1,4 @@
-//! The Hathor peer store: candidates and verified peers of one network, with reputation and
+//! The Hathor peer book: candidates and verified peers of one network, with reputation and
 //! history, persisted as JSON written atomically.
 //!
 //! A record is keyed by peer id once a handshake has proved it, and by the dialled `ip:port`
@@ -205,16 +205,17 @@ struct StoreFile {
     peers: Vec<PeerRecord>,
 }
 
-/// The peers of one network.
+/// The peer book of one network: every Hathor peer seen, by id once verified, else by address
+/// (distinct from [`crate::peers::PeerStore`], the DHT announce store).
 #[derive(Clone, Debug)]
-pub struct PeerStore {
+pub struct PeerBook {
     network: String,
     genesis_short_hash: String,
     capacity: usize,
     records: BTreeMap<PeerKey, PeerRecord>,
 }
 
-impl PeerStore {
+impl PeerBook {
     /// An empty store for `network`.
     pub fn new(network: &NetworkProfile) -> Self {
         Self {
@@ -467,7 +468,7 @@ impl PeerStore {
         serde_json::to_string_pretty(&file).unwrap_or_default()
     }
 
-    /// Parses JSON written by [`PeerStore::to_json`] for `network`.
+    /// Parses JSON written by [`PeerBook::to_json`] for `network`.
     pub fn from_json(text: &str, network: &NetworkProfile) -> Result<Self, StoreError> {
         let file: StoreFile =
             serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
