@@ -568,9 +568,10 @@ impl Node {
         if let (
             QueryKind::Get { seq, .. },
             Some(ItemOp {
-                want: Some(ItemWant::Mutable {
-                    min_seq: Some(min), ..
-                }),
+                want:
+                    Some(ItemWant::Mutable {
+                        min_seq: Some(min), ..
+                    }),
                 ..
             }),
         ) = (&mut query, self.item_ops.get(&request))
