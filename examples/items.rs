@@ -43,7 +43,10 @@ fn main() -> Result<(), Error> {
     );
     let got = reader.get_immutable(put.target)?;
     if let Some(StoredItem::Immutable(value)) = got.item {
-        println!("got it back: {}", String::from_utf8_lossy(value.as_bytes()));
+        println!(
+            "got it back (bencoded): {}",
+            String::from_utf8_lossy(value.as_bytes())
+        );
     }
 
     // Mutable: signed with an ed25519 key (here a fixed one), under a salt, at a sequence number.
@@ -64,7 +67,7 @@ fn main() -> Result<(), Error> {
     let got = reader.get_mutable(public_key, b"greeting", None)?;
     if let Some(StoredItem::Mutable(item)) = got.item {
         println!(
-            "got seq {}: {} ({} replies refused)",
+            "got seq {}, bencoded value {} ({} replies refused)",
             item.seq,
             String::from_utf8_lossy(item.value.as_bytes()),
             got.rejected

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod commands;
 pub mod crawl;
 pub mod hathor;
+pub mod items;
 pub mod logger;
 pub mod metadata;
 pub mod swarm;
