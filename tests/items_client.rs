@@ -218,7 +218,7 @@ impl Harness {
 
     /// Answers every query the node sent with what `reply` builds for (fake index, query).
     fn answer(&mut self, reply: impl Fn(usize, &QueryKind) -> Option<Response>) {
-        self.now = self.now + Duration::from_millis(10);
+        self.now += Duration::from_millis(10);
         let mut out = Vec::new();
         while let Some(t) = self.node.poll_transmit() {
             out.push(t);
@@ -365,7 +365,7 @@ fn put_errors_are_not_acknowledgements() {
     );
     // The third times out (with its retries).
     for _ in 0..10 {
-        h.now = h.now + Duration::from_secs(5);
+        h.now += Duration::from_secs(5);
         h.node.handle_timeout(h.now);
     }
     let result = std::iter::from_fn(|| h.node.poll_event())
