@@ -82,6 +82,6 @@ pub use driver::{
 };
 pub use endpoint::Endpoint;
 pub use id::{Distance, InfoHash, NodeId};
-pub use node::{Event, LookupOutcome, SampleReply};
+pub use node::{Event, GetItemResult, LookupOutcome, PutItemResult, SampleReply};
 pub use time::Instant;
 pub use transmit::Transmit;

@@ -218,3 +218,86 @@ fn a_mainline_client_stores_and_gets_bep44_items_on_btdht_nodes() {
         node.stop().unwrap();
     }
 }
+
+#[test]
+#[allow(deprecated)]
+fn a_btdht_client_stores_and_gets_bep44_items_on_mainline_nodes() {
+    use btdht::items::{MutableItem, StoredItem};
+    use btdht::krpc::RawValue;
+
+    let testnet = Testnet::builder(8)
+        .bind_address(Ipv4Addr::LOCALHOST)
+        .build()
+        .expect("a mainline testnet on loopback");
+    let bootstrap: Vec<SocketAddr> = testnet
+        .bootstrap
+        .iter()
+        .map(|a| a.parse().expect("a socket address"))
+        .collect();
+    let writer = loopback(190).bootstrap(bootstrap.clone()).start().unwrap();
+    let reader = loopback(191).bootstrap(bootstrap.clone()).start().unwrap();
+    let client = mainline_client(&bootstrap[..1]);
+
+    // Immutable: btdht puts, btdht and mainline get.
+    let value = b"stored by btdht, kept by mainline";
+    let put = writer.put_immutable(RawValue::from_bytes(value)).unwrap();
+    assert!(put.stored >= 6, "{put:?}");
+    let got = reader.get_immutable(put.target).unwrap();
+    assert_eq!(
+        got.item,
+        Some(StoredItem::Immutable(RawValue::from_bytes(value)))
+    );
+    let target = Id::from_bytes(put.target.0).unwrap();
+    assert_eq!(client.get_immutable(target).as_deref(), Some(&value[..]));
+
+    // Mutable: btdht puts seq 1, then seq 2 with cas 1; a stale cas is refused with 301.
+    let seed = [0x24; 32];
+    let first = MutableItem::sign(&seed, b"salt", 1, RawValue::from_bytes(b"first")).unwrap();
+    let put = writer.put_mutable(first, None).unwrap();
+    assert!(put.stored >= 6, "{put:?}");
+    let second = MutableItem::sign(&seed, b"salt", 2, RawValue::from_bytes(b"second")).unwrap();
+    let put = writer.put_mutable(second.clone(), Some(1)).unwrap();
+    assert!(put.stored >= 6, "{put:?}");
+    let third = MutableItem::sign(&seed, b"salt", 3, RawValue::from_bytes(b"third")).unwrap();
+    let put = writer.put_mutable(third, Some(1)).unwrap();
+    assert!(put.errors.contains(&301), "{put:?}");
+    let got = reader
+        .get_mutable(second.public_key, b"salt", None)
+        .unwrap();
+    assert_eq!(got.item, Some(StoredItem::Mutable(second.clone())));
+    let from_mainline = client
+        .get_mutable_most_recent(&second.public_key, Some(b"salt"))
+        .expect("mainline gets the item btdht put");
+    assert_eq!(
+        (from_mainline.seq(), from_mainline.value()),
+        (2, &b"second"[..])
+    );
+
+    // mainline puts, btdht gets.
+    let key = mainline::SigningKey::from_bytes(&[0x43; 32]);
+    let item = mainline::MutableItem::new(key.clone(), b"from mainline", 7, None);
+    client.put_mutable(item, None).expect("mainline's put");
+    let public_key = key.verifying_key().to_bytes();
+    let got = reader.get_mutable(public_key, b"", None).unwrap();
+    match got.item {
+        Some(StoredItem::Mutable(item)) => {
+            assert_eq!(item.seq, 7);
+            assert_eq!(item.value, RawValue::from_bytes(b"from mainline"));
+        }
+        other => panic!("btdht gets mainline's item: {other:?}"),
+    }
+    let target = client
+        .put_immutable(b"immutable from mainline")
+        .expect("mainline's immutable put");
+    let got = reader
+        .get_immutable(btdht::NodeId(*target.as_bytes()))
+        .unwrap();
+    assert_eq!(
+        got.item,
+        Some(StoredItem::Immutable(RawValue::from_bytes(
+            b"immutable from mainline"
+        )))
+    );
+    writer.stop().unwrap();
+    reader.stop().unwrap();
+}

@@ -141,6 +141,19 @@ pub(crate) enum Command {
         after_help = "Example:\n  btdht metadata 0123456789abcdef0123456789abcdef01234567 --peer 127.0.0.1:6881 --save x.torrent"
     )]
     Metadata(super::metadata::MetadataArgs),
+    /// Write a new ed25519 secret key for mutable items and print its public key.
+    #[command(after_help = "Example:\n  btdht keygen --out my.key")]
+    Keygen(super::items::KeygenArgs),
+    /// Store a BEP 44 item: immutable, or mutable with --key.
+    #[command(
+        after_help = "Examples:\n  btdht put 'Hello World!'\n  btdht put --key my.key --salt blog 'new post'"
+    )]
+    Put(super::items::PutArgs),
+    /// Get a BEP 44 item: immutable by its target, or mutable with --key.
+    #[command(
+        after_help = "Examples:\n  btdht get e5f96f6f38320f0f33959cb4d3d656452117aadb\n  btdht get --key 77ff84905a91936367c01360803104f92432fcd904a43511876df5cdf3e7e548 --salt blog"
+    )]
+    Get(super::items::GetArgs),
 }
 
 /// Options of the short-lived client commands.

@@ -47,6 +47,9 @@ pub(crate) fn run(command: Command) -> i32 {
         Command::Swarm(args) => super::swarm::run(args),
         Command::Crawl(args) => super::crawl::run(args),
         Command::Metadata(args) => super::metadata::run(args),
+        Command::Keygen(args) => super::items::keygen(args),
+        Command::Put(args) => super::items::put(args),
+        Command::Get(args) => super::items::get(args),
     }
 }
 
@@ -68,7 +71,7 @@ fn print_json(value: serde_json::Value) {
 }
 
 /// Starts a read-only client node (BEP 43: it answers nothing and stays out of the tables).
-fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i32> {
+pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i32> {
     let mut builder = Dht::builder()
         .bind(args.bind)
         .allow_private(args.allow_private)
@@ -95,7 +98,7 @@ fn timeout(args: &ClientArgs) -> Duration {
     Duration::from_secs(args.timeout)
 }
 
-fn finish(dht: Dht, status: i32) -> i32 {
+pub(crate) fn finish(dht: Dht, status: i32) -> i32 {
     if let Err(e) = dht.stop() {
         log::warn!("{e}");
     }

@@ -11,6 +11,7 @@ pub(crate) mod bootstrap;
 pub(crate) mod commands;
 pub(crate) mod crawl;
 pub(crate) mod hathor;
+pub(crate) mod items;
 pub(crate) mod logger;
 pub(crate) mod metadata;
 pub(crate) mod swarm;

@@ -19,7 +19,9 @@ use super::persist::{Job, SavedNode, SavedPeer, State};
 use super::{AnnounceResult, DhtStats, LookupUpdate, TableSnapshot};
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
-use crate::node::{Event, Node, QueryError, RequestId, SampleReply};
+use crate::items::{ItemError, MutableItem};
+use crate::krpc::RawValue;
+use crate::node::{Event, GetItemResult, Node, PutItemResult, QueryError, RequestId, SampleReply};
 use crate::routing::{Liveness, Snapshot};
 pub(crate) use crate::runtime::{Clock, canonical};
 use crate::runtime::{Flow, Role, Runtime, Turn};
@@ -49,6 +51,18 @@ pub(crate) enum Command {
         timeout: Duration,
         reply: Reply<AnnounceResult>,
     },
+    /// A BEP 44 get.
+    GetItem {
+        item: GetItemQuery,
+        timeout: Duration,
+        reply: Reply<Result<GetItemResult, ItemError>>,
+    },
+    /// A BEP 44 put.
+    PutItem {
+        item: PutItemQuery,
+        timeout: Duration,
+        reply: Reply<Result<PutItemResult, ItemError>>,
+    },
     /// End a running lookup now; its waiter gets the partial outcome.
     Cancel(RequestId),
     Sample(SocketAddr, NodeId, Reply<Result<SampleReply, QueryError>>),
@@ -67,12 +81,30 @@ pub(crate) struct GetPeersQuery {
     pub noseed: bool,
 }
 
+/// The item a [`Command::GetItem`] looks for.
+pub(crate) enum GetItemQuery {
+    Immutable(NodeId),
+    Mutable {
+        public_key: [u8; 32],
+        salt: Vec<u8>,
+        min_seq: Option<i64>,
+    },
+}
+
+/// The item a [`Command::PutItem`] stores.
+pub(crate) enum PutItemQuery {
+    Immutable(RawValue),
+    Mutable { item: MutableItem, cas: Option<i64> },
+}
+
 /// Who waits for a request's completion.
 pub(crate) enum Waiter {
     Ping(Reply<Result<NodeId, QueryError>>),
     Lookup(Reply<LookupUpdate>),
     Announce(Reply<AnnounceResult>),
     Sample(Reply<Result<SampleReply, QueryError>>),
+    GetItem(Reply<Result<GetItemResult, ItemError>>),
+    PutItem(Reply<Result<PutItemResult, ItemError>>),
 }
 
 /// Counters of the driver itself.
@@ -179,7 +211,9 @@ impl IoThread {
             Event::LookupDone { request, .. }
             | Event::AnnounceDone { request, .. }
             | Event::PingDone { request, .. }
-            | Event::SampleDone { request, .. } => Some(*request),
+            | Event::SampleDone { request, .. }
+            | Event::GetItemDone { request, .. }
+            | Event::PutItemDone { request, .. } => Some(*request),
             _ => None,
         };
         let Some(request) = request else {
@@ -225,6 +259,12 @@ impl IoThread {
             }
             (Waiter::Sample(tx), Event::SampleDone { result, .. }) => {
                 let _ = tx.try_send(result);
+            }
+            (Waiter::GetItem(tx), Event::GetItemDone { result, .. }) => {
+                let _ = tx.try_send(Ok(result));
+            }
+            (Waiter::PutItem(tx), Event::PutItemDone { result, .. }) => {
+                let _ = tx.try_send(Ok(result));
             }
             _ => log::warn!("completion of request {request:?} does not match its waiter"),
         }
@@ -272,6 +312,48 @@ impl IoThread {
                 let request = self.node.announce(now, info_hash, port, seed);
                 self.node.set_deadline(request, now + timeout);
                 self.wait(request, Waiter::Announce(reply));
+            }
+            Command::GetItem {
+                item,
+                timeout,
+                reply,
+            } => {
+                let started = match item {
+                    GetItemQuery::Immutable(target) => Ok(self.node.get_immutable(now, target)),
+                    GetItemQuery::Mutable {
+                        public_key,
+                        salt,
+                        min_seq,
+                    } => self.node.get_mutable(now, public_key, &salt, min_seq),
+                };
+                match started {
+                    Ok(request) => {
+                        self.node.set_deadline(request, now + timeout);
+                        self.wait(request, Waiter::GetItem(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.try_send(Err(e));
+                    }
+                }
+            }
+            Command::PutItem {
+                item,
+                timeout,
+                reply,
+            } => {
+                let started = match item {
+                    PutItemQuery::Immutable(value) => self.node.put_immutable(now, value),
+                    PutItemQuery::Mutable { item, cas } => self.node.put_mutable(now, item, cas),
+                };
+                match started {
+                    Ok(request) => {
+                        self.node.set_deadline(request, now + timeout);
+                        self.wait(request, Waiter::PutItem(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.try_send(Err(e));
+                    }
+                }
             }
             Command::Cancel(request) => {
                 self.node.cancel(now, request);

@@ -73,13 +73,16 @@ use parking_lot::Mutex;
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
+use crate::items::{ItemError, MutableItem};
+use crate::krpc::RawValue;
 use crate::node::{
-    Config, Event, LookupOutcome, Method, Node, QueryError, RequestId, SampleReply, Stats,
+    Config, Event, GetItemResult, LookupOutcome, Method, Node, PutItemResult, QueryError,
+    RequestId, SampleReply, Stats,
 };
 use crate::routing::Snapshot;
 use crate::runtime::Runtime;
 use hooks::{Hooks, Subscribers};
-use io_thread::{Clock, Command, GetPeersQuery, IoThread, Reply};
+use io_thread::{Clock, Command, GetItemQuery, GetPeersQuery, IoThread, PutItemQuery, Reply};
 
 /// The public routers of the Mainline DHT, as `host:port` names: a way in for a node with no
 /// other ([`Builder::bootstrap`] takes addresses: resolve these first, e.g. with
@@ -126,6 +129,8 @@ pub enum Error {
     Stopped,
     /// The remote or the core refused the query.
     Query(QueryError),
+    /// A BEP 44 item was refused before anything was sent (too big, bad signature).
+    Item(ItemError),
     /// Threads that did not end within [`STOP_TIMEOUT`].
     FailToStop(Vec<&'static str>),
 }
@@ -139,6 +144,7 @@ impl std::fmt::Display for Error {
             Error::Busy => f.write_str("too many commands waiting for the DHT"),
             Error::Stopped => f.write_str("the DHT is stopped"),
             Error::Query(e) => write!(f, "{e}"),
+            Error::Item(e) => write!(f, "{e}"),
             Error::FailToStop(names) => {
                 write!(f, "threads did not stop in time: {}", names.join(", "))
             }
@@ -152,6 +158,7 @@ impl std::error::Error for Error {
             Error::Bind { source, .. } => Some(source),
             Error::Io(e) => Some(e),
             Error::Query(e) => Some(e),
+            Error::Item(e) => Some(e),
             _ => None,
         }
     }
@@ -795,6 +802,60 @@ impl Dht {
         .map_err(Error::Query)
     }
 
+    /// Stores the BEP 44 immutable item `value` (any bencoded value, at most
+    /// [`MAX_VALUE_LEN`](crate::items::MAX_VALUE_LEN) bytes) on the nodes closest to its
+    /// target: the result's `target` is how to get it back, `stored` how many nodes took it.
+    pub fn put_immutable(&self, value: RawValue) -> Result<PutItemResult, Error> {
+        self.put_item(PutItemQuery::Immutable(value))
+    }
+
+    /// Stores the signed BEP 44 mutable item `item` on the nodes closest to its target; with
+    /// `cas`, only where the stored sequence number is `cas` (the refusals' error codes, e.g.
+    /// 301, are in the result's `errors`).
+    pub fn put_mutable(&self, item: MutableItem, cas: Option<i64>) -> Result<PutItemResult, Error> {
+        self.put_item(PutItemQuery::Mutable { item, cas })
+    }
+
+    /// Gets the BEP 44 immutable item `target`: the result's `item` is the value whose SHA-1
+    /// is `target`, if a node had it.
+    pub fn get_immutable(&self, target: NodeId) -> Result<GetItemResult, Error> {
+        self.get_item(GetItemQuery::Immutable(target))
+    }
+
+    /// Gets the BEP 44 mutable item of `public_key` under `salt` (empty: none): the result's
+    /// `item` is the one with the highest sequence number, at least `min_seq`, whose
+    /// signature verifies.
+    pub fn get_mutable(
+        &self,
+        public_key: [u8; 32],
+        salt: &[u8],
+        min_seq: Option<i64>,
+    ) -> Result<GetItemResult, Error> {
+        self.get_item(GetItemQuery::Mutable {
+            public_key,
+            salt: salt.to_vec(),
+            min_seq,
+        })
+    }
+
+    fn get_item(&self, item: GetItemQuery) -> Result<GetItemResult, Error> {
+        self.request(self.deadline(ANSWER_GRACE), |reply| Command::GetItem {
+            item,
+            timeout: self.timeout,
+            reply,
+        })?
+        .map_err(Error::Item)
+    }
+
+    fn put_item(&self, item: PutItemQuery) -> Result<PutItemResult, Error> {
+        self.request(self.deadline(ANSWER_GRACE), |reply| Command::PutItem {
+            item,
+            timeout: self.timeout,
+            reply,
+        })?
+        .map_err(Error::Item)
+    }
+
     /// Joins (again) through `nodes`; does not wait.
     pub fn bootstrap(&self, nodes: &[SocketAddr]) -> Result<(), Error> {
         self.send(Command::Bootstrap(nodes.to_vec()), STOP_TIMEOUT)
@@ -931,6 +992,59 @@ impl Dht {
     ) -> Result<SampleReply, Error> {
         let rx = self.ask_now(|tx| Command::Sample(addr, target, tx))?;
         reply_async(rx).await?.map_err(Error::Query)
+    }
+
+    /// [`Dht::put_immutable`] as a future.
+    pub async fn put_immutable_async(&self, value: RawValue) -> Result<PutItemResult, Error> {
+        self.put_item_async(PutItemQuery::Immutable(value)).await
+    }
+
+    /// [`Dht::put_mutable`] as a future.
+    pub async fn put_mutable_async(
+        &self,
+        item: MutableItem,
+        cas: Option<i64>,
+    ) -> Result<PutItemResult, Error> {
+        self.put_item_async(PutItemQuery::Mutable { item, cas })
+            .await
+    }
+
+    /// [`Dht::get_immutable`] as a future.
+    pub async fn get_immutable_async(&self, target: NodeId) -> Result<GetItemResult, Error> {
+        self.get_item_async(GetItemQuery::Immutable(target)).await
+    }
+
+    /// [`Dht::get_mutable`] as a future.
+    pub async fn get_mutable_async(
+        &self,
+        public_key: [u8; 32],
+        salt: &[u8],
+        min_seq: Option<i64>,
+    ) -> Result<GetItemResult, Error> {
+        self.get_item_async(GetItemQuery::Mutable {
+            public_key,
+            salt: salt.to_vec(),
+            min_seq,
+        })
+        .await
+    }
+
+    async fn get_item_async(&self, item: GetItemQuery) -> Result<GetItemResult, Error> {
+        let rx = self.ask_now(|reply| Command::GetItem {
+            item,
+            timeout: self.timeout,
+            reply,
+        })?;
+        reply_async(rx).await?.map_err(Error::Item)
+    }
+
+    async fn put_item_async(&self, item: PutItemQuery) -> Result<PutItemResult, Error> {
+        let rx = self.ask_now(|reply| Command::PutItem {
+            item,
+            timeout: self.timeout,
+            reply,
+        })?;
+        reply_async(rx).await?.map_err(Error::Item)
     }
 
     /// [`Dht::routing_table`] as a future.

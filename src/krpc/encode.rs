@@ -231,6 +231,12 @@ fn arguments(query: &Query, out: &mut Vec<u8>) {
             if let Some(sig) = &put.signature {
                 key_bytes(out, "sig", sig);
             }
+            // Not in BEP 44's put, but the mainline crate requires it (others ignore it).
+            let target = match &put.key {
+                Some(k) => crate::items::mutable_target(k, put.salt.as_deref().unwrap_or(b"")),
+                None => crate::items::immutable_target(&put.value),
+            };
+            key_bytes(out, "target", &target.0);
             key_bytes(out, "token", &put.token);
             key(out, "v");
             out.extend_from_slice(put.value.as_bytes());

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
+use crate::items::StoredItem;
 use crate::node::lookup::LookupOutcome;
 use crate::node::stats::Method;
 
@@ -55,6 +56,39 @@ pub enum LookupKind {
     Bootstrap,
     /// Refreshing a bucket.
     Refresh,
+    /// A user BEP 44 `get` of an item.
+    GetItem,
+    /// The `get` phase of a BEP 44 `put`: collecting the closest nodes' write tokens.
+    PutItem,
+}
+
+/// What a BEP 44 `get` lookup found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetItemResult {
+    /// The lookup (closest nodes with their write tokens, counts, `partial`).
+    pub outcome: LookupOutcome,
+    /// The item: an immutable value whose SHA-1 is the target, or the mutable item with the
+    /// highest sequence number whose signature verifies. `None` if no node had one.
+    pub item: Option<StoredItem>,
+    /// Replies whose item was refused: a value that does not hash to the target, a key that
+    /// is not the one asked for, a signature that does not verify, a size over the limits.
+    pub rejected: u32,
+}
+
+/// What a BEP 44 `put` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutItemResult {
+    /// The item's target.
+    pub target: NodeId,
+    /// The `get` lookup that collected the write tokens.
+    pub outcome: LookupOutcome,
+    /// `put` queries sent.
+    pub sent: usize,
+    /// Nodes that acknowledged the `put` (stored the item).
+    pub stored: usize,
+    /// The KRPC error codes the refusing nodes answered with, one per refusal (e.g. 301
+    /// compare-and-swap mismatch, 302 sequence number too old).
+    pub errors: Vec<i64>,
 }
 
 /// A BEP 51 answer.
@@ -103,6 +137,20 @@ pub enum Event {
         sent: usize,
         /// announce_peer queries acknowledged.
         acknowledged: usize,
+    },
+    /// A BEP 44 get ended (converged, or cut short: then `result.outcome.partial`).
+    GetItemDone {
+        /// The request.
+        request: RequestId,
+        /// What it found.
+        result: GetItemResult,
+    },
+    /// A BEP 44 put ended: the get lookup, then `put` to the closest nodes with tokens.
+    PutItemDone {
+        /// The request.
+        request: RequestId,
+        /// What it did.
+        result: PutItemResult,
     },
     /// A ping ended.
     PingDone {

@@ -22,10 +22,12 @@ use rand::rngs::SmallRng;
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
-use crate::items::{ItemStore, MutableItem, StoredItem};
+use crate::items::{
+    ItemError, ItemStore, MutableItem, StoredItem, check_sizes, immutable_target, mutable_target,
+};
 use crate::krpc::{
     self, Body, BodyRef, ERROR_PROTOCOL, KrpcError, MessageRef, Outgoing, Query, QueryKind,
-    Response, Want,
+    RawValue, Response, Want,
 };
 use crate::peers::{AddressFamily, PeerStore};
 use crate::routing::{FailureOutcome, InsertOutcome, RoutingTable, Snapshot, SnapshotEntry};
@@ -35,7 +37,9 @@ use crate::transaction::TransactionMap;
 use crate::transmit::{Transmit, TransmitQueue};
 
 pub use config::Config;
-pub use event::{Event, LookupKind, QueryError, RequestId, SampleReply};
+pub use event::{
+    Event, GetItemResult, LookupKind, PutItemResult, QueryError, RequestId, SampleReply,
+};
 pub use lookup::{Lookup, LookupOutcome, LookupParams};
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use stats::{Method, Stats};
@@ -78,6 +82,8 @@ enum Pending {
     Ping { request: Option<RequestId> },
     /// A user's sample_infohashes.
     Sample { request: RequestId },
+    /// A BEP 44 put of a put request.
+    Put { op: RequestId },
 }
 
 /// A running multi-step request.
@@ -96,6 +102,46 @@ enum Operation {
         acknowledged: usize,
         pending: usize,
     },
+    /// A BEP 44 put waiting for its acknowledgements.
+    Putting {
+        result: PutItemResult,
+        pending: usize,
+    },
+}
+
+/// The item part of a BEP 44 get or put lookup, kept next to its [`Operation::Lookup`].
+#[derive(Debug)]
+struct ItemOp {
+    /// What to collect from the replies (`None`: nothing, the get phase of a put).
+    want: Option<ItemWant>,
+    /// The best item found so far.
+    found: Option<StoredItem>,
+    /// Replies whose item was refused.
+    rejected: u32,
+    /// What to put to the closest nodes once the lookup ends (`None`: a get).
+    put: Option<ItemPut>,
+}
+
+/// Which item a get collects.
+#[derive(Debug)]
+enum ItemWant {
+    /// An immutable item: a value whose SHA-1 is the target.
+    Immutable,
+    /// A mutable item of this key and salt, at this sequence number or a newer one.
+    Mutable {
+        public_key: [u8; 32],
+        salt: Vec<u8>,
+        min_seq: Option<i64>,
+    },
+}
+
+/// The item a put stores.
+#[derive(Debug)]
+enum ItemPut {
+    /// An immutable item.
+    Immutable(RawValue),
+    /// A mutable item, with the compare-and-swap sequence number.
+    Mutable { item: MutableItem, cas: Option<i64> },
 }
 
 /// The announce part of an announce request.
@@ -118,6 +164,8 @@ pub struct Node {
     peers: PeerStore,
     items: ItemStore,
     operations: BTreeMap<RequestId, Operation>,
+    /// The item part of the running BEP 44 lookups (each also in `operations`).
+    item_ops: BTreeMap<RequestId, ItemOp>,
     /// When running operations are cut short ([`Node::set_deadline`]), earliest first.
     deadlines: BTreeSet<(Instant, RequestId)>,
     next_request: u64,
@@ -144,6 +192,7 @@ impl Node {
             peers: PeerStore::new(config.peers),
             items: ItemStore::new(config.items),
             operations: BTreeMap::new(),
+            item_ops: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             next_request: 1,
             bootstrap_nodes: Vec::new(),
@@ -257,6 +306,8 @@ impl Node {
             | Event::AnnounceDone { .. }
             | Event::PingDone { .. }
             | Event::SampleDone { .. }
+            | Event::GetItemDone { .. }
+            | Event::PutItemDone { .. }
             | Event::PeersFound { .. } => {
                 self.events.push_back(event);
                 return;
@@ -347,7 +398,13 @@ impl Node {
                     self.finish_lookup(now, request, kind, lookup, announce);
                 }
             }
-            Some(Operation::Announcing { .. }) => {}
+            Some(Operation::Announcing { .. }) | Some(Operation::Putting { .. }) => {}
+        }
+        if let Some(Operation::Putting { .. }) = self.operations.get(&request) {
+            if let Some(Operation::Putting { result, .. }) = self.operations.remove(&request) {
+                self.emit(Event::PutItemDone { request, result });
+            }
+            return true;
         }
         if let Some(Operation::Announcing {
             outcome,
@@ -394,6 +451,271 @@ impl Node {
     ) -> RequestId {
         let params = AnnounceParams { port, seed };
         self.start_lookup(now, LookupKind::Announce, info_hash, Some(params))
+    }
+
+    /// Looks up the BEP 44 immutable item `target` ([`Event::GetItemDone`]): the value some
+    /// node returns whose SHA-1 is `target`; values that do not hash to it are ignored and
+    /// counted in `rejected`.
+    pub fn get_immutable(&mut self, now: Instant, target: NodeId) -> RequestId {
+        let op = ItemOp {
+            want: Some(ItemWant::Immutable),
+            found: None,
+            rejected: 0,
+            put: None,
+        };
+        self.start_item_lookup(now, LookupKind::GetItem, target, op)
+    }
+
+    /// Looks up the BEP 44 mutable item of `public_key` under `salt` ([`Event::GetItemDone`]):
+    /// the one with the highest sequence number, at least `min_seq`, whose signature verifies;
+    /// items that do not verify are ignored and counted in `rejected`. Fails if the salt is
+    /// over [`MAX_SALT_LEN`](crate::items::MAX_SALT_LEN) bytes.
+    pub fn get_mutable(
+        &mut self,
+        now: Instant,
+        public_key: [u8; 32],
+        salt: &[u8],
+        min_seq: Option<i64>,
+    ) -> Result<RequestId, ItemError> {
+        check_sizes(&RawValue::from_bytes(b""), salt)?;
+        let target = mutable_target(&public_key, salt);
+        let op = ItemOp {
+            want: Some(ItemWant::Mutable {
+                public_key,
+                salt: salt.to_vec(),
+                min_seq,
+            }),
+            found: None,
+            rejected: 0,
+            put: None,
+        };
+        Ok(self.start_item_lookup(now, LookupKind::GetItem, target, op))
+    }
+
+    /// Stores the BEP 44 immutable item `value` on the nodes closest to its target
+    /// ([`Event::PutItemDone`]): a get lookup collects their write tokens, then each is sent a
+    /// `put`. Fails if the value is over [`MAX_VALUE_LEN`](crate::items::MAX_VALUE_LEN) bytes.
+    pub fn put_immutable(&mut self, now: Instant, value: RawValue) -> Result<RequestId, ItemError> {
+        check_sizes(&value, b"")?;
+        let target = immutable_target(&value);
+        let op = ItemOp {
+            want: None,
+            found: None,
+            rejected: 0,
+            put: Some(ItemPut::Immutable(value)),
+        };
+        Ok(self.start_item_lookup(now, LookupKind::PutItem, target, op))
+    }
+
+    /// Stores the signed BEP 44 mutable item `item` on the nodes closest to its target, as
+    /// [`Node::put_immutable`] does; with `cas`, a node stores it only if its stored sequence
+    /// number is `cas` (else it answers error 301, kept in the result). Fails if the item
+    /// does not verify or is over the size limits.
+    pub fn put_mutable(
+        &mut self,
+        now: Instant,
+        item: MutableItem,
+        cas: Option<i64>,
+    ) -> Result<RequestId, ItemError> {
+        item.verify()?;
+        let target = item.target();
+        let op = ItemOp {
+            want: None,
+            found: None,
+            rejected: 0,
+            put: Some(ItemPut::Mutable { item, cas }),
+        };
+        Ok(self.start_item_lookup(now, LookupKind::PutItem, target, op))
+    }
+
+    /// Starts a get or put lookup with its item part.
+    fn start_item_lookup(
+        &mut self,
+        now: Instant,
+        kind: LookupKind,
+        target: NodeId,
+        op: ItemOp,
+    ) -> RequestId {
+        // The item part is in place before the lookup starts: a lookup may end at once.
+        let request = RequestId(self.next_request);
+        self.item_ops.insert(request, op);
+        let started = self.start_lookup(now, kind, target, None);
+        debug_assert_eq!(started, request);
+        request
+    }
+
+    /// `query` with the sequence number of a mutable get: nodes then leave out the value of
+    /// items older than the wanted one.
+    fn item_query(&self, request: RequestId, mut query: QueryKind) -> QueryKind {
+        if let (
+            QueryKind::Get { seq, .. },
+            Some(ItemOp {
+                want:
+                    Some(ItemWant::Mutable {
+                        min_seq: Some(min), ..
+                    }),
+                ..
+            }),
+        ) = (&mut query, self.item_ops.get(&request))
+        {
+            *seq = Some(min.saturating_sub(1));
+        }
+        query
+    }
+
+    /// Keeps the item of a get lookup's reply if it is the one asked for and checks out.
+    fn collect_item(&mut self, op: RequestId, target: NodeId, response: &Response) {
+        let Some(ItemOp {
+            want: Some(want),
+            found,
+            rejected,
+            ..
+        }) = self.item_ops.get_mut(&op)
+        else {
+            return;
+        };
+        let Some(value) = &response.value else {
+            // No item, or not newer than the one asked for.
+            return;
+        };
+        match want {
+            ItemWant::Immutable => {
+                if check_sizes(value, b"").is_err() || immutable_target(value) != target {
+                    *rejected += 1;
+                } else if found.is_none() {
+                    *found = Some(StoredItem::Immutable(value.clone()));
+                }
+            }
+            ItemWant::Mutable {
+                public_key,
+                salt,
+                min_seq,
+            } => {
+                let (Some(key), Some(seq), Some(signature)) =
+                    (response.key, response.seq, response.signature)
+                else {
+                    *rejected += 1;
+                    return;
+                };
+                let item = MutableItem {
+                    public_key: key,
+                    salt: salt.clone(),
+                    seq,
+                    value: value.clone(),
+                    signature,
+                };
+                if key != *public_key || item.verify().is_err() {
+                    *rejected += 1;
+                    return;
+                }
+                if min_seq.is_some_and(|min| seq < min) {
+                    return;
+                }
+                let newer = match found {
+                    Some(StoredItem::Mutable(best)) => seq > best.seq,
+                    _ => true,
+                };
+                if newer {
+                    *found = Some(StoredItem::Mutable(item));
+                }
+            }
+        }
+    }
+
+    /// A get or put lookup ended: report the get, or send the put to the closest nodes that
+    /// gave a token (those whose id is BEP 42-valid for their address first).
+    fn finish_item_lookup(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        op: ItemOp,
+        outcome: LookupOutcome,
+    ) {
+        let Some(put) = op.put else {
+            let result = GetItemResult {
+                outcome,
+                item: op.found,
+                rejected: op.rejected,
+            };
+            self.emit(Event::GetItemDone { request, result });
+            return;
+        };
+        let mut targets: Vec<(NodeInfo, Vec<u8>)> = outcome
+            .closest
+            .iter()
+            .filter_map(|(node, token)| token.clone().map(|token| (*node, token)))
+            .collect();
+        targets.sort_by_key(|(node, _)| !node.id.is_bep42_valid_for(node.addr.ip()));
+        let mut sent = 0;
+        for (node, token) in targets {
+            let args = match &put {
+                ItemPut::Immutable(value) => krpc::PutArgs {
+                    token,
+                    value: value.clone(),
+                    key: None,
+                    salt: None,
+                    seq: None,
+                    cas: None,
+                    signature: None,
+                },
+                ItemPut::Mutable { item, cas } => krpc::PutArgs {
+                    token,
+                    value: item.value.clone(),
+                    key: Some(item.public_key),
+                    salt: (!item.salt.is_empty()).then(|| item.salt.clone()),
+                    seq: Some(item.seq),
+                    cas: *cas,
+                    signature: Some(item.signature),
+                },
+            };
+            if self
+                .send_query(
+                    now,
+                    node.addr,
+                    QueryKind::Put(args),
+                    Pending::Put { op: request },
+                )
+                .is_ok()
+            {
+                sent += 1;
+            }
+        }
+        let result = PutItemResult {
+            target: outcome.target,
+            outcome,
+            sent,
+            stored: 0,
+            errors: Vec::new(),
+        };
+        if sent == 0 {
+            self.emit(Event::PutItemDone { request, result });
+        } else {
+            self.operations.insert(
+                request,
+                Operation::Putting {
+                    result,
+                    pending: sent,
+                },
+            );
+        }
+    }
+
+    /// A put was answered (`None`: acknowledged), refused or lost.
+    fn put_reply(&mut self, request: RequestId, failure: Option<QueryError>) {
+        let Some(Operation::Putting { result, pending }) = self.operations.get_mut(&request) else {
+            return;
+        };
+        *pending = pending.saturating_sub(1);
+        match failure {
+            None => result.stored += 1,
+            Some(QueryError::Remote { code, .. }) => result.errors.push(code),
+            Some(_) => {}
+        }
+        if *pending == 0 {
+            if let Some(Operation::Putting { result, .. }) = self.operations.remove(&request) {
+                self.emit(Event::PutItemDone { request, result });
+            }
+        }
     }
 
     /// Pings `addr`.
@@ -537,7 +859,7 @@ impl Node {
         if initial.is_empty() {
             let seeds = self.bootstrap_nodes.clone();
             for addr in seeds {
-                let query = self.lookup_query(kind, target, noseed);
+                let query = self.item_query(request, self.lookup_query(kind, target, noseed));
                 if self
                     .send_query(now, addr, query, Pending::Seed { op: request })
                     .is_ok()
@@ -576,6 +898,11 @@ impl Node {
             LookupKind::FindNode | LookupKind::Bootstrap | LookupKind::Refresh => {
                 QueryKind::FindNode { target, want }
             }
+            LookupKind::GetItem | LookupKind::PutItem => QueryKind::Get {
+                target,
+                seq: None,
+                want: Want::UNSPECIFIED,
+            },
         }
     }
 
@@ -595,7 +922,7 @@ impl Node {
             let target = lookup.target();
             match lookup.next_query() {
                 Some(node) => {
-                    let query = self.lookup_query(kind, target, noseed);
+                    let query = self.item_query(request, self.lookup_query(kind, target, noseed));
                     let pending = Pending::Lookup { op: request, node };
                     if self.send_query(now, node.addr, query, pending).is_err() {
                         if let Some(Operation::Lookup { lookup, .. }) =
@@ -634,6 +961,10 @@ impl Node {
         let outcome = lookup.outcome(now);
         self.table4.note_lookup(now, &outcome.target);
         self.table6.note_lookup(now, &outcome.target);
+        if let Some(op) = self.item_ops.remove(&request) {
+            self.finish_item_lookup(now, request, op, outcome);
+            return;
+        }
         let Some(params) = announce else {
             self.emit(Event::LookupDone {
                 request,
@@ -1166,6 +1497,15 @@ impl Node {
         }
         match pending {
             Pending::Lookup { op, node } => {
+                if response.id == node.id {
+                    let target = self.operations.get(&op).and_then(|o| match o {
+                        Operation::Lookup { lookup, .. } => Some(lookup.target()),
+                        _ => None,
+                    });
+                    if let Some(target) = target {
+                        self.collect_item(op, target, &response);
+                    }
+                }
                 let nodes = self.usable_nodes(&response);
                 let peers: Vec<SocketAddr> = response
                     .values
@@ -1204,6 +1544,7 @@ impl Node {
                 self.drive(now, op);
             }
             Pending::Announce { op } => self.announce_reply(op, true),
+            Pending::Put { op } => self.put_reply(op, None),
             Pending::Ping { request } => {
                 if let Some(request) = request {
                     self.emit(Event::PingDone {
@@ -1273,6 +1614,7 @@ impl Node {
                 self.drive(now, op);
             }
             Pending::Announce { op } => self.announce_reply(op, false),
+            Pending::Put { op } => self.put_reply(op, Some(error)),
             Pending::Ping { request } => {
                 if let Some(request) = request {
                     self.emit(Event::PingDone {

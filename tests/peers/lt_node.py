@@ -9,11 +9,19 @@ be a loopback address (127.0.0.0/8 or ::1); it refuses any other.
     "$PY" tests/peers/lt_node.py --listen 127.0.1.1:46881 [--duration 60]
         [--add-node IP:PORT]... [--bootstrap IP:PORT]...
         [--announce HEX40 [--peer-port 6881]]... [--get-peers HEX40]... [--action-delay 3]
+        [--put-immutable TEXT]... [--get-immutable HEX40]...
+        [--put-mutable SEED_HEX64 --public-key HEX64 --mutable-value TEXT] [--salt TEXT]
+        [--get-mutable HEX64]...
 
 --add-node gives libtorrent a node to ping and put in its routing table; --bootstrap gives it a
 router, which it asks for nodes but never puts in its table. --action-delay seconds after the
 start it calls dht_announce for each --announce and dht_get_peers for each --get-peers, once.
-It exits after --duration seconds (at most 3600).
+It also stores and gets BEP 44 items then: --put-immutable stores TEXT (a byte string) as an
+immutable item, --get-immutable gets one by its target; --put-mutable stores --mutable-value as
+the mutable item of the ed25519 key whose 32-byte seed and public key are given (libtorrent
+signs with the 64-byte expanded secret key, derived here from the seed), under --salt, at one
+more than the sequence number it finds; --get-mutable gets the mutable item of a public key
+under --salt. It exits after --duration seconds (at most 3600).
 
 libtorrent's anti-abuse limits are relaxed, because the tests run many nodes on one /24 and
 load it from few addresses: its routing table and lookups accept several nodes per IP and per
@@ -26,6 +34,11 @@ Output, on stdout, one line per event (flushed at once):
     get_peers HEX40                        dht_get_peers was called
     peers HEX40 [IP:PORT ...]              a get_peers lookup ended with these peers
     incoming_announce HEX40 IP:PORT        a node announced to us (before its token is checked)
+    put_immutable HEX40                    dht_put_immutable_item was called (the target)
+    put_mutable HEX64                      dht_put_mutable_item was called (the public key)
+    put HEX40 stored N                     a put ended, stored by N nodes
+    immutable_item HEX40 BENCODED_HEX      a get of an immutable item found it
+    mutable_item HEX64 seq N BENCODED_HEX  a get of a mutable item found it (or a newer one)
 Errors go to stderr; a socket that cannot be bound ends the script with status 1.
 
 The interop tests (tests/support/libtorrent.rs) run this script with the python named by
@@ -34,6 +47,7 @@ ${XDG_CACHE_HOME:-~/.cache}/btdht/venv-libtorrent-2.1.1 (where setup.sh puts it)
 """
 
 import argparse
+import hashlib
 import ipaddress
 import sys
 import time
@@ -71,6 +85,28 @@ def info_hash(text):
     if len(raw) != 20:
         raise argparse.ArgumentTypeError("not 40 hex digits: %r" % text)
     return raw
+
+
+def hex_bytes(length):
+    def parse(text):
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raw = b""
+        if len(raw) != length:
+            raise argparse.ArgumentTypeError("not %d hex digits: %r" % (2 * length, text))
+        return raw
+
+    return parse
+
+
+def expanded_secret_key(seed):
+    """The 64-byte ed25519 secret key libtorrent signs with: SHA-512 of the seed, clamped."""
+    digest = bytearray(hashlib.sha512(seed).digest())
+    digest[0] &= 248
+    digest[31] &= 63
+    digest[31] |= 64
+    return bytes(digest)
 
 
 def settings(listen, routers):
@@ -115,6 +151,12 @@ def on_alert(alert):
         say("peers", alert.info_hash, *(endpoint(ip, port) for ip, port in alert.peers()))
     elif isinstance(alert, lt.dht_announce_alert):
         say("incoming_announce", alert.info_hash, endpoint(str(alert.ip), alert.port))
+    elif isinstance(alert, lt.dht_put_alert):
+        say("put", alert.target, "stored", alert.num_success)
+    elif isinstance(alert, lt.dht_immutable_item_alert):
+        say("immutable_item", alert.target, lt.bencode(alert.item).hex())
+    elif isinstance(alert, lt.dht_mutable_item_alert):
+        say("mutable_item", bytes(alert.key).hex(), "seq", alert.seq, lt.bencode(alert.item).hex())
 
 
 def main():
@@ -127,9 +169,18 @@ def main():
     parser.add_argument("--announce", type=info_hash, action="append", default=[])
     parser.add_argument("--peer-port", type=int, default=6881, help="the port --announce gives")
     parser.add_argument("--get-peers", type=info_hash, action="append", default=[])
+    parser.add_argument("--put-immutable", action="append", default=[])
+    parser.add_argument("--get-immutable", type=info_hash, action="append", default=[])
+    parser.add_argument("--put-mutable", type=hex_bytes(32), help="the key's 32-byte seed")
+    parser.add_argument("--public-key", type=hex_bytes(32), help="the --put-mutable key's")
+    parser.add_argument("--mutable-value", default="")
+    parser.add_argument("--get-mutable", type=hex_bytes(32), action="append", default=[])
+    parser.add_argument("--salt", default="")
     parser.add_argument("--action-delay", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=60.0)
     args = parser.parse_args()
+    if args.put_mutable is not None and args.public_key is None:
+        parser.error("--put-mutable needs --public-key")
 
     session = lt.session(settings(args.listen, args.bootstrap))
     for node in args.add_node:
@@ -149,6 +200,19 @@ def main():
             for raw in args.get_peers:
                 session.dht_get_peers(lt.sha1_hash(raw))
                 say("get_peers", raw.hex())
+            salt = args.salt.encode()
+            for text in args.put_immutable:
+                target = session.dht_put_immutable_item(text.encode())
+                say("put_immutable", target)
+            for raw in args.get_immutable:
+                session.dht_get_immutable_item(lt.sha1_hash(raw))
+            if args.put_mutable is not None:
+                secret = expanded_secret_key(args.put_mutable)
+                value = args.mutable_value.encode()
+                session.dht_put_mutable_item(secret, args.public_key, value, salt)
+                say("put_mutable", args.public_key.hex())
+            for key in args.get_mutable:
+                session.dht_get_mutable_item(key, salt)
 
 
 if __name__ == "__main__":
