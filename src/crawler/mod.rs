@@ -23,7 +23,8 @@
 //!   again no sooner than its `interval` (at most `max_resamples` times); no node is ever asked
 //!   twice inside its interval.
 //! - **Peers.** With `get_peers`, each new info-hash gets one `get_peers` to the node that
-//!   sampled it (it stores the info-hash), and the number of peers in `values` is reported.
+//!   sampled it (it stores the info-hash), and the peers in `values` are reported; the
+//!   [`Torrents`] queue fetches their metadata from them.
 //! - **Sweeps.** When nothing is left to visit, `find_node` with random targets go to random
 //!   known nodes (a reservoir sample), to reach nodes that the visits' replies did not name
 //!   and nodes that joined later. They start at `sweep_rate` per second; every 4 sweeps in a
@@ -42,6 +43,7 @@
 
 pub mod dedup;
 pub mod driver;
+pub mod torrents;
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
@@ -52,6 +54,7 @@ use rand::{Rng, SeedableRng};
 
 pub use dedup::{Dedup, DedupConfig, Fingerprinter};
 pub use driver::{Crawl, CrawlEnd, CrawlOptions, CrawlSink};
+pub use torrents::{Torrent, TorrentStats, Torrents};
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
@@ -72,6 +75,8 @@ const MAX_PUMP: usize = 16_384;
 const RESERVOIR: usize = 4_096;
 /// The longest BEP 51 interval honoured (6 hours, libtorrent's refresh period).
 const MAX_INTERVAL_SECS: i64 = 21_600;
+/// Peer addresses kept in one [`Record::Peers`] (the count covers them all).
+pub const MAX_PEERS_PER_RECORD: usize = 32;
 
 /// The crawler's configuration. [`Default`] gives the values documented on each field.
 #[derive(Clone, Debug)]
@@ -181,6 +186,8 @@ pub enum Record {
         from: SocketAddr,
         /// Distinct peers in its `values`.
         peers: usize,
+        /// The first [`MAX_PEERS_PER_RECORD`] of those peers.
+        addrs: Vec<SocketAddr>,
         /// When.
         at: Instant,
     },
@@ -232,6 +239,7 @@ impl Record {
                 from,
                 peers,
                 at,
+                ..
             } => serde_json::json!({
                 "type": "peers",
                 "infohash": info_hash.to_hex(),
@@ -654,10 +662,13 @@ impl Crawler {
                 let mut peers: Vec<SocketAddr> = response.values.unwrap_or_default();
                 peers.sort_unstable();
                 peers.dedup();
+                let count = peers.len();
+                peers.truncate(MAX_PEERS_PER_RECORD);
                 self.record(Record::Peers {
                     info_hash,
                     from,
-                    peers: peers.len(),
+                    peers: count,
+                    addrs: peers,
                     at: now,
                 });
                 return;
