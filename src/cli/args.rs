@@ -141,6 +141,11 @@ pub enum Command {
         after_help = "Example:\n  btdht metadata 0123456789abcdef0123456789abcdef01234567 --peer 127.0.0.1:6881 --save x.torrent"
     )]
     Metadata(super::metadata::MetadataArgs),
+    /// Read a crawl database (`btdht crawl --db`): row counts, or everything as NDJSON.
+    #[command(
+        after_help = "Example:\n  btdht db stats crawl.db\n  btdht db export crawl.db --ndjson"
+    )]
+    Db(super::db::DbArgs),
 }
 
 /// Options of the short-lived client commands.

@@ -47,6 +47,7 @@ pub fn run(command: Command) -> i32 {
         Command::Swarm(args) => super::swarm::run(args),
         Command::Crawl(args) => super::crawl::run(args),
         Command::Metadata(args) => super::metadata::run(args),
+        Command::Db(args) => super::db::run(args),
     }
 }
 

@@ -6,7 +6,10 @@
 //! `--metadata`), and a last `type: summary` line with the counters. Progress (nodes/s,
 //! info-hashes/s, packets/s, torrents) goes to stderr when it is a terminal; a summary goes to
 //! stderr at the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
-//! With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
+//! With `--db FILE`, everything also goes into a SQLite crawl database ([`Db`]), committed in
+//! batches, and NDJSON is written only with `--out`; a crawl restarted on the same file starts
+//! from the nodes it knows (the [`KNOWN_NODES`] seen last) and does not fetch again the
+//! metadata it has. With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
 //! the metadata fetches under way.
 
 use std::fs::File;
@@ -16,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use btdht::crawler::db::Db;
 use btdht::crawler::{
     Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record, TorrentStats,
     Torrents,
@@ -74,6 +78,10 @@ pub struct CrawlArgs {
     /// Fetch the metadata (BEP 9) of each new info-hash from its peers (implies --get-peers).
     #[arg(long)]
     pub metadata: bool,
+    /// Also write everything into this SQLite database (created if needed; a crawl restarted
+    /// on it resumes). NDJSON is then written only with --out.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
     /// Metadata fetches (TCP connections) at once, with --metadata.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub metadata_concurrency: u32,
@@ -82,6 +90,9 @@ pub struct CrawlArgs {
 /// Longest wait, at the end of a crawl that stopped by itself, for the metadata fetches under
 /// way.
 pub const METADATA_DRAIN: Duration = Duration::from_secs(60);
+
+/// Nodes of the database that seed a restarted crawl, at most (the ones seen last).
+pub const KNOWN_NODES: usize = 1_000;
 
 /// Info-hashes waiting for a metadata fetch, at most.
 const METADATA_BACKLOG: usize = 65_536;
@@ -129,6 +140,7 @@ fn summary_json(
         map.insert("torrents_no_peers".into(), t.no_peers.into());
         map.insert("torrents_exhausted".into(), t.exhausted.into());
         map.insert("torrents_dropped".into(), t.dropped.into());
+        map.insert("torrents_skipped".into(), t.skipped.into());
         map.insert("metadata_failures".into(), serde_json::json!(t.failures));
     }
     summary
@@ -151,6 +163,7 @@ struct Output {
     progress: Option<indicatif::ProgressBar>,
     last_progress: (std::time::Instant, CrawlStats),
     torrents: Option<Torrents>,
+    db: Option<Db>,
 }
 
 impl Output {
@@ -160,9 +173,22 @@ impl Output {
             return Ok(());
         };
         while let Some(torrent) = torrents.poll() {
-            writeln!(self.out, "{}", torrent.to_json(unix_now()))?;
+            let now = unix_now();
+            if let Some(db) = &mut self.db {
+                db.torrent(&torrent, now)?;
+            }
+            writeln!(self.out, "{}", torrent.to_json(now))?;
         }
         Ok(())
+    }
+
+    /// Commits the database's open batch when it is due, or always with `force`.
+    fn commit(&mut self, force: bool) -> io::Result<()> {
+        let now = unix_now();
+        match &mut self.db {
+            Some(db) if force || db.due(now) => db.commit(now),
+            _ => Ok(()),
+        }
     }
 
     /// Waits for the fetches under way (at most `limit` in all, and until `stop` is set) and
@@ -178,7 +204,14 @@ impl Output {
                 break;
             }
             if let Some(torrent) = torrents.wait(left.min(Duration::from_millis(200))) {
-                writeln!(self.out, "{}", torrent.to_json(unix_now()))?;
+                let now = unix_now();
+                if let Some(db) = &mut self.db {
+                    db.torrent(&torrent, now)?;
+                    if db.due(now) {
+                        db.commit(now)?;
+                    }
+                }
+                writeln!(self.out, "{}", torrent.to_json(now))?;
             }
         }
         Ok(())
@@ -188,6 +221,9 @@ impl Output {
 impl CrawlSink for Output {
     fn record(&mut self, record: Record) -> io::Result<()> {
         writeln!(self.out, "{}", record.to_json(self.start_unix))?;
+        if let Some(db) = &mut self.db {
+            db.record(&record, self.start_unix)?;
+        }
         if let (
             Some(torrents),
             Record::Peers {
@@ -201,7 +237,8 @@ impl CrawlSink for Output {
     }
 
     fn tick(&mut self) -> io::Result<()> {
-        self.write_torrents()
+        self.write_torrents()?;
+        self.commit(false)
     }
 
     fn progress(&mut self, crawler: &Crawler, _io: &IoStats) {
@@ -241,11 +278,34 @@ impl CrawlSink for Output {
 
 /// Runs `btdht crawl`; returns the exit status.
 pub fn run(args: CrawlArgs) -> i32 {
-    let bootstrap = if args.bootstrap.is_empty() {
+    let db = match &args.db {
+        Some(path) => match Db::open(path) {
+            Ok(db) => Some(db),
+            Err(e) => {
+                eprintln!("btdht: database {}: {e}", path.display());
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
+    let mut bootstrap = if args.bootstrap.is_empty() {
         super::commands::public_routers()
     } else {
         args.bootstrap.clone()
     };
+    let mut skip = Vec::new();
+    if let Some(db) = &db {
+        match db.known_nodes(KNOWN_NODES).and_then(|known| {
+            skip = db.fetched_infohashes()?;
+            Ok(known)
+        }) {
+            Ok(known) => bootstrap.extend(known),
+            Err(e) => {
+                eprintln!("btdht: database: {e}");
+                return EXIT_NO_ANSWER;
+            }
+        }
+    }
     if bootstrap.is_empty() {
         eprintln!("btdht: no node to start from");
         return EXIT_NO_ANSWER;
@@ -265,6 +325,7 @@ pub fn run(args: CrawlArgs) -> i32 {
                 return EXIT_USAGE;
             }
         },
+        None if db.is_some() => Box::new(io::sink()),
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
     let start_unix = SystemTime::now()
@@ -319,7 +380,10 @@ pub fn run(args: CrawlArgs) -> i32 {
             ..FetcherConfig::default()
         };
         match Torrents::new(config, METADATA_BACKLOG) {
-            Ok(t) => Some(t),
+            Ok(mut t) => {
+                t.skip(skip);
+                Some(t)
+            }
             Err(e) => {
                 eprintln!("btdht: cannot start the metadata fetchers: {e}");
                 return EXIT_NO_ANSWER;
@@ -334,6 +398,7 @@ pub fn run(args: CrawlArgs) -> i32 {
         progress,
         last_progress: (std::time::Instant::now(), CrawlStats::default()),
         torrents,
+        db,
     };
     let end = match crawl.run(&mut output) {
         Ok(end) => end,
@@ -351,6 +416,9 @@ pub fn run(args: CrawlArgs) -> i32 {
         if let Err(e) = output.drain_torrents(METADATA_DRAIN, &stop) {
             write_error = Some(e);
         }
+    }
+    if let Err(e) = output.commit(true) {
+        write_error.get_or_insert(e);
     }
     let elapsed = end.elapsed.as_secs_f64();
     let stats = *end.crawler.stats();

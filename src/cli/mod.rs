@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bootstrap;
 pub mod commands;
 pub mod crawl;
+pub mod db;
 pub mod hathor;
 pub mod logger;
 pub mod metadata;

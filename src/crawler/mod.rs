@@ -41,6 +41,8 @@
 //! `max_in_flight`. Hostile replies are matched on transaction id *and* source address, and only
 //! the first 32 nodes and 4,096 samples of one reply are read; undecodable datagrams are counted.
 
+#[cfg(feature = "db")]
+pub mod db;
 pub mod dedup;
 pub mod driver;
 pub mod torrents;
@@ -166,6 +168,8 @@ pub enum Record {
         addr: SocketAddr,
         /// Its `v` (client version), if it sent one.
         version: Option<Vec<u8>>,
+        /// Whether its first answer was a BEP 51 sample.
+        bep51: bool,
         /// When it first answered.
         at: Instant,
     },
@@ -216,12 +220,14 @@ impl Record {
                 id,
                 addr,
                 version,
+                bep51,
                 at,
             } => serde_json::json!({
                 "type": "node",
                 "id": id.to_hex(),
                 "addr": addr.to_string(),
                 "version": version.as_deref().map(version_string),
+                "bep51": bep51,
                 "first_seen": secs(at),
             }),
             Record::InfoHash {
@@ -632,9 +638,11 @@ impl Crawler {
         if self.nodes_seen.insert(key) {
             self.stats.nodes_found += 1;
             self.add_to_reservoir(from);
+            let bep51 = pending.sample && (response.samples.is_some() || response.num.is_some());
             self.record(Record::Node {
                 id: response.id,
                 addr: from,
+                bep51,
                 version: version.map(|mut v| {
                     v.truncate(16);
                     v
