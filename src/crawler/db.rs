@@ -413,7 +413,7 @@ mod tests {
             at: Instant::ZERO,
         };
         let hash = Record::InfoHash {
-            info_hash: InfoHash([9; 20]),
+            info_hash: NodeId([9; 20]),
             from: "127.0.0.9:6881".parse().unwrap(),
             at: Instant::ZERO,
         };
@@ -425,7 +425,7 @@ mod tests {
             // An uncommitted write is lost when the database is dropped without commit.
             db.record(
                 &Record::InfoHash {
-                    info_hash: InfoHash([1; 20]),
+                    info_hash: NodeId([1; 20]),
                     from: "127.0.0.9:6881".parse().unwrap(),
                     at: Instant::ZERO,
                 },

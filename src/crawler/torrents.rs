@@ -4,8 +4,8 @@
 //! Each info-hash is tried on its peers one at a time, in the order given, until one delivers
 //! metadata whose hash matches or none is left. At most [`FetcherConfig::queue`] info-hashes
 //! have a fetch queued or running; the others wait in a backlog of at most `backlog` entries
-//! (more are dropped and counted). Failures are counted per [`Failure::kind`]
-//! (`crate::metadata::Failure`). The queue keeps no clock: the fetches' deadlines are the
+//! (more are dropped and counted). Failures are counted per
+//! [`Failure::kind`](crate::metadata::Failure::kind). The queue keeps no clock: the fetches' deadlines are the
 //! [`Fetcher`]'s.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
