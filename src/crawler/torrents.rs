@@ -146,7 +146,8 @@ impl Torrents {
         }
     }
 
-    /// Submits the next peer of `info_hash`; counts it as exhausted when none is left.
+    /// Submits the next peer of `info_hash`; counts it as exhausted when none is left (the
+    /// caller then fills the free place).
     fn start(&mut self, info_hash: InfoHash, mut peers: VecDeque<SocketAddr>) {
         while let Some(peer) = peers.pop_front() {
             match self.fetcher.submit(info_hash, peer) {
@@ -163,7 +164,6 @@ impl Torrents {
             }
         }
         self.stats.exhausted += 1;
-        self.fill();
     }
 
     /// Moves waiting info-hashes into the free places.
@@ -192,6 +192,7 @@ impl Torrents {
             Event::Failed { failure, .. } => {
                 *self.stats.failures.entry(failure.kind()).or_insert(0) += 1;
                 self.start(info_hash, peers);
+                self.fill();
                 None
             }
         }
@@ -221,5 +222,47 @@ impl Torrents {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::NodeId;
+
+    /// A loopback address where nothing listens.
+    fn closed_port() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    #[test]
+    fn every_peer_is_tried_once_and_failures_are_counted_per_kind() {
+        let config = FetcherConfig {
+            connections: 2,
+            queue: 1,
+            ..FetcherConfig::default()
+        };
+        let mut torrents = Torrents::new(config, 1).unwrap();
+        let (a, b) = (closed_port(), closed_port());
+        torrents.skip([NodeId([1; 20])]);
+        torrents.add(NodeId([1; 20]), &[a]);
+        torrents.add(NodeId([2; 20]), &[]);
+        torrents.add(NodeId([3; 20]), &[a, b]);
+        // The one active place is taken: one waits, the next is dropped.
+        torrents.add(NodeId([4; 20]), &[b]);
+        torrents.add(NodeId([5; 20]), &[b]);
+        assert_eq!(torrents.pending(), 2);
+        while !torrents.is_idle() {
+            assert!(torrents.wait(Duration::from_secs(10)).is_none());
+        }
+        let stats = torrents.stats();
+        assert_eq!(stats.skipped, 1);
+        assert_eq!(stats.no_peers, 1);
+        assert_eq!(stats.dropped, 1);
+        assert_eq!(stats.exhausted, 2);
+        assert_eq!(stats.fetched, 0);
+        assert_eq!(stats.failed(), 3, "{stats:?}");
+        assert_eq!(stats.failures.get("io"), Some(&3), "{stats:?}");
     }
 }
