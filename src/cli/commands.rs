@@ -50,6 +50,7 @@ pub(crate) fn run(command: Command) -> i32 {
         Command::Keygen(args) => super::items::keygen(args),
         Command::Put(args) => super::items::put(args),
         Command::Get(args) => super::items::get(args),
+        Command::Db(args) => super::db::run(args),
     }
 }
 

@@ -2,18 +2,30 @@
 //!
 //! It writes the crawl's records as NDJSON lines to stdout or `--out`: one line per
 //! node (`type: node`), per info-hash (`type: infohash`), per peer count (`type: peers`, with
-//! `--get-peers`), and a last `type: summary` line with the counters. Progress (nodes/s,
-//! info-hashes/s, packets/s) goes to stderr when it is a terminal; a summary goes to stderr at
-//! the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
+//! `--get-peers`), per torrent whose metadata was fetched (`type: torrent`, with
+//! `--metadata`), and a last `type: summary` line with the counters. Progress (nodes/s,
+//! info-hashes/s, packets/s, torrents) goes to stderr when it is a terminal; a summary goes to
+//! stderr at the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
+//! With `--db FILE`, everything also goes into a SQLite crawl database ([`Db`]), committed in
+//! batches, and NDJSON is written only with `--out`; a crawl restarted on the same file starts
+//! from the nodes it knows (the [`KNOWN_NODES`] seen last) and does not fetch again the
+//! metadata it has. With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
+//! the metadata fetches under way.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use btdht::crawler::{Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record};
+use btdht::crawler::db::Db;
+use btdht::crawler::{
+    Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record, TorrentStats,
+    Torrents,
+};
 use btdht::driver::socket::bind_udp;
+use btdht::metadata::FetcherConfig;
 use btdht::runtime::IoStats;
 use clap::Args;
 
@@ -63,12 +75,44 @@ pub(crate) struct CrawlArgs {
     /// Exit once everything known was visited and 16 sweeps in a row found nothing new.
     #[arg(long)]
     pub until_idle: bool,
+    /// Fetch the metadata (BEP 9) of each new info-hash from its peers (implies --get-peers).
+    #[arg(long)]
+    pub metadata: bool,
+    /// Also write everything into this SQLite database (created if needed; a crawl restarted
+    /// on it resumes). NDJSON is then written only with --out.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Metadata fetches (TCP connections) at once, with --metadata.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub metadata_concurrency: u32,
 }
 
-fn summary_json(stats: &CrawlStats, elapsed: f64, crawler: &Crawler) -> serde_json::Value {
+/// Longest wait, at the end of a crawl that stopped by itself, for the metadata fetches under
+/// way.
+pub(crate) const METADATA_DRAIN: Duration = Duration::from_secs(60);
+
+/// Nodes of the database that seed a restarted crawl, at most (the ones seen last).
+pub(crate) const KNOWN_NODES: usize = 1_000;
+
+/// Info-hashes waiting for a metadata fetch, at most.
+const METADATA_BACKLOG: usize = 65_536;
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn summary_json(
+    stats: &CrawlStats,
+    elapsed: f64,
+    crawler: &Crawler,
+    torrents: Option<&TorrentStats>,
+) -> serde_json::Value {
     let per_node = stats.queries_sent as f64 / stats.nodes_found.max(1) as f64;
     let fp = crawler.dedup_false_positive_rates();
-    serde_json::json!({
+    let mut summary = serde_json::json!({
         "type": "summary",
         "seconds": elapsed,
         "nodes": stats.nodes_found,
@@ -90,7 +134,26 @@ fn summary_json(stats: &CrawlStats, elapsed: f64, crawler: &Crawler) -> serde_js
         "records_dropped": stats.records_dropped,
         "resamples": stats.resamples,
         "dedup_false_positive_rate": fp.iter().copied().fold(0.0, f64::max),
-    })
+    });
+    if let (Some(t), Some(map)) = (torrents, summary.as_object_mut()) {
+        map.insert("torrents".into(), t.fetched.into());
+        map.insert("torrents_no_peers".into(), t.no_peers.into());
+        map.insert("torrents_exhausted".into(), t.exhausted.into());
+        map.insert("torrents_dropped".into(), t.dropped.into());
+        map.insert("torrents_skipped".into(), t.skipped.into());
+        map.insert("metadata_failures".into(), serde_json::json!(t.failures));
+    }
+    summary
+}
+
+/// The failures per reason, as `kind n, kind n`.
+fn failures_text(stats: &TorrentStats) -> String {
+    let parts: Vec<String> = stats
+        .failures
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    parts.join(", ")
 }
 
 /// The NDJSON output and the progress line.
@@ -99,11 +162,83 @@ struct Output {
     start_unix: f64,
     progress: Option<indicatif::ProgressBar>,
     last_progress: (std::time::Instant, CrawlStats),
+    torrents: Option<Torrents>,
+    db: Option<Db>,
+}
+
+impl Output {
+    /// Writes the torrents fetched so far, without waiting.
+    fn write_torrents(&mut self) -> io::Result<()> {
+        let Some(torrents) = &mut self.torrents else {
+            return Ok(());
+        };
+        while let Some(torrent) = torrents.poll() {
+            let now = unix_now();
+            if let Some(db) = &mut self.db {
+                db.torrent(&torrent, now)?;
+            }
+            writeln!(self.out, "{}", torrent.to_json(now))?;
+        }
+        Ok(())
+    }
+
+    /// Commits the database's open batch when it is due, or always with `force`.
+    fn commit(&mut self, force: bool) -> io::Result<()> {
+        let now = unix_now();
+        match &mut self.db {
+            Some(db) if force || db.due(now) => db.commit(now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits for the fetches under way (at most `limit` in all, and until `stop` is set) and
+    /// writes their torrents.
+    fn drain_torrents(&mut self, limit: Duration, stop: &AtomicBool) -> io::Result<()> {
+        let Some(torrents) = &mut self.torrents else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + limit;
+        while !torrents.is_idle() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Some(torrent) = torrents.wait(left.min(Duration::from_millis(200))) {
+                let now = unix_now();
+                if let Some(db) = &mut self.db {
+                    db.torrent(&torrent, now)?;
+                    if db.due(now) {
+                        db.commit(now)?;
+                    }
+                }
+                writeln!(self.out, "{}", torrent.to_json(now))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl CrawlSink for Output {
     fn record(&mut self, record: Record) -> io::Result<()> {
-        writeln!(self.out, "{}", record.to_json(self.start_unix))
+        writeln!(self.out, "{}", record.to_json(self.start_unix))?;
+        if let Some(db) = &mut self.db {
+            db.record(&record, self.start_unix)?;
+        }
+        if let (
+            Some(torrents),
+            Record::Peers {
+                info_hash, addrs, ..
+            },
+        ) = (&mut self.torrents, &record)
+        {
+            torrents.add(*info_hash, addrs);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self) -> io::Result<()> {
+        self.write_torrents()?;
+        self.commit(false)
     }
 
     fn progress(&mut self, crawler: &Crawler, _io: &IoStats) {
@@ -115,8 +250,17 @@ impl CrawlSink for Output {
         let s = *crawler.stats();
         let p = self.last_progress.1;
         let rate = |a: u64, b: u64| (a - b) as f64 / elapsed.as_secs_f64();
+        let torrents = self.torrents.as_ref().map_or(String::new(), |t| {
+            let stats = t.stats();
+            format!(
+                "  torrents {} (fetching {}; failed: {})",
+                stats.fetched,
+                t.pending(),
+                failures_text(stats)
+            )
+        });
         bar.set_message(format!(
-            "nodes {} ({:.0}/s)  info-hashes {} ({:.0}/s)  packets out {} ({:.0}/s) in {} ({:.0}/s)  in flight {}  queued {}",
+            "nodes {} ({:.0}/s)  info-hashes {} ({:.0}/s)  packets out {} ({:.0}/s) in {} ({:.0}/s)  in flight {}  queued {}{torrents}",
             s.nodes_found,
             rate(s.nodes_found, p.nodes_found),
             s.infohashes_found,
@@ -134,11 +278,34 @@ impl CrawlSink for Output {
 
 /// Runs `btdht crawl`; returns the exit status.
 pub(crate) fn run(args: CrawlArgs) -> i32 {
-    let bootstrap = if args.bootstrap.is_empty() {
+    let db = match &args.db {
+        Some(path) => match Db::open(path) {
+            Ok(db) => Some(db),
+            Err(e) => {
+                eprintln!("btdht: database {}: {e}", path.display());
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
+    let mut bootstrap = if args.bootstrap.is_empty() {
         super::commands::public_routers()
     } else {
         args.bootstrap.clone()
     };
+    let mut skip = Vec::new();
+    if let Some(db) = &db {
+        match db.known_nodes(KNOWN_NODES).and_then(|known| {
+            skip = db.fetched_infohashes()?;
+            Ok(known)
+        }) {
+            Ok(known) => bootstrap.extend(known),
+            Err(e) => {
+                eprintln!("btdht: database: {e}");
+                return EXIT_NO_ANSWER;
+            }
+        }
+    }
     if bootstrap.is_empty() {
         eprintln!("btdht: no node to start from");
         return EXIT_NO_ANSWER;
@@ -158,6 +325,7 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
                 return EXIT_USAGE;
             }
         },
+        None if db.is_some() => Box::new(io::sink()),
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
     let start_unix = SystemTime::now()
@@ -175,7 +343,7 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         rate: args.rate,
         per_ip_rate: args.per_ip_rate,
         sample_infohashes: !args.no_infohashes,
-        get_peers: args.get_peers,
+        get_peers: args.get_peers || args.metadata,
         allow_private: args.allow_private,
         sweep_rate: args.sweep_rate,
         ..CrawlConfig::default()
@@ -206,11 +374,31 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
+    let torrents = if args.metadata {
+        let config = FetcherConfig {
+            connections: args.metadata_concurrency as usize,
+            ..FetcherConfig::default()
+        };
+        match Torrents::new(config, METADATA_BACKLOG) {
+            Ok(mut t) => {
+                t.skip(skip);
+                Some(t)
+            }
+            Err(e) => {
+                eprintln!("btdht: cannot start the metadata fetchers: {e}");
+                return EXIT_NO_ANSWER;
+            }
+        }
+    } else {
+        None
+    };
     let mut output = Output {
         out,
         start_unix,
         progress,
         last_progress: (std::time::Instant::now(), CrawlStats::default()),
+        torrents,
+        db,
     };
     let end = match crawl.run(&mut output) {
         Ok(end) => end,
@@ -223,9 +411,19 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         bar.finish_and_clear();
     }
     let mut write_error = end.error;
+    // A crawl that ended by itself waits for its metadata fetches; a stopped one does not.
+    if write_error.is_none() && !stop.load(Ordering::Relaxed) {
+        if let Err(e) = output.drain_torrents(METADATA_DRAIN, &stop) {
+            write_error = Some(e);
+        }
+    }
+    if let Err(e) = output.commit(true) {
+        write_error.get_or_insert(e);
+    }
     let elapsed = end.elapsed.as_secs_f64();
     let stats = *end.crawler.stats();
-    let summary = summary_json(&stats, elapsed, &end.crawler);
+    let torrent_stats = output.torrents.as_ref().map(|t| t.stats().clone());
+    let summary = summary_json(&stats, elapsed, &end.crawler, torrent_stats.as_ref());
     if write_error.is_none() {
         if let Err(e) = writeln!(output.out, "{summary}").and_then(|_| output.out.flush()) {
             write_error = Some(e);
@@ -244,6 +442,20 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         stats.per_ip_delayed,
         end.io.send_errors + end.io.send_queue_full
     );
+    if let Some(t) = &torrent_stats {
+        eprintln!(
+            "metadata: {} torrents fetched, {} info-hashes without peers, {} whose peers all failed, {} dropped; failed fetches: {}",
+            t.fetched,
+            t.no_peers,
+            t.exhausted,
+            t.dropped,
+            if t.failures.is_empty() {
+                "none".to_string()
+            } else {
+                failures_text(t)
+            }
+        );
+    }
     match write_error {
         // A closed pipe (e.g. `| head`) is a normal way to stop.
         Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {

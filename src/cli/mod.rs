@@ -10,6 +10,7 @@ pub(crate) mod bench;
 pub(crate) mod bootstrap;
 pub(crate) mod commands;
 pub(crate) mod crawl;
+pub(crate) mod db;
 pub(crate) mod hathor;
 pub(crate) mod items;
 pub(crate) mod logger;

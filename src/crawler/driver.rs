@@ -43,6 +43,13 @@ pub trait CrawlSink {
     /// [`CrawlEnd::error`]).
     fn record(&mut self, record: Record) -> io::Result<()>;
 
+    /// Called on each turn of the loop (at least every [`MAX_SLEEP`]), for work of the sink's
+    /// own (e.g. collecting fetched metadata). An error stops the crawl (and is returned in
+    /// [`CrawlEnd::error`]).
+    fn tick(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Called on each turn of the loop (at least every [`MAX_SLEEP`]), for progress output.
     fn progress(&mut self, crawler: &Crawler, io: &IoStats) {
         let _ = (crawler, io);
@@ -156,6 +163,10 @@ impl<S: CrawlSink> Role for CrawlRole<'_, S> {
             || self.error.is_some()
             || (self.until_idle && self.crawler.is_idle());
         if stop {
+            return Flow::Stop;
+        }
+        if let Err(e) = self.sink.tick() {
+            self.error = Some(e);
             return Flow::Stop;
         }
         self.sink.progress(&self.crawler, turn.stats());

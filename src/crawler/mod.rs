@@ -23,7 +23,8 @@
 //!   again no sooner than its `interval` (at most `max_resamples` times); no node is ever asked
 //!   twice inside its interval.
 //! - **Peers.** With `get_peers`, each new info-hash gets one `get_peers` to the node that
-//!   sampled it (it stores the info-hash), and the number of peers in `values` is reported.
+//!   sampled it (it stores the info-hash), and the peers in `values` are reported; the
+//!   [`Torrents`] queue fetches their metadata from them.
 //! - **Sweeps.** When nothing is left to visit, `find_node` with random targets go to random
 //!   known nodes (a reservoir sample), to reach nodes that the visits' replies did not name
 //!   and nodes that joined later. They start at `sweep_rate` per second; every 4 sweeps in a
@@ -40,8 +41,11 @@
 //! `max_in_flight`. Hostile replies are matched on transaction id *and* source address, and only
 //! the first 32 nodes and 4,096 samples of one reply are read; undecodable datagrams are counted.
 
+#[cfg(feature = "db")]
+pub mod db;
 pub mod dedup;
 pub mod driver;
+pub mod torrents;
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
@@ -52,6 +56,7 @@ use rand::{Rng, SeedableRng};
 
 pub use dedup::{Dedup, DedupConfig, Fingerprinter};
 pub use driver::{Crawl, CrawlEnd, CrawlOptions, CrawlSink};
+pub use torrents::{Torrent, TorrentStats, Torrents};
 
 use crate::address_policy;
 use crate::contact::NodeInfo;
@@ -72,6 +77,8 @@ const MAX_PUMP: usize = 16_384;
 const RESERVOIR: usize = 4_096;
 /// The longest BEP 51 interval honoured (6 hours, libtorrent's refresh period).
 const MAX_INTERVAL_SECS: i64 = 21_600;
+/// Peer addresses kept in one [`Record::Peers`] (the count covers them all).
+pub const MAX_PEERS_PER_RECORD: usize = 32;
 
 /// The crawler's configuration. [`Default`] gives the values documented on each field.
 #[derive(Clone, Debug)]
@@ -161,6 +168,8 @@ pub enum Record {
         addr: SocketAddr,
         /// Its `v` (client version), if it sent one.
         version: Option<Vec<u8>>,
+        /// Whether its first answer was a BEP 51 sample.
+        bep51: bool,
         /// When it first answered.
         at: Instant,
     },
@@ -181,6 +190,8 @@ pub enum Record {
         from: SocketAddr,
         /// Distinct peers in its `values`.
         peers: usize,
+        /// The first [`MAX_PEERS_PER_RECORD`] of those peers.
+        addrs: Vec<SocketAddr>,
         /// When.
         at: Instant,
     },
@@ -209,12 +220,14 @@ impl Record {
                 id,
                 addr,
                 version,
+                bep51,
                 at,
             } => serde_json::json!({
                 "type": "node",
                 "id": id.to_hex(),
                 "addr": addr.to_string(),
                 "version": version.as_deref().map(version_string),
+                "bep51": bep51,
                 "first_seen": secs(at),
             }),
             Record::InfoHash {
@@ -232,6 +245,7 @@ impl Record {
                 from,
                 peers,
                 at,
+                ..
             } => serde_json::json!({
                 "type": "peers",
                 "infohash": info_hash.to_hex(),
@@ -624,9 +638,11 @@ impl Crawler {
         if self.nodes_seen.insert(key) {
             self.stats.nodes_found += 1;
             self.add_to_reservoir(from);
+            let bep51 = pending.sample && (response.samples.is_some() || response.num.is_some());
             self.record(Record::Node {
                 id: response.id,
                 addr: from,
+                bep51,
                 version: version.map(|mut v| {
                     v.truncate(16);
                     v
@@ -654,10 +670,13 @@ impl Crawler {
                 let mut peers: Vec<SocketAddr> = response.values.unwrap_or_default();
                 peers.sort_unstable();
                 peers.dedup();
+                let count = peers.len();
+                peers.truncate(MAX_PEERS_PER_RECORD);
                 self.record(Record::Peers {
                     info_hash,
                     from,
-                    peers: peers.len(),
+                    peers: count,
+                    addrs: peers,
                     at: now,
                 });
                 return;

@@ -1,0 +1,80 @@
+//! `btdht db`: reads a crawl database written by `btdht crawl --db` (`stats`: its row counts
+//! and integrity; `export --ndjson`: every row as NDJSON on stdout).
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use btdht::crawler::db::Db;
+use clap::{Args, Subcommand};
+
+use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+
+/// Options of `btdht db`.
+#[derive(Args, Debug)]
+pub(crate) struct DbArgs {
+    /// What to do with the database.
+    #[command(subcommand)]
+    pub command: DbCommand,
+}
+
+/// The `btdht db` subcommands.
+#[derive(Subcommand, Debug)]
+pub(crate) enum DbCommand {
+    /// Print the row counts (nodes, info-hashes, torrents, files) and the integrity check, one
+    /// `name value` a line.
+    Stats {
+        /// The database file.
+        file: PathBuf,
+    },
+    /// Write every row as NDJSON to stdout.
+    Export {
+        /// The database file.
+        file: PathBuf,
+        /// NDJSON output (the one format).
+        #[arg(long, required = true)]
+        ndjson: bool,
+    },
+}
+
+/// Runs `btdht db`; returns the exit status.
+pub(crate) fn run(args: DbArgs) -> i32 {
+    let file = match &args.command {
+        DbCommand::Stats { file } | DbCommand::Export { file, .. } => file,
+    };
+    if !file.exists() {
+        eprintln!("btdht: {}: no such file", file.display());
+        return EXIT_USAGE;
+    }
+    let db = match Db::open(file) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("btdht: {}: {e}", file.display());
+            return EXIT_NO_ANSWER;
+        }
+    };
+    let result = match args.command {
+        DbCommand::Stats { .. } => db.stats().and_then(|s| {
+            let integrity = db.integrity()?;
+            println!("nodes                  {}", s.nodes);
+            println!("bep51_nodes            {}", s.bep51_nodes);
+            println!("infohashes             {}", s.infohashes);
+            println!("infohashes_with_peers  {}", s.with_peers);
+            println!("torrents               {}", s.torrents);
+            println!("files                  {}", s.files);
+            println!("integrity              {integrity}");
+            Ok(())
+        }),
+        DbCommand::Export { .. } => {
+            let mut out = BufWriter::new(io::stdout().lock());
+            db.export_ndjson(&mut out).and_then(|_| out.flush())
+        }
+    };
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            eprintln!("btdht: {}: {e}", file.display());
+            EXIT_NO_ANSWER
+        }
+    }
+}
