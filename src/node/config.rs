@@ -53,7 +53,8 @@ pub struct Config {
     pub tick_interval: Duration,
     /// Liveness pings sent per maintenance tick. Default 4.
     pub pings_per_tick: usize,
-    /// With an empty routing table, how often to retry the bootstrap nodes. Default 30 s.
+    /// With no good node in the routing tables, how often to bootstrap again through the seeds
+    /// (bootstrap nodes and routers). Default 30 s.
     pub rebootstrap_interval: Duration,
     /// Report nodes entering and leaving the routing table as events. Default true.
     pub node_events: bool,

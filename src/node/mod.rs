@@ -139,7 +139,11 @@ pub struct Node {
     /// When running operations are cut short ([`Node::set_deadline`]), earliest first.
     deadlines: BTreeSet<(Instant, RequestId)>,
     next_request: u64,
+    /// Seeds given to [`Node::bootstrap`]: asked when no good node is known, and entries of
+    /// the table when they answer.
     bootstrap_nodes: Vec<SocketAddr>,
+    /// Seeds given to [`Node::add_router`]: asked when no good node is known, never entries.
+    routers: Vec<SocketAddr>,
     last_bootstrap: Option<Instant>,
     outbox: Outbox,
     events: VecDeque<Event>,
@@ -165,6 +169,7 @@ impl Node {
             deadlines: BTreeSet::new(),
             next_request: 1,
             bootstrap_nodes: Vec::new(),
+            routers: Vec::new(),
             last_bootstrap: None,
             outbox: Outbox::default(),
             events: VecDeque::new(),
@@ -313,21 +318,55 @@ impl Node {
 
     // --- commands --------------------------------------------------------------------------
 
-    /// Joins the network through `nodes` (addresses of any DHT nodes); they are also retried
-    /// whenever the routing table runs empty. Addresses the configuration does not accept
-    /// (port 0; private ones unless `allow_private`) are skipped, as [`Node::ping`] does.
+    /// Joins the network through `nodes` (addresses of any DHT nodes) and the routers
+    /// ([`Node::add_router`]). They stay seeds: lookups also ask them whenever no node of the
+    /// routing tables is good, and the node bootstraps again through them now and then while
+    /// that lasts. A node given here enters the table when it answers, like any other.
+    /// Addresses the configuration does not accept (port 0; private ones unless
+    /// `allow_private`) are skipped, as [`Node::ping`] does. At most 64 seeds are kept.
     pub fn bootstrap(&mut self, now: Instant, nodes: &[SocketAddr]) -> RequestId {
         for node in nodes {
-            if !self.config.accepts(node) {
-                self.stats.filtered_addresses += 1;
-                continue;
-            }
-            if !self.bootstrap_nodes.contains(node) && self.bootstrap_nodes.len() < 64 {
+            if self.seed_acceptable(node) {
                 self.bootstrap_nodes.push(*node);
             }
         }
         self.last_bootstrap = Some(now);
         self.start_lookup(now, LookupKind::Bootstrap, self.id, None)
+    }
+
+    /// Adds `routers` (well-known entry points such as [`crate::DEFAULT_BOOTSTRAP_NODES`]) as
+    /// seeds: asked like the nodes of [`Node::bootstrap`], but never entered into the routing
+    /// tables nor handed out, and ignored when they appear in replies (libtorrent keeps its
+    /// routers out of its table too). Starts nothing: [`Node::bootstrap`] (with no other
+    /// nodes, or more) joins through them.
+    pub fn add_router(&mut self, routers: &[SocketAddr]) {
+        for router in routers {
+            if self.seed_acceptable(router) {
+                self.bootstrap_nodes.retain(|node| node != router);
+                self.routers.push(*router);
+            }
+        }
+    }
+
+    /// Whether `addr` may become a new seed (counts it if filtered).
+    fn seed_acceptable(&mut self, addr: &SocketAddr) -> bool {
+        if !self.config.accepts(addr) {
+            self.stats.filtered_addresses += 1;
+            return false;
+        }
+        !self.bootstrap_nodes.contains(addr)
+            && !self.routers.contains(addr)
+            && self.bootstrap_nodes.len() + self.routers.len() < 64
+    }
+
+    /// Whether `addr` is a router ([`Node::add_router`]).
+    fn is_router(&self, addr: &SocketAddr) -> bool {
+        !self.routers.is_empty() && self.routers.contains(addr)
+    }
+
+    /// Whether a node of either routing table is good.
+    fn has_good_node(&self, now: Instant) -> bool {
+        self.table4.has_good(now) || self.table6.has_good(now)
     }
 
     /// Looks up the nodes closest to `target`.
@@ -477,7 +516,7 @@ impl Node {
     /// Adds a node we trust to be live (from a saved state) as a candidate: it is pinged and
     /// enters the table when it answers.
     pub fn add_known_node(&mut self, now: Instant, node: NodeInfo) {
-        if !self.config.accepts(&node.addr) || node.id == self.id {
+        if !self.config.accepts(&node.addr) || node.id == self.id || self.is_router(&node.addr) {
             return;
         }
         let outcome = self.table(&node.addr).learned(now, node.id, node.addr);
@@ -552,8 +591,10 @@ impl Node {
             self.finish_lookup(now, request, kind, lookup, announce);
             return request;
         }
-        if initial.is_empty() {
-            let seeds = self.bootstrap_nodes.clone();
+        // With no good node, the table may be all stale (after an outage): ask the seeds too.
+        if initial.is_empty() || !self.has_good_node(now) {
+            let mut seeds = self.routers.clone();
+            seeds.extend_from_slice(&self.bootstrap_nodes);
             for addr in seeds {
                 let query = self.lookup_query(kind, target, noseed);
                 if self
@@ -871,12 +912,23 @@ impl Node {
                 Pending::Ping { request: None },
             );
         }
-        // With an empty table, go back to the bootstrap nodes now and then.
-        if self.table4.is_empty() && self.table6.is_empty() && !self.bootstrap_nodes.is_empty() {
+        // With no good node left (an empty table, or one gone stale in an outage), ping the
+        // bad entries again with backoff and go back to the seeds now and then.
+        if !self.has_good_node(now) {
+            let mut bad = self.table4.bad_pings_due(now, self.config.pings_per_tick);
+            bad.extend(self.table6.bad_pings_due(now, self.config.pings_per_tick));
+            for node in bad {
+                let _ = self.send_query(
+                    now,
+                    node.addr,
+                    QueryKind::Ping,
+                    Pending::Ping { request: None },
+                );
+            }
             let due = self
                 .last_bootstrap
                 .is_none_or(|last| now >= last + self.config.rebootstrap_interval);
-            if due {
+            if due && !(self.bootstrap_nodes.is_empty() && self.routers.is_empty()) {
                 self.last_bootstrap = Some(now);
                 self.start_lookup(now, LookupKind::Bootstrap, self.id, None);
             }
@@ -964,7 +1016,10 @@ impl Node {
         }
         if read_only {
             self.stats.read_only_queries += 1;
-        } else if query.id != self.id && self.id_acceptable(&query.id, &from) {
+        } else if query.id != self.id
+            && self.id_acceptable(&query.id, &from)
+            && !self.is_router(&from)
+        {
             let outcome = self.table(&from).heard_query(now, query.id, from);
             self.on_insert(now, outcome);
         }
@@ -1141,7 +1196,7 @@ impl Node {
     fn usable_nodes(&mut self, response: &Response) -> Vec<NodeInfo> {
         let mut nodes = Vec::new();
         for node in response.all_nodes() {
-            if node.id == self.id {
+            if node.id == self.id || self.is_router(&node.addr) {
                 continue;
             }
             if self.config.accepts(&node.addr) {
@@ -1170,7 +1225,10 @@ impl Node {
             from,
             id: response.id,
         });
-        if response.id != self.id && self.id_acceptable(&response.id, &from) {
+        if response.id != self.id
+            && self.id_acceptable(&response.id, &from)
+            && !self.is_router(&from)
+        {
             let outcome = self.table(&from).heard_response(now, response.id, from);
             match outcome {
                 InsertOutcome::Added => {
@@ -1215,8 +1273,10 @@ impl Node {
             }
             Pending::Seed { op } => {
                 let mut nodes = self.usable_nodes(&response);
-                // The seed itself is a node too.
-                nodes.push(NodeInfo::new(response.id, from));
+                // A seed given to `bootstrap` is a node too; a router is not.
+                if !self.is_router(&from) {
+                    nodes.push(NodeInfo::new(response.id, from));
+                }
                 if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
                     lookup.seed_done(true, &nodes);
                 }
