@@ -86,8 +86,12 @@ impl Outbox {
 /// What a pending query was for.
 #[derive(Clone, Debug)]
 enum Pending {
-    /// A lookup's query to a node whose id we know.
-    Lookup { op: RequestId, node: NodeInfo },
+    /// A lookup's query to a node whose id we know: the node's `attempt`th.
+    Lookup {
+        op: RequestId,
+        node: NodeInfo,
+        attempt: u32,
+    },
     /// A lookup's query to a bootstrap address (id unknown).
     Seed { op: RequestId },
     /// An announce_peer of an announce.
@@ -138,6 +142,9 @@ pub struct Node {
     operations: BTreeMap<RequestId, Operation>,
     /// When running operations are cut short ([`Node::set_deadline`]), earliest first.
     deadlines: BTreeSet<(Instant, RequestId)>,
+    /// When lookup queries have gone unanswered for `Config::lookup_retry_interval`, earliest
+    /// first: when, which lookup, which node, which attempt. At most one per transaction.
+    silences: VecDeque<(Instant, RequestId, NodeInfo, u32)>,
     next_request: u64,
     /// Seeds given to [`Node::bootstrap`]: asked when no good node is known, and entries of
     /// the table when they answer.
@@ -167,6 +174,7 @@ impl Node {
             items: ItemStore::new(config.items),
             operations: BTreeMap::new(),
             deadlines: BTreeSet::new(),
+            silences: VecDeque::new(),
             next_request: 1,
             bootstrap_nodes: Vec::new(),
             routers: Vec::new(),
@@ -267,6 +275,9 @@ impl Node {
             None => self.next_tick,
         };
         if let Some((deadline, _)) = self.deadlines.first() {
+            at = at.min(*deadline);
+        }
+        if let Some((deadline, ..)) = self.silences.front() {
             at = at.min(*deadline);
         }
         Some(at)
@@ -654,15 +665,9 @@ impl Node {
             let target = lookup.target();
             match lookup.next_query() {
                 Some(node) => {
+                    let attempt = lookup.attempts(&node);
                     let query = self.lookup_query(kind, target, noseed);
-                    let pending = Pending::Lookup { op: request, node };
-                    if self.send_query(now, node.addr, query, pending).is_err() {
-                        if let Some(Operation::Lookup { lookup, .. }) =
-                            self.operations.get_mut(&request)
-                        {
-                            lookup.on_failure(&node);
-                        }
-                    }
+                    self.send_lookup_query(now, request, node, attempt, query);
                 }
                 None => {
                     if lookup.is_done() {
@@ -680,6 +685,62 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Sends a lookup's query number `attempt` to `node`, and sets its retry timer; a query
+    /// that cannot be sent counts as failed.
+    fn send_lookup_query(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        node: NodeInfo,
+        attempt: u32,
+        query: QueryKind,
+    ) {
+        let pending = Pending::Lookup {
+            op: request,
+            node,
+            attempt,
+        };
+        if self.send_query(now, node.addr, query, pending).is_err() {
+            if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&request) {
+                lookup.on_failure(&node);
+            }
+            return;
+        }
+        let interval = self.config.lookup_retry_interval;
+        if !interval.is_zero()
+            && interval < self.config.query_timeout
+            && self.silences.len() < self.transactions.capacity()
+        {
+            self.silences
+                .push_back((now + interval, request, node, attempt));
+        }
+    }
+
+    /// A lookup query's retry interval passed: ask again, or widen, or stop waiting.
+    fn on_silence(&mut self, now: Instant, request: RequestId, node: NodeInfo, attempt: u32) {
+        let interval = self.config.lookup_retry_interval;
+        let widen = interval.saturating_mul(attempt) >= self.config.lookup_short_timeout;
+        let Some(Operation::Lookup {
+            kind,
+            lookup,
+            noseed,
+            ..
+        }) = self.operations.get_mut(&request)
+        else {
+            return;
+        };
+        let (kind, noseed, target) = (*kind, *noseed, lookup.target());
+        match lookup.on_silence(&node, attempt, widen) {
+            None => return,
+            Some(true) => {
+                let query = self.lookup_query(kind, target, noseed);
+                self.send_lookup_query(now, request, node, attempt + 1, query);
+            }
+            Some(false) => {}
+        }
+        self.drive(now, request);
     }
 
     fn finish_lookup(
@@ -870,6 +931,13 @@ impl Node {
             }
             self.deadlines.pop_first();
             self.cancel(now, request);
+        }
+        while let Some(&(deadline, request, node, attempt)) = self.silences.front() {
+            if deadline > now {
+                break;
+            }
+            self.silences.pop_front();
+            self.on_silence(now, request, node, attempt);
         }
         for (addr, pending) in self.transactions.expire(now) {
             self.stats.timeouts += 1;
@@ -1242,7 +1310,7 @@ impl Node {
             }
         }
         match pending {
-            Pending::Lookup { op, node } => {
+            Pending::Lookup { op, node, attempt } => {
                 let nodes = self.usable_nodes(&response);
                 let peers: Vec<SocketAddr> = response
                     .values
@@ -1259,7 +1327,7 @@ impl Node {
                             let all = lookup.peers();
                             found = all[all.len().saturating_sub(new)..].to_vec();
                         }
-                    } else {
+                    } else if lookup.attempts(&node) == attempt {
                         lookup.on_failure(&node);
                     }
                 }
@@ -1317,7 +1385,7 @@ impl Node {
             return;
         };
         // An error is the node's final answer to this lookup: no retry.
-        if let Pending::Lookup { op, node } = pending {
+        if let Pending::Lookup { op, node, .. } = pending {
             if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
                 lookup.on_error(&node);
             }
@@ -1339,9 +1407,12 @@ impl Node {
         error: QueryError,
     ) {
         match pending {
-            Pending::Lookup { op, node } => {
+            Pending::Lookup { op, node, attempt } => {
+                // An earlier query's timeout while a later one waits is no failure yet.
                 if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
-                    lookup.on_failure(&node);
+                    if lookup.attempts(&node) == attempt {
+                        lookup.on_failure(&node);
+                    }
                 }
                 self.drive(now, op);
             }
