@@ -79,12 +79,11 @@ pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i3
         .read_only(true)
         .request_timeout(timeout(args));
     if needs_bootstrap {
-        let nodes = if args.bootstrap.is_empty() {
-            public_routers()
+        builder = if args.bootstrap.is_empty() {
+            builder.routers(public_routers())
         } else {
-            args.bootstrap.clone()
+            builder.bootstrap(args.bootstrap.clone())
         };
-        builder = builder.bootstrap(nodes);
     }
     builder.start().map_err(|e| {
         eprintln!("btdht: {e}");
@@ -396,7 +395,7 @@ fn node(args: NodeArgs) -> i32 {
     if !args.bootstrap.is_empty() {
         builder = builder.bootstrap(args.bootstrap.iter().copied());
     } else if !has_saved_nodes {
-        builder = builder.bootstrap(public_routers());
+        builder = builder.routers(public_routers());
     }
     let dht = match builder.start() {
         Ok(dht) => dht,

@@ -85,7 +85,7 @@ use hooks::{Hooks, Subscribers};
 use io_thread::{Clock, Command, GetItemQuery, GetPeersQuery, IoThread, PutItemQuery, Reply};
 
 /// The public routers of the Mainline DHT, as `host:port` names: a way in for a node with no
-/// other ([`Builder::bootstrap`] takes addresses: resolve these first, e.g. with
+/// other ([`Builder::routers`] takes addresses: resolve these first, e.g. with
 /// [`std::net::ToSocketAddrs`]).
 pub const DEFAULT_BOOTSTRAP_NODES: [&str; 4] = [
     "router.bittorrent.com:6881",
@@ -265,6 +265,7 @@ pub struct Builder {
     bind6: Option<SocketAddr>,
     id: IdChoice,
     bootstrap: Vec<SocketAddr>,
+    routers: Vec<SocketAddr>,
     config: Config,
     state_file: Option<PathBuf>,
     save_interval: Duration,
@@ -281,6 +282,7 @@ impl Default for Builder {
             bind6: None,
             id: IdChoice::Default,
             bootstrap: Vec::new(),
+            routers: Vec::new(),
             config: Config::default(),
             state_file: None,
             save_interval: DEFAULT_SAVE_INTERVAL,
@@ -321,6 +323,14 @@ impl Builder {
     /// Nodes to join the network through (added to any given before).
     pub fn bootstrap(mut self, nodes: impl IntoIterator<Item = SocketAddr>) -> Self {
         self.bootstrap.extend(nodes);
+        self
+    }
+
+    /// Routers to join the network through (added to any given before), such as the
+    /// resolved [`DEFAULT_BOOTSTRAP_NODES`]: asked like [`Builder::bootstrap`] nodes but never
+    /// entered into the routing table ([`Node::add_router`]).
+    pub fn routers(mut self, routers: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.routers.extend(routers);
         self
     }
 
@@ -513,6 +523,7 @@ impl Dht {
             bind6,
             id,
             bootstrap,
+            routers,
             mut config,
             state_file,
             save_interval,
@@ -586,7 +597,9 @@ impl Dht {
             log::info!("restored {restored} nodes from the state file");
         }
         let bootstrap: Vec<SocketAddr> = bootstrap.into_iter().map(io_thread::canonical).collect();
-        if !bootstrap.is_empty() || restored > 0 {
+        let routers: Vec<SocketAddr> = routers.into_iter().map(io_thread::canonical).collect();
+        node.add_router(&routers);
+        if !bootstrap.is_empty() || !routers.is_empty() || restored > 0 {
             node.bootstrap(now, &bootstrap);
         }
 

@@ -22,9 +22,18 @@ pub struct Config {
     pub alpha: usize,
     /// How long a query may go unanswered. Default 2 seconds.
     pub query_timeout: Duration,
+    /// How long a lookup waits for an answer before it asks the same node again (up to
+    /// `lookup_attempts` queries in all; then it stops waiting for the node, and takes its
+    /// answer only if it still comes within `query_timeout`). Default 200 ms; zero, or at or
+    /// above `query_timeout`, leaves retries to `query_timeout` alone.
+    pub lookup_retry_interval: Duration,
+    /// How long a node may stay silent before its query stops counting against `alpha`, so
+    /// that the lookup asks the next candidate too. Default 1 second.
+    pub lookup_short_timeout: Duration,
     /// Queries a lookup sends to one node before giving up on it. Default 4: at 5% loss each
     /// way a query fails about 10% of the time, and a lookup must not lose one of the K
-    /// closest nodes to a dropped datagram; a dead node costs `4 * query_timeout` at most.
+    /// closest nodes to a dropped datagram; a dead node holds a lookup up for
+    /// `4 * lookup_retry_interval` at most.
     pub lookup_attempts: u32,
     /// BEP 43: send `ro = 1` and answer no queries. Default false.
     pub read_only: bool,
@@ -54,7 +63,8 @@ pub struct Config {
     pub tick_interval: Duration,
     /// Liveness pings sent per maintenance tick. Default 4.
     pub pings_per_tick: usize,
-    /// With an empty routing table, how often to retry the bootstrap nodes. Default 30 s.
+    /// With no good node in the routing tables, how often to bootstrap again through the seeds
+    /// (bootstrap nodes and routers). Default 30 s.
     pub rebootstrap_interval: Duration,
     /// Report nodes entering and leaving the routing table as events. Default true.
     pub node_events: bool,
@@ -94,6 +104,8 @@ impl Default for Config {
             k: 8,
             alpha: 3,
             query_timeout: Duration::from_secs(2),
+            lookup_retry_interval: Duration::from_millis(200),
+            lookup_short_timeout: Duration::from_secs(1),
             lookup_attempts: 4,
             read_only: false,
             enforce_bep42: false,

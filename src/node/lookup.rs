@@ -4,7 +4,11 @@
 //! A lookup keeps the closest candidates to its target, has at most `alpha` queries in flight,
 //! and stops when the `k` closest candidates that did not fail have all answered. It sends
 //! nothing itself: [`Lookup::next_query`] says whom to ask, and the node reports each answer
-//! or failure back. Memory is bounded: at most `max_candidates` candidates and `max_peers`
+//! or failure back. A silent node is asked again at short intervals while the lookup waits
+//! for it ([`Lookup::on_silence`]); past a short timeout it stops counting against `alpha`, so
+//! the lookup asks the next candidate too (as libtorrent's traversal does), and once its
+//! attempts are used up the lookup stops waiting for it. A late answer is still taken until
+//! the node's queries time out. Memory is bounded: at most `max_candidates` candidates and `max_peers`
 //! peers are kept.
 //!
 //! A lookup holds at most one candidate per network ([`network_key`]: an IPv4 /24, an IPv6
@@ -41,6 +45,29 @@ struct Candidate {
     hops: u32,
     /// Queries sent to it so far.
     attempts: u32,
+    /// In flight past the short timeout: not counted in `alpha`.
+    slow: bool,
+    /// In flight with its attempts used up: not waited for.
+    given_up: bool,
+    /// In flight and silent for a retry interval: it no longer takes a place among the `k`
+    /// closest the lookup may ask (it is still waited for until given up).
+    silent: bool,
+}
+
+impl Candidate {
+    /// Whether the lookup waits for it (or may ask it): it did not fail and was not given up.
+    fn counts(&self) -> bool {
+        match self.state {
+            State::Failed => false,
+            State::InFlight => !self.given_up,
+            State::Fresh | State::Responded(_) => true,
+        }
+    }
+
+    /// Whether it takes a place among the `k` closest candidates the lookup may ask.
+    fn in_window(&self) -> bool {
+        self.counts() && !(self.state == State::InFlight && self.silent)
+    }
 }
 
 /// The tunables of one lookup.
@@ -175,7 +202,7 @@ impl Lookup {
             }
             if let Some(dropped) = self.candidates.remove(&farthest) {
                 self.networks.remove(&network_key(&dropped.node.addr));
-                if dropped.state == State::InFlight {
+                if dropped.state == State::InFlight && !dropped.slow {
                     self.in_flight = self.in_flight.saturating_sub(1);
                 }
             }
@@ -188,6 +215,9 @@ impl Lookup {
                 state: State::Fresh,
                 hops,
                 attempts: 0,
+                slow: false,
+                given_up: false,
+                silent: false,
             },
         );
     }
@@ -201,14 +231,77 @@ impl Lookup {
         let candidate = self
             .candidates
             .values_mut()
-            .filter(|c| c.state != State::Failed)
+            .filter(|c| c.in_window())
             .take(k)
             .find(|c| c.state == State::Fresh)?;
         candidate.state = State::InFlight;
+        candidate.slow = false;
+        candidate.given_up = false;
+        candidate.silent = false;
         candidate.attempts += 1;
         self.in_flight += 1;
         self.queries_sent += 1;
         Some(candidate.node)
+    }
+
+    /// Queries sent to `node` so far (0 if it is no candidate).
+    pub fn attempts(&self, node: &NodeInfo) -> u32 {
+        let distance = self.target.distance(&node.id);
+        self.candidates
+            .get(&distance)
+            .filter(|c| c.node.addr == node.addr)
+            .map_or(0, |c| c.attempts)
+    }
+
+    /// Query number `attempt` to `node` has gone unanswered for the retry interval. `None` if
+    /// that is not the node's latest query or it was answered. Otherwise, with `widen` (the
+    /// node has been silent for the short timeout) or when it is given up, it no longer
+    /// counts against `alpha`; then
+    /// `Some(true)`: ask it again now (counted as attempt `attempt + 1`), or `Some(false)`:
+    /// its attempts are used up and the lookup no longer waits for it (a late answer is still
+    /// taken).
+    pub fn on_silence(&mut self, node: &NodeInfo, attempt: u32, widen: bool) -> Option<bool> {
+        let max_attempts = self.params.max_attempts;
+        let candidate = self.find_mut(node)?;
+        if candidate.state != State::InFlight || candidate.given_up || candidate.attempts != attempt
+        {
+            return None;
+        }
+        candidate.silent = true;
+        let again = candidate.attempts < max_attempts;
+        let freed = (widen || !again) && !candidate.slow;
+        if freed {
+            candidate.slow = true;
+        }
+        if again {
+            candidate.attempts += 1;
+        } else {
+            candidate.given_up = true;
+        }
+        if freed {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        if again {
+            self.queries_sent += 1;
+        }
+        Some(again)
+    }
+
+    /// Ends `node`'s query: it no longer counts in flight.
+    fn end_query(&mut self, node: &NodeInfo) -> bool {
+        let Some(candidate) = self.find_mut(node) else {
+            return false;
+        };
+        if candidate.state != State::InFlight {
+            return false;
+        }
+        candidate.given_up = false;
+        candidate.silent = false;
+        let slow = std::mem::take(&mut candidate.slow);
+        if !slow {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        true
     }
 
     fn find_mut(&mut self, node: &NodeInfo) -> Option<&mut Candidate> {
@@ -227,15 +320,14 @@ impl Lookup {
         nodes: &[NodeInfo],
         peers: &[SocketAddr],
     ) -> usize {
+        if !self.end_query(node) {
+            return 0;
+        }
         let Some(candidate) = self.find_mut(node) else {
             return 0;
         };
-        if candidate.state != State::InFlight {
-            return 0;
-        }
         candidate.state = State::Responded(token);
         let hops = candidate.hops + 1;
-        self.in_flight = self.in_flight.saturating_sub(1);
         self.responses += 1;
         for found in nodes {
             self.add_candidate(*found, hops);
@@ -257,51 +349,57 @@ impl Lookup {
         &self.peers
     }
 
-    /// `node` timed out: it is asked again until it has had `max_attempts` queries, then it
-    /// counts as failed.
+    /// `node` timed out: while the lookup still waits (it is not done without the node), it
+    /// is asked again until it has had `max_attempts` queries; otherwise it counts as failed.
     pub fn on_failure(&mut self, node: &NodeInfo) {
         let max_attempts = self.params.max_attempts;
+        let waiting = !self.is_done();
+        if !self.end_query(node) {
+            return;
+        }
         let Some(candidate) = self.find_mut(node) else {
             return;
         };
-        if candidate.state != State::InFlight {
-            return;
-        }
-        candidate.state = if candidate.attempts < max_attempts {
+        candidate.state = if waiting && candidate.attempts < max_attempts {
             State::Fresh
         } else {
             State::Failed
         };
-        self.in_flight = self.in_flight.saturating_sub(1);
         self.failures += 1;
     }
 
     /// `node` answered with a KRPC error: an answer, not a lost datagram, so it counts as
     /// failed at once and is not asked again.
     pub fn on_error(&mut self, node: &NodeInfo) {
-        let Some(candidate) = self.find_mut(node) else {
-            return;
-        };
-        if candidate.state != State::InFlight {
+        if !self.end_query(node) {
             return;
         }
-        candidate.state = State::Failed;
-        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(candidate) = self.find_mut(node) {
+            candidate.state = State::Failed;
+        }
         self.failures += 1;
     }
 
-    /// Whether the lookup is over: the `k` closest candidates that did not fail have all
-    /// answered, or nobody is left to ask and nothing is in flight.
+    /// Whether the lookup is over: the `k` closest candidates that did not fail and were not
+    /// given up have all answered (a node given up on is still waited for while fewer than `k`
+    /// candidates are left), or nobody is left to ask and nothing is in flight.
     pub fn is_done(&self) -> bool {
         if self.seeds_in_flight > 0 {
             return false;
         }
-        let mut live = self
+        let mut window = 0;
+        for c in self
             .candidates
             .values()
-            .filter(|c| c.state != State::Failed)
-            .take(self.params.k);
-        live.all(|c| matches!(c.state, State::Responded(_)))
+            .filter(|c| c.counts())
+            .take(self.params.k)
+        {
+            if !matches!(c.state, State::Responded(_)) {
+                return false;
+            }
+            window += 1;
+        }
+        window == self.params.k || !self.candidates.values().any(|c| c.given_up)
     }
 
     /// Queries in flight.

@@ -72,8 +72,12 @@ fn count_queued(stats: &mut Stats, queued: Option<usize>) {
 /// What a pending query was for.
 #[derive(Clone, Debug)]
 enum Pending {
-    /// A lookup's query to a node whose id we know.
-    Lookup { op: RequestId, node: NodeInfo },
+    /// A lookup's query to a node whose id we know: the node's `attempt`th.
+    Lookup {
+        op: RequestId,
+        node: NodeInfo,
+        attempt: u32,
+    },
     /// A lookup's query to a bootstrap address (id unknown).
     Seed { op: RequestId },
     /// An announce_peer of an announce.
@@ -168,8 +172,15 @@ pub struct Node {
     item_ops: BTreeMap<RequestId, ItemOp>,
     /// When running operations are cut short ([`Node::set_deadline`]), earliest first.
     deadlines: BTreeSet<(Instant, RequestId)>,
+    /// When lookup queries have gone unanswered for `Config::lookup_retry_interval`, earliest
+    /// first: when, which lookup, which node, which attempt. At most one per transaction.
+    silences: VecDeque<(Instant, RequestId, NodeInfo, u32)>,
     next_request: u64,
+    /// Seeds given to [`Node::bootstrap`]: asked when no good node is known, and entries of
+    /// the table when they answer.
     bootstrap_nodes: Vec<SocketAddr>,
+    /// Seeds given to [`Node::add_router`]: asked when no good node is known, never entries.
+    routers: Vec<SocketAddr>,
     last_bootstrap: Option<Instant>,
     outbox: TransmitQueue,
     events: VecDeque<Event>,
@@ -194,8 +205,10 @@ impl Node {
             operations: BTreeMap::new(),
             item_ops: BTreeMap::new(),
             deadlines: BTreeSet::new(),
+            silences: VecDeque::new(),
             next_request: 1,
             bootstrap_nodes: Vec::new(),
+            routers: Vec::new(),
             last_bootstrap: None,
             outbox: TransmitQueue::default(),
             events: VecDeque::new(),
@@ -295,6 +308,9 @@ impl Node {
         if let Some((deadline, _)) = self.deadlines.first() {
             at = at.min(*deadline);
         }
+        if let Some((deadline, ..)) = self.silences.front() {
+            at = at.min(*deadline);
+        }
         Some(at)
     }
 
@@ -346,21 +362,55 @@ impl Node {
 
     // --- commands --------------------------------------------------------------------------
 
-    /// Joins the network through `nodes` (addresses of any DHT nodes); they are also retried
-    /// whenever the routing table runs empty. Addresses the configuration does not accept
-    /// (port 0; private ones unless `allow_private`) are skipped, as [`Node::ping`] does.
+    /// Joins the network through `nodes` (addresses of any DHT nodes) and the routers
+    /// ([`Node::add_router`]). They stay seeds: lookups also ask them whenever no node of the
+    /// routing tables is good, and the node bootstraps again through them now and then while
+    /// that lasts. A node given here enters the table when it answers, like any other.
+    /// Addresses the configuration does not accept (port 0; private ones unless
+    /// `allow_private`) are skipped, as [`Node::ping`] does. At most 64 seeds are kept.
     pub fn bootstrap(&mut self, now: Instant, nodes: &[SocketAddr]) -> RequestId {
         for node in nodes {
-            if !self.config.accepts(node) {
-                self.stats.filtered_addresses += 1;
-                continue;
-            }
-            if !self.bootstrap_nodes.contains(node) && self.bootstrap_nodes.len() < 64 {
+            if self.seed_acceptable(node) {
                 self.bootstrap_nodes.push(*node);
             }
         }
         self.last_bootstrap = Some(now);
         self.start_lookup(now, LookupKind::Bootstrap, self.id, None)
+    }
+
+    /// Adds `routers` (well-known entry points such as [`crate::DEFAULT_BOOTSTRAP_NODES`]) as
+    /// seeds: asked like the nodes of [`Node::bootstrap`], but never entered into the routing
+    /// tables nor handed out, and ignored when they appear in replies (libtorrent keeps its
+    /// routers out of its table too). Starts nothing: [`Node::bootstrap`] (with no other
+    /// nodes, or more) joins through them.
+    pub fn add_router(&mut self, routers: &[SocketAddr]) {
+        for router in routers {
+            if self.seed_acceptable(router) {
+                self.bootstrap_nodes.retain(|node| node != router);
+                self.routers.push(*router);
+            }
+        }
+    }
+
+    /// Whether `addr` may become a new seed (counts it if filtered).
+    fn seed_acceptable(&mut self, addr: &SocketAddr) -> bool {
+        if !self.config.accepts(addr) {
+            self.stats.filtered_addresses += 1;
+            return false;
+        }
+        !self.bootstrap_nodes.contains(addr)
+            && !self.routers.contains(addr)
+            && self.bootstrap_nodes.len() + self.routers.len() < 64
+    }
+
+    /// Whether `addr` is a router ([`Node::add_router`]).
+    fn is_router(&self, addr: &SocketAddr) -> bool {
+        !self.routers.is_empty() && self.routers.contains(addr)
+    }
+
+    /// Whether a node of either routing table is good.
+    fn has_good_node(&self, now: Instant) -> bool {
+        self.table4.has_good(now) || self.table6.has_good(now)
     }
 
     /// Looks up the nodes closest to `target`.
@@ -781,7 +831,7 @@ impl Node {
     /// Adds a node we trust to be live (from a saved state) as a candidate: it is pinged and
     /// enters the table when it answers.
     pub fn add_known_node(&mut self, now: Instant, node: NodeInfo) {
-        if !self.config.accepts(&node.addr) || node.id == self.id {
+        if !self.config.accepts(&node.addr) || node.id == self.id || self.is_router(&node.addr) {
             return;
         }
         let outcome = self.table(&node.addr).learned(now, node.id, node.addr);
@@ -856,8 +906,10 @@ impl Node {
             self.finish_lookup(now, request, kind, lookup, announce);
             return request;
         }
-        if initial.is_empty() {
-            let seeds = self.bootstrap_nodes.clone();
+        // With no good node, the table may be all stale (after an outage): ask the seeds too.
+        if initial.is_empty() || !self.has_good_node(now) {
+            let mut seeds = self.routers.clone();
+            seeds.extend_from_slice(&self.bootstrap_nodes);
             for addr in seeds {
                 let query = self.item_query(request, self.lookup_query(kind, target, noseed));
                 if self
@@ -922,15 +974,9 @@ impl Node {
             let target = lookup.target();
             match lookup.next_query() {
                 Some(node) => {
+                    let attempt = lookup.attempts(&node);
                     let query = self.item_query(request, self.lookup_query(kind, target, noseed));
-                    let pending = Pending::Lookup { op: request, node };
-                    if self.send_query(now, node.addr, query, pending).is_err() {
-                        if let Some(Operation::Lookup { lookup, .. }) =
-                            self.operations.get_mut(&request)
-                        {
-                            lookup.on_failure(&node);
-                        }
-                    }
+                    self.send_lookup_query(now, request, node, attempt, query);
                 }
                 None => {
                     if lookup.is_done() {
@@ -948,6 +994,62 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Sends a lookup's query number `attempt` to `node`, and sets its retry timer; a query
+    /// that cannot be sent counts as failed.
+    fn send_lookup_query(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        node: NodeInfo,
+        attempt: u32,
+        query: QueryKind,
+    ) {
+        let pending = Pending::Lookup {
+            op: request,
+            node,
+            attempt,
+        };
+        if self.send_query(now, node.addr, query, pending).is_err() {
+            if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&request) {
+                lookup.on_failure(&node);
+            }
+            return;
+        }
+        let interval = self.config.lookup_retry_interval;
+        if !interval.is_zero()
+            && interval < self.config.query_timeout
+            && self.silences.len() < self.transactions.capacity()
+        {
+            self.silences
+                .push_back((now + interval, request, node, attempt));
+        }
+    }
+
+    /// A lookup query's retry interval passed: ask again, or widen, or stop waiting.
+    fn on_silence(&mut self, now: Instant, request: RequestId, node: NodeInfo, attempt: u32) {
+        let interval = self.config.lookup_retry_interval;
+        let widen = interval.saturating_mul(attempt) >= self.config.lookup_short_timeout;
+        let Some(Operation::Lookup {
+            kind,
+            lookup,
+            noseed,
+            ..
+        }) = self.operations.get_mut(&request)
+        else {
+            return;
+        };
+        let (kind, noseed, target) = (*kind, *noseed, lookup.target());
+        match lookup.on_silence(&node, attempt, widen) {
+            None => return,
+            Some(true) => {
+                let query = self.lookup_query(kind, target, noseed);
+                self.send_lookup_query(now, request, node, attempt + 1, query);
+            }
+            Some(false) => {}
+        }
+        self.drive(now, request);
     }
 
     fn finish_lookup(
@@ -1143,6 +1245,13 @@ impl Node {
             self.deadlines.pop_first();
             self.cancel(now, request);
         }
+        while let Some(&(deadline, request, node, attempt)) = self.silences.front() {
+            if deadline > now {
+                break;
+            }
+            self.silences.pop_front();
+            self.on_silence(now, request, node, attempt);
+        }
         for (addr, pending) in self.transactions.expire(now) {
             self.stats.timeouts += 1;
             if let Ok(outcome) = self.table(&addr).record_failure(now, addr) {
@@ -1184,12 +1293,23 @@ impl Node {
                 Pending::Ping { request: None },
             );
         }
-        // With an empty table, go back to the bootstrap nodes now and then.
-        if self.table4.is_empty() && self.table6.is_empty() && !self.bootstrap_nodes.is_empty() {
+        // With no good node left (an empty table, or one gone stale in an outage), ping the
+        // bad entries again with backoff and go back to the seeds now and then.
+        if !self.has_good_node(now) {
+            let mut bad = self.table4.bad_pings_due(now, self.config.pings_per_tick);
+            bad.extend(self.table6.bad_pings_due(now, self.config.pings_per_tick));
+            for node in bad {
+                let _ = self.send_query(
+                    now,
+                    node.addr,
+                    QueryKind::Ping,
+                    Pending::Ping { request: None },
+                );
+            }
             let due = self
                 .last_bootstrap
                 .is_none_or(|last| now >= last + self.config.rebootstrap_interval);
-            if due {
+            if due && !(self.bootstrap_nodes.is_empty() && self.routers.is_empty()) {
                 self.last_bootstrap = Some(now);
                 self.start_lookup(now, LookupKind::Bootstrap, self.id, None);
             }
@@ -1276,7 +1396,10 @@ impl Node {
         }
         if read_only {
             self.stats.read_only_queries += 1;
-        } else if query.id != self.id && self.id_acceptable(&query.id, &from) {
+        } else if query.id != self.id
+            && self.id_acceptable(&query.id, &from)
+            && !self.is_router(&from)
+        {
             let outcome = self.table(&from).heard_query(now, query.id, from);
             self.on_insert(now, outcome);
         }
@@ -1453,7 +1576,7 @@ impl Node {
     fn usable_nodes(&mut self, response: &Response) -> Vec<NodeInfo> {
         let mut nodes = Vec::new();
         for node in response.all_nodes() {
-            if node.id == self.id {
+            if node.id == self.id || self.is_router(&node.addr) {
                 continue;
             }
             if self.config.accepts(&node.addr) {
@@ -1482,7 +1605,10 @@ impl Node {
             from,
             id: response.id,
         });
-        if response.id != self.id && self.id_acceptable(&response.id, &from) {
+        if response.id != self.id
+            && self.id_acceptable(&response.id, &from)
+            && !self.is_router(&from)
+        {
             let outcome = self.table(&from).heard_response(now, response.id, from);
             match outcome {
                 InsertOutcome::Added => {
@@ -1496,7 +1622,7 @@ impl Node {
             }
         }
         match pending {
-            Pending::Lookup { op, node } => {
+            Pending::Lookup { op, node, attempt } => {
                 if response.id == node.id {
                     let target = self.operations.get(&op).and_then(|o| match o {
                         Operation::Lookup { lookup, .. } => Some(lookup.target()),
@@ -1522,7 +1648,7 @@ impl Node {
                             let all = lookup.peers();
                             found = all[all.len().saturating_sub(new)..].to_vec();
                         }
-                    } else {
+                    } else if lookup.attempts(&node) == attempt {
                         lookup.on_failure(&node);
                     }
                 }
@@ -1536,8 +1662,10 @@ impl Node {
             }
             Pending::Seed { op } => {
                 let mut nodes = self.usable_nodes(&response);
-                // The seed itself is a node too.
-                nodes.push(NodeInfo::new(response.id, from));
+                // A seed given to `bootstrap` is a node too; a router is not.
+                if !self.is_router(&from) {
+                    nodes.push(NodeInfo::new(response.id, from));
+                }
                 if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
                     lookup.seed_done(true, &nodes);
                 }
@@ -1579,7 +1707,7 @@ impl Node {
             return;
         };
         // An error is the node's final answer to this lookup: no retry.
-        if let Pending::Lookup { op, node } = pending {
+        if let Pending::Lookup { op, node, .. } = pending {
             if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
                 lookup.on_error(&node);
             }
@@ -1601,9 +1729,12 @@ impl Node {
         error: QueryError,
     ) {
         match pending {
-            Pending::Lookup { op, node } => {
+            Pending::Lookup { op, node, attempt } => {
+                // An earlier query's timeout while a later one waits is no failure yet.
                 if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
-                    lookup.on_failure(&node);
+                    if lookup.attempts(&node) == attempt {
+                        lookup.on_failure(&node);
+                    }
                 }
                 self.drive(now, op);
             }

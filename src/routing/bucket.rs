@@ -63,6 +63,8 @@ pub struct Entry {
     /// When the table last asked the caller to ping this entry (pending until a response, a
     /// failure, or the ping timeout).
     pub(crate) ping_requested: Option<Instant>,
+    /// When it last failed one of our queries (for the backoff of pings to bad entries).
+    pub(crate) last_failure: Option<Instant>,
 }
 
 impl Entry {
@@ -76,6 +78,7 @@ impl Entry {
             failed_queries: 0,
             ever_responded: true,
             ping_requested: None,
+            last_failure: None,
         }
     }
 
@@ -203,6 +206,7 @@ impl Candidate {
             failed_queries: 0,
             ever_responded: self.last_response.is_some(),
             ping_requested: None,
+            last_failure: None,
         }
     }
 }

@@ -106,6 +106,10 @@ pub struct RoutingConfig {
     /// How long a ping the table asked for counts as in flight (the table does not ask again
     /// for the same node meanwhile). Default 30 seconds.
     pub ping_timeout: Duration,
+    /// How long a bad entry waits after its first failure beyond `max_failures` before it is
+    /// pinged again (doubling with each further failure, up to 64 times), when the table has
+    /// no good entry left ([`RoutingTable::bad_pings_due`]). Default 15 seconds.
+    pub bad_ping_backoff: Duration,
 }
 
 impl Default for RoutingConfig {
@@ -119,6 +123,7 @@ impl Default for RoutingConfig {
             refresh_interval: Duration::from_secs(15 * 60),
             refresh_pop_interval: Duration::from_secs(1),
             ping_timeout: Duration::from_secs(30),
+            bad_ping_backoff: Duration::from_secs(15),
         }
     }
 }
@@ -909,6 +914,7 @@ impl RoutingTable {
             let entry = &mut self.buckets[b].entries[p];
             entry.failed_queries = entry.failed_queries.saturating_add(1);
             entry.ping_requested = None;
+            entry.last_failure = Some(now);
             let liveness = entry.liveness(now, &self.config);
             if liveness == Liveness::Good || self.buckets[b].replacements.is_empty() {
                 return Ok(FailureOutcome::Counted(liveness));
@@ -1113,6 +1119,52 @@ impl RoutingTable {
         out
     }
 
+    /// Whether any entry is good at `now`.
+    pub fn has_good(&self, now: Instant) -> bool {
+        self.entries()
+            .any(|e| e.liveness(now, &self.config) == Liveness::Good)
+    }
+
+    /// Up to `max` bad entries due for another ping, longest waiting first, marked as pinged.
+    /// A bad entry is left out of lookups and replies, but when the table has no good entry
+    /// left (an outage on our side or on theirs) the caller pings them again so that the ones
+    /// still there come back: an entry that failed `n` queries beyond `max_failures` waits
+    /// [`RoutingConfig::bad_ping_backoff`] times `2^(n - 1)` (at most 64 times) after its last
+    /// failure.
+    pub fn bad_pings_due(&mut self, now: Instant, max: usize) -> Vec<NodeInfo> {
+        let config = &self.config;
+        let mut due: Vec<(Instant, usize, NodeId)> = Vec::new();
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for e in &bucket.entries {
+                if e.liveness(now, config) != Liveness::Bad
+                    || e.ping_pending(now, config.ping_timeout)
+                {
+                    continue;
+                }
+                let beyond = e
+                    .failed_queries
+                    .saturating_sub(config.max_failures + 1)
+                    .min(6);
+                let wait = config.bad_ping_backoff.saturating_mul(1 << beyond);
+                let since = e.last_failure.unwrap_or(e.first_seen);
+                if now >= since + wait {
+                    due.push((since, b, e.info.id));
+                }
+            }
+        }
+        due.sort_unstable();
+        due.truncate(max);
+        let mut out = Vec::with_capacity(due.len());
+        for (_, b, id) in due {
+            if let Some(p) = self.buckets[b].position(&id) {
+                let e = &mut self.buckets[b].entries[p];
+                e.ping_requested = Some(now);
+                out.push(e.info);
+            }
+        }
+        out
+    }
+
     /// The earliest time something in the table needs attention: the split queue allows a
     /// pop, a bucket needs a refresh, or a good entry turns questionable. `None` when nothing
     /// is pending. The answer may be `now` or earlier (work is due).
@@ -1171,6 +1223,7 @@ impl RoutingTable {
                 failed_queries: 0,
                 ever_responded: true,
                 ping_requested: None,
+                last_failure: None,
             };
             if matches!(
                 self.insert_verified(now, entry),
