@@ -10,7 +10,7 @@ use btdht::{DEFAULT_BOOTSTRAP_NODES, Dht, DhtStats, Error, LookupOutcome, NodeId
 use serde_json::json;
 
 use super::args::{ClientArgs, Command, NodeArgs};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_NO_ANSWER, EXIT_OK};
 
 /// Runs a subcommand and returns the exit status.
 pub fn run(command: Command) -> i32 {
@@ -82,13 +82,18 @@ fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i32> {
         };
         builder = builder.bootstrap(nodes);
     }
-    builder.start().map_err(|e| {
-        eprintln!("btdht: {e}");
-        match e {
-            Error::Bind { .. } => EXIT_USAGE,
-            _ => EXIT_NO_ANSWER,
+    builder.start().map_err(start_failed)
+}
+
+/// Says why a node did not start and returns the exit status.
+fn start_failed(e: Error) -> i32 {
+    match e {
+        Error::Bind { addr, source } => super::bind_failed(&addr.to_string(), &source),
+        e => {
+            eprintln!("btdht: {e}");
+            EXIT_NO_ANSWER
         }
-    })
+    }
 }
 
 fn timeout(args: &ClientArgs) -> Duration {
@@ -396,10 +401,7 @@ fn node(args: NodeArgs) -> i32 {
     }
     let dht = match builder.start() {
         Ok(dht) => dht,
-        Err(e) => {
-            eprintln!("btdht: {e}");
-            return EXIT_USAGE;
-        }
+        Err(e) => return start_failed(e),
     };
     eprintln!("btdht: node {} listening on {}", dht.id(), dht.local_addr());
     if let Some(addr) = dht.local_addr6() {

@@ -146,8 +146,7 @@ pub fn run(args: CrawlArgs) -> i32 {
     let socket = match bind_udp(args.bind) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("btdht: cannot bind {}: {e}", args.bind);
-            return EXIT_USAGE;
+            return super::bind_failed(&args.bind.to_string(), &e);
         }
     };
     let out: Box<dyn Write> = match &args.out {
