@@ -1,9 +1,12 @@
 //! The `btdht` binary refuses what is wrong at start: a port in use (exit 1, naming the
-//! address) and an address that is not local (exit 2).
+//! address) and an address that is not local (exit 2); and it waits for a silent node as
+//! long as `--timeout` says.
 
 mod support;
 
+use std::net::UdpSocket;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use support::loopback;
 
@@ -113,5 +116,29 @@ fn an_address_that_is_not_local_exits_2() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("192.0.2.1"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn every_client_command_waits_the_timeout_it_is_given() {
+    // A socket that never answers.
+    let silent = UdpSocket::bind("127.0.183.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let id = "0123456789abcdef0123456789abcdef01234567";
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["ping", &addr],
+        vec!["sample", &addr],
+        vec!["find-node", id, "--bootstrap", &addr],
+    ];
+    for mut args in cases {
+        args.extend(["--allow-private", "--timeout", "9"]);
+        let started = Instant::now();
+        let out = btdht(&args);
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            took >= Duration::from_millis(8_500) && took < Duration::from_secs(15),
+            "{args:?} took {took:?}"
+        );
     }
 }

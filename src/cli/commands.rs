@@ -100,6 +100,48 @@ fn timeout(args: &ClientArgs) -> Duration {
     Duration::from_secs(args.timeout)
 }
 
+/// Runs `query` (one query to one node) again each time it times out, each time with the
+/// time left of `--timeout`, so that the deadline is the one the user gave and not the core's
+/// per-query timeout.
+fn until_deadline<T>(
+    dht: &Dht,
+    args: &ClientArgs,
+    query: impl Fn(&Dht) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let deadline = Instant::now() + timeout(args);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = query(&dht.with_timeout(left));
+        let timed_out = matches!(
+            result,
+            Err(Error::Timeout | Error::Query(btdht::node::QueryError::Timeout))
+        );
+        if !timed_out || Instant::now() + Duration::from_millis(50) >= deadline {
+            return result;
+        }
+    }
+}
+
+/// Runs `lookup` again while it ends with no answer and `--timeout` has time left (a
+/// bootstrap node that is slow to answer, or datagrams lost), each time with the time left.
+fn lookup_until_deadline(
+    dht: &Dht,
+    args: &ClientArgs,
+    lookup: impl Fn(&Dht) -> Result<LookupOutcome, Error>,
+) -> Result<LookupOutcome, Error> {
+    let deadline = Instant::now() + timeout(args);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = lookup(&dht.with_timeout(left));
+        let empty = matches!(&result, Ok(outcome) if outcome.responses == 0);
+        if !empty || Instant::now() + Duration::from_millis(50) >= deadline {
+            return result;
+        }
+        // Not a busy loop when every query fails at once (filtered, unreachable).
+        std::thread::sleep(Duration::from_millis(200).min(left));
+    }
+}
+
 fn finish(dht: Dht, status: i32) -> i32 {
     if let Err(e) = dht.stop() {
         log::warn!("{e}");
@@ -113,7 +155,7 @@ fn ping(addr: SocketAddr, args: &ClientArgs) -> i32 {
         Err(status) => return status,
     };
     let started = Instant::now();
-    let status = match dht.ping(addr) {
+    let status = match until_deadline(&dht, args, |dht| dht.ping(addr)) {
         Ok(id) => {
             let rtt = started.elapsed().as_secs_f64() * 1000.0;
             if args.json {
@@ -194,7 +236,7 @@ fn find_node(target: NodeId, args: &ClientArgs) -> i32 {
         Ok(dht) => dht,
         Err(status) => return status,
     };
-    let result = dht.find_node(target);
+    let result = lookup_until_deadline(&dht, args, |dht| dht.find_node(target));
     if let Some(status) = lookup_failed("find_node", &result, args) {
         return finish(dht, status);
     }
@@ -287,7 +329,7 @@ fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
         Err(status) => return status,
     };
     let target = target.unwrap_or_else(|| NodeId::random(&mut rand::rng()));
-    let status = match dht.sample_infohashes(addr, target) {
+    let status = match until_deadline(&dht, args, |dht| dht.sample_infohashes(addr, target)) {
         Ok(reply) => {
             if args.json {
                 print_json(json!({
