@@ -1,6 +1,6 @@
 //! The `btdht` binary refuses what is wrong at start: a port in use (exit 1, naming the
 //! address) and an address that is not local (exit 2); and it waits for a silent node as
-//! long as `--timeout` says.
+//! long as `--timeout` says. A `--state` it cannot keep is refused before the node starts.
 
 mod support;
 
@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use support::loopback;
+use support::{loopback, temp_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 
@@ -141,4 +141,46 @@ fn every_client_command_waits_the_timeout_it_is_given() {
             "{args:?} took {took:?}"
         );
     }
+}
+
+#[test]
+fn a_state_file_it_cannot_keep_is_refused_at_start() {
+    let dir = temp_dir("cli-state");
+    let foreign = dir.join("other.json");
+    std::fs::write(&foreign, "{\"name\": \"another program\"}\n").unwrap();
+    let random = dir.join("random.bin");
+    std::fs::write(&random, [0x8fu8, 0x00, 0xff, 0x13, 0x37]).unwrap();
+    let missing_dir = dir.join("no/such/dir/state.json");
+    let cases = [
+        (missing_dir.to_string_lossy().into_owned(), "does not exist"),
+        ("/proc/btdht-state.json".to_string(), "not writable"),
+        (dir.to_string_lossy().into_owned(), "directory"),
+        (foreign.to_string_lossy().into_owned(), "not a btdht state"),
+        (random.to_string_lossy().into_owned(), "not a btdht state"),
+    ];
+    for (state, says) in &cases {
+        let out = btdht(&[
+            "node",
+            "--bind",
+            "127.0.184.1:0",
+            "--allow-private",
+            "--bootstrap",
+            "127.0.184.9:1",
+            "--state",
+            state,
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{state}: {err}");
+        assert!(err.contains(says), "{state}: {err}");
+    }
+    // The files that are not ours are left as they were.
+    assert_eq!(
+        std::fs::read_to_string(&foreign).unwrap(),
+        "{\"name\": \"another program\"}\n"
+    );
+    assert_eq!(
+        std::fs::read(&random).unwrap(),
+        [0x8f, 0x00, 0xff, 0x13, 0x37]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

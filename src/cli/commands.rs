@@ -10,7 +10,7 @@ use btdht::{DEFAULT_BOOTSTRAP_NODES, Dht, DhtStats, Error, LookupOutcome, NodeId
 use serde_json::json;
 
 use super::args::{ClientArgs, Command, NodeArgs};
-use super::{EXIT_NO_ANSWER, EXIT_OK};
+use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// Runs a subcommand and returns the exit status.
 pub fn run(command: Command) -> i32 {
@@ -395,6 +395,46 @@ fn print_stats(stats: &DhtStats, json: bool) {
     }
 }
 
+/// Checks at start that the node can keep its state in `path`: the file is absent or a btdht
+/// state (never overwrite another program's file), and its directory exists and is writable.
+/// Returns what is wrong otherwise.
+fn check_state_file(path: &std::path::Path) -> Result<(), String> {
+    use std::fs;
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err("is a directory, not a file".into()),
+        Ok(_) => {
+            if let Err(e) = btdht::driver::load(path) {
+                return Err(format!(
+                    "is not a btdht state file ({e}); it is left untouched: move it away or \
+                     choose another file"
+                ));
+            }
+            fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot be written: {e}"))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot be read: {e}")),
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("directory {} does not exist", dir.display()));
+    }
+    // The state is saved through a temporary file and a rename in the same directory.
+    let probe = dir.join(format!(".btdht-state-check.{}", std::process::id()));
+    match fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("directory {} is not writable: {e}", dir.display())),
+    }
+}
+
 fn node(args: NodeArgs) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -421,6 +461,15 @@ fn node(args: NodeArgs) -> i32 {
     }
     if let Some(id) = args.id {
         builder = builder.node_id(id);
+    }
+    if let Some(path) = &args.state {
+        if let Err(problem) = check_state_file(path) {
+            eprintln!(
+                "btdht: --state {}: {problem}; nothing was started",
+                path.display()
+            );
+            return EXIT_USAGE;
+        }
     }
     let has_saved_nodes = args
         .state
