@@ -8,6 +8,7 @@ use std::net::UdpSocket;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use btdht::driver::Dht;
 use support::{loopback, temp_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_btdht");
@@ -183,4 +184,61 @@ fn a_state_file_it_cannot_keep_is_refused_at_start() {
         [0x8f, 0x00, 0xff, 0x13, 0x37]
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_isolated_node_keeps_retrying_its_bootstrap_nodes() {
+    // The bootstrap node is silent at first, then comes up on the same address.
+    let silent = UdpSocket::bind("127.0.185.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let bootstrap = addr.to_string();
+    let mut child = Command::new(BIN)
+        .args([
+            "node",
+            "--bind",
+            "127.0.185.2:0",
+            "--allow-private",
+            "--bootstrap",
+            &bootstrap,
+            "--stats",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut said_isolated = false;
+    while started.elapsed() < Duration::from_secs(11) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            said_isolated |= line.contains("isolated: bootstrap retry");
+        }
+    }
+    assert!(said_isolated, "the stats line never said the node is isolated");
+    // The first lookup gave up long ago; only a retry can find the node that comes up now.
+    drop(silent);
+    let node = Dht::builder()
+        .bind(addr)
+        .allow_private(true)
+        .start()
+        .unwrap();
+    let mut joined = false;
+    while started.elapsed() < Duration::from_secs(45) && !joined {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            joined = line.starts_with("nodes 1+0");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    node.stop().unwrap();
+    assert!(joined, "the node never joined through its retried bootstrap node");
 }

@@ -361,8 +361,56 @@ fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
     finish(dht, status)
 }
 
-fn print_stats(stats: &DhtStats, json: bool) {
+/// First wait before checking that the node joined, and the first retry interval.
+const REJOIN_FIRST: Duration = Duration::from_secs(5);
+/// Longest wait between two bootstrap retries.
+const REJOIN_MAX: Duration = Duration::from_secs(300);
+
+/// The bootstrap retries of an isolated node: while its routing table is empty it joins again
+/// through its bootstrap nodes, waiting twice as long each time (5 s up to 5 minutes).
+struct Rejoin {
+    /// When to check the table next.
+    next: Instant,
+    /// The wait after the last retry.
+    backoff: Duration,
+    /// Retries since the table was last non-empty.
+    retries: u32,
+}
+
+impl Rejoin {
+    fn new(now: Instant) -> Self {
+        Rejoin {
+            next: now + REJOIN_FIRST,
+            backoff: REJOIN_FIRST,
+            retries: 0,
+        }
+    }
+
+    /// The table has nodes: check again later, and start over if it empties.
+    fn joined(&mut self, now: Instant) {
+        self.retries = 0;
+        self.backoff = REJOIN_FIRST;
+        self.next = now + REJOIN_FIRST;
+    }
+
+    /// The table was empty and the node joins again now.
+    fn retried(&mut self, now: Instant) {
+        if self.retries > 0 {
+            self.backoff = (self.backoff * 2).min(REJOIN_MAX);
+        }
+        self.retries += 1;
+        self.next = now + self.backoff;
+    }
+
+    fn isolated(&self) -> bool {
+        self.retries > 0
+    }
+}
+
+fn print_stats(stats: &DhtStats, rejoin: &Rejoin, now: Instant, json: bool) {
     let s = &stats.node;
+    let isolated = rejoin.isolated() && stats.nodes_ipv4 + stats.nodes_ipv6 == 0;
+    let retry_in = rejoin.next.saturating_duration_since(now).as_secs();
     if json {
         print_json(json!({
             "nodes_ipv4": stats.nodes_ipv4,
@@ -377,10 +425,20 @@ fn print_stats(stats: &DhtStats, json: bool) {
             "rejected": s.rejected_total(),
             "rate_limited": s.rate_limited,
             "announces_stored": s.announces_stored,
+            "isolated": isolated,
+            "bootstrap_retries": rejoin.retries,
         }));
     } else {
+        let isolation = if isolated {
+            format!(
+                "; isolated: bootstrap retry {}, next in {retry_in} s",
+                rejoin.retries
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "nodes {}+{} (v4+v6), {} info-hashes, {} peers; in {} out {} datagrams, {} queries in, {} timeouts, {} rejected, {} rate-limited",
+            "nodes {}+{} (v4+v6), {} info-hashes, {} peers; in {} out {} datagrams, {} queries in, {} timeouts, {} rejected, {} rate-limited{isolation}",
             stats.nodes_ipv4,
             stats.nodes_ipv6,
             stats.info_hashes,
@@ -500,13 +558,39 @@ fn node(args: NodeArgs) -> i32 {
     }
     let period = args.stats.map(Duration::from_secs);
     let mut next_stats = period.map(|p| Instant::now() + p);
+    let mut rejoin = Rejoin::new(Instant::now());
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        let now = Instant::now();
+        if now >= rejoin.next {
+            match dht.with_timeout(Duration::from_secs(2)).stats() {
+                Ok(stats) if stats.nodes_ipv4 + stats.nodes_ipv6 > 0 => rejoin.joined(now),
+                Ok(_) => {
+                    // Resolved again on each retry: a router's address may have changed.
+                    let nodes = if args.bootstrap.is_empty() {
+                        public_routers()
+                    } else {
+                        args.bootstrap.clone()
+                    };
+                    rejoin.retried(now);
+                    log::warn!(
+                        "no node in the routing table: bootstrap retry {} through {} nodes, next in {} s",
+                        rejoin.retries,
+                        nodes.len(),
+                        rejoin.backoff.as_secs()
+                    );
+                    if let Err(e) = dht.bootstrap(&nodes) {
+                        log::warn!("bootstrap: {e}");
+                    }
+                }
+                Err(e) => log::warn!("stats: {e}"),
+            }
+        }
         if let (Some(at), Some(period)) = (next_stats, period) {
-            if Instant::now() >= at {
+            if now >= at {
                 next_stats = Some(at + period);
                 match dht.with_timeout(Duration::from_secs(2)).stats() {
-                    Ok(stats) => print_stats(&stats, args.json),
+                    Ok(stats) => print_stats(&stats, &rejoin, now, args.json),
                     Err(e) => log::warn!("stats: {e}"),
                 }
             }
