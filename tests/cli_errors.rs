@@ -223,7 +223,10 @@ fn an_isolated_node_keeps_retrying_its_bootstrap_nodes() {
             said_isolated |= line.contains("isolated: bootstrap retry");
         }
     }
-    assert!(said_isolated, "the stats line never said the node is isolated");
+    assert!(
+        said_isolated,
+        "the stats line never said the node is isolated"
+    );
     // The first lookup gave up long ago; only a retry can find the node that comes up now.
     drop(silent);
     let node = Dht::builder()
@@ -240,5 +243,84 @@ fn an_isolated_node_keeps_retrying_its_bootstrap_nodes() {
     let _ = child.kill();
     let _ = child.wait();
     node.stop().unwrap();
-    assert!(joined, "the node never joined through its retried bootstrap node");
+    assert!(
+        joined,
+        "the node never joined through its retried bootstrap node"
+    );
+}
+
+#[test]
+fn every_message_about_an_address_says_what_is_wrong_with_it() {
+    let id = "0123456789abcdef0123456789abcdef01234567";
+    let cases: &[(&[&str], i32, &[&str])] = &[
+        (
+            &["ping", "127.0.20.1:7400"],
+            1,
+            &["loopback", "--allow-private"],
+        ),
+        (
+            &["sample", "10.1.2.3:7400"],
+            1,
+            &["private", "--allow-private"],
+        ),
+        (
+            &["find-node", id, "--bootstrap", "127.0.186.1:7400"],
+            1,
+            &["loopback", "--allow-private"],
+        ),
+        (
+            &[
+                "crawl",
+                "--bootstrap",
+                "127.0.186.1:7400",
+                "--bind",
+                "127.0.186.2:0",
+            ],
+            1,
+            &["loopback", "--allow-private", "no bootstrap node"],
+        ),
+        (
+            &["ping", "127.0.20.1:70000"],
+            2,
+            &["port 70000 is out of range"],
+        ),
+        (
+            &["ping", "999.0.0.1:6881"],
+            2,
+            &["999.0.0.1 is not an IP address"],
+        ),
+        (
+            &["node", "--bind", "127.0.0.1:99999"],
+            2,
+            &["port 99999 is out of range"],
+        ),
+    ];
+    for (args, code, says) in cases {
+        let out = btdht(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
+        for word in *says {
+            assert!(err.contains(word), "{args:?}: no {word:?} in {err}");
+        }
+    }
+}
+
+#[test]
+fn a_crawl_that_found_nothing_exits_1_and_says_why() {
+    let silent = UdpSocket::bind("127.0.187.1:0").unwrap();
+    let bootstrap = silent.local_addr().unwrap().to_string();
+    let out = btdht(&[
+        "crawl",
+        "--bootstrap",
+        &bootstrap,
+        "--allow-private",
+        "--bind",
+        "127.0.187.2:0",
+        "--until-idle",
+        "--duration",
+        "8",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no bootstrap node answered"), "{err}");
 }

@@ -80,6 +80,18 @@ fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i32> {
         } else {
             args.bootstrap.clone()
         };
+        if !args.allow_private {
+            let filtered: Vec<String> = nodes
+                .iter()
+                .filter_map(|a| super::args::needs_allow_private(*a))
+                .collect();
+            for message in &filtered {
+                eprintln!("btdht: bootstrap node {message}");
+            }
+            if !nodes.is_empty() && filtered.len() == nodes.len() {
+                return Err(EXIT_NO_ANSWER);
+            }
+        }
         builder = builder.bootstrap(nodes);
     }
     builder.start().map_err(start_failed)
@@ -149,7 +161,21 @@ fn finish(dht: Dht, status: i32) -> i32 {
     status
 }
 
+/// Says so and returns exit 1 if `addr` is ignored without `--allow-private`.
+fn check_target(addr: SocketAddr, args: &ClientArgs) -> Result<(), i32> {
+    match super::args::needs_allow_private(addr) {
+        Some(message) if !args.allow_private => {
+            eprintln!("btdht: {message}");
+            Err(EXIT_NO_ANSWER)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn ping(addr: SocketAddr, args: &ClientArgs) -> i32 {
+    if let Err(status) = check_target(addr, args) {
+        return status;
+    }
     let dht = match client(args, false) {
         Ok(dht) => dht,
         Err(status) => return status,
@@ -324,6 +350,9 @@ fn announce(info_hash: NodeId, port: Option<u16>, seed: bool, args: &ClientArgs)
 }
 
 fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
+    if let Err(status) = check_target(addr, args) {
+        return status;
+    }
     let dht = match client(args, false) {
         Ok(dht) => dht,
         Err(status) => return status,
