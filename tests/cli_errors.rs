@@ -324,3 +324,38 @@ fn a_crawl_that_found_nothing_exits_1_and_says_why() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no bootstrap node answered"), "{err}");
 }
+
+#[test]
+fn bench_says_why_answers_are_missing() {
+    // No server at all.
+    let silent = UdpSocket::bind("127.0.188.1:0").unwrap();
+    let target = silent.local_addr().unwrap().to_string();
+    let args = [
+        "--seconds",
+        "1",
+        "--warmup",
+        "0",
+        "--sources",
+        "2",
+        "--window",
+        "8",
+    ];
+    let mut no_server = vec!["bench", target.as_str()];
+    no_server.extend(args);
+    let out = btdht(&no_server);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no answer from"), "{err}");
+    drop(silent);
+    // A node with its default per-IP rate limit drops most of the load.
+    let node = loopback(189).start().unwrap();
+    let target = node.local_addr().to_string();
+    let mut limited = vec!["bench", target.as_str()];
+    limited.extend(args);
+    let out = btdht(&limited);
+    let err = stderr(&out);
+    node.stop().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("rate limit"), "{err}");
+    assert!(err.contains("--rate-limit off"), "{err}");
+}
