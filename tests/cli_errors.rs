@@ -359,3 +359,36 @@ fn bench_says_why_answers_are_missing() {
     assert!(err.contains("rate limit"), "{err}");
     assert!(err.contains("--rate-limit off"), "{err}");
 }
+
+#[test]
+fn log_lines_have_timestamps_and_a_bad_btdht_log_is_reported() {
+    let out = Command::new(BIN)
+        .args(["ping", "127.0.190.1:1", "--allow-private", "--timeout", "1"])
+        .env("BTDHT_LOG", "bogus")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("BTDHT_LOG=\"bogus\" is not a level"), "{err}");
+    let out = Command::new(BIN)
+        .args(["find-node", "0123456789abcdef0123456789abcdef01234567"])
+        .args([
+            "--bootstrap",
+            "127.0.190.1:1",
+            "--allow-private",
+            "--timeout",
+            "1",
+            "-v",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.contains(" btdht: info: "))
+        .unwrap_or_else(|| panic!("no info line: {err}"));
+    let stamp = line.split(' ').next().unwrap();
+    assert!(
+        stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "{line}"
+    );
+}
