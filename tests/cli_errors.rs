@@ -392,3 +392,24 @@ fn log_lines_have_timestamps_and_a_bad_btdht_log_is_reported() {
         "{line}"
     );
 }
+
+#[test]
+fn version_names_the_git_revision() {
+    let out = btdht(&["--version"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success());
+    assert!(
+        text.starts_with(&format!("btdht {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let rev = text
+        .trim()
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap();
+    assert!(
+        rev == "unknown" || (rev.len() >= 7 && rev.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{text}"
+    );
+}

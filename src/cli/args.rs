@@ -13,7 +13,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "btdht",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("BTDHT_GIT_REV"), ")"),
     about,
     long_about,
     after_help = "Examples:\n  btdht node --bind 0.0.0.0:6881 --state dht.json\n  btdht get-peers 0123456789abcdef0123456789abcdef01234567 --json"
