@@ -109,6 +109,10 @@ impl Server {
         let mut sockets = Vec::with_capacity(threads);
         let mut bind4 = options.bind;
         let mut bind6 = options.bind6;
+        crate::driver::socket::check_free(bind4)?;
+        if let Some(addr) = bind6 {
+            crate::driver::socket::check_free(addr)?;
+        }
         for _ in 0..threads {
             let s4 = bind_reuse_port(bind4)?;
             bind4 = s4.local_addr()?;

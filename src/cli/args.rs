@@ -13,7 +13,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "btdht",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("BTDHT_GIT_REV"), ")"),
     about,
     long_about,
     after_help = "Examples:\n  btdht node --bind 0.0.0.0:6881 --state dht.json\n  btdht get-peers 0123456789abcdef0123456789abcdef01234567 --json"
@@ -227,12 +227,18 @@ pub(crate) fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    if !text.contains(':') {
+    let Some((host, port)) = text.rsplit_once(':') else {
         return Err("expected IP:PORT or HOST:PORT".into());
+    };
+    check_port(port)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let looks_numeric = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if (looks_numeric || host.contains(':')) && host.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("{host} is not an IP address"));
     }
     let addrs: Vec<SocketAddr> = text
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve: {e}"))?
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .collect();
     addrs
         .iter()
@@ -244,6 +250,52 @@ pub(crate) fn parse_addr(text: &str) -> Result<SocketAddr, String> {
 
 /// A local IP:PORT to bind.
 pub(crate) fn parse_bind(text: &str) -> Result<SocketAddr, String> {
-    text.parse()
-        .map_err(|_| "expected a local IP:PORT, e.g. 0.0.0.0:6881".into())
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("expected a local IP:PORT, e.g. 0.0.0.0:6881".into());
+    };
+    check_port(port)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Err(format!(
+        "{host} is not an IP address (expected a local IP:PORT, e.g. 0.0.0.0:6881)"
+    ))
+}
+
+/// Says what is wrong with the PORT of an address: not a number, or out of range.
+fn check_port(port: &str) -> Result<(), String> {
+    match port.parse::<u64>() {
+        Ok(n) if n > u64::from(u16::MAX) => Err(format!("port {n} is out of range (0-65535)")),
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!("{port:?} is not a port number")),
+    }
+}
+
+/// What kind of address a public node ignores `ip` as ("a loopback address"...), or `None`
+/// for a public address.
+pub(crate) fn ignored_kind(ip: std::net::IpAddr) -> Option<&'static str> {
+    if !btdht::address_policy::is_ignored_ip(ip) {
+        return None;
+    }
+    let ip = ip.to_canonical();
+    Some(if ip.is_loopback() {
+        "a loopback address"
+    } else if ip.is_unspecified() {
+        "an unspecified address"
+    } else if ip.is_multicast() {
+        "a multicast address"
+    } else {
+        match ip {
+            std::net::IpAddr::V4(v4) if v4.is_private() => "a private address",
+            std::net::IpAddr::V4(v4) if v4.is_link_local() => "a link-local address",
+            _ => "a private or reserved address",
+        }
+    })
+}
+
+/// The message for `addr` when it is ignored without `--allow-private`, or `None`.
+pub(crate) fn needs_allow_private(addr: SocketAddr) -> Option<String> {
+    ignored_kind(addr.ip())
+        .map(|kind| format!("{addr} is {kind}, ignored unless --allow-private is given"))
 }

@@ -275,7 +275,9 @@ pub(crate) fn run(args: BenchArgs) -> i32 {
     match generate(&args) {
         Ok(report) => {
             println!("{report}");
-            if report["answered"].as_u64().unwrap_or(0) > 0 {
+            let answered = report["answered"].as_u64().unwrap_or(0);
+            explain(&report, args.target);
+            if answered > 0 {
                 EXIT_OK
             } else {
                 EXIT_NO_ANSWER
@@ -285,6 +287,37 @@ pub(crate) fn run(args: BenchArgs) -> i32 {
             eprintln!("btdht: bench: {e}");
             EXIT_NO_ANSWER
         }
+    }
+}
+
+/// Loss above this share of the queries is explained on stderr.
+const NOTABLE_LOSS: f64 = 0.01;
+
+/// Says on stderr what the numbers of a bench `report` mean when they are not a clean run: no
+/// answer at all, KRPC error replies, or queries lost (a server's rate limit drops them).
+fn explain(report: &serde_json::Value, target: SocketAddr) {
+    let count = |key: &str| report[key].as_u64().unwrap_or(0);
+    let (sent, answered, errors) = (count("sent"), count("answered"), count("errors"));
+    let loss = report["loss"].as_f64().unwrap_or(0.0);
+    if answered == 0 {
+        eprintln!(
+            "btdht: bench: no answer from {target} to {sent} queries: is a DHT server running there?"
+        );
+        return;
+    }
+    if errors > 0 {
+        eprintln!(
+            "btdht: bench: {errors} of the {answered} answers were KRPC errors (a server may answer \
+             a query over its rate limit with an error)"
+        );
+    }
+    if loss > NOTABLE_LOSS {
+        eprintln!(
+            "btdht: bench: {:.1}% of the queries were lost: a server with a per-source rate limit \
+             (btdht's default is 20/s, bursts of 100, per IP) drops the queries over it; start \
+             the server with --rate-limit off to measure its throughput",
+            loss * 100.0
+        );
     }
 }
 

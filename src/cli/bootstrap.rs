@@ -195,6 +195,18 @@ pub(crate) fn run(args: BootstrapArgs) -> i32 {
     let started = Instant::now();
     let server = match Server::start(options) {
         Ok(server) => server,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
+            ) =>
+        {
+            let addrs = match args.bind6 {
+                Some(addr6) => format!("{} or {addr6}", args.bind),
+                None => args.bind.to_string(),
+            };
+            return super::bind_failed(&addrs, &e);
+        }
         Err(e) => {
             eprintln!("btdht: cannot start the bootstrap server: {e}");
             return EXIT_USAGE;

@@ -79,23 +79,83 @@ pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i3
         .read_only(true)
         .request_timeout(timeout(args));
     if needs_bootstrap {
-        builder = if args.bootstrap.is_empty() {
-            builder.routers(public_routers())
+        if args.bootstrap.is_empty() {
+            builder = builder.routers(public_routers());
         } else {
-            builder.bootstrap(args.bootstrap.clone())
-        };
-    }
-    builder.start().map_err(|e| {
-        eprintln!("btdht: {e}");
-        match e {
-            Error::Bind { .. } => EXIT_USAGE,
-            _ => EXIT_NO_ANSWER,
+            let nodes = args.bootstrap.clone();
+            if !args.allow_private {
+                let filtered: Vec<String> = nodes
+                    .iter()
+                    .filter_map(|a| super::args::needs_allow_private(*a))
+                    .collect();
+                for message in &filtered {
+                    eprintln!("btdht: bootstrap node {message}");
+                }
+                if filtered.len() == nodes.len() {
+                    return Err(EXIT_NO_ANSWER);
+                }
+            }
+            builder = builder.bootstrap(nodes);
         }
-    })
+    }
+    builder.start().map_err(start_failed)
+}
+
+/// Says why a node did not start and returns the exit status.
+fn start_failed(e: Error) -> i32 {
+    match e {
+        Error::Bind { addr, source } => super::bind_failed(&addr.to_string(), &source),
+        e => {
+            eprintln!("btdht: {e}");
+            EXIT_NO_ANSWER
+        }
+    }
 }
 
 fn timeout(args: &ClientArgs) -> Duration {
     Duration::from_secs(args.timeout)
+}
+
+/// Runs `query` (one query to one node) again each time it times out, each time with the
+/// time left of `--timeout`, so that the deadline is the one the user gave and not the core's
+/// per-query timeout.
+fn until_deadline<T>(
+    dht: &Dht,
+    args: &ClientArgs,
+    query: impl Fn(&Dht) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let deadline = Instant::now() + timeout(args);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = query(&dht.with_timeout(left));
+        let timed_out = matches!(
+            result,
+            Err(Error::Timeout | Error::Query(btdht::node::QueryError::Timeout))
+        );
+        if !timed_out || Instant::now() + Duration::from_millis(50) >= deadline {
+            return result;
+        }
+    }
+}
+
+/// Runs `lookup` again while it ends with no answer and `--timeout` has time left (a
+/// bootstrap node that is slow to answer, or datagrams lost), each time with the time left.
+fn lookup_until_deadline(
+    dht: &Dht,
+    args: &ClientArgs,
+    lookup: impl Fn(&Dht) -> Result<LookupOutcome, Error>,
+) -> Result<LookupOutcome, Error> {
+    let deadline = Instant::now() + timeout(args);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = lookup(&dht.with_timeout(left));
+        let empty = matches!(&result, Ok(outcome) if outcome.responses == 0);
+        if !empty || Instant::now() + Duration::from_millis(50) >= deadline {
+            return result;
+        }
+        // Not a busy loop when every query fails at once (filtered, unreachable).
+        std::thread::sleep(Duration::from_millis(200).min(left));
+    }
 }
 
 pub(crate) fn finish(dht: Dht, status: i32) -> i32 {
@@ -105,13 +165,27 @@ pub(crate) fn finish(dht: Dht, status: i32) -> i32 {
     status
 }
 
+/// Says so and returns exit 1 if `addr` is ignored without `--allow-private`.
+fn check_target(addr: SocketAddr, args: &ClientArgs) -> Result<(), i32> {
+    match super::args::needs_allow_private(addr) {
+        Some(message) if !args.allow_private => {
+            eprintln!("btdht: {message}");
+            Err(EXIT_NO_ANSWER)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn ping(addr: SocketAddr, args: &ClientArgs) -> i32 {
+    if let Err(status) = check_target(addr, args) {
+        return status;
+    }
     let dht = match client(args, false) {
         Ok(dht) => dht,
         Err(status) => return status,
     };
     let started = Instant::now();
-    let status = match dht.ping(addr) {
+    let status = match until_deadline(&dht, args, |dht| dht.ping(addr)) {
         Ok(id) => {
             let rtt = started.elapsed().as_secs_f64() * 1000.0;
             if args.json {
@@ -192,7 +266,7 @@ fn find_node(target: NodeId, args: &ClientArgs) -> i32 {
         Ok(dht) => dht,
         Err(status) => return status,
     };
-    let result = dht.find_node(target);
+    let result = lookup_until_deadline(&dht, args, |dht| dht.find_node(target));
     if let Some(status) = lookup_failed("find_node", &result, args) {
         return finish(dht, status);
     }
@@ -280,12 +354,15 @@ fn announce(info_hash: NodeId, port: Option<u16>, seed: bool, args: &ClientArgs)
 }
 
 fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
+    if let Err(status) = check_target(addr, args) {
+        return status;
+    }
     let dht = match client(args, false) {
         Ok(dht) => dht,
         Err(status) => return status,
     };
     let target = target.unwrap_or_else(|| NodeId::random(&mut rand::rng()));
-    let status = match dht.sample_infohashes(addr, target) {
+    let status = match until_deadline(&dht, args, |dht| dht.sample_infohashes(addr, target)) {
         Ok(reply) => {
             if args.json {
                 print_json(json!({
@@ -317,8 +394,56 @@ fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
     finish(dht, status)
 }
 
-fn print_stats(stats: &DhtStats, json: bool) {
+/// First wait before checking that the node joined, and the first retry interval.
+const REJOIN_FIRST: Duration = Duration::from_secs(5);
+/// Longest wait between two bootstrap retries.
+const REJOIN_MAX: Duration = Duration::from_secs(300);
+
+/// The bootstrap retries of an isolated node: while its routing table is empty it joins again
+/// through its bootstrap nodes, waiting twice as long each time (5 s up to 5 minutes).
+struct Rejoin {
+    /// When to check the table next.
+    next: Instant,
+    /// The wait after the last retry.
+    backoff: Duration,
+    /// Retries since the table was last non-empty.
+    retries: u32,
+}
+
+impl Rejoin {
+    fn new(now: Instant) -> Self {
+        Rejoin {
+            next: now + REJOIN_FIRST,
+            backoff: REJOIN_FIRST,
+            retries: 0,
+        }
+    }
+
+    /// The table has nodes: check again later, and start over if it empties.
+    fn joined(&mut self, now: Instant) {
+        self.retries = 0;
+        self.backoff = REJOIN_FIRST;
+        self.next = now + REJOIN_FIRST;
+    }
+
+    /// The table was empty and the node joins again now.
+    fn retried(&mut self, now: Instant) {
+        if self.retries > 0 {
+            self.backoff = (self.backoff * 2).min(REJOIN_MAX);
+        }
+        self.retries += 1;
+        self.next = now + self.backoff;
+    }
+
+    fn isolated(&self) -> bool {
+        self.retries > 0
+    }
+}
+
+fn print_stats(stats: &DhtStats, rejoin: &Rejoin, now: Instant, json: bool) {
     let s = &stats.node;
+    let isolated = rejoin.isolated() && stats.nodes_ipv4 + stats.nodes_ipv6 == 0;
+    let retry_in = rejoin.next.saturating_duration_since(now).as_secs();
     if json {
         print_json(json!({
             "nodes_ipv4": stats.nodes_ipv4,
@@ -333,10 +458,20 @@ fn print_stats(stats: &DhtStats, json: bool) {
             "rejected": s.rejected_total(),
             "rate_limited": s.rate_limited,
             "announces_stored": s.announces_stored,
+            "isolated": isolated,
+            "bootstrap_retries": rejoin.retries,
         }));
     } else {
+        let isolation = if isolated {
+            format!(
+                "; isolated: bootstrap retry {}, next in {retry_in} s",
+                rejoin.retries
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "nodes {}+{} (v4+v6), {} info-hashes, {} peers; in {} out {} datagrams, {} queries in, {} timeouts, {} rejected, {} rate-limited",
+            "nodes {}+{} (v4+v6), {} info-hashes, {} peers; in {} out {} datagrams, {} queries in, {} timeouts, {} rejected, {} rate-limited{isolation}",
             stats.nodes_ipv4,
             stats.nodes_ipv6,
             stats.info_hashes,
@@ -348,6 +483,46 @@ fn print_stats(stats: &DhtStats, json: bool) {
             s.rejected_total(),
             s.rate_limited
         );
+    }
+}
+
+/// Checks at start that the node can keep its state in `path`: the file is absent or a btdht
+/// state (never overwrite another program's file), and its directory exists and is writable.
+/// Returns what is wrong otherwise.
+fn check_state_file(path: &std::path::Path) -> Result<(), String> {
+    use std::fs;
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err("is a directory, not a file".into()),
+        Ok(_) => {
+            if let Err(e) = btdht::driver::load(path) {
+                return Err(format!(
+                    "is not a btdht state file ({e}); it is left untouched: move it away or \
+                     choose another file"
+                ));
+            }
+            fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot be written: {e}"))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot be read: {e}")),
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("directory {} does not exist", dir.display()));
+    }
+    // The state is saved through a temporary file and a rename in the same directory.
+    let probe = dir.join(format!(".btdht-state-check.{}", std::process::id()));
+    match fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("directory {} is not writable: {e}", dir.display())),
     }
 }
 
@@ -378,6 +553,15 @@ fn node(args: NodeArgs) -> i32 {
     if let Some(id) = args.id {
         builder = builder.node_id(id);
     }
+    if let Some(path) = &args.state {
+        if let Err(problem) = check_state_file(path) {
+            eprintln!(
+                "btdht: --state {}: {problem}; nothing was started",
+                path.display()
+            );
+            return EXIT_USAGE;
+        }
+    }
     let has_saved_nodes = args
         .state
         .as_deref()
@@ -399,10 +583,7 @@ fn node(args: NodeArgs) -> i32 {
     }
     let dht = match builder.start() {
         Ok(dht) => dht,
-        Err(e) => {
-            eprintln!("btdht: {e}");
-            return EXIT_USAGE;
-        }
+        Err(e) => return start_failed(e),
     };
     eprintln!("btdht: node {} listening on {}", dht.id(), dht.local_addr());
     if let Some(addr) = dht.local_addr6() {
@@ -410,13 +591,39 @@ fn node(args: NodeArgs) -> i32 {
     }
     let period = args.stats.map(Duration::from_secs);
     let mut next_stats = period.map(|p| Instant::now() + p);
+    let mut rejoin = Rejoin::new(Instant::now());
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        let now = Instant::now();
+        if now >= rejoin.next {
+            match dht.with_timeout(Duration::from_secs(2)).stats() {
+                Ok(stats) if stats.nodes_ipv4 + stats.nodes_ipv6 > 0 => rejoin.joined(now),
+                Ok(_) => {
+                    // Resolved again on each retry: a router's address may have changed.
+                    let nodes = if args.bootstrap.is_empty() {
+                        public_routers()
+                    } else {
+                        args.bootstrap.clone()
+                    };
+                    rejoin.retried(now);
+                    log::warn!(
+                        "no node in the routing table: bootstrap retry {} through {} nodes, next in {} s",
+                        rejoin.retries,
+                        nodes.len(),
+                        rejoin.backoff.as_secs()
+                    );
+                    if let Err(e) = dht.bootstrap(&nodes) {
+                        log::warn!("bootstrap: {e}");
+                    }
+                }
+                Err(e) => log::warn!("stats: {e}"),
+            }
+        }
         if let (Some(at), Some(period)) = (next_stats, period) {
-            if Instant::now() >= at {
+            if now >= at {
                 next_stats = Some(at + period);
                 match dht.with_timeout(Duration::from_secs(2)).stats() {
-                    Ok(stats) => print_stats(&stats, args.json),
+                    Ok(stats) => print_stats(&stats, &rejoin, now, args.json),
                     Err(e) => log::warn!("stats: {e}"),
                 }
             }

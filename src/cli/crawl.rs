@@ -310,11 +310,23 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         eprintln!("btdht: no node to start from");
         return EXIT_NO_ANSWER;
     }
+    if !args.allow_private {
+        let filtered: Vec<String> = bootstrap
+            .iter()
+            .filter_map(|a| super::args::needs_allow_private(*a))
+            .collect();
+        for message in &filtered {
+            eprintln!("btdht: bootstrap node {message}");
+        }
+        if filtered.len() == bootstrap.len() {
+            eprintln!("btdht: crawl: no bootstrap node left to start from");
+            return EXIT_NO_ANSWER;
+        }
+    }
     let socket = match bind_udp(args.bind) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("btdht: cannot bind {}: {e}", args.bind);
-            return EXIT_USAGE;
+            return super::bind_failed(&args.bind.to_string(), &e);
         }
     };
     let out: Box<dyn Write> = match &args.out {
@@ -460,6 +472,13 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         // A closed pipe (e.g. `| head`) is a normal way to stop.
         Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             eprintln!("btdht: output: {e}");
+            EXIT_NO_ANSWER
+        }
+        _ if stats.replies == 0 => {
+            eprintln!(
+                "btdht: crawl: found nothing: no bootstrap node answered ({} queries sent, {} timeouts)",
+                stats.queries_sent, stats.timeouts
+            );
             EXIT_NO_ANSWER
         }
         _ => EXIT_OK,

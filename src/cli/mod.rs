@@ -23,3 +23,15 @@ pub(crate) const EXIT_OK: i32 = 0;
 pub(crate) const EXIT_NO_ANSWER: i32 = 1;
 /// Exit status: bad arguments (also clap's own usage errors).
 pub(crate) const EXIT_USAGE: i32 = 2;
+
+/// Says why `addr` could not be bound and returns the exit status: 1 when the port is in use
+/// (another program holds it), 2 when the address itself is wrong (not local, not permitted).
+pub(crate) fn bind_failed(addr: &str, e: &std::io::Error) -> i32 {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        eprintln!("btdht: cannot bind {addr}: the port is in use by another socket ({e})");
+        EXIT_NO_ANSWER
+    } else {
+        eprintln!("btdht: cannot bind {addr}: {e}");
+        EXIT_USAGE
+    }
+}

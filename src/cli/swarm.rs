@@ -136,6 +136,11 @@ pub(crate) fn run(args: SwarmArgs) -> i32 {
             );
             return EXIT_USAGE;
         }
+        Err(SwarmError::Bind { addr, source })
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            return super::bind_failed(&addr.to_string(), &source);
+        }
         Err(SwarmError::Bind { addr, source }) => {
             eprintln!(
                 "btdht: cannot bind {addr}: {source} (a low `ulimit -n`? each node needs a socket)"
