@@ -375,6 +375,9 @@ fn node(args: NodeArgs) -> i32 {
     if let Some(id) = args.id {
         builder = builder.node_id(id);
     }
+    if let Some(ip) = args.external_ip {
+        builder = builder.external_ip(ip);
+    }
     let has_saved_nodes = args
         .state
         .as_deref()

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::items::ItemStoreConfig;
+use crate::node::external_ip::VoteConfig;
 use crate::node::ratelimit::RateLimit;
 use crate::peers::PeerStoreConfig;
 use crate::routing::RoutingConfig;
@@ -85,6 +86,12 @@ pub struct Config {
     pub transactions: TransactionConfig,
     /// BEP 44 item store settings.
     pub items: ItemStoreConfig,
+    /// This node's public address, if known: the node takes a BEP 42 id for it (unless its id
+    /// already is one, or the address is exempt). The replies' `ip` votes may still move it
+    /// later. Default `None`: the votes alone elect it.
+    pub external_ip: Option<IpAddr>,
+    /// How the replies' `ip` fields elect the external address.
+    pub external_ip_vote: VoteConfig,
 }
 
 impl Default for Config {
@@ -118,6 +125,8 @@ impl Default for Config {
             peers: PeerStoreConfig::default(),
             transactions: TransactionConfig::default(),
             items: ItemStoreConfig::default(),
+            external_ip: None,
+            external_ip_vote: VoteConfig::default(),
         }
     }
 }

@@ -15,10 +15,10 @@ pub mod ratelimit;
 pub mod stats;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
@@ -36,6 +36,7 @@ use crate::transmit::Transmit;
 
 pub use config::Config;
 pub use event::{Event, LookupKind, QueryError, RequestId, SampleReply};
+pub use external_ip::{ExternalIpVote, Vote, VoteConfig, VoteStats};
 pub use lookup::{Lookup, LookupOutcome, LookupParams};
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use stats::{Method, Stats};
@@ -146,15 +147,45 @@ pub struct Node {
     stats: Stats,
     next_tick: Instant,
     limiter: RateLimiter,
+    /// The external-address votes (BEP 42 `ip` of replies): IPv4, IPv6.
+    vote4: ExternalIpVote,
+    vote6: ExternalIpVote,
 }
 
 impl Node {
-    /// A node with id `id`, its randomness seeded with `seed`, started at `now`.
+    /// A node with id `id`, its randomness seeded with `seed`, started at `now`. With
+    /// [`Config::external_ip`] set to a public address `id` is not BEP 42-valid for, the node
+    /// takes a BEP 42 id for that address instead and queues [`Event::IdChanged`].
     pub fn new(config: Config, id: NodeId, seed: u64, now: Instant) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut routing = config.routing.clone();
         routing.k = config.k;
+        let mut vote4 = ExternalIpVote::new(false, config.external_ip_vote);
+        let mut vote6 = ExternalIpVote::new(true, config.external_ip_vote);
+        let mut events = VecDeque::new();
+        let mut stats = Stats::default();
+        let mut id = id;
+        if let Some(ip) = config.external_ip {
+            let ip = ip.to_canonical();
+            if ip.is_ipv4() {
+                vote4.set(ip);
+            } else {
+                vote6.set(ip);
+            }
+            if !id.is_bep42_valid_for(ip) {
+                let old = id;
+                id = NodeId::bep42(ip, rng.random(), &mut rng);
+                stats.id_changes += 1;
+                events.push_back(Event::IdChanged {
+                    old,
+                    new: id,
+                    external_ip: ip,
+                });
+            }
+        }
         Node {
+            vote4,
+            vote6,
             table4: RoutingTable::new(id, now, routing.clone()),
             table6: RoutingTable::new(id, now, routing),
             tokens: TokenManager::new(&mut rng, now),
@@ -167,8 +198,8 @@ impl Node {
             bootstrap_nodes: Vec::new(),
             last_bootstrap: None,
             outbox: Outbox::default(),
-            events: VecDeque::new(),
-            stats: Stats::default(),
+            events,
+            stats,
             next_tick: now,
             limiter: RateLimiter::new(
                 config.rate_limit_per_ip,
@@ -216,6 +247,21 @@ impl Node {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The external address of one family (`ipv6` false: IPv4) the replies elected, or the
+    /// configured one ([`Config::external_ip`]).
+    pub fn external_ip(&self, ipv6: bool) -> Option<IpAddr> {
+        if ipv6 {
+            self.vote6.elected()
+        } else {
+            self.vote4.elected()
+        }
+    }
+
+    /// The counters of the external-address votes: IPv4, IPv6.
+    pub fn external_ip_votes(&self) -> (VoteStats, VoteStats) {
+        (self.vote4.stats(), self.vote6.stats())
     }
 
     /// The rate limiters (per source IP, new sources, global).
@@ -275,7 +321,8 @@ impl Node {
             | Event::AnnounceDone { .. }
             | Event::PingDone { .. }
             | Event::SampleDone { .. }
-            | Event::PeersFound { .. } => {
+            | Event::PeersFound { .. }
+            | Event::IdChanged { .. } => {
                 self.events.push_back(event);
                 return;
             }
@@ -537,6 +584,20 @@ impl Node {
         announce: Option<AnnounceParams>,
         noseed: bool,
     ) -> RequestId {
+        self.start_lookup_from(now, kind, target, announce, noseed, Vec::new())
+    }
+
+    /// Starts a lookup from the routing tables' closest nodes and `extra` (nodes to query
+    /// that are not in the tables); the bootstrap addresses when there are none.
+    fn start_lookup_from(
+        &mut self,
+        now: Instant,
+        kind: LookupKind,
+        target: NodeId,
+        announce: Option<AnnounceParams>,
+        noseed: bool,
+        extra: Vec<NodeInfo>,
+    ) -> RequestId {
         let request = self.new_request();
         let params = LookupParams {
             alpha: self.config.alpha.max(1),
@@ -547,6 +608,7 @@ impl Node {
         };
         let mut initial = self.table4.closest(&target, params.k);
         initial.extend(self.table6.closest(&target, params.k));
+        initial.extend(extra);
         let mut lookup = Lookup::new(target, params, &initial, now);
         if self.operations.len() >= self.config.max_lookups {
             self.finish_lookup(now, request, kind, lookup, announce);
@@ -792,6 +854,7 @@ impl Node {
         let MessageRef {
             transaction_id,
             read_only,
+            requester_ip,
             body,
             ..
         } = decoded;
@@ -806,7 +869,9 @@ impl Node {
                 }
                 self.on_query(now, from, &transaction_id, read_only, query)
             }
-            Body::Response(response) => self.on_response(now, from, &transaction_id, response),
+            Body::Response(response) => {
+                self.on_response(now, from, &transaction_id, response, requester_ip)
+            }
             Body::Error(error) => self.on_error(now, from, &transaction_id, error),
         }
     }
@@ -919,7 +984,7 @@ impl Node {
             transaction_id,
             version: self.config.version.as_deref(),
             read_only: false,
-            requester_ip: None,
+            requester_ip: Some(to),
             body: BodyRef::Error(&error),
         };
         let max = self.config.max_outbox;
@@ -1153,7 +1218,14 @@ impl Node {
         nodes
     }
 
-    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], response: Response) {
+    fn on_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: &[u8],
+        response: Response,
+        requester_ip: Option<SocketAddr>,
+    ) {
         let pending = match self.transactions.take_reply(tid, from) {
             Ok(pending) => pending,
             Err(crate::transaction::ReplyMismatch::WrongAddress) => {
@@ -1166,6 +1238,9 @@ impl Node {
             }
         };
         self.stats.responses_in += 1;
+        if let Some(reported) = requester_ip {
+            self.on_reported_ip(now, from, reported.ip());
+        }
         self.emit(Event::ResponseReceived {
             from,
             id: response.id,
@@ -1248,6 +1323,52 @@ impl Node {
                 });
             }
         }
+    }
+
+    /// Counts the responder `from`'s report that our address is `reported`; when that
+    /// elects an address our id is not BEP 42-valid for, takes a new id.
+    fn on_reported_ip(&mut self, now: Instant, from: SocketAddr, reported: IpAddr) {
+        let vote = if from.ip().to_canonical().is_ipv4() {
+            &mut self.vote4
+        } else {
+            &mut self.vote6
+        };
+        if let Vote::Elected(ip) = vote.cast(now, from.ip(), reported) {
+            // The IPv4 address rules the id when both are known: most of the DHT is IPv4.
+            let keep = self.id.is_bep42_valid_for(ip)
+                || (ip.is_ipv6()
+                    && self
+                        .vote4
+                        .elected()
+                        .is_some_and(|v4| self.id.is_bep42_valid_for(v4)));
+            if !keep {
+                let new = NodeId::bep42(ip, self.rng.random(), &mut self.rng);
+                self.change_id(now, new, ip);
+            }
+        }
+    }
+
+    /// Takes `new` as this node's id (BEP 42-valid for `external_ip`): fresh routing tables
+    /// under it, and a bootstrap lookup that queries the old tables' contacts (they enter the
+    /// new tables only when they answer).
+    fn change_id(&mut self, now: Instant, new: NodeId, external_ip: IpAddr) {
+        let old = self.id;
+        let seeds = self.config.lookup_candidates.max(self.config.k);
+        let mut contacts = self.table4.closest(&new, seeds);
+        contacts.extend(self.table6.closest(&new, seeds));
+        let mut routing = self.config.routing.clone();
+        routing.k = self.config.k;
+        self.table4 = RoutingTable::new(new, now, routing.clone());
+        self.table6 = RoutingTable::new(new, now, routing);
+        self.id = new;
+        self.stats.id_changes += 1;
+        self.emit(Event::IdChanged {
+            old,
+            new,
+            external_ip,
+        });
+        self.last_bootstrap = Some(now);
+        self.start_lookup_from(now, LookupKind::Bootstrap, new, None, false, contacts);
     }
 
     fn on_error(&mut self, now: Instant, from: SocketAddr, tid: &[u8], error: KrpcError) {

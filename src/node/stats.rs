@@ -118,6 +118,8 @@ pub struct Stats {
     pub items_stored: u64,
     /// Times a reply over [`crate::node::MAX_REPLY_LEN`] bytes lost values or nodes to fit.
     pub replies_trimmed: u64,
+    /// Times the node took a new BEP 42 id for its external address.
+    pub id_changes: u64,
 }
 
 impl Stats {
