@@ -398,3 +398,64 @@ fn a_dual_stack_node_bootstraps_with_want_n4_n6() {
         }
     }
 }
+
+/// The pings `node` sent to `to` (draining everything it sent).
+fn pings_to(node: &mut Node, to: impl Fn(&SocketAddr) -> bool) -> usize {
+    let mut pings = 0;
+    while let Some(transmit) = node.poll_transmit() {
+        let message = decode(&transmit.bytes).expect("decodes").message;
+        if to(&transmit.to)
+            && matches!(&message.body, Body::Query(q) if matches!(q.kind, QueryKind::Ping))
+        {
+            pings += 1;
+        }
+    }
+    pings
+}
+
+#[test]
+fn a_silent_sender_draws_at_most_one_ping_in_15_minutes() {
+    for queries in [10u64, 10_000] {
+        let mut node = server(public_config());
+        let silent = addr("93.184.216.34:6881");
+        let step = Duration::from_secs(15 * 60).as_micros() as u64 / queries;
+        let mut pings = 0;
+        for n in 0..queries {
+            let now = Instant::from_micros(n * step);
+            let query = Message::query(b"tx".to_vec(), NodeId(CLIENT), QueryKind::Ping);
+            node.handle_datagram(now, silent, &query.encode());
+            node.handle_timeout(now);
+            pings += pings_to(&mut node, |to| *to == silent);
+        }
+        assert!(pings <= 1, "{queries} queries drew {pings} pings");
+        assert_eq!(node.verify_stats().pinged, 1);
+    }
+}
+
+#[test]
+fn spoofed_senders_draw_pings_at_the_configured_rate_only() {
+    let mut node = server(public_config());
+    let rate = node.config().verify.pings_per_second as usize;
+    let mut per_second = Vec::new();
+    // 100,000 distinct sources over 100 seconds, 1,000 a second.
+    for second in 0..100u64 {
+        let mut pings = 0;
+        for i in 0..1_000u64 {
+            let n = (second * 1_000 + i) as u32;
+            let from = SocketAddr::from((std::net::Ipv4Addr::from(0x5100_0000 + n), 6881));
+            let now = Instant::from_micros(second * 1_000_000 + i * 1_000);
+            let query = Message::query(b"tx".to_vec(), NodeId(CLIENT), QueryKind::Ping);
+            node.handle_datagram(now, from, &query.encode());
+            node.handle_timeout(now);
+            pings += pings_to(&mut node, |_| true);
+        }
+        per_second.push(pings);
+    }
+    let max = per_second.iter().copied().max().unwrap_or(0);
+    let total: usize = per_second.iter().sum();
+    // A token bucket of `rate` a second with a burst of `rate`: at most twice the rate in
+    // any one second, the rate on average.
+    assert!(max <= 2 * rate, "{max} pings in one second");
+    assert!(total <= rate * 100 + rate, "{total} pings in 100 s");
+    assert!(total >= rate * 50, "verification still happens: {total}");
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::items::ItemStoreConfig;
 use crate::node::external_ip::VoteConfig;
 use crate::node::ratelimit::RateLimit;
+use crate::node::verify::VerifyConfig;
 use crate::peers::PeerStoreConfig;
 use crate::routing::RoutingConfig;
 use crate::transaction::TransactionConfig;
@@ -92,6 +93,9 @@ pub struct Config {
     pub external_ip: Option<IpAddr>,
     /// How the replies' `ip` fields elect the external address.
     pub external_ip_vote: VoteConfig,
+    /// How unknown query senders are verified: pinged at a bounded rate, each address at
+    /// most once per 15 minutes by default.
+    pub verify: VerifyConfig,
 }
 
 impl Default for Config {
@@ -127,6 +131,7 @@ impl Default for Config {
             items: ItemStoreConfig::default(),
             external_ip: None,
             external_ip_vote: VoteConfig::default(),
+            verify: VerifyConfig::default(),
         }
     }
 }

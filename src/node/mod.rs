@@ -13,6 +13,7 @@ pub mod external_ip;
 pub mod lookup;
 pub mod ratelimit;
 pub mod stats;
+pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +41,7 @@ pub use external_ip::{ExternalIpVote, Vote, VoteConfig, VoteStats};
 pub use lookup::{Lookup, LookupOutcome, LookupParams};
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use stats::{Method, Stats};
+pub use verify::{Verifier, VerifyConfig, VerifyStats};
 
 /// The longest transaction id a query may carry and still be answered, in bytes. BEP 5 ids
 /// are a few bytes (libtorrent sends 2, uTorrent 4); the decoder keeps any length, but a reply
@@ -150,6 +152,8 @@ pub struct Node {
     /// The external-address votes (BEP 42 `ip` of replies): IPv4, IPv6.
     vote4: ExternalIpVote,
     vote6: ExternalIpVote,
+    /// Unknown query senders waiting for a verification ping.
+    verifier: Verifier,
 }
 
 impl Node {
@@ -186,6 +190,7 @@ impl Node {
         Node {
             vote4,
             vote6,
+            verifier: Verifier::new(config.verify, now),
             table4: RoutingTable::new(id, now, routing.clone()),
             table6: RoutingTable::new(id, now, routing),
             tokens: TokenManager::new(&mut rng, now),
@@ -257,6 +262,11 @@ impl Node {
         } else {
             self.vote4.elected()
         }
+    }
+
+    /// The counters of the verification of unknown query senders.
+    pub fn verify_stats(&self) -> VerifyStats {
+        self.verifier.stats()
     }
 
     /// The counters of the external-address votes: IPv4, IPv6.
@@ -925,6 +935,7 @@ impl Node {
                 }
             }
         }
+        self.send_verifications(now);
         // Liveness pings: questionable entries first, then candidates.
         let mut due = self.table4.pings_due(now, self.config.pings_per_tick);
         due.extend(self.table6.pings_due(now, self.config.pings_per_tick));
@@ -1030,8 +1041,13 @@ impl Node {
         if read_only {
             self.stats.read_only_queries += 1;
         } else if query.id != self.id && self.id_acceptable(&query.id, &from) {
-            let outcome = self.table(&from).heard_query(now, query.id, from);
-            self.on_insert(now, outcome);
+            match self.table(&from).heard_query(now, query.id, from) {
+                InsertOutcome::PingCandidate(node) | InsertOutcome::PingFirst(node) => {
+                    self.verifier.offer(now, node);
+                    self.send_verifications(now);
+                }
+                outcome => self.on_insert(now, outcome),
+            }
         }
         let mut response = Response::new(self.id);
         match query.kind {
@@ -1181,6 +1197,18 @@ impl Node {
                 );
             }
             InsertOutcome::Refreshed | InsertOutcome::Cached | InsertOutcome::Rejected(_) => {}
+        }
+    }
+
+    /// Pings the query senders waiting for verification, as many as the rate allows now.
+    fn send_verifications(&mut self, now: Instant) {
+        while let Some(node) = self.verifier.next(now) {
+            let _ = self.send_query(
+                now,
+                node.addr,
+                QueryKind::Ping,
+                Pending::Ping { request: None },
+            );
         }
     }
 
