@@ -459,3 +459,39 @@ fn spoofed_senders_draw_pings_at_the_configured_rate_only() {
     assert!(total <= rate * 100 + rate, "{total} pings in 100 s");
     assert!(total >= rate * 50, "verification still happens: {total}");
 }
+
+#[test]
+fn reply_bytes_stay_within_the_budget() {
+    let config = Config {
+        reply_bytes_per_second: 10_000,
+        ..public_config()
+    };
+    let mut node = server(config);
+    let reply_bytes = |node: &mut Node| -> usize {
+        let mut bytes = 0;
+        while let Some(transmit) = node.poll_transmit() {
+            let message = decode(&transmit.bytes).expect("decodes").message;
+            if !matches!(message.body, Body::Query(_)) {
+                bytes += transmit.bytes.len();
+            }
+        }
+        bytes
+    };
+    // 2,000 askers in 2 seconds, each answered with a get_peers reply (about 100 bytes).
+    let mut sent = 0;
+    for n in 0..2_000u32 {
+        let from = SocketAddr::from((std::net::Ipv4Addr::from(0x5200_0000 + n), 6881));
+        let now = Instant::from_micros(u64::from(n) * 1_000);
+        let query = Message::query(b"tx".to_vec(), NodeId(CLIENT), get_peers());
+        node.handle_datagram(now, from, &query.encode());
+        sent += reply_bytes(&mut node);
+    }
+    // One second's burst and two seconds' refill.
+    assert!(sent <= 30_000, "{sent} reply bytes in 2 s");
+    assert!(sent >= 20_000, "the budget is used: {sent}");
+    assert!(node.stats().replies_over_budget > 1_000);
+    // Once the budget refills, replies flow again.
+    let later = Instant::from_micros(10_000_000);
+    let reply = ask(&mut node, later, addr("93.1.2.3:6881"), QueryKind::Ping);
+    assert!(reply.is_some());
+}

@@ -96,6 +96,11 @@ pub struct Config {
     /// How unknown query senders are verified: pinged at a bounded rate, each address at
     /// most once per 15 minutes by default.
     pub verify: VerifyConfig,
+    /// Bytes of replies (answers and errors) the node sends per second, over all askers, in
+    /// bursts of one second's worth; a reply over it is not sent (counted in
+    /// `Stats::replies_over_budget`). Default 4,000,000 (a server's uplink share; a home node
+    /// can take far less, as libtorrent's 8,000).
+    pub reply_bytes_per_second: u64,
 }
 
 impl Default for Config {
@@ -132,6 +137,7 @@ impl Default for Config {
             external_ip: None,
             external_ip_vote: VoteConfig::default(),
             verify: VerifyConfig::default(),
+            reply_bytes_per_second: 4_000_000,
         }
     }
 }

@@ -86,6 +86,44 @@ impl Outbox {
     }
 }
 
+/// A token bucket of reply bytes: refilled at `rate` bytes per second, holding at most one
+/// second's worth.
+#[derive(Debug)]
+struct ByteBudget {
+    rate: u64,
+    level: u64,
+    last: Instant,
+}
+
+impl ByteBudget {
+    fn new(rate: u64, now: Instant) -> Self {
+        ByteBudget {
+            rate,
+            level: rate,
+            last: now,
+        }
+    }
+
+    /// Takes `bytes` from the bucket if it holds them.
+    fn take(&mut self, now: Instant, bytes: usize) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_micros();
+        if elapsed > 0 {
+            let refill = (elapsed.saturating_mul(u128::from(self.rate)) / 1_000_000) as u64;
+            if refill > 0 {
+                self.level = self.level.saturating_add(refill).min(self.rate);
+                self.last = now;
+            }
+        }
+        match self.level.checked_sub(bytes as u64) {
+            Some(left) => {
+                self.level = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// What a pending query was for.
 #[derive(Clone, Debug)]
 enum Pending {
@@ -154,6 +192,8 @@ pub struct Node {
     vote6: ExternalIpVote,
     /// Unknown query senders waiting for a verification ping.
     verifier: Verifier,
+    /// The reply bytes the node may still send ([`Config::reply_bytes_per_second`]).
+    reply_budget: ByteBudget,
 }
 
 impl Node {
@@ -191,6 +231,7 @@ impl Node {
             vote4,
             vote6,
             verifier: Verifier::new(config.verify, now),
+            reply_budget: ByteBudget::new(config.reply_bytes_per_second, now),
             table4: RoutingTable::new(id, now, routing.clone()),
             table6: RoutingTable::new(id, now, routing),
             tokens: TokenManager::new(&mut rng, now),
@@ -852,7 +893,13 @@ impl Node {
                         return;
                     }
                     if !self.config.read_only && self.rate_allows(now, &from) {
-                        self.reply_error(from, &reply.transaction_id, reply.code, reply.message);
+                        self.reply_error(
+                            now,
+                            from,
+                            &reply.transaction_id,
+                            reply.code,
+                            reply.message,
+                        );
                     }
                 }
                 return;
@@ -959,8 +1006,14 @@ impl Node {
         }
     }
 
-    /// Sends `response`, trimmed to [`MAX_REPLY_LEN`] bytes.
-    fn reply(&mut self, to: SocketAddr, transaction_id: &[u8], mut response: Response) {
+    /// Sends `response`, trimmed to [`MAX_REPLY_LEN`] bytes, if the reply byte budget allows.
+    fn reply(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        transaction_id: &[u8],
+        mut response: Response,
+    ) {
         self.stats.responses_out += 1;
         if self.outbox.queue.len() >= self.config.max_outbox {
             self.stats.queue_overflows += 1;
@@ -982,11 +1035,25 @@ impl Node {
             }
             self.stats.replies_trimmed += 1;
         }
+        if !self.reply_budget.take(now, self.outbox.scratch.len()) {
+            self.stats.replies_over_budget += 1;
+            return;
+        }
         self.outbox.queue_scratch(&mut self.stats, to);
     }
 
-    fn reply_error(&mut self, to: SocketAddr, transaction_id: &[u8], code: i64, text: &str) {
-        self.stats.error_sent(code);
+    fn reply_error(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        transaction_id: &[u8],
+        code: i64,
+        text: &str,
+    ) {
+        if self.outbox.queue.len() >= self.config.max_outbox {
+            self.stats.queue_overflows += 1;
+            return;
+        }
         let error = KrpcError {
             code,
             message: text.as_bytes().to_vec(),
@@ -998,8 +1065,14 @@ impl Node {
             requester_ip: Some(to),
             body: BodyRef::Error(&error),
         };
-        let max = self.config.max_outbox;
-        self.outbox.push(&mut self.stats, max, to, &message);
+        self.outbox.scratch.clear();
+        message.encode_into(&mut self.outbox.scratch);
+        if !self.reply_budget.take(now, self.outbox.scratch.len()) {
+            self.stats.replies_over_budget += 1;
+            return;
+        }
+        self.stats.error_sent(code);
+        self.outbox.queue_scratch(&mut self.stats, to);
     }
 
     /// The K closest nodes for a reply: IPv4 into `nodes`, IPv6 into `nodes6`, by `want` or
@@ -1096,7 +1169,7 @@ impl Node {
             } => {
                 if !self.tokens.verify(now, from.ip(), &token) {
                     self.stats.bad_tokens += 1;
-                    self.reply_error(from, transaction_id, ERROR_PROTOCOL, "invalid token");
+                    self.reply_error(now, from, transaction_id, ERROR_PROTOCOL, "invalid token");
                     return;
                 }
                 let port = if implied_port { from.port() } else { port };
@@ -1127,17 +1200,17 @@ impl Node {
             QueryKind::Put(args) => {
                 if !self.tokens.verify(now, from.ip(), &args.token) {
                     self.stats.bad_tokens += 1;
-                    self.reply_error(from, transaction_id, ERROR_PROTOCOL, "invalid token");
+                    self.reply_error(now, from, transaction_id, ERROR_PROTOCOL, "invalid token");
                     return;
                 }
                 if let Err((code, text)) = self.store_item(now, args) {
-                    self.reply_error(from, transaction_id, code, &text);
+                    self.reply_error(now, from, transaction_id, code, &text);
                     return;
                 }
                 self.stats.items_stored += 1;
             }
         }
-        self.reply(from, transaction_id, response);
+        self.reply(now, from, transaction_id, response);
     }
 
     /// Puts the item stored under `target` into a `get` reply: an immutable item's value; a
