@@ -987,6 +987,12 @@ impl Node {
         let mut due = self.table4.pings_due(now, self.config.pings_per_tick);
         due.extend(self.table6.pings_due(now, self.config.pings_per_tick));
         for node in due {
+            // A candidate (not yet an entry) is pinged at most once per interval, as a query
+            // sender is.
+            let entry = self.table(&node.addr).get_by_addr(&node.addr).is_some();
+            if !entry && !self.verifier.claim(now, node.addr.ip()) {
+                continue;
+            }
             let _ = self.send_query(
                 now,
                 node.addr,
@@ -1292,6 +1298,9 @@ impl Node {
                 self.emit(Event::NodeAdded(added));
             }
             FailureOutcome::PingCandidate(node) => {
+                if !self.verifier.claim(now, node.addr.ip()) {
+                    return;
+                }
                 let _ = self.send_query(
                     now,
                     node.addr,

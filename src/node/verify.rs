@@ -132,6 +132,18 @@ impl Verifier {
         true
     }
 
+    /// Whether a routing-table candidate at `ip` may be pinged now: not when its address was
+    /// pinged or queued within the interval. Records the ping if so.
+    pub fn claim(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        if self.is_recent(now, ip) {
+            self.stats.recent += 1;
+            return false;
+        }
+        self.remember(now, ip);
+        true
+    }
+
     /// The next sender to ping now, if the rate allows one.
     pub fn next(&mut self, now: Instant) -> Option<NodeInfo> {
         if self.pending.is_empty() || !self.budget.allow(now, IpAddr::from([0, 0, 0, 0])) {
