@@ -495,3 +495,66 @@ fn reply_bytes_stay_within_the_budget() {
     let reply = ask(&mut node, later, addr("93.1.2.3:6881"), QueryKind::Ping);
     assert!(reply.is_some());
 }
+
+#[test]
+fn with_enforce_bep42_invalid_responders_give_no_token_and_are_not_closest() {
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(3);
+    let valid_addr = addr("81.1.2.3:6881");
+    let valid = NodeId::bep42(valid_addr.ip(), 5, &mut rng);
+    let liar_addr = addr("82.1.2.3:6881");
+    let liar = NodeId(INFO_HASH); // the target itself: the closest possible, and invalid
+    assert!(!liar.is_bep42_valid_for(liar_addr.ip()));
+    let config = Config {
+        enforce_bep42: true,
+        ..public_config()
+    };
+    let mut now = Instant::ZERO;
+    let mut node = server(config);
+    node.add_known_node(now, NodeInfo::new(valid, valid_addr));
+    for (_, query) in queries(&mut node) {
+        let reply = Message::response(query.transaction_id, Response::new(valid));
+        node.handle_datagram(now, valid_addr, &reply.encode());
+    }
+    assert_eq!(node.routing_table().len(), 1);
+    let request = node.announce(now, NodeId(INFO_HASH), Some(7000), false);
+    let mut announced_to = Vec::new();
+    let mut done = None;
+    for _ in 0..30 {
+        for (to, query) in queries(&mut node) {
+            let mut reply = match to {
+                t if t == valid_addr => Response::new(valid),
+                t if t == liar_addr => Response::new(liar),
+                _ => continue,
+            };
+            match query.method() {
+                Some("get_peers") => {
+                    reply.token = Some(b"tok".to_vec());
+                    if to == valid_addr {
+                        reply.nodes = Some(vec![NodeInfo::new(liar, liar_addr)]);
+                    }
+                }
+                Some("announce_peer") => announced_to.push(to),
+                _ => {}
+            }
+            let reply = Message::response(query.transaction_id, reply);
+            node.handle_datagram(now, to, &reply.encode());
+        }
+        while let Some(event) = node.poll_event() {
+            if let Event::AnnounceDone {
+                request: r,
+                outcome,
+                ..
+            } = event
+            {
+                if r == request {
+                    done = Some(outcome);
+                }
+            }
+        }
+        now += Duration::from_secs(1);
+        node.handle_timeout(now);
+    }
+    let outcome = done.expect("the announce ends");
+    assert!(outcome.closest.iter().all(|(n, _)| n.addr != liar_addr));
+    assert_eq!(announced_to, vec![valid_addr]);
+}

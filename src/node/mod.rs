@@ -1379,8 +1379,14 @@ impl Node {
                     .copied()
                     .collect();
                 let mut found = Vec::new();
+                // BEP 42 enforcement: a responder whose id does not match its address gives no
+                // token and does not count among the closest (its reply is final, as an
+                // error).
+                let invalid = !self.id_acceptable(&response.id, &from);
                 if let Some(Operation::Lookup { kind, lookup, .. }) = self.operations.get_mut(&op) {
-                    if response.id == node.id {
+                    if invalid {
+                        lookup.on_error(&node);
+                    } else if response.id == node.id {
                         let new = lookup.on_response(&node, response.token, &nodes, &peers);
                         if new > 0 && *kind == LookupKind::GetPeers {
                             let all = lookup.peers();
