@@ -1348,6 +1348,7 @@ impl Node {
             }
         };
         self.stats.responses_in += 1;
+        self.verifier.answered(from.ip());
         if let Some(reported) = requester_ip {
             self.on_reported_ip(now, from, reported.ip());
         }

@@ -144,6 +144,12 @@ impl Verifier {
         true
     }
 
+    /// `ip` answered a query of ours: it may be pinged again whenever it is a candidate (only
+    /// addresses that stay silent are held back for the interval).
+    pub fn answered(&mut self, ip: IpAddr) {
+        self.recent.remove(&ip.to_canonical());
+    }
+
     /// The next sender to ping now, if the rate allows one.
     pub fn next(&mut self, now: Instant) -> Option<NodeInfo> {
         if self.pending.is_empty() || !self.budget.allow(now, IpAddr::from([0, 0, 0, 0])) {
