@@ -18,7 +18,7 @@ use crate::time::Instant;
 /// The verification's parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifyConfig {
-    /// Verification pings per second (bursts of the same number). Default 10.
+    /// Verification pings per second (bursts of the same number). Default 50.
     pub pings_per_second: u32,
     /// Time before an address is pinged again. Default 15 minutes.
     pub interval: Duration,
@@ -31,7 +31,7 @@ pub struct VerifyConfig {
 impl Default for VerifyConfig {
     fn default() -> Self {
         VerifyConfig {
-            pings_per_second: 10,
+            pings_per_second: 50,
             interval: Duration::from_secs(15 * 60),
             max_pending: 256,
             max_recent: 65_536,
@@ -199,6 +199,6 @@ mod tests {
         }
         assert!(v.pending() <= 4);
         assert!(v.remembered() <= 8);
-        assert!(v.stats().pinged <= 10, "the rate's burst: {:?}", v.stats());
+        assert!(v.stats().pinged <= 50, "the rate's burst: {:?}", v.stats());
     }
 }
