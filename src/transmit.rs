@@ -52,6 +52,11 @@ impl TransmitQueue {
         self.scratch.len()
     }
 
+    /// The length of what the scratch buffer holds (the last message encoded).
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.scratch.len()
+    }
+
     /// Queues what the scratch buffer holds for `to`, unless `max` datagrams already wait;
     /// returns the datagram's length, or `None` if the queue was full.
     pub(crate) fn queue_encoded(&mut self, to: SocketAddr, max: usize) -> Option<usize> {

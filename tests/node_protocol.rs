@@ -398,3 +398,163 @@ fn a_dual_stack_node_bootstraps_with_want_n4_n6() {
         }
     }
 }
+
+/// The pings `node` sent to `to` (draining everything it sent).
+fn pings_to(node: &mut Node, to: impl Fn(&SocketAddr) -> bool) -> usize {
+    let mut pings = 0;
+    while let Some(transmit) = node.poll_transmit() {
+        let message = decode(&transmit.bytes).expect("decodes").message;
+        if to(&transmit.to)
+            && matches!(&message.body, Body::Query(q) if matches!(q.kind, QueryKind::Ping))
+        {
+            pings += 1;
+        }
+    }
+    pings
+}
+
+#[test]
+fn a_silent_sender_draws_at_most_one_ping_in_15_minutes() {
+    for queries in [10u64, 10_000] {
+        let mut node = server(public_config());
+        let silent = addr("93.184.216.34:6881");
+        let step = Duration::from_secs(15 * 60).as_micros() as u64 / queries;
+        let mut pings = 0;
+        for n in 0..queries {
+            let now = Instant::from_micros(n * step);
+            let query = Message::query(b"tx".to_vec(), NodeId(CLIENT), QueryKind::Ping);
+            node.handle_datagram(now, silent, &query.encode());
+            node.handle_timeout(now);
+            pings += pings_to(&mut node, |to| *to == silent);
+        }
+        assert!(pings <= 1, "{queries} queries drew {pings} pings");
+        assert_eq!(node.verify_stats().pinged, 1);
+    }
+}
+
+#[test]
+fn spoofed_senders_draw_pings_at_the_configured_rate_only() {
+    let mut node = server(public_config());
+    let rate = node.config().verify.pings_per_second as usize;
+    let mut per_second = Vec::new();
+    // 100,000 distinct sources over 100 seconds, 1,000 a second.
+    for second in 0..100u64 {
+        let mut pings = 0;
+        for i in 0..1_000u64 {
+            let n = (second * 1_000 + i) as u32;
+            let from = SocketAddr::from((std::net::Ipv4Addr::from(0x5100_0000 + n), 6881));
+            let now = Instant::from_micros(second * 1_000_000 + i * 1_000);
+            let query = Message::query(b"tx".to_vec(), NodeId(CLIENT), QueryKind::Ping);
+            node.handle_datagram(now, from, &query.encode());
+            node.handle_timeout(now);
+            pings += pings_to(&mut node, |_| true);
+        }
+        per_second.push(pings);
+    }
+    let max = per_second.iter().copied().max().unwrap_or(0);
+    let total: usize = per_second.iter().sum();
+    // A token bucket of `rate` a second with a burst of `rate`: at most twice the rate in
+    // any one second, the rate on average.
+    assert!(max <= 2 * rate, "{max} pings in one second");
+    assert!(total <= rate * 100 + rate, "{total} pings in 100 s");
+    assert!(total >= rate * 50, "verification still happens: {total}");
+}
+
+#[test]
+fn reply_bytes_stay_within_the_budget() {
+    let config = Config {
+        reply_bytes_per_second: 10_000,
+        ..public_config()
+    };
+    let mut node = server(config);
+    let reply_bytes = |node: &mut Node| -> usize {
+        let mut bytes = 0;
+        while let Some(transmit) = node.poll_transmit() {
+            let message = decode(&transmit.bytes).expect("decodes").message;
+            if !matches!(message.body, Body::Query(_)) {
+                bytes += transmit.bytes.len();
+            }
+        }
+        bytes
+    };
+    // 2,000 askers in 2 seconds, each answered with a get_peers reply (about 100 bytes).
+    let mut sent = 0;
+    for n in 0..2_000u32 {
+        let from = SocketAddr::from((std::net::Ipv4Addr::from(0x5200_0000 + n), 6881));
+        let now = Instant::from_micros(u64::from(n) * 1_000);
+        let query = Message::query(b"tx".to_vec(), NodeId(CLIENT), get_peers());
+        node.handle_datagram(now, from, &query.encode());
+        sent += reply_bytes(&mut node);
+    }
+    // One second's burst and two seconds' refill.
+    assert!(sent <= 30_000, "{sent} reply bytes in 2 s");
+    assert!(sent >= 20_000, "the budget is used: {sent}");
+    assert!(node.stats().replies_over_budget > 1_000);
+    // Once the budget refills, replies flow again.
+    let later = Instant::from_micros(10_000_000);
+    let reply = ask(&mut node, later, addr("93.1.2.3:6881"), QueryKind::Ping);
+    assert!(reply.is_some());
+}
+
+#[test]
+fn with_enforce_bep42_invalid_responders_give_no_token_and_are_not_closest() {
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(3);
+    let valid_addr = addr("81.1.2.3:6881");
+    let valid = NodeId::bep42(valid_addr.ip(), 5, &mut rng);
+    let liar_addr = addr("82.1.2.3:6881");
+    let liar = NodeId(INFO_HASH); // the target itself: the closest possible, and invalid
+    assert!(!liar.is_bep42_valid_for(liar_addr.ip()));
+    let config = Config {
+        enforce_bep42: true,
+        ..public_config()
+    };
+    let mut now = Instant::ZERO;
+    let mut node = server(config);
+    node.add_known_node(now, NodeInfo::new(valid, valid_addr));
+    for (_, query) in queries(&mut node) {
+        let reply = Message::response(query.transaction_id, Response::new(valid));
+        node.handle_datagram(now, valid_addr, &reply.encode());
+    }
+    assert_eq!(node.routing_table().len(), 1);
+    let request = node.announce(now, NodeId(INFO_HASH), Some(7000), false);
+    let mut announced_to = Vec::new();
+    let mut done = None;
+    for _ in 0..30 {
+        for (to, query) in queries(&mut node) {
+            let mut reply = match to {
+                t if t == valid_addr => Response::new(valid),
+                t if t == liar_addr => Response::new(liar),
+                _ => continue,
+            };
+            match query.method() {
+                Some("get_peers") => {
+                    reply.token = Some(b"tok".to_vec());
+                    if to == valid_addr {
+                        reply.nodes = Some(vec![NodeInfo::new(liar, liar_addr)]);
+                    }
+                }
+                Some("announce_peer") => announced_to.push(to),
+                _ => {}
+            }
+            let reply = Message::response(query.transaction_id, reply);
+            node.handle_datagram(now, to, &reply.encode());
+        }
+        while let Some(event) = node.poll_event() {
+            if let Event::AnnounceDone {
+                request: r,
+                outcome,
+                ..
+            } = event
+            {
+                if r == request {
+                    done = Some(outcome);
+                }
+            }
+        }
+        now += Duration::from_secs(1);
+        node.handle_timeout(now);
+    }
+    let outcome = done.expect("the announce ends");
+    assert!(outcome.closest.iter().all(|(n, _)| n.addr != liar_addr));
+    assert_eq!(announced_to, vec![valid_addr]);
+}

@@ -205,6 +205,9 @@ pub(crate) struct NodeArgs {
     /// Use this node id (40 hex digits) instead of the saved or a random one.
     #[arg(long, value_parser = parse_id)]
     pub id: Option<NodeId>,
+    /// Our public address: take a BEP 42 id for it (the replies' `ip` votes may move it later).
+    #[arg(long, value_name = "ADDR")]
+    pub external_ip: Option<std::net::IpAddr>,
     /// Print counters every SECS seconds.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub stats: Option<u64>,

@@ -94,6 +94,9 @@ pub(crate) struct BootstrapArgs {
     /// Use this node id (40 hex digits) instead of a random one.
     #[arg(long, value_parser = parse_id)]
     pub id: Option<NodeId>,
+    /// Our public address: take a BEP 42 id for it (unless `--id` already is one).
+    #[arg(long, value_name = "ADDR")]
+    pub external_ip: Option<std::net::IpAddr>,
     /// How answers pick their nodes.
     #[arg(long, value_enum, default_value_t = Answer::Closest)]
     pub answer: Answer,
@@ -171,7 +174,12 @@ pub(crate) fn run(args: BootstrapArgs) -> i32 {
     options.bind6 = args.bind6;
     options.threads = usize::from(args.threads);
     options.capacity = usize::try_from(args.capacity).unwrap_or(usize::MAX);
-    options.id = args.id;
+    options.id = match (args.id, args.external_ip) {
+        (id, Some(ip)) if !id.is_some_and(|id| id.is_bep42_valid_for(ip)) => {
+            Some(NodeId::bep42(ip, rand::random(), &mut rand::rng()))
+        }
+        (id, _) => id,
+    };
     options.state = args.state.clone();
     options.config.bep42_strict = args.bep42_strict;
     options.config.allow_private = args.allow_private;

@@ -553,6 +553,9 @@ fn node(args: NodeArgs) -> i32 {
     if let Some(id) = args.id {
         builder = builder.node_id(id);
     }
+    if let Some(ip) = args.external_ip {
+        builder = builder.external_ip(ip);
+    }
     if let Some(path) = &args.state {
         if let Err(problem) = check_state_file(path) {
             eprintln!(

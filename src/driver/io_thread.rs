@@ -217,6 +217,12 @@ impl IoThread {
             _ => None,
         };
         let Some(request) = request else {
+            if let Event::IdChanged {
+                new, external_ip, ..
+            } = &event
+            {
+                log::info!("new BEP 42 node id {new} for external address {external_ip}");
+            }
             match self.events.try_send(event) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => self.counters.events_dropped += 1,

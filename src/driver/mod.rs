@@ -320,6 +320,14 @@ impl Builder {
         self
     }
 
+    /// Our public address, if known ([`Config::external_ip`]): the node takes a BEP 42 id for
+    /// it unless its id already is one, and the replies' `ip` votes may still move it later
+    /// ([`crate::node::Event::IdChanged`]; the state file then saves the new id).
+    pub fn external_ip(mut self, ip: IpAddr) -> Self {
+        self.config.external_ip = Some(ip);
+        self
+    }
+
     /// Nodes to join the network through (added to any given before).
     pub fn bootstrap(mut self, nodes: impl IntoIterator<Item = SocketAddr>) -> Self {
         self.bootstrap.extend(nodes);
@@ -589,6 +597,8 @@ impl Dht {
         let now = clock.now();
         let lookup_updates = config.lookup_max_peers.saturating_add(2);
         let mut node = Node::new(config, id, seed.unwrap_or_else(rand::random), now);
+        // A configured external address may have given the node a BEP 42 id of its own.
+        let id = node.id();
         let restored = match &state {
             Some(state) => io_thread::restore(&mut node, now, state),
             None => 0,
@@ -662,7 +672,8 @@ impl Dht {
         })
     }
 
-    /// This node's id.
+    /// This node's id when it started (a later BEP 42 id change is reported by
+    /// [`crate::node::Event::IdChanged`]).
     pub fn id(&self) -> NodeId {
         self.inner.id
     }

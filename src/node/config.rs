@@ -1,11 +1,13 @@
 //! Every tunable of a node, with documented defaults, in one place.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::address_policy;
 use crate::items::ItemStoreConfig;
+use crate::node::external_ip::VoteConfig;
 use crate::node::ratelimit::RateLimit;
+use crate::node::verify::VerifyConfig;
 use crate::peers::PeerStoreConfig;
 use crate::routing::RoutingConfig;
 use crate::transaction::TransactionConfig;
@@ -96,6 +98,20 @@ pub struct Config {
     pub transactions: TransactionConfig,
     /// BEP 44 item store settings.
     pub items: ItemStoreConfig,
+    /// This node's public address, if known: the node takes a BEP 42 id for it (unless its id
+    /// already is one, or the address is exempt). The replies' `ip` votes may still move it
+    /// later. Default `None`: the votes alone elect it.
+    pub external_ip: Option<IpAddr>,
+    /// How the replies' `ip` fields elect the external address.
+    pub external_ip_vote: VoteConfig,
+    /// How unknown query senders are verified: pinged at a bounded rate, each address at
+    /// most once per 15 minutes by default.
+    pub verify: VerifyConfig,
+    /// Bytes of replies (answers and errors) the node sends per second, over all askers, in
+    /// bursts of one second's worth; a reply over it is not sent (counted in
+    /// `Stats::replies_over_budget`). Default 4,000,000 (a server's uplink share; a home node
+    /// can take far less, as libtorrent's 8,000).
+    pub reply_bytes_per_second: u64,
 }
 
 impl Default for Config {
@@ -131,6 +147,10 @@ impl Default for Config {
             peers: PeerStoreConfig::default(),
             transactions: TransactionConfig::default(),
             items: ItemStoreConfig::default(),
+            external_ip: None,
+            external_ip_vote: VoteConfig::default(),
+            verify: VerifyConfig::default(),
+            reply_bytes_per_second: 4_000_000,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What a node reports to its user: finished requests, incoming announces, table changes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
@@ -185,6 +185,17 @@ pub enum Event {
         info_hash: InfoHash,
         /// The asker.
         from: SocketAddr,
+    },
+    /// This node took a new id, BEP 42-valid for the external address the replies elected
+    /// (or [`Config::external_ip`](crate::node::Config::external_ip) set): the routing tables
+    /// started again under it. The driver persists `new`.
+    IdChanged {
+        /// The id before.
+        old: NodeId,
+        /// The id now.
+        new: NodeId,
+        /// The external address `new` is valid for.
+        external_ip: IpAddr,
     },
     /// A node entered the routing table.
     NodeAdded(NodeInfo),

@@ -13,12 +13,13 @@ pub mod external_ip;
 pub mod lookup;
 pub mod ratelimit;
 pub mod stats;
+pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
@@ -40,9 +41,11 @@ pub use config::Config;
 pub use event::{
     Event, GetItemResult, LookupKind, PutItemResult, QueryError, RequestId, SampleReply,
 };
+pub use external_ip::{ExternalIpVote, Vote, VoteConfig, VoteStats};
 pub use lookup::{Lookup, LookupOutcome, LookupParams};
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use stats::{Method, Stats};
+pub use verify::{Verifier, VerifyConfig, VerifyStats};
 
 /// The longest transaction id a query may carry and still be answered, in bytes. BEP 5 ids
 /// are a few bytes (libtorrent sends 2, uTorrent 4); the decoder keeps any length, but a reply
@@ -66,6 +69,44 @@ fn count_queued(stats: &mut Stats, queued: Option<usize>) {
             stats.bytes_out += len as u64;
         }
         None => stats.queue_overflows += 1,
+    }
+}
+
+/// A token bucket of reply bytes: refilled at `rate` bytes per second, holding at most one
+/// second's worth.
+#[derive(Debug)]
+struct ByteBudget {
+    rate: u64,
+    level: u64,
+    last: Instant,
+}
+
+impl ByteBudget {
+    fn new(rate: u64, now: Instant) -> Self {
+        ByteBudget {
+            rate,
+            level: rate,
+            last: now,
+        }
+    }
+
+    /// Takes `bytes` from the bucket if it holds them.
+    fn take(&mut self, now: Instant, bytes: usize) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_micros();
+        if elapsed > 0 {
+            let refill = (elapsed.saturating_mul(u128::from(self.rate)) / 1_000_000) as u64;
+            if refill > 0 {
+                self.level = self.level.saturating_add(refill).min(self.rate);
+                self.last = now;
+            }
+        }
+        match self.level.checked_sub(bytes as u64) {
+            Some(left) => {
+                self.level = left;
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -187,15 +228,51 @@ pub struct Node {
     stats: Stats,
     next_tick: Instant,
     limiter: RateLimiter,
+    /// The external-address votes (BEP 42 `ip` of replies): IPv4, IPv6.
+    vote4: ExternalIpVote,
+    vote6: ExternalIpVote,
+    /// Unknown query senders waiting for a verification ping.
+    verifier: Verifier,
+    /// The reply bytes the node may still send ([`Config::reply_bytes_per_second`]).
+    reply_budget: ByteBudget,
 }
 
 impl Node {
-    /// A node with id `id`, its randomness seeded with `seed`, started at `now`.
+    /// A node with id `id`, its randomness seeded with `seed`, started at `now`. With
+    /// [`Config::external_ip`] set to a public address `id` is not BEP 42-valid for, the node
+    /// takes a BEP 42 id for that address instead and queues [`Event::IdChanged`].
     pub fn new(config: Config, id: NodeId, seed: u64, now: Instant) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut routing = config.routing.clone();
         routing.k = config.k;
+        let mut vote4 = ExternalIpVote::new(false, config.external_ip_vote);
+        let mut vote6 = ExternalIpVote::new(true, config.external_ip_vote);
+        let mut events = VecDeque::new();
+        let mut stats = Stats::default();
+        let mut id = id;
+        if let Some(ip) = config.external_ip {
+            let ip = ip.to_canonical();
+            if ip.is_ipv4() {
+                vote4.set(ip);
+            } else {
+                vote6.set(ip);
+            }
+            if !id.is_bep42_valid_for(ip) {
+                let old = id;
+                id = NodeId::bep42(ip, rng.random(), &mut rng);
+                stats.id_changes += 1;
+                events.push_back(Event::IdChanged {
+                    old,
+                    new: id,
+                    external_ip: ip,
+                });
+            }
+        }
         Node {
+            vote4,
+            vote6,
+            verifier: Verifier::new(config.verify, now),
+            reply_budget: ByteBudget::new(config.reply_bytes_per_second, now),
             table4: RoutingTable::new(id, now, routing.clone()),
             table6: RoutingTable::new(id, now, routing),
             tokens: TokenManager::new(&mut rng, now),
@@ -211,8 +288,8 @@ impl Node {
             routers: Vec::new(),
             last_bootstrap: None,
             outbox: TransmitQueue::default(),
-            events: VecDeque::new(),
-            stats: Stats::default(),
+            events,
+            stats,
             next_tick: now,
             limiter: RateLimiter::new(
                 config.rate_limit_per_ip,
@@ -260,6 +337,26 @@ impl Node {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The external address of one family (`ipv6` false: IPv4) the replies elected, or the
+    /// configured one ([`Config::external_ip`]).
+    pub fn external_ip(&self, ipv6: bool) -> Option<IpAddr> {
+        if ipv6 {
+            self.vote6.elected()
+        } else {
+            self.vote4.elected()
+        }
+    }
+
+    /// The counters of the verification of unknown query senders.
+    pub fn verify_stats(&self) -> VerifyStats {
+        self.verifier.stats()
+    }
+
+    /// The counters of the external-address votes: IPv4, IPv6.
+    pub fn external_ip_votes(&self) -> (VoteStats, VoteStats) {
+        (self.vote4.stats(), self.vote6.stats())
     }
 
     /// The rate limiters (per source IP, new sources, global).
@@ -324,7 +421,8 @@ impl Node {
             | Event::SampleDone { .. }
             | Event::GetItemDone { .. }
             | Event::PutItemDone { .. }
-            | Event::PeersFound { .. } => {
+            | Event::PeersFound { .. }
+            | Event::IdChanged { .. } => {
                 self.events.push_back(event);
                 return;
             }
@@ -891,6 +989,20 @@ impl Node {
         announce: Option<AnnounceParams>,
         noseed: bool,
     ) -> RequestId {
+        self.start_lookup_from(now, kind, target, announce, noseed, Vec::new())
+    }
+
+    /// Starts a lookup from the routing tables' closest nodes and `extra` (nodes to query
+    /// that are not in the tables); the bootstrap addresses when there are none.
+    fn start_lookup_from(
+        &mut self,
+        now: Instant,
+        kind: LookupKind,
+        target: NodeId,
+        announce: Option<AnnounceParams>,
+        noseed: bool,
+        extra: Vec<NodeInfo>,
+    ) -> RequestId {
         let request = self.new_request();
         let params = LookupParams {
             alpha: self.config.alpha.max(1),
@@ -901,6 +1013,7 @@ impl Node {
         };
         let mut initial = self.table4.closest(&target, params.k);
         initial.extend(self.table6.closest(&target, params.k));
+        initial.extend(extra);
         let mut lookup = Lookup::new(target, params, &initial, now);
         if self.operations.len() >= self.config.max_lookups {
             self.finish_lookup(now, request, kind, lookup, announce);
@@ -1195,7 +1308,13 @@ impl Node {
                         return;
                     }
                     if !self.config.read_only && self.rate_allows(now, &from) {
-                        self.reply_error(from, &reply.transaction_id, reply.code, reply.message);
+                        self.reply_error(
+                            now,
+                            from,
+                            &reply.transaction_id,
+                            reply.code,
+                            reply.message,
+                        );
                     }
                 }
                 return;
@@ -1207,6 +1326,7 @@ impl Node {
         let MessageRef {
             transaction_id,
             read_only,
+            requester_ip,
             body,
             ..
         } = decoded;
@@ -1221,7 +1341,9 @@ impl Node {
                 }
                 self.on_query(now, from, &transaction_id, read_only, query)
             }
-            Body::Response(response) => self.on_response(now, from, &transaction_id, response),
+            Body::Response(response) => {
+                self.on_response(now, from, &transaction_id, response, requester_ip)
+            }
             Body::Error(error) => self.on_error(now, from, &transaction_id, error),
         }
     }
@@ -1282,10 +1404,17 @@ impl Node {
                 }
             }
         }
+        self.send_verifications(now);
         // Liveness pings: questionable entries first, then candidates.
         let mut due = self.table4.pings_due(now, self.config.pings_per_tick);
         due.extend(self.table6.pings_due(now, self.config.pings_per_tick));
         for node in due {
+            // A candidate (not yet an entry) is pinged at most once per interval, as a query
+            // sender is.
+            let entry = self.table(&node.addr).get_by_addr(&node.addr).is_some();
+            if !entry && !self.verifier.claim(now, node.addr.ip()) {
+                continue;
+            }
             let _ = self.send_query(
                 now,
                 node.addr,
@@ -1316,8 +1445,14 @@ impl Node {
         }
     }
 
-    /// Sends `response`, trimmed to [`MAX_REPLY_LEN`] bytes.
-    fn reply(&mut self, to: SocketAddr, transaction_id: &[u8], mut response: Response) {
+    /// Sends `response`, trimmed to [`MAX_REPLY_LEN`] bytes, if the reply byte budget allows.
+    fn reply(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        transaction_id: &[u8],
+        mut response: Response,
+    ) {
         self.stats.responses_out += 1;
         if self.outbox.len() >= self.config.max_outbox {
             self.stats.queue_overflows += 1;
@@ -1337,12 +1472,26 @@ impl Node {
             }
             self.stats.replies_trimmed += 1;
         }
+        if !self.reply_budget.take(now, self.outbox.encoded_len()) {
+            self.stats.replies_over_budget += 1;
+            return;
+        }
         let max = self.config.max_outbox;
         count_queued(&mut self.stats, self.outbox.queue_encoded(to, max));
     }
 
-    fn reply_error(&mut self, to: SocketAddr, transaction_id: &[u8], code: i64, text: &str) {
-        self.stats.error_sent(code);
+    fn reply_error(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        transaction_id: &[u8],
+        code: i64,
+        text: &str,
+    ) {
+        if self.outbox.len() >= self.config.max_outbox {
+            self.stats.queue_overflows += 1;
+            return;
+        }
         let error = KrpcError {
             code,
             message: text.as_bytes().to_vec(),
@@ -1351,11 +1500,17 @@ impl Node {
             transaction_id,
             version: self.config.version.as_deref(),
             read_only: false,
-            requester_ip: None,
+            requester_ip: Some(to),
             body: BodyRef::Error(&error),
         };
+        let len = self.outbox.encode(&message);
+        if !self.reply_budget.take(now, len) {
+            self.stats.replies_over_budget += 1;
+            return;
+        }
+        self.stats.error_sent(code);
         let max = self.config.max_outbox;
-        count_queued(&mut self.stats, self.outbox.push(to, max, &message));
+        count_queued(&mut self.stats, self.outbox.queue_encoded(to, max));
     }
 
     /// The K closest nodes for a reply: IPv4 into `nodes`, IPv6 into `nodes6`, by `want` or
@@ -1400,8 +1555,13 @@ impl Node {
             && self.id_acceptable(&query.id, &from)
             && !self.is_router(&from)
         {
-            let outcome = self.table(&from).heard_query(now, query.id, from);
-            self.on_insert(now, outcome);
+            match self.table(&from).heard_query(now, query.id, from) {
+                InsertOutcome::PingCandidate(node) | InsertOutcome::PingFirst(node) => {
+                    self.verifier.offer(now, node);
+                    self.send_verifications(now);
+                }
+                outcome => self.on_insert(now, outcome),
+            }
         }
         let mut response = Response::new(self.id);
         match query.kind {
@@ -1450,7 +1610,7 @@ impl Node {
             } => {
                 if !self.tokens.verify(now, from.ip(), &token) {
                     self.stats.bad_tokens += 1;
-                    self.reply_error(from, transaction_id, ERROR_PROTOCOL, "invalid token");
+                    self.reply_error(now, from, transaction_id, ERROR_PROTOCOL, "invalid token");
                     return;
                 }
                 let port = if implied_port { from.port() } else { port };
@@ -1481,17 +1641,17 @@ impl Node {
             QueryKind::Put(args) => {
                 if !self.tokens.verify(now, from.ip(), &args.token) {
                     self.stats.bad_tokens += 1;
-                    self.reply_error(from, transaction_id, ERROR_PROTOCOL, "invalid token");
+                    self.reply_error(now, from, transaction_id, ERROR_PROTOCOL, "invalid token");
                     return;
                 }
                 if let Err((code, text)) = self.store_item(now, args) {
-                    self.reply_error(from, transaction_id, code, &text);
+                    self.reply_error(now, from, transaction_id, code, &text);
                     return;
                 }
                 self.stats.items_stored += 1;
             }
         }
-        self.reply(from, transaction_id, response);
+        self.reply(now, from, transaction_id, response);
     }
 
     /// Puts the item stored under `target` into a `get` reply: an immutable item's value; a
@@ -1554,6 +1714,18 @@ impl Node {
         }
     }
 
+    /// Pings the query senders waiting for verification, as many as the rate allows now.
+    fn send_verifications(&mut self, now: Instant) {
+        while let Some(node) = self.verifier.next(now) {
+            let _ = self.send_query(
+                now,
+                node.addr,
+                QueryKind::Ping,
+                Pending::Ping { request: None },
+            );
+        }
+    }
+
     fn on_failure_outcome(&mut self, now: Instant, outcome: FailureOutcome) {
         match outcome {
             FailureOutcome::Replaced { removed, added } => {
@@ -1561,6 +1733,9 @@ impl Node {
                 self.emit(Event::NodeAdded(added));
             }
             FailureOutcome::PingCandidate(node) => {
+                if !self.verifier.claim(now, node.addr.ip()) {
+                    return;
+                }
                 let _ = self.send_query(
                     now,
                     node.addr,
@@ -1588,7 +1763,14 @@ impl Node {
         nodes
     }
 
-    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], response: Response) {
+    fn on_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: &[u8],
+        response: Response,
+        requester_ip: Option<SocketAddr>,
+    ) {
         let pending = match self.transactions.take_reply(tid, from) {
             Ok(pending) => pending,
             Err(crate::transaction::ReplyMismatch::WrongAddress) => {
@@ -1601,6 +1783,10 @@ impl Node {
             }
         };
         self.stats.responses_in += 1;
+        self.verifier.answered(from.ip());
+        if let Some(reported) = requester_ip {
+            self.on_reported_ip(now, from, reported.ip());
+        }
         self.emit(Event::ResponseReceived {
             from,
             id: response.id,
@@ -1641,8 +1827,14 @@ impl Node {
                     .copied()
                     .collect();
                 let mut found = Vec::new();
+                // BEP 42 enforcement: a responder whose id does not match its address gives no
+                // token and does not count among the closest (its reply is final, as an
+                // error).
+                let invalid = !self.id_acceptable(&response.id, &from);
                 if let Some(Operation::Lookup { kind, lookup, .. }) = self.operations.get_mut(&op) {
-                    if response.id == node.id {
+                    if invalid {
+                        lookup.on_error(&node);
+                    } else if response.id == node.id {
                         let new = lookup.on_response(&node, response.token, &nodes, &peers);
                         if new > 0 && *kind == LookupKind::GetPeers {
                             let all = lookup.peers();
@@ -1698,6 +1890,52 @@ impl Node {
                 });
             }
         }
+    }
+
+    /// Counts the responder `from`'s report that our address is `reported`; when that
+    /// elects an address our id is not BEP 42-valid for, takes a new id.
+    fn on_reported_ip(&mut self, now: Instant, from: SocketAddr, reported: IpAddr) {
+        let vote = if from.ip().to_canonical().is_ipv4() {
+            &mut self.vote4
+        } else {
+            &mut self.vote6
+        };
+        if let Vote::Elected(ip) = vote.cast(now, from.ip(), reported) {
+            // The IPv4 address rules the id when both are known: most of the DHT is IPv4.
+            let keep = self.id.is_bep42_valid_for(ip)
+                || (ip.is_ipv6()
+                    && self
+                        .vote4
+                        .elected()
+                        .is_some_and(|v4| self.id.is_bep42_valid_for(v4)));
+            if !keep {
+                let new = NodeId::bep42(ip, self.rng.random(), &mut self.rng);
+                self.change_id(now, new, ip);
+            }
+        }
+    }
+
+    /// Takes `new` as this node's id (BEP 42-valid for `external_ip`): fresh routing tables
+    /// under it, and a bootstrap lookup that queries the old tables' contacts (they enter the
+    /// new tables only when they answer).
+    fn change_id(&mut self, now: Instant, new: NodeId, external_ip: IpAddr) {
+        let old = self.id;
+        let seeds = self.config.lookup_candidates.max(self.config.k);
+        let mut contacts = self.table4.closest(&new, seeds);
+        contacts.extend(self.table6.closest(&new, seeds));
+        let mut routing = self.config.routing.clone();
+        routing.k = self.config.k;
+        self.table4 = RoutingTable::new(new, now, routing.clone());
+        self.table6 = RoutingTable::new(new, now, routing);
+        self.id = new;
+        self.stats.id_changes += 1;
+        self.emit(Event::IdChanged {
+            old,
+            new,
+            external_ip,
+        });
+        self.last_bootstrap = Some(now);
+        self.start_lookup_from(now, LookupKind::Bootstrap, new, None, false, contacts);
     }
 
     fn on_error(&mut self, now: Instant, from: SocketAddr, tid: &[u8], error: KrpcError) {

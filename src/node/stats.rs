@@ -118,6 +118,11 @@ pub struct Stats {
     pub items_stored: u64,
     /// Times a reply over [`crate::node::MAX_REPLY_LEN`] bytes lost values or nodes to fit.
     pub replies_trimmed: u64,
+    /// Times the node took a new BEP 42 id for its external address.
+    pub id_changes: u64,
+    /// Replies and error replies not sent because the reply byte budget
+    /// (`Config::reply_bytes_per_second`) was spent.
+    pub replies_over_budget: u64,
 }
 
 impl Stats {
