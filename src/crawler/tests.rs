@@ -1,0 +1,113 @@
+//! Unit tests of the crawl planner.
+
+use super::*;
+use crate::krpc::Response;
+
+fn addr(ip: [u8; 4], port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port))
+}
+
+fn private() -> CrawlConfig {
+    CrawlConfig {
+        allow_private: true,
+        ..CrawlConfig::default()
+    }
+}
+
+/// Answers every query in the outbox as a node at its address would: with `nodes`.
+fn answer_all(c: &mut Crawler, now: Instant, nodes: &dyn Fn(SocketAddr) -> Vec<NodeInfo>) {
+    let out: Vec<Transmit> = std::iter::from_fn(|| c.poll_transmit()).collect();
+    for t in out {
+        let query = krpc::decode(&t.bytes).unwrap().message;
+        let mut r = Response::new(NodeId([t.to.port() as u8; 20]));
+        r.nodes = Some(nodes(t.to));
+        let reply = Message::response(query.transaction_id, r).encode();
+        c.handle_datagram(now, t.to, &reply);
+    }
+}
+
+#[test]
+fn hostile_datagrams_are_counted_not_trusted() {
+    let t0 = Instant::from_secs(1);
+    let mut c = Crawler::new(private(), 1, t0);
+    let node = addr([10, 0, 0, 1], 6881);
+    c.add_bootstrap(t0, &[node]);
+    let query = c.poll_transmit().unwrap();
+    let tid = krpc::decode(&query.bytes).unwrap().message.transaction_id;
+    // Garbage, a reply from the wrong address, a reply with an unknown id, a query.
+    c.handle_datagram(t0, node, b"d1:t");
+    c.handle_datagram(t0, node, &[0xff; 3000]);
+    let reply = Message::response(tid.clone(), Response::new(NodeId([7; 20]))).encode();
+    c.handle_datagram(t0, addr([10, 0, 0, 2], 6881), &reply);
+    let other = Message::response(vec![1, 2, 3, 4], Response::new(NodeId([7; 20]))).encode();
+    c.handle_datagram(t0, node, &other);
+    let q = Message::query(vec![9], NodeId([1; 20]), QueryKind::Ping).encode();
+    c.handle_datagram(t0, node, &q);
+    let s = *c.stats();
+    assert_eq!((s.rejected, s.unmatched, s.queries_ignored), (2, 2, 1));
+    assert_eq!(s.nodes_found, 0);
+    // The genuine reply still counts, once.
+    c.handle_datagram(t0, node, &reply);
+    c.handle_datagram(t0, node, &reply);
+    assert_eq!(c.stats().nodes_found, 1);
+    assert_eq!(c.stats().unmatched, 3);
+    assert!(matches!(c.poll_record(), Some(Record::Node { .. })));
+    assert!(c.poll_record().is_none());
+}
+
+#[test]
+fn one_ip_with_many_ports_gets_at_most_44_queries_in_10_s() {
+    let t0 = Instant::from_secs(1);
+    let mut c = Crawler::new(private(), 2, t0);
+    // Every reply names 8 new ports on the same IP (a host that tries to draw traffic).
+    let next = std::cell::Cell::new(1000u16);
+    let many = |_: SocketAddr| {
+        (0..8)
+            .map(|_| {
+                next.set(next.get() + 1);
+                NodeInfo::new(NodeId([3; 20]), addr([10, 9, 9, 9], next.get()))
+            })
+            .collect()
+    };
+    c.add_bootstrap(t0, &[addr([10, 9, 9, 9], 999)]);
+    let mut sent = 0;
+    for ms in (0..10_000).step_by(10) {
+        let now = t0 + Duration::from_millis(ms);
+        c.handle_timeout(now);
+        sent += c.outbox.len();
+        answer_all(&mut c, now, &many);
+    }
+    assert!((40..=44).contains(&sent), "{sent}");
+    assert!(c.stats().per_ip_delayed > 0);
+}
+
+#[test]
+fn the_global_rate_holds() {
+    let t0 = Instant::from_secs(1);
+    let config = CrawlConfig {
+        rate: 100,
+        per_ip_rate: 0,
+        ..private()
+    };
+    let mut c = Crawler::new(config, 3, t0);
+    let next = std::cell::Cell::new(0u32);
+    let fresh = |_: SocketAddr| {
+        (0..8)
+            .map(|_| {
+                next.set(next.get() + 1);
+                let [_, a, b, d] = next.get().to_be_bytes();
+                NodeInfo::new(NodeId([4; 20]), addr([10, a, b, d.max(1)], 6881))
+            })
+            .collect()
+    };
+    c.add_bootstrap(t0, &[addr([10, 0, 0, 1], 6881)]);
+    let mut sent = 0;
+    for ms in (0..5_000).step_by(5) {
+        let now = t0 + Duration::from_millis(ms);
+        c.handle_timeout(now);
+        sent += c.outbox.len();
+        answer_all(&mut c, now, &fresh);
+    }
+    // 5 s at 100/s plus a burst of 5.
+    assert!((495..=506).contains(&sent), "{sent}");
+}
