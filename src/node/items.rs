@@ -264,9 +264,7 @@ impl Node {
             Some(_) => {}
         }
         if *pending == 0 {
-            if let Some(Operation::Putting { result, .. }) = self.operations.remove(&request) {
-                self.emit(Event::PutItemDone { request, result });
-            }
+            self.complete_sending(request);
         }
     }
 

@@ -558,26 +558,7 @@ impl Node {
             }
             Some(Operation::Announcing { .. }) | Some(Operation::Putting { .. }) => {}
         }
-        if let Some(Operation::Putting { .. }) = self.operations.get(&request) {
-            if let Some(Operation::Putting { result, .. }) = self.operations.remove(&request) {
-                self.emit(Event::PutItemDone { request, result });
-            }
-            return true;
-        }
-        if let Some(Operation::Announcing {
-            outcome,
-            sent,
-            acknowledged,
-            ..
-        }) = self.operations.remove(&request)
-        {
-            self.emit(Event::AnnounceDone {
-                request,
-                outcome,
-                sent,
-                acknowledged,
-            });
-        }
+        self.complete_sending(request);
         true
     }
 

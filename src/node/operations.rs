@@ -279,20 +279,32 @@ impl Node {
             *acks += 1;
         }
         if *pending == 0 {
-            if let Some(Operation::Announcing {
+            self.complete_sending(request);
+        }
+    }
+
+    /// Ends an announce or a put in its sending phase: removes it and emits its completion
+    /// with the acknowledgements counted so far. A lookup still running is left alone.
+    pub(super) fn complete_sending(&mut self, request: RequestId) {
+        match self.operations.remove(&request) {
+            Some(Operation::Announcing {
                 outcome,
                 sent,
                 acknowledged,
                 ..
-            }) = self.operations.remove(&request)
-            {
-                self.emit(Event::AnnounceDone {
-                    request,
-                    outcome,
-                    sent,
-                    acknowledged,
-                });
+            }) => self.emit(Event::AnnounceDone {
+                request,
+                outcome,
+                sent,
+                acknowledged,
+            }),
+            Some(Operation::Putting { result, .. }) => {
+                self.emit(Event::PutItemDone { request, result })
             }
+            Some(lookup) => {
+                self.operations.insert(request, lookup);
+            }
+            None => {}
         }
     }
 }
