@@ -3,7 +3,7 @@
 //! fetches its info dictionary, the names, sizes and files match what libtorrent was given, and
 //! the saved `.torrent` file hashes to the info-hash.
 //!
-//! Needs the venv made by `shared/peers/setup.sh` (libtorrent from PyPI; `BTDHT_PEERS_PY` may
+//! Needs the venv made by `tests/peers/setup.sh` (libtorrent from PyPI; `BTDHT_PEERS_PY` may
 //! name its python). Without it the test says it is skipped on stderr and passes, unless
 //! `BTDHT_REQUIRE_INTEROP` is set.
 
@@ -18,12 +18,21 @@ use metadata_fake::sha1;
 
 const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 
-/// The seeding script; killed when dropped.
+/// The seeding script. Dropping it closes its stdin, which stops it and lets it remove its
+/// directory; it is killed if it has not exited after a few seconds.
 struct Seeder(Child);
 
 impl Drop for Seeder {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        drop(self.0.stdin.take());
+        let exited = support::wait_until_every(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(50),
+            || matches!(self.0.try_wait(), Ok(Some(_))),
+        );
+        if !exited {
+            let _ = self.0.kill();
+        }
         let _ = self.0.wait();
     }
 }
@@ -56,6 +65,7 @@ fn fetches_the_metadata_of_a_torrent_libtorrent_seeds() {
     let mut child = Command::new(python)
         .arg(script)
         .args(["--many", "300", "--duration", "60"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

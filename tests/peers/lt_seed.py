@@ -4,7 +4,8 @@
 Creates a torrent of a few files (and optionally many small ones) in a temporary directory with
 libtorrent's create_torrent, seeds it on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off, prints
 one JSON line (info-hash, listen port, name, files, total size), then runs for --duration
-seconds and removes the directory. Refuses to listen outside 127.0.0.0/8.
+seconds, or until its standard input is closed, and removes the directory. Refuses to listen
+outside 127.0.0.0/8.
 """
 
 import argparse
@@ -14,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -85,8 +87,12 @@ def main():
             "files": [{"path": p, "length": n} for p, n in files],
             "total_size": sum(n for _, n in files),
         }), flush=True)
+        # The caller closes our stdin to stop us, so the directory is removed (a kill would
+        # leave it behind).
+        stdin_closed = threading.Event()
+        threading.Thread(target=lambda: (sys.stdin.read(), stdin_closed.set()), daemon=True).start()
         end = time.time() + args.duration
-        while time.time() < end:
+        while time.time() < end and not stdin_closed.is_set():
             time.sleep(0.2)
             for alert in session.pop_alerts():
                 if alert.category() & lt.alert.category_t.error_notification:
