@@ -229,36 +229,62 @@ fn hostile_peers_are_dropped_with_their_reason() {
 }
 
 #[test]
-fn the_fetcher_limits_attempts_per_peer_and_its_queue() {
+fn the_fetcher_bars_a_peer_after_its_failures_but_never_one_that_delivers() {
     let info = info_dict("limits", &many_files(3));
     let hash = sha1(&info);
     let peer = spawn(info.clone(), Script::Good);
     let mut fetcher = Fetcher::new(FetcherConfig {
         fetch: config(),
         connections: 1,
-        queue: 1,
-        max_attempts_per_peer: 2,
+        queue: 8,
+        max_failures_per_peer: 2,
         ..FetcherConfig::default()
     })
     .unwrap();
-    fetcher.submit(hash, peer).unwrap();
-    match fetcher
-        .events()
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap()
-    {
-        Event::Fetched {
-            peer: from,
-            metadata,
-        } => {
-            assert_eq!(from, peer);
-            assert_eq!(metadata.info.name, "limits");
-            assert_eq!(metadata.info_bytes, info);
-        }
-        Event::Failed { failure, .. } => panic!("{failure}"),
+    // A peer that delivers is given every job (a seedbox serves many torrents).
+    for _ in 0..4 {
+        fetcher.submit(hash, peer).unwrap();
     }
+    for _ in 0..4 {
+        match fetcher
+            .events()
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+        {
+            Event::Fetched {
+                peer: from,
+                metadata,
+            } => {
+                assert_eq!(from, peer);
+                assert_eq!(metadata.info.name, "limits");
+                assert_eq!(metadata.info_bytes, info);
+            }
+            Event::Failed { failure, .. } => panic!("{failure}"),
+        }
+    }
+    // A peer that fails: the jobs queued behind its second failure are not tried, and new
+    // ones are refused.
+    let dead = closed_port();
+    for _ in 0..4 {
+        fetcher.submit(hash, dead).unwrap();
+    }
+    let mut kinds = Vec::new();
+    for _ in 0..4 {
+        match fetcher
+            .events()
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+        {
+            Event::Failed { failure, .. } => kinds.push(failure.kind()),
+            Event::Fetched { .. } => panic!("a closed port delivered"),
+        }
+    }
+    assert_eq!(
+        kinds,
+        ["io", "io", "peer_failed_before", "peer_failed_before"]
+    );
+    assert_eq!(fetcher.submit(hash, dead), Err(Refused::PeerFailures));
     fetcher.submit(hash, peer).unwrap();
-    assert_eq!(fetcher.submit(hash, peer), Err(Refused::PeerAttempts));
 
     // A silent peer holds the one connection; the queue takes one job, then refuses.
     let silent = spawn(info.clone(), Script::Silent);

@@ -63,7 +63,7 @@ pub struct TorrentStats {
     /// Info-hashes skipped because they were known already (fetched before, or queued).
     pub skipped: u64,
     /// Fetches from one peer that failed, per [`crate::metadata::Failure::kind`] (and
-    /// `peer_attempts` for peers the fetcher refused to try again).
+    /// `peer_failures` for peers the fetcher refused because they failed too often).
     pub failures: BTreeMap<&'static str, u64>,
 }
 
@@ -155,8 +155,8 @@ impl Torrents {
                     self.active.insert(info_hash, peers);
                     return;
                 }
-                Err(Refused::PeerAttempts) => {
-                    *self.stats.failures.entry("peer_attempts").or_insert(0) += 1;
+                Err(Refused::PeerFailures) => {
+                    *self.stats.failures.entry("peer_failures").or_insert(0) += 1;
                 }
                 // At most `queue` info-hashes are active, so the queue has room; a stopped
                 // fetcher fetches nothing more.

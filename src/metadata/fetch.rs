@@ -7,9 +7,11 @@
 //! every length is bounded before it is read.
 //!
 //! The [`Fetcher`] is a fixed pool of worker threads, one connection each, fed from a bounded
-//! job queue: the number of threads is the bound on concurrent connections. It limits how many
-//! times one peer address is tried, and delivers every outcome as an [`Event`] on a bounded
-//! channel (the workers wait while it is full).
+//! job queue: the number of threads is the bound on concurrent connections. A peer address
+//! whose fetches failed [`FetcherConfig::max_failures_per_peer`] times is not tried again:
+//! its new jobs are refused, and its jobs already queued are dropped when a worker takes them
+//! (a peer that delivers, like a seedbox holding many torrents, is never barred). Every outcome
+//! comes as an [`Event`] on a bounded channel (the workers wait while it is full).
 
 // Metadata fetches are blocking TCP clients with deadlines on the OS clock.
 #![allow(clippy::disallowed_methods)]
@@ -23,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::Mutex;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
@@ -345,20 +348,20 @@ pub struct FetcherConfig {
     pub connections: usize,
     /// Jobs waiting for a worker, at most.
     pub queue: usize,
-    /// How many fetches one peer address is given, at most.
-    pub max_attempts_per_peer: u32,
-    /// Peer addresses whose attempts are counted, at most; when full, the counts start over.
+    /// Failed fetches after which a peer address is not tried again.
+    pub max_failures_per_peer: u32,
+    /// Peer addresses whose failures are counted, at most; when full, the counts start over.
     pub max_tracked_peers: usize,
 }
 
 impl Default for FetcherConfig {
-    /// 64 connections, 4,096 queued jobs, 4 attempts per peer, 65,536 peers tracked.
+    /// 64 connections, 4,096 queued jobs, 4 failures per peer, 65,536 peers tracked.
     fn default() -> Self {
         FetcherConfig {
             fetch: FetchConfig::default(),
             connections: 64,
             queue: 4096,
-            max_attempts_per_peer: 4,
+            max_failures_per_peer: 4,
             max_tracked_peers: 65_536,
         }
     }
@@ -407,8 +410,8 @@ impl Event {
 pub enum Refused {
     /// The job queue is full.
     QueueFull,
-    /// The peer was already given as many fetches as allowed.
-    PeerAttempts,
+    /// The peer's fetches failed as many times as allowed.
+    PeerFailures,
     /// The workers have stopped.
     Stopped,
 }
@@ -417,9 +420,34 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Refused::QueueFull => "the job queue is full",
-            Refused::PeerAttempts => "the peer was tried too many times",
+            Refused::PeerFailures => "the peer failed too many times",
             Refused::Stopped => "the fetcher has stopped",
         })
+    }
+}
+
+/// Failed fetches per peer address, shared by a [`Fetcher`] and its workers.
+#[derive(Debug)]
+struct PeerFailures {
+    counts: Mutex<HashMap<SocketAddr, u32>>,
+    max_failures: u32,
+    max_tracked: usize,
+}
+
+impl PeerFailures {
+    /// True when `peer` failed as many times as allowed.
+    fn barred(&self, peer: SocketAddr) -> bool {
+        self.counts.lock().get(&peer).copied().unwrap_or(0) >= self.max_failures
+    }
+
+    /// Counts one failed fetch from `peer`; the counts start over when too many peers are
+    /// tracked.
+    fn failed(&self, peer: SocketAddr) {
+        let mut counts = self.counts.lock();
+        if !counts.contains_key(&peer) && counts.len() >= self.max_tracked {
+            counts.clear();
+        }
+        *counts.entry(peer).or_insert(0) += 1;
     }
 }
 
@@ -427,9 +455,7 @@ impl std::fmt::Display for Refused {
 pub struct Fetcher {
     jobs: Option<Sender<(InfoHash, SocketAddr)>>,
     events: Receiver<Event>,
-    attempts: HashMap<SocketAddr, u32>,
-    max_attempts_per_peer: u32,
-    max_tracked_peers: usize,
+    failures: Arc<PeerFailures>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -442,12 +468,18 @@ impl Fetcher {
         let (event_tx, events) =
             crossbeam_channel::bounded(config.queue.max(1) + config.connections.max(1));
         let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(PeerFailures {
+            counts: Mutex::new(HashMap::new()),
+            max_failures: config.max_failures_per_peer,
+            max_tracked: config.max_tracked_peers.max(1),
+        });
         let fetch_config = Arc::new(config.fetch);
         let mut workers = Vec::new();
         for n in 0..config.connections.max(1) {
             let job_rx = job_rx.clone();
             let event_tx: Sender<Event> = event_tx.clone();
             let stopped = stop.clone();
+            let failures = failures.clone();
             let fetch_config = fetch_config.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("metadata-{n}"))
@@ -457,7 +489,15 @@ impl Fetcher {
                         if stopped.load(Ordering::Relaxed) {
                             break;
                         }
-                        let event = match fetch(info_hash, peer, &fetch_config) {
+                        // Jobs queued before the peer ran out of failures are not tried.
+                        let outcome = if failures.barred(peer) {
+                            Err(Failure::PeerFailedBefore)
+                        } else {
+                            fetch(info_hash, peer, &fetch_config).inspect_err(|_| {
+                                failures.failed(peer);
+                            })
+                        };
+                        let event = match outcome {
                             Ok(metadata) => Event::Fetched {
                                 peer,
                                 metadata: Box::new(metadata),
@@ -484,9 +524,7 @@ impl Fetcher {
         Ok(Fetcher {
             jobs: Some(jobs),
             events,
-            attempts: HashMap::new(),
-            max_attempts_per_peer: config.max_attempts_per_peer,
-            max_tracked_peers: config.max_tracked_peers.max(1),
+            failures,
             stop,
             workers,
         })
@@ -494,21 +532,15 @@ impl Fetcher {
 
     /// Queues a fetch of `info_hash` from `peer`; its outcome comes as one [`Event`].
     pub fn submit(&mut self, info_hash: InfoHash, peer: SocketAddr) -> Result<(), Refused> {
-        let tried = self.attempts.get(&peer).copied().unwrap_or(0);
-        if tried >= self.max_attempts_per_peer {
-            return Err(Refused::PeerAttempts);
+        if self.failures.barred(peer) {
+            return Err(Refused::PeerFailures);
         }
         let jobs = self.jobs.as_ref().ok_or(Refused::Stopped)?;
         match jobs.try_send((info_hash, peer)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(Refused::QueueFull),
-            Err(TrySendError::Disconnected(_)) => return Err(Refused::Stopped),
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Refused::QueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(Refused::Stopped),
         }
-        if tried == 0 && self.attempts.len() >= self.max_tracked_peers {
-            self.attempts.clear();
-        }
-        *self.attempts.entry(peer).or_insert(0) += 1;
-        Ok(())
     }
 
     /// The channel of outcomes, one per submitted job.
@@ -541,7 +573,7 @@ impl std::fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fetcher")
             .field("workers", &self.workers.len())
-            .field("tracked_peers", &self.attempts.len())
+            .field("tracked_peers", &self.failures.counts.lock().len())
             .finish_non_exhaustive()
     }
 }

@@ -115,6 +115,9 @@ pub enum Failure {
     HashMismatch,
     /// The metadata hashes right but is not a valid info dictionary.
     BadInfo(InfoError),
+    /// Not tried: the peer's earlier fetches failed as many times as allowed
+    /// ([`FetcherConfig::max_failures_per_peer`](fetch::FetcherConfig::max_failures_per_peer)).
+    PeerFailedBefore,
 }
 
 impl Failure {
@@ -139,6 +142,7 @@ impl Failure {
             Failure::WrongPieceSize { .. } => "wrong_piece_size",
             Failure::HashMismatch => "hash_mismatch",
             Failure::BadInfo(_) => "bad_info",
+            Failure::PeerFailedBefore => "peer_failed_before",
         }
     }
 }
@@ -172,6 +176,7 @@ impl fmt::Display for Failure {
             }
             Failure::HashMismatch => f.write_str("the metadata does not match the info-hash"),
             Failure::BadInfo(e) => write!(f, "the metadata is not a valid info dictionary: {e}"),
+            Failure::PeerFailedBefore => f.write_str("not tried: the peer failed too many times"),
         }
     }
 }
