@@ -10,47 +10,13 @@
 mod metadata_fake;
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use support::libtorrent::Seeder;
 
 use metadata_fake::sha1;
 
 const BIN: &str = env!("CARGO_BIN_EXE_btdht");
-
-/// The seeding script. Dropping it closes its stdin, which stops it and lets it remove its
-/// directory; it is killed if it has not exited after a few seconds.
-struct Seeder(Child);
-
-impl Drop for Seeder {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let exited = support::wait_until_every(
-            std::time::Duration::from_secs(5),
-            std::time::Duration::from_millis(50),
-            || matches!(self.0.try_wait(), Ok(Some(_))),
-        );
-        if !exited {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-fn python_or_skip() -> Option<PathBuf> {
-    match support::libtorrent::libtorrent() {
-        Ok((python, _)) => Some(python),
-        Err(why) => {
-            assert!(
-                std::env::var_os("BTDHT_REQUIRE_INTEROP").is_none(),
-                "BTDHT_REQUIRE_INTEROP is set but {why}"
-            );
-            let line = format!("metadata_interop: skipped: {why}\n");
-            let _ = std::io::stderr().write_all(line.as_bytes());
-            None
-        }
-    }
-}
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
@@ -58,22 +24,16 @@ fn run(args: &[&str]) -> Output {
 
 #[test]
 fn fetches_the_metadata_of_a_torrent_libtorrent_seeds() {
-    let Some(python) = python_or_skip() else {
+    let Some((python, _)) = support::libtorrent::libtorrent_or_skip() else {
         return;
     };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/lt_seed.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .args(["--many", "300", "--duration", "60"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let seeder = Seeder(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let seeded: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let seeder = Seeder::start(
+        &python,
+        [127, 0, 0, 1].into(),
+        1,
+        &["--many", "300", "--duration", "60"],
+    );
+    let seeded = seeder.torrents[0].clone();
     let hash = seeded["infohash"].as_str().unwrap().to_string();
     let peer = format!("127.0.0.1:{}", seeded["port"]);
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Seeds a freshly made torrent with libtorrent on loopback, for the metadata interop test.
+"""Seeds freshly made torrents with libtorrent on loopback, for the metadata interop tests.
 
-Creates a torrent of a few files (and optionally many small ones) in a temporary directory with
-libtorrent's create_torrent, seeds it on 127.0.0.1 with DHT, LSD, UPnP and NAT-PMP off, prints
-one JSON line (info-hash, listen port, name, files, total size), then runs for --duration
-seconds, or until its standard input is closed, and removes the directory. Refuses to listen
+Creates one torrent (or --count of them) of a few files (and optionally many small ones) in a
+temporary directory with libtorrent's create_torrent, seeds them in one session on 127.0.0.1
+with DHT, LSD, UPnP and NAT-PMP off, prints one JSON line per torrent (info-hash, listen port,
+name, files, total size), then runs for --duration seconds, or until its standard input is closed, and removes the directory. Refuses to listen
 outside 127.0.0.0/8.
 """
 
@@ -42,6 +42,8 @@ def main():
     parser.add_argument("--name", default="lt-seed-torrent")
     parser.add_argument("--many", type=int, default=0, help="extra small files")
     parser.add_argument("--v1-only", action="store_true", help="a v1 torrent (default: hybrid)")
+    parser.add_argument("--count", type=int, default=1,
+                        help="torrents to seed in one session (named NAME-0000, ...; one JSON line each)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds to seed")
     args = parser.parse_args()
     if not ipaddress.ip_address(args.listen).is_loopback:
@@ -49,14 +51,6 @@ def main():
 
     root = tempfile.mkdtemp(prefix="btdht-lt-seed-")
     try:
-        files = make_files(root, args.name, args.many)
-        storage = lt.file_storage()
-        lt.add_files(storage, os.path.join(root, args.name))
-        flags = lt.create_torrent.v1_only if args.v1_only else 0
-        creator = lt.create_torrent(storage, 0, flags)
-        lt.set_piece_hashes(creator, root)
-        info = lt.torrent_info(creator.generate())
-
         session = lt.session({
             "listen_interfaces": f"{args.listen}:0",
             "enable_dht": False,
@@ -65,28 +59,39 @@ def main():
             "enable_natpmp": False,
             "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
         })
-        params = lt.add_torrent_params()
-        params.ti = info
-        params.save_path = root
-        params.flags |= lt.torrent_flags.seed_mode
-        params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
-        handle = session.add_torrent(params)
+        names = [args.name] if args.count == 1 else [f"{args.name}-{i:04d}" for i in range(args.count)]
+        seeded = []
+        for name in names:
+            files = make_files(root, name, args.many)
+            storage = lt.file_storage()
+            lt.add_files(storage, os.path.join(root, name))
+            flags = lt.create_torrent.v1_only if args.v1_only else 0
+            creator = lt.create_torrent(storage, 0, flags)
+            lt.set_piece_hashes(creator, root)
+            info = lt.torrent_info(creator.generate())
+            params = lt.add_torrent_params()
+            params.ti = info
+            params.save_path = root
+            params.flags |= lt.torrent_flags.seed_mode
+            params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
+            seeded.append((name, files, info, session.add_torrent(params)))
 
-        # Ready once it listens and the torrent is seeding (it refuses peers before).
-        deadline = time.time() + 10
+        # Ready once it listens and every torrent is seeding (it refuses peers before).
+        deadline = time.time() + 10 + args.count / 10
         while time.time() < deadline and (
             session.listen_port() == 0
-            or handle.status().state != lt.torrent_status.seeding
-            or handle.status().paused
+            or any(h.status().state != lt.torrent_status.seeding or h.status().paused
+                   for _, _, _, h in seeded)
         ):
             time.sleep(0.05)
-        print(json.dumps({
-            "infohash": str(info.info_hashes().v1),
-            "port": session.listen_port(),
-            "name": args.name,
-            "files": [{"path": p, "length": n} for p, n in files],
-            "total_size": sum(n for _, n in files),
-        }), flush=True)
+        for name, files, info, _ in seeded:
+            print(json.dumps({
+                "infohash": str(info.info_hashes().v1),
+                "port": session.listen_port(),
+                "name": name,
+                "files": [{"path": p, "length": n} for p, n in files],
+                "total_size": sum(n for _, n in files),
+            }), flush=True)
         # The caller closes our stdin to stop us, so the directory is removed (a kill would
         # leave it behind).
         stdin_closed = threading.Event()

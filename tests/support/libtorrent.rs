@@ -84,3 +84,71 @@ pub(crate) fn peers_line(line: &str, info_hash: &str) -> Option<Vec<SocketAddr>>
     }
     words.map(|w| w.parse().ok()).collect()
 }
+
+/// A running `tests/peers/lt_seed.py`: libtorrent seeding freshly made torrents on loopback.
+/// Dropping it closes the script's stdin, which stops it and lets it remove its directory; it
+/// is killed if it has not exited after a few seconds.
+pub(crate) struct Seeder {
+    child: std::process::Child,
+    /// One object per torrent, as the script printed it: `infohash`, `port`, `name`, `files`
+    /// (`path`, `length`), `total_size`.
+    pub(crate) torrents: Vec<serde_json::Value>,
+}
+
+impl Seeder {
+    /// Starts the script with `python`, listening on `listen`, seeding `count` torrents, with
+    /// `extra` arguments, and waits for its lines.
+    pub(crate) fn start(
+        python: &std::path::Path,
+        listen: std::net::IpAddr,
+        count: usize,
+        extra: &[&str],
+    ) -> Seeder {
+        use std::io::BufRead;
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/lt_seed.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--count",
+                &count.to_string(),
+            ])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start lt_seed.py");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut seeder = Seeder {
+            child,
+            torrents: Vec::new(),
+        };
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        while seeder.torrents.len() < count {
+            let line = lines
+                .next()
+                .expect("lt_seed.py exited before printing its torrents")
+                .expect("read lt_seed.py");
+            seeder
+                .torrents
+                .push(serde_json::from_str(&line).expect("lt_seed.py prints JSON"));
+        }
+        seeder
+    }
+}
+
+impl Drop for Seeder {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let exited = super::wait_until_every(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(50),
+            || matches!(self.child.try_wait(), Ok(Some(_))),
+        );
+        if !exited {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
