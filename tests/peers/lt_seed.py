@@ -4,7 +4,7 @@
 Creates one torrent (or --count of them) of a few files (and optionally many small ones) in a
 temporary directory with libtorrent's create_torrent, seeds them in one session on 127.0.0.1
 with DHT, LSD, UPnP and NAT-PMP off, prints one JSON line per torrent (info-hash, listen port,
-name, files, total size), then runs for --duration seconds, or until its standard input is closed, and removes the directory. Refuses to listen
+name, files, total size), then runs for --duration seconds, or until its standard input is closed or it gets SIGTERM, and removes the directory. Refuses to listen
 outside 127.0.0.0/8.
 """
 
@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -49,6 +50,8 @@ def main():
     if not ipaddress.ip_address(args.listen).is_loopback:
         sys.exit("lt_seed.py: refusing a non-loopback address")
 
+    # SIGTERM ends the script through its finally block, which removes the directory.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     root = tempfile.mkdtemp(prefix="btdht-lt-seed-")
     try:
         session = lt.session({
