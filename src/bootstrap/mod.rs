@@ -50,7 +50,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -268,6 +268,12 @@ pub struct BootstrapStats {
     pub oversized_transaction_ids: u64,
     /// `announce_peer` queries answered with error 203: the server stores no peers.
     pub announces_refused: u64,
+    /// Read-lock acquisitions of the shared pool that had to wait (a shard held it for
+    /// writing, or a writer was queued). Readers never wait for readers.
+    pub pool_read_waits: u64,
+    /// Write-lock acquisitions of the shared pool that had to wait (readers or a writer held
+    /// it).
+    pub pool_write_waits: u64,
 }
 
 impl BootstrapStats {
@@ -291,6 +297,8 @@ impl BootstrapStats {
             outbox_full,
             oversized_transaction_ids,
             announces_refused,
+            pool_read_waits,
+            pool_write_waits,
         } = *other;
         self.datagrams_in += datagrams_in;
         self.queries_in += queries_in;
@@ -308,6 +316,8 @@ impl BootstrapStats {
         self.outbox_full += outbox_full;
         self.oversized_transaction_ids += oversized_transaction_ids;
         self.announces_refused += announces_refused;
+        self.pool_read_waits += pool_read_waits;
+        self.pool_write_waits += pool_write_waits;
     }
 
     /// The sum of several cores' counters (e.g. the shards of one server).
@@ -318,6 +328,23 @@ impl BootstrapStats {
         }
         total
     }
+}
+
+/// Takes the pool's read lock; counts in `waits` an acquisition that could not be had at once.
+fn read_pools<'a>(pools: &'a RwLock<Pools>, waits: &mut u64) -> RwLockReadGuard<'a, Pools> {
+    pools.try_read().unwrap_or_else(|| {
+        *waits += 1;
+        pools.read()
+    })
+}
+
+/// Takes the pool's write lock; counts in `waits` an acquisition that could not be had at
+/// once.
+fn write_pools<'a>(pools: &'a RwLock<Pools>, waits: &mut u64) -> RwLockWriteGuard<'a, Pools> {
+    pools.try_write().unwrap_or_else(|| {
+        *waits += 1;
+        pools.write()
+    })
 }
 
 fn keyed(key: u64, data: impl Hash) -> u64 {
@@ -560,7 +587,9 @@ impl BootstrapServer {
                 {
                     let stale = Self::pool_time(now)
                         .saturating_sub(self.config.refresh_after.as_secs() as u32);
-                    let fresh = self.pools.read().seen(&from).is_some_and(|s| s >= stale);
+                    let fresh = read_pools(&self.pools, &mut self.stats.pool_read_waits)
+                        .seen(&from)
+                        .is_some_and(|s| s >= stale);
                     if !fresh {
                         self.verify(now, from);
                     }
@@ -673,7 +702,7 @@ impl BootstrapServer {
             exclude_id: Some(*asker),
             ..self.config.kept()
         };
-        let pools = self.pools.read();
+        let pools = read_pools(&self.pools, &mut self.stats.pool_read_waits);
         let nodes = &mut self.nodes;
         let mut handed_out = 0;
         if n4 {
@@ -711,13 +740,12 @@ impl BootstrapServer {
         }
         self.stats.verified += 1;
         let pool_now = Self::pool_time(now);
-        self.pools
-            .write()
+        write_pools(&self.pools, &mut self.stats.pool_write_waits)
             .insert(NodeInfo::new(response.id, from), pool_now);
         // Nodes it named are candidates: ping those we do not know yet.
         let stale = pool_now.saturating_sub(self.config.refresh_after.as_secs() as u32);
         let candidates: Vec<SocketAddr> = {
-            let pools = self.pools.read();
+            let pools = read_pools(&self.pools, &mut self.stats.pool_read_waits);
             response
                 .all_nodes()
                 .take(2 * self.config.k)
@@ -745,7 +773,7 @@ impl BootstrapServer {
         let stale = pool_now.saturating_sub(self.config.refresh_after.as_secs() as u32);
         let dead = pool_now.saturating_sub(self.config.max_age.as_secs() as u32);
         let (to_ping, expired) = {
-            let mut pools = self.pools.write();
+            let mut pools = write_pools(&self.pools, &mut self.stats.pool_write_waits);
             let before = pools.len();
             let n = self.config.sweep_per_tick;
             let mut stale_nodes = pools.v4.sweep(n, stale, dead);
@@ -774,16 +802,24 @@ impl BootstrapServer {
     /// the pool compacting itself meanwhile is dropped and redone at the next tick.
     fn rebuild_indexes(&mut self) {
         let (stale4, stale6) = {
-            let pools = self.pools.read();
+            let pools = read_pools(&self.pools, &mut self.stats.pool_read_waits);
             (pools.v4.index_stale(), pools.v6.index_stale())
         };
         if stale4 {
-            let index = self.pools.read().v4.build_index();
-            self.pools.write().v4.set_index(index);
+            let index = read_pools(&self.pools, &mut self.stats.pool_read_waits)
+                .v4
+                .build_index();
+            write_pools(&self.pools, &mut self.stats.pool_write_waits)
+                .v4
+                .set_index(index);
         }
         if stale6 {
-            let index = self.pools.read().v6.build_index();
-            self.pools.write().v6.set_index(index);
+            let index = read_pools(&self.pools, &mut self.stats.pool_read_waits)
+                .v6
+                .build_index();
+            write_pools(&self.pools, &mut self.stats.pool_write_waits)
+                .v6
+                .set_index(index);
         }
     }
 
@@ -792,7 +828,7 @@ impl BootstrapServer {
         let config = &self.config;
         let keep = config.kept();
         let (targets, small) = {
-            let pools = self.pools.read();
+            let pools = read_pools(&self.pools, &mut self.stats.pool_read_waits);
             let mut nodes = pools.v4.sample(&mut self.rng, config.walk_fanout, &keep);
             nodes.extend(
                 pools

@@ -139,6 +139,8 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
                 "unsolicited": stats.unsolicited,
                 "walk_queries": stats.walk_queries,
                 "expired": stats.expired,
+                "pool_read_waits": stats.pool_read_waits,
+                "pool_write_waits": stats.pool_write_waits,
                 "shards": per_shard,
             })
         );
@@ -148,7 +150,7 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
             .map(|s| format!("{}/{}", s.queries_in, s.answered))
             .collect();
         println!(
-            "pool {pool}; {} queries in, {} answered, {} rate-limited, {} rejected; {} pings sent, {} verified, {} unsolicited; shards (queries in/answered) {}",
+            "pool {pool}; {} queries in, {} answered, {} rate-limited, {} rejected; {} pings sent, {} verified, {} unsolicited; pool lock waits {} read, {} write; shards (queries in/answered) {}",
             stats.queries_in,
             stats.answered,
             stats.rate_limited,
@@ -156,6 +158,8 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
             stats.pings_sent,
             stats.verified,
             stats.unsolicited,
+            stats.pool_read_waits,
+            stats.pool_write_waits,
             per_shard.join(" ")
         );
     }
