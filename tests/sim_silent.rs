@@ -68,7 +68,11 @@ fn lookups_widen_past_silent_nodes_and_finish_in_three_seconds() {
             // What each of the closest responders answers `from`: its 8 closest entries but
             // `from` itself.
             for (node, _) in &outcome.closest {
-                let table = sim.net.node(node.addr).expect("a responder").routing_table();
+                let table = sim
+                    .net
+                    .node(node.addr)
+                    .expect("a responder")
+                    .routing_table();
                 let reply: Vec<_> = table
                     .closest(&target, 9)
                     .into_iter()
