@@ -482,7 +482,8 @@ struct Threads {
 struct Inner {
     commands: Sender<Command>,
     waker: Waker,
-    id: NodeId,
+    /// The node's current id: the I/O thread updates it when the node takes a BEP 42 id.
+    id: Arc<Mutex<NodeId>>,
     local_addr: SocketAddr,
     local_addr6: Option<SocketAddr>,
     subscribers: Arc<Subscribers>,
@@ -510,7 +511,7 @@ pub struct Dht {
 impl std::fmt::Debug for Dht {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dht")
-            .field("id", &self.inner.id)
+            .field("id", &self.id())
             .field("local_addr", &self.inner.local_addr)
             .field("local_addr6", &self.inner.local_addr6)
             .field("request_timeout", &self.timeout)
@@ -599,6 +600,7 @@ impl Dht {
         let mut node = Node::new(config, id, seed.unwrap_or_else(rand::random), now);
         // A configured external address may have given the node a BEP 42 id of its own.
         let id = node.id();
+        let shared_id = Arc::new(Mutex::new(id));
         let restored = match &state {
             Some(state) => io_thread::restore(&mut node, now, state),
             None => 0,
@@ -651,6 +653,7 @@ impl Dht {
             save_peers,
             waiters: HashMap::new(),
             counters: Default::default(),
+            id: shared_id.clone(),
         };
         handles.insert("io", spawn("io", &done_tx, move || io.run(runtime))?);
         log::info!("DHT node {id} listening on {local_addr}");
@@ -658,7 +661,7 @@ impl Dht {
             inner: Arc::new(Inner {
                 commands: commands_tx,
                 waker,
-                id,
+                id: shared_id,
                 local_addr,
                 local_addr6,
                 subscribers,
@@ -672,10 +675,11 @@ impl Dht {
         })
     }
 
-    /// This node's id when it started (a later BEP 42 id change is reported by
+    /// This node's current id: it changes when the node takes a BEP 42 id for the external
+    /// address the replies elect (each change is also reported by
     /// [`crate::node::Event::IdChanged`]).
     pub fn id(&self) -> NodeId {
-        self.inner.id
+        *self.inner.id.lock()
     }
 
     /// The bound IPv4 address (with the port picked when bound to port 0).
