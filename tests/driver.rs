@@ -551,3 +551,26 @@ fn the_handle_reports_the_id_taken_for_the_voted_external_address() {
     assert_eq!(dht.routing_table().unwrap().id, dht.id());
     dht.stop().unwrap();
 }
+
+#[test]
+fn an_external_address_on_the_builder_gives_a_bep42_id() {
+    let ours: std::net::IpAddr = "81.2.3.4".parse().unwrap();
+    let invalid = NodeId([7; 20]);
+    assert!(!invalid.is_bep42_valid_for(ours));
+    let dht = test_node(1)
+        .node_id(invalid)
+        .external_ip(ours)
+        .start()
+        .unwrap();
+    let derived = dht.id();
+    assert!(derived.is_bep42_valid_for(ours), "{derived}");
+    dht.stop().unwrap();
+    // An id already valid for the address is kept.
+    let dht = test_node(1)
+        .node_id(derived)
+        .external_ip(ours)
+        .start()
+        .unwrap();
+    assert_eq!(dht.id(), derived);
+    dht.stop().unwrap();
+}

@@ -254,8 +254,6 @@ enum IdChoice {
     Default,
     /// This one.
     Fixed(NodeId),
-    /// A BEP 42 id for this external address (the saved one if it matches).
-    Bep42(IpAddr),
 }
 
 /// Settings for a [`Dht`]; see [`Dht::builder`].
@@ -313,16 +311,11 @@ impl Builder {
         self
     }
 
-    /// Derive the node id from our external address, per BEP 42 (a saved id that already
-    /// satisfies it is kept).
-    pub fn bep42_id(mut self, external_ip: IpAddr) -> Self {
-        self.id = IdChoice::Bep42(external_ip);
-        self
-    }
-
-    /// Our public address, if known ([`Config::external_ip`]): the node takes a BEP 42 id for
-    /// it unless its id already is one, and the replies' `ip` votes may still move it later
-    /// ([`crate::node::Event::IdChanged`]; the state file then saves the new id).
+    /// Our public address, if known ([`Config::external_ip`]): the node id is derived from it
+    /// per BEP 42, unless the saved id (or the one given to [`Builder::node_id`]) already is
+    /// valid for it. The replies' `ip` votes may still move the address later, and the id
+    /// with it ([`Dht::id`], [`crate::node::Event::IdChanged`]; the state file then saves the
+    /// new id).
     pub fn external_ip(mut self, ip: IpAddr) -> Self {
         self.config.external_ip = Some(ip);
         self
@@ -589,10 +582,6 @@ impl Dht {
                 .as_ref()
                 .map(|s| s.id)
                 .unwrap_or_else(|| NodeId::random(&mut rng)),
-            IdChoice::Bep42(ip) => match &state {
-                Some(s) if s.id.is_bep42_valid_for(ip) => s.id,
-                _ => NodeId::bep42(ip, rand::random::<u8>(), &mut rng),
-            },
         };
         let clock = Clock::start();
         let now = clock.now();
