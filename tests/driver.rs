@@ -1,7 +1,7 @@
 //! The driver on real loopback sockets: nodes find each other, announces are found, peers
 //! stream in before the outcome, a request timeout gives the partial result, BEP 33 flags reach
 //! the other nodes, stop is clean and fast, a restarted node rejoins from its state file,
-//! garbage does not disturb.
+//! garbage does not disturb, the handle reports the id taken for a voted external address.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
@@ -515,4 +515,62 @@ fn subscriptions_are_crate_receivers() {
         Err(btdht::driver::RecvTimeoutError::Disconnected)
     );
     b.stop().unwrap();
+}
+
+#[test]
+fn the_handle_reports_the_id_taken_for_the_voted_external_address() {
+    use btdht::krpc::{Body, Message, Response, decode};
+    let dht = test_node(1).start().unwrap();
+    let started = dht.id();
+    let ours: std::net::IpAddr = "81.2.3.4".parse().unwrap();
+    assert!(!started.is_bep42_valid_for(ours));
+    // 8 responders, each on its own loopback /24 (distinct voters), all report `ours`.
+    for n in 1..=8u8 {
+        let socket = UdpSocket::bind(SocketAddr::from(([127, 0, n, 9], 0))).unwrap();
+        socket.set_read_timeout(Some(T)).unwrap();
+        let at = socket.local_addr().unwrap();
+        let responder = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            let (len, from) = socket.recv_from(&mut buf).unwrap();
+            let query = decode(&buf[..len]).unwrap().message;
+            assert!(matches!(query.body, Body::Query(_)));
+            let id = NodeId([n; 20]);
+            let mut reply = Message::response(query.transaction_id.clone(), Response::new(id));
+            reply.requester_ip = Some(SocketAddr::new(ours, 6881));
+            socket.send_to(&reply.encode(), from).unwrap();
+        });
+        assert_eq!(dht.ping(at).unwrap(), NodeId([n; 20]));
+        responder.join().unwrap();
+    }
+    assert!(
+        wait_until(T, || dht.id().is_bep42_valid_for(ours)),
+        "{} is still not valid for {ours}",
+        dht.id()
+    );
+    assert_ne!(dht.id(), started);
+    assert_eq!(dht.routing_table().unwrap().id, dht.id());
+    dht.stop().unwrap();
+}
+
+#[test]
+fn an_external_address_on_the_builder_gives_a_bep42_id() {
+    let ours: std::net::IpAddr = "81.2.3.4".parse().unwrap();
+    let invalid = NodeId([7; 20]);
+    assert!(!invalid.is_bep42_valid_for(ours));
+    let dht = test_node(1)
+        .node_id(invalid)
+        .external_ip(ours)
+        .start()
+        .unwrap();
+    let derived = dht.id();
+    assert!(derived.is_bep42_valid_for(ours), "{derived}");
+    dht.stop().unwrap();
+    // An id already valid for the address is kept.
+    let dht = test_node(1)
+        .node_id(derived)
+        .external_ip(ours)
+        .start()
+        .unwrap();
+    assert_eq!(dht.id(), derived);
+    dht.stop().unwrap();
 }

@@ -1,6 +1,14 @@
 //! Lookups among silent nodes, in simulated time: with 30% of the nodes gone silent but still
-//! in everyone's tables, lookups do not wait for them and still find the true closest of the
-//! live nodes.
+//! in everyone's tables, lookups do not wait for them and find the closest of the live nodes.
+//!
+//! Not always all 8: every reply lists the 8 closest entries of its sender's table, silent
+//! ones included, so near the target about 3 of the 8 places in each reply go to silent nodes.
+//! The 8 closest live responders then name only nodes that are closer than the 6th to 8th
+//! closest live node, and the lookup, done once those 8 answered, never hears of it. The test
+//! measures that gap (seed 21: 17 of 40 lookups exact, 288 of 320 of the true closest found,
+//! each miss among the 6th to 8th) and checks that it is only that: the 5 closest live nodes
+//! are always found, and a live node missed is named in the reply of none of the 8 closest
+//! responders.
 
 use std::time::Duration;
 
@@ -52,16 +60,41 @@ fn lookups_widen_past_silent_nodes_and_finish_in_three_seconds() {
         let truth = sim.oracle_closest(&target, 8, Some(from));
         exact += usize::from(found == truth);
         overlap += found.iter().filter(|id| truth.contains(id)).count();
+        for (rank, id) in truth.iter().enumerate() {
+            if found.contains(id) {
+                continue;
+            }
+            assert!(rank >= 5, "the live node ranked {rank} was missed");
+            // What each of the closest responders answers `from`: its 8 closest entries but
+            // `from` itself.
+            for (node, _) in &outcome.closest {
+                let table = sim
+                    .net
+                    .node(node.addr)
+                    .expect("a responder")
+                    .routing_table();
+                let reply: Vec<_> = table
+                    .closest(&target, 9)
+                    .into_iter()
+                    .filter(|n| n.addr != from)
+                    .take(8)
+                    .collect();
+                assert!(
+                    reply.iter().all(|n| n.id != *id),
+                    "{} names {id}, which the lookup missed",
+                    node.id
+                );
+            }
+        }
     }
     println!(
         "{exact}/{lookups} exact, {overlap}/{} of the true closest found, slowest {slowest:?}",
         lookups * 8
     );
     assert!(slowest <= Duration::from_secs(3), "{slowest:?}");
-    // The silent nodes are still in every table, so a reply lists fewer than 8 live nodes:
-    // the 8th closest live node is sometimes in no reply at all.
+    // Measured: 288 of 320 (90%), the misses explained above.
     assert!(
-        overlap * 100 >= lookups * 8 * 85,
+        overlap * 100 >= lookups * 8 * 88,
         "{overlap} of {}",
         lookups * 8
     );

@@ -9,9 +9,11 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use parking_lot::Mutex;
 
 use super::channel::{self, TrySendError as ReplyError};
 
@@ -127,6 +129,8 @@ pub(crate) struct IoThread {
     pub save_peers: bool,
     pub waiters: HashMap<RequestId, Waiter>,
     pub counters: DriverCounters,
+    /// The node's current id, shared with the `Dht` handles.
+    pub id: Arc<Mutex<NodeId>>,
 }
 
 /// The node's role on the runtime: the I/O thread and its next periodic save.
@@ -222,6 +226,7 @@ impl IoThread {
             } = &event
             {
                 log::info!("new BEP 42 node id {new} for external address {external_ip}");
+                *self.id.lock() = *new;
             }
             match self.events.try_send(event) {
                 Ok(()) => {}

@@ -254,8 +254,6 @@ enum IdChoice {
     Default,
     /// This one.
     Fixed(NodeId),
-    /// A BEP 42 id for this external address (the saved one if it matches).
-    Bep42(IpAddr),
 }
 
 /// Settings for a [`Dht`]; see [`Dht::builder`].
@@ -313,16 +311,11 @@ impl Builder {
         self
     }
 
-    /// Derive the node id from our external address, per BEP 42 (a saved id that already
-    /// satisfies it is kept).
-    pub fn bep42_id(mut self, external_ip: IpAddr) -> Self {
-        self.id = IdChoice::Bep42(external_ip);
-        self
-    }
-
-    /// Our public address, if known ([`Config::external_ip`]): the node takes a BEP 42 id for
-    /// it unless its id already is one, and the replies' `ip` votes may still move it later
-    /// ([`crate::node::Event::IdChanged`]; the state file then saves the new id).
+    /// Our public address, if known ([`Config::external_ip`]): the node id is derived from it
+    /// per BEP 42, unless the saved id (or the one given to [`Builder::node_id`]) already is
+    /// valid for it. The replies' `ip` votes may still move the address later, and the id
+    /// with it ([`Dht::id`], [`crate::node::Event::IdChanged`]; the state file then saves the
+    /// new id).
     pub fn external_ip(mut self, ip: IpAddr) -> Self {
         self.config.external_ip = Some(ip);
         self
@@ -482,7 +475,8 @@ struct Threads {
 struct Inner {
     commands: Sender<Command>,
     waker: Waker,
-    id: NodeId,
+    /// The node's current id: the I/O thread updates it when the node takes a BEP 42 id.
+    id: Arc<Mutex<NodeId>>,
     local_addr: SocketAddr,
     local_addr6: Option<SocketAddr>,
     subscribers: Arc<Subscribers>,
@@ -510,7 +504,7 @@ pub struct Dht {
 impl std::fmt::Debug for Dht {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dht")
-            .field("id", &self.inner.id)
+            .field("id", &self.id())
             .field("local_addr", &self.inner.local_addr)
             .field("local_addr6", &self.inner.local_addr6)
             .field("request_timeout", &self.timeout)
@@ -588,10 +582,6 @@ impl Dht {
                 .as_ref()
                 .map(|s| s.id)
                 .unwrap_or_else(|| NodeId::random(&mut rng)),
-            IdChoice::Bep42(ip) => match &state {
-                Some(s) if s.id.is_bep42_valid_for(ip) => s.id,
-                _ => NodeId::bep42(ip, rand::random::<u8>(), &mut rng),
-            },
         };
         let clock = Clock::start();
         let now = clock.now();
@@ -599,6 +589,7 @@ impl Dht {
         let mut node = Node::new(config, id, seed.unwrap_or_else(rand::random), now);
         // A configured external address may have given the node a BEP 42 id of its own.
         let id = node.id();
+        let shared_id = Arc::new(Mutex::new(id));
         let restored = match &state {
             Some(state) => io_thread::restore(&mut node, now, state),
             None => 0,
@@ -651,6 +642,7 @@ impl Dht {
             save_peers,
             waiters: HashMap::new(),
             counters: Default::default(),
+            id: shared_id.clone(),
         };
         handles.insert("io", spawn("io", &done_tx, move || io.run(runtime))?);
         log::info!("DHT node {id} listening on {local_addr}");
@@ -658,7 +650,7 @@ impl Dht {
             inner: Arc::new(Inner {
                 commands: commands_tx,
                 waker,
-                id,
+                id: shared_id,
                 local_addr,
                 local_addr6,
                 subscribers,
@@ -672,10 +664,11 @@ impl Dht {
         })
     }
 
-    /// This node's id when it started (a later BEP 42 id change is reported by
+    /// This node's current id: it changes when the node takes a BEP 42 id for the external
+    /// address the replies elect (each change is also reported by
     /// [`crate::node::Event::IdChanged`]).
     pub fn id(&self) -> NodeId {
-        self.inner.id
+        *self.inner.id.lock()
     }
 
     /// The bound IPv4 address (with the port picked when bound to port 0).

@@ -175,7 +175,8 @@ impl Node {
     }
 
     /// A get or put lookup ended: report the get, or send the put to the closest nodes that
-    /// gave a token (those whose id is BEP 42-valid for their address first).
+    /// gave a token, those whose id is BEP 42-valid for their address first
+    /// ([`LookupOutcome::store_targets`]).
     pub(super) fn finish_item_lookup(
         &mut self,
         now: Instant,
@@ -192,14 +193,8 @@ impl Node {
             self.emit(Event::GetItemDone { request, result });
             return;
         };
-        let mut targets: Vec<(NodeInfo, Vec<u8>)> = outcome
-            .closest
-            .iter()
-            .filter_map(|(node, token)| token.clone().map(|token| (*node, token)))
-            .collect();
-        targets.sort_by_key(|(node, _)| !node.id.is_bep42_valid_for(node.addr.ip()));
         let mut sent = 0;
-        for (node, token) in targets {
+        for (node, token) in outcome.store_targets(self.config.k) {
             let args = match &put {
                 ItemPut::Immutable(value) => krpc::PutArgs {
                     token,

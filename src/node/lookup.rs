@@ -11,6 +11,14 @@
 //! the node's queries time out. Memory is bounded: at most `max_candidates` candidates and `max_peers`
 //! peers are kept.
 //!
+//! A lookup that precedes an announce or a put ([`LookupParams::prefer_bep42`]) reaches past
+//! the closest candidates whose id is not BEP 42-valid for their address (up to `2k`
+//! candidates) until its window holds `k` valid ones, and its outcome keeps the closest nodes
+//! that gave a token, up to `2k` ([`LookupOutcome::tokens`]): the announce or put goes to the
+//! `k` of them [`LookupOutcome::store_targets`] chooses, valid ones first, as libtorrent and the
+//! `mainline` crate prefer them. Loopback and private addresses are exempt (BEP 42): any id is
+//! valid there.
+//!
 //! A lookup holds at most one candidate per network ([`network_key`]: an IPv4 /24, an IPv6
 //! /64), the first one heard of, so that one host listing many ids next to the target on many
 //! addresses of its network gets at most one of the results.
@@ -52,6 +60,8 @@ struct Candidate {
     /// In flight and silent for a retry interval: it no longer takes a place among the `k`
     /// closest the lookup may ask (it is still waited for until given up).
     silent: bool,
+    /// Its id is BEP 42-valid for its address (or the address is exempt).
+    valid: bool,
 }
 
 impl Candidate {
@@ -83,6 +93,50 @@ pub struct LookupParams {
     pub max_peers: usize,
     /// Queries sent to one candidate before it counts as failed (a lost datagram is retried).
     pub max_attempts: u32,
+    /// The lookup precedes an announce or a put: its window of closest candidates reaches
+    /// past those whose id is not BEP 42-valid for their address, up to `2k` candidates,
+    /// until it holds `k` valid ones, so that the nodes chosen to store can be valid ones.
+    pub prefer_bep42: bool,
+}
+
+/// Which of the closest candidates (in order of distance, those of one kind) make up a
+/// lookup's window: the `k` closest, or with [`LookupParams::prefer_bep42`] as many as it
+/// takes to hold `k` BEP 42-valid ones, `2k` at most.
+struct Window {
+    k: usize,
+    prefer_bep42: bool,
+    taken: usize,
+    valid: usize,
+}
+
+impl Window {
+    fn new(params: &LookupParams) -> Self {
+        Window {
+            k: params.k,
+            prefer_bep42: params.prefer_bep42,
+            taken: 0,
+            valid: 0,
+        }
+    }
+
+    /// Whether the window holds all it may.
+    fn is_full(&self) -> bool {
+        if self.prefer_bep42 {
+            self.valid >= self.k || self.taken >= self.k.saturating_mul(2)
+        } else {
+            self.taken >= self.k
+        }
+    }
+
+    /// Takes the next closest candidate if the window has room for it.
+    fn admit(&mut self, valid: bool) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        self.taken += 1;
+        self.valid += usize::from(valid);
+        true
+    }
 }
 
 /// An iterative lookup towards `target`.
@@ -114,6 +168,9 @@ pub struct LookupOutcome {
     pub target: NodeId,
     /// The closest nodes that answered, closest first, with the token each gave.
     pub closest: Vec<(NodeInfo, Option<Vec<u8>>)>,
+    /// The closest nodes that answered with a token, up to `2k`, closest first: where an
+    /// announce or a put may go ([`LookupOutcome::store_targets`]).
+    pub tokens: Vec<(NodeInfo, Vec<u8>)>,
     /// Distinct peers found (get_peers lookups).
     pub peers: Vec<SocketAddr>,
     /// Queries sent.
@@ -132,6 +189,24 @@ pub struct LookupOutcome {
     /// Whether the lookup ended before it converged (cancelled, or its deadline passed): the
     /// fields hold what was found so far.
     pub partial: bool,
+}
+
+impl LookupOutcome {
+    /// The `k` nodes an announce or a put goes to, from [`LookupOutcome::tokens`]: those whose
+    /// id is BEP 42-valid for their address (or whose address is exempt) first, closest first,
+    /// then, only when fewer than `k` valid ones answered, the closest of the others.
+    pub fn store_targets(&self, k: usize) -> Vec<(NodeInfo, Vec<u8>)> {
+        let valid = |node: &NodeInfo| node.id.is_bep42_valid_for(node.addr.ip());
+        let (mut targets, others): (Vec<_>, Vec<_>) = self
+            .tokens
+            .iter()
+            .cloned()
+            .partition(|(node, _)| valid(node));
+        targets.truncate(k);
+        let room = k.saturating_sub(targets.len());
+        targets.extend(others.into_iter().take(room));
+        targets
+    }
 }
 
 impl Lookup {
@@ -218,6 +293,7 @@ impl Lookup {
                 slow: false,
                 given_up: false,
                 silent: false,
+                valid: node.id.is_bep42_valid_for(node.addr.ip()),
             },
         );
     }
@@ -227,12 +303,12 @@ impl Lookup {
         if self.in_flight + self.seeds_in_flight >= self.params.alpha {
             return None;
         }
-        let k = self.params.k;
+        let mut window = Window::new(&self.params);
         let candidate = self
             .candidates
             .values_mut()
             .filter(|c| c.in_window())
-            .take(k)
+            .take_while(|c| window.admit(c.valid))
             .find(|c| c.state == State::Fresh)?;
         candidate.state = State::InFlight;
         candidate.slow = false;
@@ -381,25 +457,25 @@ impl Lookup {
     }
 
     /// Whether the lookup is over: the `k` closest candidates that did not fail and were not
-    /// given up have all answered (a node given up on is still waited for while fewer than `k`
+    /// given up have all answered (with [`LookupParams::prefer_bep42`], the closest up to `2k`
+    /// it takes to include `k` valid ones; a node given up on is still waited for while fewer
     /// candidates are left), or nobody is left to ask and nothing is in flight.
     pub fn is_done(&self) -> bool {
         if self.seeds_in_flight > 0 {
             return false;
         }
-        let mut window = 0;
+        let mut window = Window::new(&self.params);
         for c in self
             .candidates
             .values()
             .filter(|c| c.counts())
-            .take(self.params.k)
+            .take_while(|c| window.admit(c.valid))
         {
             if !matches!(c.state, State::Responded(_)) {
                 return false;
             }
-            window += 1;
         }
-        window == self.params.k || !self.candidates.values().any(|c| c.given_up)
+        window.is_full() || !self.candidates.values().any(|c| c.given_up)
     }
 
     /// Queries in flight.
@@ -425,6 +501,15 @@ impl Lookup {
                     _ => (c.node, None),
                 })
                 .collect(),
+            tokens: self
+                .candidates
+                .values()
+                .filter_map(|c| match &c.state {
+                    State::Responded(Some(token)) => Some((c.node, token.clone())),
+                    _ => None,
+                })
+                .take(self.params.k.saturating_mul(2))
+                .collect(),
             peers: self.peers.clone(),
             queries: self.queries_sent,
             responses: self.responses,
@@ -439,6 +524,7 @@ impl Lookup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     fn params() -> LookupParams {
         LookupParams {
@@ -447,6 +533,7 @@ mod tests {
             max_candidates: 8,
             max_peers: 4,
             max_attempts: 1,
+            prefer_bep42: false,
         }
     }
 
@@ -530,6 +617,7 @@ mod tests {
             max_candidates: 64,
             max_peers: 4,
             max_attempts: 1,
+            prefer_bep42: false,
         };
         let honest = |byte: u8| {
             let mut id = [0u8; 20];
@@ -647,6 +735,75 @@ mod tests {
     }
 
     #[test]
+    fn a_store_lookup_reaches_past_invalid_ids_and_prefers_valid_targets() {
+        // Public addresses: ids not made for them are not BEP 42-valid. The 2 closest
+        // candidates are invalid, the next 2 valid (their ids derived from their addresses,
+        // the target placed next to them).
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let valid_addr = |n: u8| SocketAddr::from(([21 + 4 * n, 2, 3, 4], 6881));
+        let v1 = NodeInfo::new(
+            NodeId::bep42(valid_addr(0).ip(), 1, &mut rng),
+            valid_addr(0),
+        );
+        let v2 = NodeInfo::new(
+            NodeId::bep42(valid_addr(1).ip(), 1, &mut rng),
+            valid_addr(1),
+        );
+        let target = v1.id.random_at_prefix(21, &mut rng);
+        let mut invalid = |n: u8| {
+            let id = target.random_at_prefix(40 + usize::from(n), &mut rng);
+            NodeInfo::new(id, SocketAddr::from(([30, n, 0, 1], 6881)))
+        };
+        let (i1, i2) = (invalid(0), invalid(1));
+        assert!(!i1.id.is_bep42_valid_for(i1.addr.ip()));
+        assert!(v1.id.is_bep42_valid_for(v1.addr.ip()));
+        let store = LookupParams {
+            alpha: 8,
+            prefer_bep42: true,
+            ..params()
+        };
+        let initial = [v2, i2, v1, i1];
+        let mut plain = Lookup::new(
+            target,
+            LookupParams {
+                alpha: 8,
+                ..params()
+            },
+            &initial,
+            Instant::ZERO,
+        );
+        assert_eq!(std::iter::from_fn(|| plain.next_query()).count(), 2);
+        let mut lookup = Lookup::new(target, store, &initial, Instant::ZERO);
+        let asked: Vec<NodeInfo> = std::iter::from_fn(|| lookup.next_query()).collect();
+        assert_eq!(asked.len(), 4, "the window reaches the 2 valid ones");
+        for node in &asked[..3] {
+            lookup.on_response(node, Some(node.id.0[..4].to_vec()), &[], &[]);
+        }
+        assert!(!lookup.is_done());
+        lookup.on_response(&asked[3], Some(asked[3].id.0[..4].to_vec()), &[], &[]);
+        assert!(lookup.is_done());
+        let outcome = lookup.outcome(Instant::ZERO);
+        let closest: Vec<NodeInfo> = outcome.closest.iter().map(|(n, _)| *n).collect();
+        let by_distance = |nodes: &mut Vec<NodeInfo>| nodes.sort_by_key(|n| target.distance(&n.id));
+        let mut expected = vec![i1, i2];
+        by_distance(&mut expected);
+        assert_eq!(closest, expected);
+        assert_eq!(outcome.tokens.len(), 4);
+        let chosen = |k| -> Vec<NodeInfo> {
+            outcome
+                .store_targets(k)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
+        let mut valid = vec![v1, v2];
+        by_distance(&mut valid);
+        assert_eq!(chosen(2), valid);
+        // Fewer valid ones than k: the closest invalid ones fill up.
+        assert_eq!(chosen(3), [valid.clone(), expected[..1].to_vec()].concat());
+    }
+
+    #[test]
     fn empty_lookup_is_done_at_once() {
         let lookup = Lookup::new(NodeId::ZERO, params(), &[], Instant::ZERO);
         assert!(lookup.is_done());
@@ -665,6 +822,7 @@ mod retry_tests {
             max_candidates: 8,
             max_peers: 4,
             max_attempts: 2,
+            prefer_bep42: false,
         };
         let node = NodeInfo::new(NodeId([1; 20]), SocketAddr::from(([10, 0, 0, 1], 1)));
         let mut lookup = Lookup::new(NodeId::ZERO, params, &[node], Instant::ZERO);

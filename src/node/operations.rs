@@ -44,6 +44,7 @@ impl Node {
             max_candidates: self.config.lookup_candidates.max(self.config.k),
             max_peers: self.config.lookup_max_peers,
             max_attempts: self.config.lookup_attempts.max(1),
+            prefer_bep42: matches!(kind, LookupKind::Announce | LookupKind::PutItem),
         };
         let mut initial = self.table4.closest(&target, params.k);
         initial.extend(self.table6.closest(&target, params.k));
@@ -229,13 +230,12 @@ impl Node {
             return;
         };
         let mut sent = 0;
-        for (node, token) in &outcome.closest {
-            let Some(token) = token else { continue };
+        for (node, token) in outcome.store_targets(self.config.k) {
             let query = QueryKind::AnnouncePeer {
                 info_hash: outcome.target,
                 port: params.port.unwrap_or(0),
                 implied_port: params.port.is_none(),
-                token: token.clone(),
+                token,
                 seed: params.seed,
             };
             if self
