@@ -31,27 +31,8 @@ fn run(
     at: SocketAddr,
     command: impl FnOnce(&mut Node, Instant) -> RequestId,
 ) -> Event {
-    let now = sim.net.now();
-    let node = sim.net.node_mut(at).expect("node exists");
-    while node.poll_event().is_some() {}
-    let request = command(node, now);
-    let deadline = now + Duration::from_secs(60);
-    while sim.net.now() < deadline {
-        let step = sim.net.now() + Duration::from_millis(100);
-        sim.net.run_until(step);
-        let node = sim.net.node_mut(at).expect("node exists");
-        while let Some(event) = node.poll_event() {
-            match &event {
-                Event::GetItemDone { request: r, .. } | Event::PutItemDone { request: r, .. }
-                    if *r == request =>
-                {
-                    return event;
-                }
-                _ => {}
-            }
-        }
-    }
-    panic!("request {request:?} did not complete");
+    sim.request(at, Duration::from_secs(60), command)
+        .expect("the request completes")
 }
 
 fn put_done(event: Event) -> PutItemResult {
