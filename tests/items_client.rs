@@ -1,6 +1,7 @@
 //! BEP 44 as a client, in simulated time: a node puts immutable and mutable items on the
 //! nodes closest to their targets and another node gets them back; a compare-and-swap
-//! mismatch comes back as error 301; forged items in replies are ignored and counted.
+//! mismatch comes back as error 301; forged items in replies are ignored and counted; a put
+//! that no node gives a token for, or that every node refuses, reports 0 stored.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,27 +32,8 @@ fn run(
     at: SocketAddr,
     command: impl FnOnce(&mut Node, Instant) -> RequestId,
 ) -> Event {
-    let now = sim.net.now();
-    let node = sim.net.node_mut(at).expect("node exists");
-    while node.poll_event().is_some() {}
-    let request = command(node, now);
-    let deadline = now + Duration::from_secs(60);
-    while sim.net.now() < deadline {
-        let step = sim.net.now() + Duration::from_millis(100);
-        sim.net.run_until(step);
-        let node = sim.net.node_mut(at).expect("node exists");
-        while let Some(event) = node.poll_event() {
-            match &event {
-                Event::GetItemDone { request: r, .. } | Event::PutItemDone { request: r, .. }
-                    if *r == request =>
-                {
-                    return event;
-                }
-                _ => {}
-            }
-        }
-    }
-    panic!("request {request:?} did not complete");
+    sim.request(at, Duration::from_secs(60), command)
+        .expect("the request completes")
 }
 
 fn put_done(event: Event) -> PutItemResult {
@@ -384,4 +366,72 @@ fn put_errors_are_not_acknowledgements() {
     assert_eq!((result.sent, result.stored), (3, 1));
     assert_eq!(result.errors, vec![301]);
     assert_eq!(result.outcome.closest.len(), 3);
+}
+
+/// The put's completion, if the node emitted it.
+fn put_result(node: &mut Node, request: RequestId) -> Option<PutItemResult> {
+    std::iter::from_fn(|| node.poll_event()).find_map(|e| match e {
+        Event::PutItemDone { request: r, result } if r == request => Some(result),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_put_with_no_token_is_stored_nowhere() {
+    let mut h = Harness::new();
+    let value = RawValue::from_bytes(b"no token");
+    let request = h.node.put_immutable(h.now, value.clone()).unwrap();
+    // Every node answers the get, none with a token.
+    for _ in 0..5 {
+        h.answer(|_, query| {
+            assert!(matches!(query, QueryKind::Get { .. }), "{query:?}");
+            None
+        });
+    }
+    assert!(h.node.poll_transmit().is_none(), "no put is sent");
+    let result = put_result(&mut h.node, request).expect("the put ended");
+    assert_eq!(result.target, immutable_target(&value));
+    assert_eq!((result.sent, result.stored), (0, 0));
+    assert!(result.errors.is_empty());
+    assert_eq!(result.outcome.closest.len(), 3);
+    assert!(
+        result
+            .outcome
+            .closest
+            .iter()
+            .all(|(_, token)| token.is_none())
+    );
+}
+
+#[test]
+fn a_put_every_node_refuses_is_stored_nowhere() {
+    let mut h = Harness::new();
+    let request = h
+        .node
+        .put_immutable(h.now, RawValue::from_bytes(b"refused"))
+        .unwrap();
+    h.answer(|_, query| {
+        assert!(matches!(query, QueryKind::Get { .. }), "{query:?}");
+        let mut r = Response::new(NodeId::ZERO);
+        r.token = Some(b"stale".to_vec());
+        Some(r)
+    });
+    // Every put is answered with error 203 (bad token).
+    let mut out = Vec::new();
+    while let Some(t) = h.node.poll_transmit() {
+        out.push(t);
+    }
+    assert_eq!(out.len(), 3, "one put per node with a token");
+    for transmit in out {
+        let message = decode(&transmit.bytes).unwrap().message;
+        let Body::Query(query) = message.body else {
+            panic!("not a query")
+        };
+        assert!(matches!(query.kind, QueryKind::Put(_)), "{:?}", query.kind);
+        let reply = Message::error(message.transaction_id, 203, "bad token");
+        h.node.handle_datagram(h.now, transmit.to, &reply.encode());
+    }
+    let result = put_result(&mut h.node, request).expect("the put ended with the last error");
+    assert_eq!((result.sent, result.stored), (3, 0));
+    assert_eq!(result.errors, vec![203, 203, 203]);
 }

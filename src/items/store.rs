@@ -10,7 +10,20 @@
 //!   counted by [`StoredItem::cost`]) are kept; when a new item does not fit, the items put least
 //!   recently are evicted first.
 //!
-//! Time is the caller's [`Instant`]. Every operation is O(log n).
+//! **Memory.** An item's cost is what storing it allocates: its value and salt (kept in
+//! allocations of exactly their length), its slot in the item table (which holds a mutable
+//! item's key, sequence number and signature) and its entry in the age index. The store sizes
+//! its item table itself, so that it grows only with the items stored (never to make room for
+//! the slots that removed items leave behind) and shrinks when expiry empties it. So
+//! [`ItemStore::memory_bytes`], measured from the allocations, is the costs of the items stored
+//! plus the table's free slots, and never exceeds [`ItemStoreConfig::memory_cap_bytes`]:
+//! `max_bytes` plus a table for `max_items` and an eighth. At the defaults, full of the largest
+//! items (1,000-byte values, 64-byte salts), that is 12,183 items of 1,377 bytes each in
+//! 17.6 MB: 1,444 bytes per item with the free slots, under the 23.1 MB cap
+//! (`tests/items_memory.rs` fills the store and measures it).
+//!
+//! Time is the caller's [`Instant`]. Every operation is O(log n), amortised where the item
+//! table is resized.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -20,9 +33,17 @@ use crate::id::NodeId;
 use crate::krpc::RawValue;
 use crate::time::Instant;
 
-/// Bytes counted per stored item beyond its value, salt, key and signature: the map entries
-/// and bookkeeping.
-const ENTRY_OVERHEAD: usize = 128;
+/// Bytes of one slot of the item table: the target and its entry, and the slot's control byte.
+const SLOT_BYTES: usize = size_of::<(NodeId, Entry)>() + 1;
+
+/// Bytes counted per entry of the age index. Its B-tree nodes hold 5 to 11 entries besides a
+/// 12-byte header, and inner nodes 12 child pointers more: at most about 2.8 times the entry
+/// itself, counted as 3.
+const AGE_ENTRY_BYTES: usize = 3 * size_of::<((Instant, u64), NodeId)>();
+
+/// Bytes counted per stored item besides its value and salt: its slot in the item table and its
+/// entry in the age index.
+const ENTRY_BYTES: usize = SLOT_BYTES + AGE_ENTRY_BYTES;
 
 /// The store's bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,9 +51,44 @@ pub struct ItemStoreConfig {
     /// Items kept at most. Default 16,384.
     pub max_items: usize,
     /// Bytes kept at most, as counted by [`StoredItem::cost`]. Default 16 MiB.
+    ///
+    /// The store's memory is this plus its item table's free slots: see
+    /// [`ItemStoreConfig::memory_cap_bytes`].
     pub max_bytes: usize,
     /// How long an item lives after its last put. Default 2 hours.
     pub ttl: Duration,
+}
+
+impl ItemStoreConfig {
+    /// The most memory the store can take, in bytes, as [`ItemStore::memory_bytes`] measures
+    /// it: [`ItemStoreConfig::max_bytes`] of items, plus an item table sized for
+    /// [`ItemStoreConfig::max_items`] and an eighth (the most the store grows it to). About
+    /// 23.1 MB at the defaults.
+    pub fn memory_cap_bytes(&self) -> usize {
+        let table = table_slots_for(table_limit(self.max_items));
+        self.max_bytes
+            .saturating_add(table.saturating_mul(SLOT_BYTES))
+    }
+}
+
+/// The most entries the store sizes its item table for: `max_items` and an eighth, so that a
+/// full store still has free slots and rebuilds its table at most once every `max_items / 8`
+/// new items.
+fn table_limit(max_items: usize) -> usize {
+    max_items.saturating_add(max_items / 8)
+}
+
+/// The slots of a hash table allocated for `capacity` entries (hashbrown: a power of two, 7/8
+/// of them usable; at least 4).
+fn table_slots_for(capacity: usize) -> usize {
+    match capacity {
+        0 => 0,
+        1..=3 => 4,
+        4..=7 => 8,
+        _ => (capacity.saturating_mul(8) / 7)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX),
+    }
 }
 
 impl Default for ItemStoreConfig {
@@ -55,13 +111,27 @@ pub enum StoredItem {
 }
 
 impl StoredItem {
-    /// The bytes this item counts for against [`ItemStoreConfig::max_bytes`].
+    /// The bytes this item counts for against [`ItemStoreConfig::max_bytes`]: what storing it
+    /// allocates (its value and salt, its slot in the item table, its entry in the age index).
     pub fn cost(&self) -> usize {
-        ENTRY_OVERHEAD
+        ENTRY_BYTES
             + match self {
                 StoredItem::Immutable(value) => value.as_bytes().len(),
-                StoredItem::Mutable(item) => item.value.as_bytes().len() + item.salt.len() + 96,
+                StoredItem::Mutable(item) => item.value.as_bytes().len() + item.salt.len(),
             }
+    }
+
+    /// The item with its value and salt in allocations of exactly their length.
+    fn exact(self) -> Self {
+        let exact = |value: RawValue| RawValue::from_trusted(value.as_bytes().to_vec());
+        match self {
+            StoredItem::Immutable(value) => StoredItem::Immutable(exact(value)),
+            StoredItem::Mutable(mut item) => {
+                item.value = exact(item.value);
+                item.salt.shrink_to_fit();
+                StoredItem::Mutable(item)
+            }
+        }
     }
 }
 
@@ -92,6 +162,10 @@ struct Entry {
 pub struct ItemStore {
     config: ItemStoreConfig,
     entries: HashMap<NodeId, Entry>,
+    /// The entries `entries` was sized for, and its slots, when the store last sized it (it
+    /// never lets the table grow by itself).
+    table_capacity: usize,
+    table_slots: usize,
     /// Targets by (last put, insertion sequence): the oldest first.
     by_age: BTreeMap<(Instant, u64), NodeId>,
     next_sequence: u64,
@@ -105,6 +179,8 @@ impl ItemStore {
         ItemStore {
             config,
             entries: HashMap::new(),
+            table_capacity: 0,
+            table_slots: 0,
             by_age: BTreeMap::new(),
             next_sequence: 0,
             bytes: 0,
@@ -130,6 +206,20 @@ impl ItemStore {
     /// Bytes stored, as counted by [`StoredItem::cost`].
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// The heap memory of the store, in bytes, from its allocations: the item table's slots, the
+    /// age index (its B-tree nodes estimated as in [`StoredItem::cost`]) and the items' values
+    /// and salts. That is [`ItemStore::bytes`] plus the free slots of the item table, at most
+    /// [`ItemStoreConfig::memory_cap_bytes`].
+    pub fn memory_bytes(&self) -> usize {
+        // The table never grows by itself (see `resize_table`); if it did, its capacity shows it.
+        let slots = self
+            .table_slots
+            .max(table_slots_for(self.entries.capacity()));
+        let free_slots = slots.saturating_sub(self.entries.len());
+        self.bytes
+            .saturating_add(free_slots.saturating_mul(SLOT_BYTES))
     }
 
     /// The counters so far.
@@ -219,6 +309,10 @@ impl ItemStore {
             self.remove(&target);
             self.stats.expired += 1;
         }
+        // A table mostly emptied by expiry is made smaller again.
+        if self.table_capacity > 64 && self.entries.len() < self.table_capacity / 8 {
+            self.resize_table(2 * self.entries.len());
+        }
     }
 
     /// When the next item expires, if any.
@@ -258,11 +352,35 @@ impl ItemStore {
         if self.config.max_items == 0 || cost > self.config.max_bytes {
             return;
         }
+        let len = self.entries.len();
+        if len >= self.entries.capacity() {
+            // Full: of items, or of the slots removed items left behind.
+            let wanted = if len + len / 8 < self.table_capacity {
+                self.table_capacity
+            } else {
+                (2 * len).min(table_limit(self.config.max_items))
+            };
+            self.resize_table(wanted.max(len + 1));
+        }
+        let item = item.exact();
         let age_key = self.age_key(now);
         self.by_age.insert(age_key, target);
         self.bytes += cost;
         self.entries.insert(target, Entry { item, age_key });
         self.stats.stored += 1;
+    }
+
+    /// Moves the items into a new item table sized for `capacity` entries (at least the items
+    /// stored). The store calls it when the table is full: with the same size when the slots
+    /// that removed items left behind fill it, twice as large (at most [`table_limit`] of
+    /// `max_items`) when items do; and when expiry leaves it mostly empty. A hash table left
+    /// to grow by itself would double in the first case too.
+    fn resize_table(&mut self, capacity: usize) {
+        let capacity = capacity.max(self.entries.len());
+        let old = std::mem::replace(&mut self.entries, HashMap::with_capacity(capacity));
+        self.entries.extend(old);
+        self.table_capacity = self.entries.capacity();
+        self.table_slots = table_slots_for(self.table_capacity);
     }
 
     fn remove(&mut self, target: &NodeId) {
@@ -411,7 +529,7 @@ mod tests {
     #[test]
     fn bytes_are_bounded() {
         let config = ItemStoreConfig {
-            max_bytes: 10 * (ENTRY_OVERHEAD + 1000),
+            max_bytes: 10 * (ENTRY_BYTES + 1000),
             ..ItemStoreConfig::default()
         };
         let mut store = ItemStore::new(config);

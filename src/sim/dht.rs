@@ -125,7 +125,9 @@ impl DhtSim {
     }
 
     /// Gives node `at` a command and runs the network until that request completes (or
-    /// `timeout` of virtual time passes); returns the completion event.
+    /// `timeout` of virtual time passes); returns the completion event: [`Event::LookupDone`],
+    /// [`Event::AnnounceDone`], [`Event::GetItemDone`], [`Event::PutItemDone`],
+    /// [`Event::PingDone`] or [`Event::SampleDone`], whichever the command's request ends with.
     pub fn request(
         &mut self,
         at: SocketAddr,
@@ -160,6 +162,8 @@ fn completes(event: &Event, request: RequestId) -> bool {
     match event {
         Event::LookupDone { request: r, .. }
         | Event::AnnounceDone { request: r, .. }
+        | Event::GetItemDone { request: r, .. }
+        | Event::PutItemDone { request: r, .. }
         | Event::PingDone { request: r, .. }
         | Event::SampleDone { request: r, .. } => *r == request,
         _ => false,
