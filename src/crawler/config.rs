@@ -39,6 +39,9 @@ pub struct CrawlConfig {
     pub sweep_rate: u32,
     /// Sweeps in a row that find no new address before the crawl counts as idle. Default 16.
     pub idle_sweeps: u32,
+    /// Datagrams queued for [`Crawler::poll_transmit`](super::Crawler::poll_transmit) at most;
+    /// the crawler sends no more queries while it is full. Default 8,192.
+    pub max_outbox: usize,
     /// Records buffered between two drains; more are dropped and counted. Default 65,536.
     pub max_records: usize,
     /// The "seen" sets (nodes printed, addresses queued, info-hashes printed).
@@ -65,6 +68,7 @@ impl Default for CrawlConfig {
             min_interval: Duration::from_secs(10),
             sweep_rate: 20,
             idle_sweeps: 16,
+            max_outbox: 8_192,
             max_records: 65_536,
             dedup: DedupConfig::default(),
             version: Some(crate::node::config::CLIENT_VERSION.to_vec()),

@@ -69,11 +69,11 @@ use work::{Delayed, Pending, Work};
 use crate::address_policy;
 use crate::contact::NodeInfo;
 use crate::id::{InfoHash, NodeId};
-use crate::krpc::{self, Body, Message, Query, QueryKind, Response, Want};
+use crate::krpc::{self, Body, BodyRef, Outgoing, Query, QueryKind, Response, Want};
 use crate::node::ratelimit::{Bucket, RateLimit, RateLimiter};
 use crate::time::Instant;
 use crate::transaction::{TransactionConfig, TransactionMap};
-use crate::transmit::Transmit;
+use crate::transmit::{Transmit, TransmitQueue};
 
 /// Nodes read from one reply at most.
 const MAX_NODES_PER_REPLY: usize = 32;
@@ -121,7 +121,7 @@ pub struct Crawler {
     reservoir: Vec<SocketAddr>,
     reservoir_seen: u64,
     records: VecDeque<Record>,
-    outbox: VecDeque<Transmit>,
+    outbox: TransmitQueue,
     stats: CrawlStats,
     now: Instant,
     /// Set when a pump stopped at its iteration cap: call again at once.
@@ -173,7 +173,7 @@ impl Crawler {
             reservoir: Vec::new(),
             reservoir_seen: 0,
             records: VecDeque::new(),
-            outbox: VecDeque::new(),
+            outbox: TransmitQueue::default(),
             stats: CrawlStats::default(),
             now,
             more: false,
@@ -246,7 +246,7 @@ impl Crawler {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.pop_front()
+        self.outbox.pop()
     }
 
     /// The next thing found.

@@ -29,7 +29,9 @@ impl Crawler {
     pub(super) fn pump(&mut self, now: Instant) {
         self.more = false;
         for _ in 0..MAX_PUMP {
-            if self.in_flight.len() >= self.config.max_in_flight {
+            if self.in_flight.len() >= self.config.max_in_flight
+                || self.outbox.len() >= self.config.max_outbox
+            {
                 return;
             }
             self.global.refill(self.global_limit, now);
@@ -133,13 +135,21 @@ impl Crawler {
         }
         self.stats.queries_sent += 1;
         let id = self.ids[(self.stats.queries_sent as usize) % self.ids.len()];
-        let message = Message {
-            transaction_id: tid.as_bytes().to_vec(),
-            version: self.config.version.clone(),
+        let query = Query { id, kind };
+        let message = Outgoing {
+            transaction_id: tid.as_bytes(),
+            version: self.config.version.as_deref(),
             read_only: true,
             requester_ip: None,
-            body: Body::Query(Query { id, kind }),
+            body: BodyRef::Query(&query),
         };
-        self.outbox.push_back(Transmit::new(addr, message.encode()));
+        if self
+            .outbox
+            .push(addr, self.config.max_outbox, &message)
+            .is_none()
+        {
+            // Its transaction times out and fails like a lost query.
+            self.stats.queue_overflows += 1;
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Unit tests of the crawl planner.
 
 use super::*;
-use crate::krpc::Response;
+use crate::krpc::{Message, Response};
 
 fn addr(ip: [u8; 4], port: u16) -> SocketAddr {
     SocketAddr::from((ip, port))
@@ -110,4 +110,29 @@ fn the_global_rate_holds() {
     }
     // 5 s at 100/s plus a burst of 5.
     assert!((495..=506).contains(&sent), "{sent}");
+}
+
+#[test]
+fn a_full_outbox_holds_the_queries_back_until_it_is_drained() {
+    let t0 = Instant::from_secs(1);
+    let config = CrawlConfig {
+        max_outbox: 3,
+        per_ip_rate: 0,
+        ..private()
+    };
+    let mut c = Crawler::new(config, 4, t0);
+    let nodes: Vec<SocketAddr> = (1..=10).map(|i| addr([10, 0, 0, i], 6881)).collect();
+    c.add_bootstrap(t0, &nodes);
+    assert_eq!(c.outbox.len(), 3, "the queue is bounded");
+    let mut sent = Vec::new();
+    for ms in 0..10 {
+        let now = t0 + Duration::from_millis(ms * 100);
+        c.handle_timeout(now);
+        assert!(c.outbox.len() <= 3);
+        sent.extend(std::iter::from_fn(|| c.poll_transmit()).map(|t| t.to));
+    }
+    sent.sort_unstable();
+    assert_eq!(sent, nodes, "every node visited once, none lost");
+    assert_eq!(c.stats().queue_overflows, 0);
+    assert_eq!(c.stats().queries_sent, 10);
 }
