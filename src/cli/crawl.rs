@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use btdht::crawler::db::Db;
 use btdht::crawler::{
-    Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record, TorrentStats,
+    Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record, Shard, TorrentStats,
     Torrents,
 };
 use btdht::driver::socket::bind_udp;
@@ -82,6 +82,12 @@ pub(crate) struct CrawlArgs {
     /// on it resumes). NDJSON is then written only with --out.
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// Crawl shard I of N (0 <= I < N) of the id space: the top 32 bits of an id or info-hash,
+    /// times N and divided by 2^32, give its shard. The crawl aims every query into shard I
+    /// and records only the info-hashes of shard I (nodes wherever it meets them), so N
+    /// crawls with 0/N .. N-1/N, e.g. into one --db, cover the DHT without overlap.
+    #[arg(long, value_name = "I/N", default_value = "0/1")]
+    pub shard: Shard,
     /// Metadata fetches (TCP connections) at once, with --metadata.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub metadata_concurrency: u32,
@@ -133,6 +139,8 @@ fn summary_json(
         "queue_overflows": stats.queue_overflows,
         "records_dropped": stats.records_dropped,
         "resamples": stats.resamples,
+        "shard": crawler.config().shard.to_string(),
+        "other_shards": stats.other_shards,
         "dedup_false_positive_rate": fp.iter().copied().fold(0.0, f64::max),
     });
     if let (Some(t), Some(map)) = (torrents, summary.as_object_mut()) {
@@ -358,6 +366,7 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         get_peers: args.get_peers || args.metadata,
         allow_private: args.allow_private,
         sweep_rate: args.sweep_rate,
+        shard: args.shard,
         ..CrawlConfig::default()
     };
     let options = CrawlOptions {

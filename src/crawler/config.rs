@@ -46,6 +46,9 @@ pub struct CrawlConfig {
     pub max_records: usize,
     /// The "seen" sets (nodes printed, addresses queued, info-hashes printed).
     pub dedup: DedupConfig,
+    /// The part of the id space crawled: every query's target lies in it and only its
+    /// info-hashes are recorded (nodes are recorded wherever they are). Default: all of it.
+    pub shard: Shard,
     /// The `v` sent in every query. Default `BD` 0.1.
     pub version: Option<Vec<u8>>,
 }
@@ -71,6 +74,7 @@ impl Default for CrawlConfig {
             max_outbox: 8_192,
             max_records: 65_536,
             dedup: DedupConfig::default(),
+            shard: Shard::ALL,
             version: Some(crate::node::config::CLIENT_VERSION.to_vec()),
         }
     }

@@ -49,6 +49,7 @@ pub mod driver;
 mod plan;
 mod record;
 mod replies;
+pub mod shard;
 pub mod torrents;
 mod work;
 
@@ -63,6 +64,7 @@ pub use config::CrawlConfig;
 pub use dedup::{Dedup, DedupConfig, Fingerprinter};
 pub use driver::{Crawl, CrawlEnd, CrawlOptions, CrawlSink};
 pub use record::{CrawlStats, Record, version_string};
+pub use shard::{Shard, ShardError};
 pub use torrents::{Torrent, TorrentStats, Torrents};
 use work::{Delayed, Pending, Work};
 

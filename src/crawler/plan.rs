@@ -56,18 +56,19 @@ impl Crawler {
         self.more = true;
     }
 
-    /// A target for a visit of `id`: a neighbour target (its low 64 bits random) or a random one.
+    /// A target for a visit of `id`: a neighbour target (its low 64 bits random) or a random one,
+    /// in the shard (a node outside it gets a random target).
     pub(super) fn target(&mut self, id: Option<NodeId>) -> NodeId {
         let neighbour = self
             .rng
             .random_ratio(self.config.neighbour_targets_in_4.min(4), 4);
         match id {
-            Some(id) if neighbour => {
+            Some(id) if neighbour && self.config.shard.contains(&id) => {
                 let mut target = id;
                 self.rng.fill(&mut target.0[12..]);
                 target
             }
-            _ => NodeId::random(&mut self.rng),
+            _ => self.config.shard.random_id(&mut self.rng),
         }
     }
 
@@ -107,7 +108,7 @@ impl Crawler {
                 false,
             ),
             Work::Sweep { .. } => {
-                let target = NodeId::random(&mut self.rng);
+                let target = self.config.shard.random_id(&mut self.rng);
                 let kind = QueryKind::FindNode {
                     target,
                     want: Want::UNSPECIFIED,

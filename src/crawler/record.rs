@@ -145,4 +145,6 @@ pub struct CrawlStats {
     pub records_dropped: u64,
     /// Re-samples scheduled because `num` exceeded the sample.
     pub resamples: u64,
+    /// Sampled info-hashes outside the crawler's shard (not recorded).
+    pub other_shards: u64,
 }

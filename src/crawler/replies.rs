@@ -134,7 +134,13 @@ impl Crawler {
         }
         let samples = response.samples.unwrap_or_default();
         let got = samples.len();
+        let mut in_shard = 0;
         for info_hash in samples.into_iter().take(MAX_SAMPLES_PER_REPLY) {
+            if !self.config.shard.contains(&info_hash) {
+                self.stats.other_shards += 1;
+                continue;
+            }
+            in_shard += 1;
             let key = self.fingerprints.of(&info_hash.0);
             if self.hashes_seen.insert(key) {
                 self.stats.infohashes_found += 1;
@@ -160,7 +166,9 @@ impl Crawler {
             _ => 0,
         };
         let num = response.num.unwrap_or(0);
-        if num > got as i64 && count < self.config.max_resamples {
+        // A node outside the shard is sampled again only if its sample reached into it.
+        let ours = in_shard > 0 || self.config.shard.contains(&response.id);
+        if num > got as i64 && count < self.config.max_resamples && ours {
             let interval = response.interval.unwrap_or(0).clamp(0, MAX_INTERVAL_SECS);
             let wait = Duration::from_secs(interval as u64).max(self.config.min_interval);
             self.stats.resamples += 1;

@@ -136,3 +136,78 @@ fn a_full_outbox_holds_the_queries_back_until_it_is_drained() {
     assert_eq!(c.stats().queue_overflows, 0);
     assert_eq!(c.stats().queries_sent, 10);
 }
+
+#[test]
+fn a_sharded_crawler_aims_every_query_into_its_shard_and_records_only_its_info_hashes() {
+    let t0 = Instant::from_secs(1);
+    let shard = Shard::new(1, 4).unwrap();
+    let config = CrawlConfig {
+        shard,
+        per_ip_rate: 0,
+        sweep_rate: 50,
+        ..private()
+    };
+    let mut c = Crawler::new(config, 5, t0);
+    let mut rng = SmallRng::seed_from_u64(8);
+    let mut next = 0u32;
+    c.add_bootstrap(t0, &[addr([10, 0, 0, 1], 6881)]);
+    let mut targets = 0;
+    let mut hashes = Vec::new();
+    for ms in (0..3_000).step_by(10) {
+        let now = t0 + Duration::from_millis(ms);
+        c.handle_timeout(now);
+        let out: Vec<Transmit> = std::iter::from_fn(|| c.poll_transmit()).collect();
+        for t in out {
+            let query = krpc::decode(&t.bytes).unwrap().message;
+            let Body::Query(Query { kind, .. }) = &query.body else {
+                panic!("a query");
+            };
+            let (target, sampled) = match kind {
+                QueryKind::SampleInfohashes { target, .. } => (*target, true),
+                QueryKind::FindNode { target, .. } => (*target, false),
+                other => panic!("{other:?}"),
+            };
+            assert!(shard.contains(&target), "{target:?}");
+            targets += 1;
+            // A node anywhere in the id space, naming new nodes anywhere and sampling
+            // info-hashes anywhere.
+            let mut r = Response::new(NodeId::random(&mut rng));
+            r.nodes = Some(
+                (0..4)
+                    .map(|_| {
+                        next += 1;
+                        let [_, a, b, d] = next.to_be_bytes();
+                        NodeInfo::new(NodeId::random(&mut rng), addr([10, a, b, d.max(1)], 6881))
+                    })
+                    .collect(),
+            );
+            let sample: Vec<InfoHash> = (0..8).map(|_| NodeId::random(&mut rng)).collect();
+            if sampled {
+                hashes.extend(sample.iter().copied());
+            }
+            r.samples = Some(sample);
+            r.num = Some(8);
+            let reply = Message::response(query.transaction_id, r).encode();
+            c.handle_datagram(now, t.to, &reply);
+        }
+    }
+    assert!(targets > 100, "{targets}");
+    let recorded: Vec<InfoHash> = std::iter::from_fn(|| c.poll_record())
+        .filter_map(|r| match r {
+            Record::InfoHash { info_hash, .. } => Some(info_hash),
+            _ => None,
+        })
+        .collect();
+    let ours: Vec<InfoHash> = hashes
+        .iter()
+        .copied()
+        .filter(|h| shard.contains(h))
+        .collect();
+    assert_eq!((recorded.len(), c.stats().records_dropped), (ours.len(), 0));
+    assert!(recorded == ours, "the info-hashes of the shard, in order");
+    assert_eq!(
+        c.stats().other_shards as usize,
+        hashes.len() - ours.len(),
+        "the rest counted"
+    );
+}
