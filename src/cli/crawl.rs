@@ -1,4 +1,5 @@
-//! `btdht crawl`: runs a [`Crawl`] on one UDP socket and writes NDJSON.
+//! `btdht crawl`: runs a [`Crawl`] on a UDP socket (and an IPv6 one with `--bind6`) and writes
+//! NDJSON.
 //!
 //! It writes the crawl's records as NDJSON lines to stdout or `--out`: one line per
 //! node (`type: node`), per info-hash (`type: infohash`), per peer count (`type: peers`, with
@@ -41,6 +42,10 @@ pub(crate) struct CrawlArgs {
     /// Local IPv4 address to bind.
     #[arg(long, default_value = "0.0.0.0:0", value_parser = parse_bind)]
     pub bind: SocketAddr,
+    /// Also crawl over IPv6 from this local address (e.g. [::]:0): IPv4 and IPv6 together,
+    /// every query asking for both families' nodes (want n4 n6).
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
+    pub bind6: Option<SocketAddr>,
     /// Stop after SECS seconds (default: run until SIGINT or SIGTERM).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -337,6 +342,13 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
             return super::bind_failed(&args.bind.to_string(), &e);
         }
     };
+    let socket6 = match args.bind6.map(bind_udp).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            let addr = args.bind6.map(|a| a.to_string()).unwrap_or_default();
+            return super::bind_failed(&addr, &e);
+        }
+    };
     let out: Box<dyn Write> = match &args.out {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
@@ -376,7 +388,7 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         duration: args.duration.map(|s| Duration::from_secs_f64(s.max(0.0))),
         until_idle: args.until_idle,
     };
-    let crawl = match Crawl::new(socket, options) {
+    let crawl = match Crawl::with_sockets(Some(socket), socket6, options) {
         Ok(crawl) => crawl,
         Err(e) => {
             eprintln!("btdht: {e}");

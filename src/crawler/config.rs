@@ -21,6 +21,12 @@ pub struct CrawlConfig {
     pub sample_infohashes: bool,
     /// Count the peers of each new info-hash with one `get_peers`. Default false.
     pub get_peers: bool,
+    /// Crawl over IPv4: its addresses are visited. Default true.
+    pub ipv4: bool,
+    /// Crawl over IPv6: its addresses are visited; with both families every query asks
+    /// `want n4 n6` (BEP 32), so replies carry `nodes` and `nodes6`. Default false. A
+    /// [`Crawl`](super::Crawl) sets both from the sockets it has.
+    pub ipv6: bool,
     /// Talk to private, loopback and reserved addresses. Default false.
     pub allow_private: bool,
     /// Of every 4 visits, how many use a neighbour target (the rest random). Default 3.
@@ -63,6 +69,8 @@ impl Default for CrawlConfig {
             max_in_flight: 2_048,
             sample_infohashes: true,
             get_peers: false,
+            ipv4: true,
+            ipv6: false,
             allow_private: false,
             neighbour_targets_in_4: 3,
             max_frontier: 1_000_000,
@@ -81,8 +89,20 @@ impl Default for CrawlConfig {
 }
 
 impl CrawlConfig {
-    /// Whether the crawler may talk to `addr`.
+    /// Whether the crawler may talk to `addr`: its family is crawled and the address policy
+    /// allows it.
     pub fn accepts(&self, addr: &SocketAddr) -> bool {
-        address_policy::accepts(addr, self.allow_private)
+        let family = if addr.is_ipv4() { self.ipv4 } else { self.ipv6 };
+        family && address_policy::accepts(addr, self.allow_private)
+    }
+
+    /// The `want` of every query: both families when both are crawled, else the default (the
+    /// family the query travels on).
+    pub fn want(&self) -> Want {
+        if self.ipv4 && self.ipv6 {
+            Want { n4: true, n6: true }
+        } else {
+            Want::UNSPECIFIED
+        }
     }
 }

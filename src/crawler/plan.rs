@@ -79,13 +79,13 @@ impl Crawler {
                 if self.config.sample_infohashes && !retry {
                     let kind = QueryKind::SampleInfohashes {
                         target,
-                        want: Want::UNSPECIFIED,
+                        want: self.config.want(),
                     };
                     (kind, true)
                 } else {
                     let kind = QueryKind::FindNode {
                         target,
-                        want: Want::UNSPECIFIED,
+                        want: self.config.want(),
                     };
                     (kind, false)
                 }
@@ -94,14 +94,14 @@ impl Crawler {
                 let target = self.target(Some(id));
                 let kind = QueryKind::SampleInfohashes {
                     target,
-                    want: Want::UNSPECIFIED,
+                    want: self.config.want(),
                 };
                 (kind, true)
             }
             Work::GetPeers { info_hash, .. } => (
                 QueryKind::GetPeers {
                     info_hash,
-                    want: Want::UNSPECIFIED,
+                    want: self.config.want(),
                     noseed: false,
                     scrape: false,
                 },
@@ -111,7 +111,7 @@ impl Crawler {
                 let target = self.config.shard.random_id(&mut self.rng);
                 let kind = QueryKind::FindNode {
                     target,
-                    want: Want::UNSPECIFIED,
+                    want: self.config.want(),
                 };
                 (kind, false)
             }

@@ -129,7 +129,7 @@ pub struct CrawlStats {
     pub unmatched: u64,
     /// Queries received (a crawler answers none).
     pub queries_ignored: u64,
-    /// Addresses refused by the address filter (private, port 0).
+    /// Addresses refused by the address filter (private, port 0, a family not crawled).
     pub filtered: u64,
     /// Distinct nodes that answered (records emitted).
     pub nodes_found: u64,

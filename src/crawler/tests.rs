@@ -211,3 +211,78 @@ fn a_sharded_crawler_aims_every_query_into_its_shard_and_records_only_its_info_h
         "the rest counted"
     );
 }
+
+#[test]
+fn with_both_families_queries_want_n4_n6_and_nodes6_are_visited() {
+    let t0 = Instant::from_secs(1);
+    let v6 = |n: u16| SocketAddr::new("fd00::1".parse().unwrap(), 7000 + n);
+    // Answers with one IPv4 and one IPv6 node, new each time; returns the queries' wants and
+    // destinations.
+    let run = |ipv6: bool| {
+        let config = CrawlConfig {
+            ipv6,
+            per_ip_rate: 0,
+            sweep_rate: 0,
+            ..private()
+        };
+        let mut c = Crawler::new(config, 6, t0);
+        c.add_bootstrap(t0, &[addr([10, 0, 0, 1], 6881), v6(0)]);
+        let mut next = 0u16;
+        let mut sent = Vec::new();
+        for ms in (0..2_000).step_by(10) {
+            let now = t0 + Duration::from_millis(ms);
+            c.handle_timeout(now);
+            let out: Vec<Transmit> = std::iter::from_fn(|| c.poll_transmit()).collect();
+            for t in out {
+                let query = krpc::decode(&t.bytes).unwrap().message;
+                let Body::Query(Query { kind, .. }) = &query.body else {
+                    panic!("a query");
+                };
+                let want = match kind {
+                    QueryKind::SampleInfohashes { want, .. } | QueryKind::FindNode { want, .. } => {
+                        *want
+                    }
+                    other => panic!("{other:?}"),
+                };
+                sent.push((t.to, want));
+                if next >= 20 {
+                    continue;
+                }
+                next += 1;
+                let mut r = Response::new(NodeId([next as u8; 20]));
+                r.nodes = Some(vec![NodeInfo::new(
+                    NodeId([100 + next as u8; 20]),
+                    addr([10, 0, 1, next as u8], 6881),
+                )]);
+                r.nodes6 = Some(vec![NodeInfo::new(
+                    NodeId([200 - next as u8; 20]),
+                    v6(next),
+                )]);
+                let reply = Message::response(query.transaction_id, r).encode();
+                c.handle_datagram(now, t.to, &reply);
+            }
+        }
+        (sent, *c.stats())
+    };
+    let (sent, stats) = run(true);
+    let both = Want { n4: true, n6: true };
+    assert!(sent.iter().all(|(_, want)| *want == both));
+    let to6 = sent.iter().filter(|(to, _)| to.is_ipv6()).count();
+    assert!(
+        to6 >= 10,
+        "the nodes6 were visited: {to6} of {}",
+        sent.len()
+    );
+    assert_eq!(stats.filtered, 0);
+
+    let (sent, stats) = run(false);
+    assert!(
+        sent.iter()
+            .all(|(to, want)| to.is_ipv4() && *want == Want::UNSPECIFIED)
+    );
+    assert!(
+        stats.filtered >= 10,
+        "IPv6 addresses refused: {}",
+        stats.filtered
+    );
+}
