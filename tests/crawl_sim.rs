@@ -138,7 +138,7 @@ fn crawl(swarm: &mut Swarm, config: CrawlConfig, seed: u64, limit: Duration) -> 
                 Record::InfoHash { info_hash, .. } => {
                     assert!(out.hashes.insert(info_hash), "duplicate info-hash record");
                 }
-                Record::Peers { .. } => {}
+                Record::Peers { .. } | Record::Interval { .. } => {}
             }
         }
         out.stats = *crawler.stats();

@@ -9,8 +9,8 @@
 //! stderr at the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
 //! With `--db FILE`, everything also goes into a SQLite crawl database ([`Db`]), committed in
 //! batches, and NDJSON is written only with `--out`; a crawl restarted on the same file starts
-//! from the nodes it knows (the [`KNOWN_NODES`] seen last) and does not fetch again the
-//! metadata it has. With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
+//! from the nodes it knows (the [`KNOWN_NODES`] seen last), samples no node before the end of
+//! the BEP 51 `interval` it last gave, and does not fetch again the metadata it has. With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
 //! the metadata fetches under way.
 
 use std::fs::File;
@@ -104,6 +104,9 @@ pub(crate) const METADATA_DRAIN: Duration = Duration::from_secs(60);
 
 /// Nodes of the database that seed a restarted crawl, at most (the ones seen last).
 pub(crate) const KNOWN_NODES: usize = 1_000;
+
+/// Nodes of the database whose BEP 51 interval holds back their sample, at most.
+const DEFERRED_SAMPLES: usize = 100_000;
 
 /// Info-hashes waiting for a metadata fetch, at most.
 const METADATA_BACKLOG: usize = 65_536;
@@ -307,9 +310,14 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         args.bootstrap.clone()
     };
     let mut skip = Vec::new();
+    let mut sample_after = Vec::new();
     if let Some(db) = &db {
+        let now = unix_now();
         match db.known_nodes(KNOWN_NODES).and_then(|known| {
             skip = db.fetched_infohashes()?;
+            for (addr, due) in db.sample_deadlines(now, DEFERRED_SAMPLES)? {
+                sample_after.push((addr, Duration::from_secs_f64((due - now).max(0.0))));
+            }
             Ok(known)
         }) {
             Ok(known) => bootstrap.extend(known),
@@ -387,6 +395,7 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         bootstrap,
         duration: args.duration.map(|s| Duration::from_secs_f64(s.max(0.0))),
         until_idle: args.until_idle,
+        sample_after,
     };
     let crawl = match Crawl::with_sockets(Some(socket), socket6, options) {
         Ok(crawl) => crawl,

@@ -35,6 +35,9 @@ pub struct CrawlOptions {
     pub duration: Option<Duration>,
     /// Stop once the crawler is idle ([`Crawler::is_idle`]).
     pub until_idle: bool,
+    /// Addresses not to be sampled before this long after the crawl starts (BEP 51 intervals
+    /// of an earlier crawl, see [`Crawler::defer_samples`]).
+    pub sample_after: Vec<(SocketAddr, Duration)>,
 }
 
 /// Where a crawl's findings go.
@@ -107,6 +110,12 @@ impl Crawl {
         runtime.add(sock4, sock6)?;
         let now = clock.now();
         let mut crawler = Crawler::new(config, options.seed, now);
+        let deadlines: Vec<(SocketAddr, Instant)> = options
+            .sample_after
+            .iter()
+            .map(|(addr, wait)| (*addr, now + *wait))
+            .collect();
+        crawler.defer_samples(&deadlines);
         crawler.add_bootstrap(now, &options.bootstrap);
         Ok(Crawl {
             runtime,
@@ -279,6 +288,7 @@ mod tests {
             bootstrap: vec![ready.bootstrap],
             duration: Some(Duration::from_secs(30)),
             until_idle: true,
+            sample_after: Vec::new(),
         };
         let crawl = Crawl::new(socket, options).unwrap();
         let mut sink = Collect::default();

@@ -21,7 +21,9 @@
 //!   `sample_infohashes`. Nothing else is retried, so queries per node found stay near 1.
 //! - **BEP 51 intervals.** When a node's `num` exceeds the samples it returned, it is asked
 //!   again no sooner than its `interval` (at most `max_resamples` times); no node is ever asked
-//!   twice inside its interval.
+//!   twice inside its interval. Every interval is reported ([`Record::Interval`]); a crawl
+//!   given the deadlines of an earlier one ([`Crawler::defer_samples`], from the crawl
+//!   database) visits those nodes with `find_node` and samples them only at their time.
 //! - **Peers.** With `get_peers`, each new info-hash gets one `get_peers` to the node that
 //!   sampled it (it stores the info-hash), and the peers in `values` are reported; the
 //!   [`Torrents`] queue fetches their metadata from them.
@@ -31,6 +33,10 @@
 //!   row that bring no new address double the interval (up to 30 s), and a new address
 //!   resets it. The crawl counts as idle ([`Crawler::is_idle`]) after `idle_sweeps` dry sweeps
 //!   in a row.
+//! - **Shards.** With [`CrawlConfig::shard`] (`I/N`), every target lies in one Nth of the id
+//!   space and only its info-hashes are recorded ([`shard`]), so N crawlers split the DHT.
+//! - **IPv4 and IPv6.** With both families ([`CrawlConfig::ipv4`], [`CrawlConfig::ipv6`]),
+//!   queries ask `want n4 n6` and the IPv6 nodes of `nodes6` are visited like the others.
 //! - **Politeness.** A global token bucket (`rate` queries per second) and one per destination
 //!   IP (`per_ip_rate`, default 4/s with bursts of 4, so at most 44 in any 10 s, under
 //!   libtorrent's stock ban threshold of 50). Queries over a per-IP bucket wait, they are not
@@ -53,7 +59,7 @@ pub mod shard;
 pub mod torrents;
 mod work;
 
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -128,6 +134,8 @@ pub struct Crawler {
     now: Instant,
     /// Set when a pump stopped at its iteration cap: call again at once.
     more: bool,
+    /// Addresses not to be sampled before a time (BEP 51 intervals of an earlier crawl).
+    deferred: HashMap<SocketAddr, Instant>,
 }
 
 impl Crawler {
@@ -179,6 +187,7 @@ impl Crawler {
             stats: CrawlStats::default(),
             now,
             more: false,
+            deferred: HashMap::new(),
             rng,
             ids,
             fingerprints,
@@ -233,6 +242,19 @@ impl Crawler {
                 .delayed
                 .iter()
                 .any(|d| !matches!(d.work, Work::Resample { .. }))
+    }
+
+    /// BEP 51 deadlines from an earlier crawl (its [`Record::Interval`]s): the address is not
+    /// sampled before its time. Its visit is a `find_node` and its sample waits for the time.
+    /// At most `max_delayed` are kept; more are counted in `queue_overflows`.
+    pub fn defer_samples(&mut self, deadlines: &[(SocketAddr, Instant)]) {
+        for (addr, at) in deadlines {
+            if self.deferred.len() >= self.config.max_delayed && !self.deferred.contains_key(addr) {
+                self.stats.queue_overflows += 1;
+                continue;
+            }
+            self.deferred.insert(*addr, *at);
+        }
     }
 
     /// Adds addresses to start from (bootstrap nodes, routers); each gets a visit.

@@ -74,9 +74,12 @@ impl Crawler {
 
     pub(super) fn send(&mut self, now: Instant, work: Work) {
         let (kind, sample) = match work {
-            Work::Visit { id, retry, .. } => {
+            Work::Visit {
+                addr, id, retry, ..
+            } => {
                 let target = self.target(id);
-                if self.config.sample_infohashes && !retry {
+                let deferred = self.deferred.get(&addr).is_some_and(|t| *t > now);
+                if self.config.sample_infohashes && !retry && !deferred {
                     let kind = QueryKind::SampleInfohashes {
                         target,
                         want: self.config.want(),

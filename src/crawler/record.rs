@@ -27,6 +27,18 @@ pub enum Record {
         /// When.
         at: Instant,
     },
+    /// A node answered a BEP 51 sample with an `interval`: it is not sampled again before
+    /// `next_sample` (kept across restarts by the crawl database).
+    Interval {
+        /// Its id.
+        id: NodeId,
+        /// Its address.
+        addr: SocketAddr,
+        /// The sample time plus its `interval` (at most 6 hours).
+        next_sample: Instant,
+        /// When it answered.
+        at: Instant,
+    },
     /// The peers a node returned for a new info-hash (with [`CrawlConfig::get_peers`]).
     Peers {
         /// The info-hash.
@@ -83,6 +95,18 @@ impl Record {
                 "type": "infohash",
                 "infohash": info_hash.to_hex(),
                 "from": from.to_string(),
+                "seen": secs(at),
+            }),
+            Record::Interval {
+                id,
+                addr,
+                next_sample,
+                at,
+            } => serde_json::json!({
+                "type": "interval",
+                "id": id.to_hex(),
+                "addr": addr.to_string(),
+                "next_sample": secs(next_sample),
                 "seen": secs(at),
             }),
             Record::Peers {

@@ -98,6 +98,21 @@ impl Crawler {
         if matches!(pending.work, Work::Sweep { .. }) && self.stats.addrs_queued == queued_before {
             self.dry_sweeps = self.dry_sweeps.saturating_add(1);
         }
+        // A node whose sample an earlier crawl's interval holds back: sampled at its time.
+        let deferred = match pending.work {
+            Work::Visit { .. } => self.deferred.remove(&from).filter(|t| *t > now),
+            _ => None,
+        };
+        if let Some(at) = deferred.filter(|_| self.config.sample_infohashes) {
+            self.delay(
+                at,
+                Work::Resample {
+                    addr: from,
+                    id: response.id,
+                    count: 0,
+                },
+            );
+        }
         match pending.work {
             Work::GetPeers { info_hash, .. } => {
                 let mut peers: Vec<SocketAddr> = response.values.unwrap_or_default();
@@ -118,7 +133,7 @@ impl Crawler {
                 retry: true,
                 timed_out: true,
                 ..
-            } if self.config.sample_infohashes => {
+            } if self.config.sample_infohashes && deferred.is_none() => {
                 // The sample was probably lost, not refused: one more sample.
                 self.push_retry(Work::Resample {
                     addr: from,
@@ -166,10 +181,19 @@ impl Crawler {
             _ => 0,
         };
         let num = response.num.unwrap_or(0);
+        let interval = response.interval.map(|i| i.clamp(0, MAX_INTERVAL_SECS));
+        if let Some(interval) = interval {
+            self.record(Record::Interval {
+                id: response.id,
+                addr: from,
+                next_sample: now + Duration::from_secs(interval as u64),
+                at: now,
+            });
+        }
         // A node outside the shard is sampled again only if its sample reached into it.
         let ours = in_shard > 0 || self.config.shard.contains(&response.id);
         if num > got as i64 && count < self.config.max_resamples && ours {
-            let interval = response.interval.unwrap_or(0).clamp(0, MAX_INTERVAL_SECS);
+            let interval = interval.unwrap_or(0);
             let wait = Duration::from_secs(interval as u64).max(self.config.min_interval);
             self.stats.resamples += 1;
             self.delay(

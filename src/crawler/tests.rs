@@ -286,3 +286,72 @@ fn with_both_families_queries_want_n4_n6_and_nodes6_are_visited() {
         stats.filtered
     );
 }
+
+/// The queries sent: (destination, whether a sample_infohashes), answered as a BEP 51 node
+/// with id `[9; 20]` and `interval` 6 h would answer.
+fn answer_samples(c: &mut Crawler, now: Instant) -> Vec<(SocketAddr, bool)> {
+    let out: Vec<Transmit> = std::iter::from_fn(|| c.poll_transmit()).collect();
+    let mut sent = Vec::new();
+    for t in out {
+        let query = krpc::decode(&t.bytes).unwrap().message;
+        let Body::Query(Query { kind, .. }) = &query.body else {
+            panic!("a query");
+        };
+        let sample = matches!(kind, QueryKind::SampleInfohashes { .. });
+        sent.push((t.to, sample));
+        let mut r = Response::new(NodeId([9; 20]));
+        if sample {
+            r.samples = Some(vec![NodeId([1; 20])]);
+            r.num = Some(1);
+            r.interval = Some(21_600);
+        }
+        let reply = Message::response(query.transaction_id, r).encode();
+        c.handle_datagram(now, t.to, &reply);
+    }
+    sent
+}
+
+#[test]
+fn a_node_sampled_with_a_6_h_interval_is_not_sampled_again_by_a_crawl_restarted_a_minute_later() {
+    let t0 = Instant::from_secs(1);
+    let node = addr([10, 0, 0, 1], 6881);
+    let config = CrawlConfig {
+        sweep_rate: 0,
+        ..private()
+    };
+    let mut first = Crawler::new(config.clone(), 7, t0);
+    first.add_bootstrap(t0, &[node]);
+    assert_eq!(answer_samples(&mut first, t0), vec![(node, true)]);
+    let next = std::iter::from_fn(|| first.poll_record())
+        .find_map(|r| match r {
+            Record::Interval {
+                addr, next_sample, ..
+            } => Some((addr, next_sample)),
+            _ => None,
+        })
+        .expect("the interval is recorded");
+    assert_eq!(next, (node, t0 + Duration::from_secs(21_600)));
+
+    // The restart, a minute later, on a fresh clock: the deadline is 6 h minus a minute away.
+    let s0 = Instant::from_secs(1);
+    let mut second = Crawler::new(config, 8, s0);
+    let due = s0 + Duration::from_secs(21_600 - 60);
+    second.defer_samples(&[(node, due)]);
+    second.add_bootstrap(s0, &[node]);
+    let mut sent = answer_samples(&mut second, s0);
+    assert_eq!(sent, vec![(node, false)], "a find_node, no sample");
+    let mut now = s0;
+    while now < due + Duration::from_secs(60) {
+        now += Duration::from_secs(30);
+        second.handle_timeout(now);
+        for (to, sample) in answer_samples(&mut second, now) {
+            assert!(!sample || now >= due, "sampled at {now:?}, before {due:?}");
+            sent.push((to, sample));
+        }
+    }
+    assert_eq!(
+        sent,
+        vec![(node, false), (node, true)],
+        "sampled once, at its time"
+    );
+}
