@@ -1,6 +1,8 @@
 //! `btdht swarm` and `btdht crawl` as processes, on loopback: the crawl's NDJSON matches the
 //! swarm's ground truth, has no duplicates and ends with a summary; SIGINT ends a crawl with
-//! its output flushed and exit status 0; a swarm that would leave 127.0.0.0/8 is refused.
+//! its output flushed and exit status 0; a swarm that would leave 127.0.0.0/8 is refused; two
+//! crawls on the two halves of the id space (`--shard 0/2`, `--shard 1/2`) into one database
+//! hold what one crawl finds, and a bad `--shard` exits 2.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::collections::HashSet;
@@ -168,4 +170,99 @@ fn a_swarm_outside_loopback_is_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `btdht db stats FILE` as (name, value) pairs.
+fn db_stats(db: &std::path::Path) -> Vec<(String, String)> {
+    let out = Command::new(bin())
+        .args(["db", "stats"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?.to_string(), words.next()?.to_string()))
+        })
+        .collect()
+}
+
+fn stat(stats: &[(String, String)], name: &str) -> u64 {
+    stats
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {stats:?}"))
+}
+
+#[test]
+fn two_shards_into_one_database_hold_what_one_crawl_finds() {
+    let dir = std::env::temp_dir().join(format!("btdht-crawl-shard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_swarm, boot) = swarm(60, "127.0.202.1", 47823, &dir.join("truth.json"));
+    // One crawl: its summary line (the NDJSON goes to `--out`, the rows to `db`).
+    let crawl = |shard: &str, db: &std::path::Path| {
+        let out_path = dir.join(format!("crawl-{}.ndjson", shard.replace('/', "-")));
+        let out = Command::new(bin())
+            .args(["crawl", "--bootstrap", &boot, "--allow-private"])
+            .args(["--until-idle", "--duration", "30", "--seed", "3"])
+            .args(["--shard", shard, "--db"])
+            .arg(db)
+            .arg("--out")
+            .arg(&out_path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let records = parse(&std::fs::read_to_string(&out_path).unwrap());
+        records.last().unwrap().clone()
+    };
+    let shared = dir.join("shards.db");
+    let first = crawl("0/2", &shared);
+    let second = crawl("1/2", &shared);
+    let single = dir.join("one.db");
+    let whole = crawl("0/1", &single);
+    let (halves, one) = (db_stats(&shared), db_stats(&single));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert_eq!(stat(&one, "infohashes"), 40, "{whole}");
+    assert_eq!(stat(&halves, "infohashes"), 40, "{first} {second}");
+    assert_eq!(stat(&halves, "nodes"), stat(&one, "nodes"));
+    // Each shard found part of them, and together exactly all: no info-hash twice.
+    let (a, b) = (
+        first["infohashes"].as_u64().unwrap(),
+        second["infohashes"].as_u64().unwrap(),
+    );
+    assert!(a > 0 && b > 0 && a + b == 40, "{first} {second}");
+    assert_eq!(
+        (first["shard"].as_str(), second["shard"].as_str()),
+        (Some("0/2"), Some("1/2"))
+    );
+}
+
+#[test]
+fn a_bad_shard_exits_2_saying_what_is_wrong() {
+    for (value, says) in [
+        ("3/2", "below the count"),
+        ("0/0", "at least 1"),
+        ("x", "expected I/N"),
+    ] {
+        let out = Command::new(bin())
+            .args(["crawl", "--shard", value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--shard") && err.contains(says),
+            "{value}: {err}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! `btdht crawl --db` and `btdht db` through the real binary on loopback: a metadata crawl into
 //! a database, its stats and export, a second crawl that resumes from it (seeded by its nodes,
-//! not fetching its torrents again); and a crawl killed with SIGKILL whose database opens
-//! consistent and grows with the next crawl.
+//! sampling none of them inside their BEP 51 intervals, not fetching its torrents again); and
+//! a crawl killed with SIGKILL whose database opens consistent and grows with the next crawl.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod metadata_fake;
@@ -138,6 +138,8 @@ fn a_metadata_crawl_fills_the_database_and_a_second_crawl_resumes_from_it() {
     // and the torrent it has is not fetched again.
     let second = crawl("127.0.0.1:9", "127.0.247.1:0");
     assert!(second.contains("5 nodes"), "{second}");
+    // The nodes' BEP 51 intervals (5 minutes) have not passed: none is sampled again.
+    assert!(second.contains(" 0 info-hashes"), "{second}");
     assert!(second.contains("0 torrents fetched"), "{second}");
     let (counts, integrity) = stats(&db);
     assert_eq!(integrity, "ok");

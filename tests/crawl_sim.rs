@@ -1,13 +1,14 @@
 //! The crawler core against a simulated swarm of real `Node`s, in virtual time: it finds at
 //! least 99% of 2,000 nodes and of the announced info-hashes, checked against the ground truth,
-//! with few queries per node, politely, and reproducibly from its seed.
+//! with few queries per node, politely, and reproducibly from its seed; two crawlers on the two
+//! halves of the id space (`Shard`) find, together and without overlap, what one finds.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use btdht::Endpoint;
-use btdht::crawler::{CrawlConfig, CrawlStats, Crawler, Record};
+use btdht::crawler::{CrawlConfig, CrawlStats, Crawler, Record, Shard};
 use btdht::node::Node;
 use btdht::sim::dht::sim_config;
 use btdht::sim::{Jitter, LinkModel, SimNet, node_addr};
@@ -137,7 +138,7 @@ fn crawl(swarm: &mut Swarm, config: CrawlConfig, seed: u64, limit: Duration) -> 
                 Record::InfoHash { info_hash, .. } => {
                     assert!(out.hashes.insert(info_hash), "duplicate info-hash record");
                 }
-                Record::Peers { .. } => {}
+                Record::Peers { .. } | Record::Interval { .. } => {}
             }
         }
         out.stats = *crawler.stats();
@@ -180,4 +181,46 @@ fn crawling_two_thousand_nodes_finds_99_percent_of_nodes_and_info_hashes() {
         "{found_hashes}"
     );
     assert!(per_node <= 1.5, "{per_node} queries per node found");
+}
+
+#[test]
+fn two_shards_find_together_what_one_crawl_finds_without_overlap() {
+    let run = |shard: Shard| {
+        let mut swarm = swarm(600, 600, 21, 0.0);
+        let config = CrawlConfig {
+            allow_private: true,
+            shard,
+            ..CrawlConfig::default()
+        };
+        let out = crawl(&mut swarm, config, 7, Duration::from_secs(60));
+        println!(
+            "shard {shard}: {} nodes, {} info-hashes, {} queries, {} samples of other shards",
+            out.nodes.len(),
+            out.hashes.len(),
+            out.stats.queries_sent,
+            out.stats.other_shards
+        );
+        (out, swarm.info_hashes)
+    };
+    let (whole, truth) = run(Shard::ALL);
+    let truth: HashSet<InfoHash> = truth.into_iter().collect();
+    assert_eq!(whole.hashes, truth, "the unsharded crawl finds them all");
+    let halves = [Shard::new(0, 2).unwrap(), Shard::new(1, 2).unwrap()];
+    let (a, _) = run(halves[0]);
+    let (b, _) = run(halves[1]);
+    for (out, shard) in [(&a, halves[0]), (&b, halves[1])] {
+        assert!(out.hashes.iter().all(|h| shard.contains(h)), "{shard}");
+        assert!(!out.hashes.is_empty() && out.hashes.len() < truth.len());
+        // Each half visits about its half of the nodes: the work is split, not repeated.
+        assert!(
+            out.stats.queries_sent * 4 < whole.stats.queries_sent * 3,
+            "{shard}: {} queries",
+            out.stats.queries_sent
+        );
+    }
+    assert!(a.hashes.is_disjoint(&b.hashes));
+    let union: HashSet<InfoHash> = a.hashes.union(&b.hashes).copied().collect();
+    assert_eq!(union, whole.hashes);
+    let nodes: HashSet<(NodeId, SocketAddr)> = a.nodes.union(&b.nodes).copied().collect();
+    assert_eq!(nodes, whole.nodes);
 }

@@ -1,4 +1,5 @@
-//! `btdht crawl`: runs a [`Crawl`] on one UDP socket and writes NDJSON.
+//! `btdht crawl`: runs a [`Crawl`] on a UDP socket (and an IPv6 one with `--bind6`) and writes
+//! NDJSON.
 //!
 //! It writes the crawl's records as NDJSON lines to stdout or `--out`: one line per
 //! node (`type: node`), per info-hash (`type: infohash`), per peer count (`type: peers`, with
@@ -8,8 +9,8 @@
 //! stderr at the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
 //! With `--db FILE`, everything also goes into a SQLite crawl database ([`Db`]), committed in
 //! batches, and NDJSON is written only with `--out`; a crawl restarted on the same file starts
-//! from the nodes it knows (the [`KNOWN_NODES`] seen last) and does not fetch again the
-//! metadata it has. With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
+//! from the nodes it knows (the [`KNOWN_NODES`] seen last), samples no node before the end of
+//! the BEP 51 `interval` it last gave, and does not fetch again the metadata it has. With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
 //! the metadata fetches under way.
 
 use std::fs::File;
@@ -21,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use btdht::crawler::db::Db;
 use btdht::crawler::{
-    Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record, TorrentStats,
+    Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record, Shard, TorrentStats,
     Torrents,
 };
 use btdht::driver::socket::bind_udp;
@@ -41,6 +42,10 @@ pub(crate) struct CrawlArgs {
     /// Local IPv4 address to bind.
     #[arg(long, default_value = "0.0.0.0:0", value_parser = parse_bind)]
     pub bind: SocketAddr,
+    /// Also crawl over IPv6 from this local address (e.g. [::]:0): IPv4 and IPv6 together,
+    /// every query asking for both families' nodes (want n4 n6).
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
+    pub bind6: Option<SocketAddr>,
     /// Stop after SECS seconds (default: run until SIGINT or SIGTERM).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -82,6 +87,12 @@ pub(crate) struct CrawlArgs {
     /// on it resumes). NDJSON is then written only with --out.
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// Crawl shard I of N (0 <= I < N) of the id space: the top 32 bits of an id or info-hash,
+    /// times N and divided by 2^32, give its shard. The crawl aims every query into shard I
+    /// and records only the info-hashes of shard I (nodes wherever it meets them), so N
+    /// crawls with 0/N .. N-1/N, e.g. into one --db, cover the DHT without overlap.
+    #[arg(long, value_name = "I/N", default_value = "0/1")]
+    pub shard: Shard,
     /// Metadata fetches (TCP connections) at once, with --metadata.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub metadata_concurrency: u32,
@@ -93,6 +104,9 @@ pub(crate) const METADATA_DRAIN: Duration = Duration::from_secs(60);
 
 /// Nodes of the database that seed a restarted crawl, at most (the ones seen last).
 pub(crate) const KNOWN_NODES: usize = 1_000;
+
+/// Nodes of the database whose BEP 51 interval holds back their sample, at most.
+const DEFERRED_SAMPLES: usize = 100_000;
 
 /// Info-hashes waiting for a metadata fetch, at most.
 const METADATA_BACKLOG: usize = 65_536;
@@ -133,6 +147,8 @@ fn summary_json(
         "queue_overflows": stats.queue_overflows,
         "records_dropped": stats.records_dropped,
         "resamples": stats.resamples,
+        "shard": crawler.config().shard.to_string(),
+        "other_shards": stats.other_shards,
         "dedup_false_positive_rate": fp.iter().copied().fold(0.0, f64::max),
     });
     if let (Some(t), Some(map)) = (torrents, summary.as_object_mut()) {
@@ -294,9 +310,14 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         args.bootstrap.clone()
     };
     let mut skip = Vec::new();
+    let mut sample_after = Vec::new();
     if let Some(db) = &db {
+        let now = unix_now();
         match db.known_nodes(KNOWN_NODES).and_then(|known| {
             skip = db.fetched_infohashes()?;
+            for (addr, due) in db.sample_deadlines(now, DEFERRED_SAMPLES)? {
+                sample_after.push((addr, Duration::from_secs_f64((due - now).max(0.0))));
+            }
             Ok(known)
         }) {
             Ok(known) => bootstrap.extend(known),
@@ -329,6 +350,13 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
             return super::bind_failed(&args.bind.to_string(), &e);
         }
     };
+    let socket6 = match args.bind6.map(bind_udp).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            let addr = args.bind6.map(|a| a.to_string()).unwrap_or_default();
+            return super::bind_failed(&addr, &e);
+        }
+    };
     let out: Box<dyn Write> = match &args.out {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
@@ -358,6 +386,7 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         get_peers: args.get_peers || args.metadata,
         allow_private: args.allow_private,
         sweep_rate: args.sweep_rate,
+        shard: args.shard,
         ..CrawlConfig::default()
     };
     let options = CrawlOptions {
@@ -366,8 +395,9 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         bootstrap,
         duration: args.duration.map(|s| Duration::from_secs_f64(s.max(0.0))),
         until_idle: args.until_idle,
+        sample_after,
     };
-    let crawl = match Crawl::new(socket, options) {
+    let crawl = match Crawl::with_sockets(Some(socket), socket6, options) {
         Ok(crawl) => crawl,
         Err(e) => {
             eprintln!("btdht: {e}");

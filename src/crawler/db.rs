@@ -9,7 +9,9 @@
 //! [`Db::commit`] ends (the caller commits every [`BATCH`] writes or every second, see
 //! [`Db::due`]). A process killed at any moment loses at most the uncommitted batch; the file
 //! stays consistent. Rows are upserts, so crawls restarted on one file add to it: the caller
-//! seeds a new crawl with [`Db::known_nodes`] and skips [`Db::fetched_infohashes`].
+//! seeds a new crawl with [`Db::known_nodes`], holds back the samples of
+//! [`Db::sample_deadlines`] (each node's BEP 51 `interval`, in `nodes.next_sample`) and skips
+//! [`Db::fetched_infohashes`].
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     first_seen REAL NOT NULL,
     last_seen REAL NOT NULL,
     bep51 INTEGER NOT NULL DEFAULT 0,
+    next_sample REAL,
     PRIMARY KEY (id, address)
 );
 CREATE INDEX IF NOT EXISTS nodes_last_seen ON nodes (last_seen);
@@ -107,6 +110,18 @@ impl Db {
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // A file made before `next_sample` existed gets the column.
+        let has_next_sample: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('nodes') WHERE name = 'next_sample'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if has_next_sample == 0 {
+            conn.execute_batch("ALTER TABLE nodes ADD COLUMN next_sample REAL")
+                .map_err(err)?;
+        }
         Ok(Db {
             conn,
             pending: 0,
@@ -176,6 +191,31 @@ impl Db {
                          WHERE address = ?1",
                     )
                     .and_then(|mut s| s.execute(params![from.to_string(), t]))
+                    .map_err(err)?;
+            }
+            Record::Interval {
+                id,
+                addr,
+                next_sample,
+                at,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO nodes (id, address, first_seen, last_seen, bep51, next_sample)
+                         VALUES (?1, ?2, ?3, ?3, 1, ?4)
+                         ON CONFLICT (id, address) DO UPDATE SET
+                           last_seen = max(last_seen, excluded.last_seen),
+                           bep51 = 1,
+                           next_sample = excluded.next_sample",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            id.to_hex(),
+                            addr.to_string(),
+                            secs(at),
+                            secs(next_sample)
+                        ])
+                    })
                     .map_err(err)?;
             }
             Record::Peers {
@@ -268,6 +308,31 @@ impl Db {
         for row in rows {
             if let Ok(addr) = row.map_err(err)?.parse() {
                 out.push(addr);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The nodes not to be sampled before a Unix time later than `after` (BEP 51 intervals),
+    /// the `limit` due first: (address, Unix time).
+    pub fn sample_deadlines(&self, after: f64, limit: usize) -> io::Result<Vec<(SocketAddr, f64)>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT address, max(next_sample) AS due FROM nodes WHERE next_sample > ?1
+                 GROUP BY address ORDER BY due LIMIT ?2",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![after, limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (addr, due) = row.map_err(err)?;
+            if let Ok(addr) = addr.parse() {
+                out.push((addr, due));
             }
         }
         Ok(out)
@@ -459,6 +524,51 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.contains("\"last_seen\":200.0"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sample_deadlines_survive_a_reopen_and_old_files_get_the_column() {
+        let dir = std::env::temp_dir().join(format!("btdht-db-next-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("crawl.db");
+        // A file with the nodes table as it was before `next_sample`.
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE nodes (id TEXT NOT NULL, address TEXT NOT NULL, version TEXT,
+                 first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+                 bep51 INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (id, address));",
+            )
+            .unwrap();
+        }
+        let a: SocketAddr = "127.0.0.9:6881".parse().unwrap();
+        let b: SocketAddr = "127.0.0.10:6881".parse().unwrap();
+        let interval = |addr, secs| Record::Interval {
+            id: NodeId([7; 20]),
+            addr,
+            next_sample: Instant::from_secs(secs),
+            at: Instant::ZERO,
+        };
+        {
+            let mut db = Db::open(&path).unwrap();
+            db.record(&interval(a, 21_600), 1_000.0).unwrap();
+            db.record(&interval(b, 30), 1_000.0).unwrap();
+            db.commit(1_000.0).unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        // A minute later: a's deadline holds, b's has passed.
+        assert_eq!(
+            db.sample_deadlines(1_060.0, 10).unwrap(),
+            vec![(a, 22_600.0)]
+        );
+        assert_eq!(
+            db.sample_deadlines(0.0, 10).unwrap(),
+            vec![(b, 1_030.0), (a, 22_600.0)]
+        );
+        assert_eq!(db.sample_deadlines(1_060.0, 0).unwrap(), vec![]);
+        assert_eq!(db.stats().unwrap().bep51_nodes, 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

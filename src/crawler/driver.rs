@@ -35,6 +35,9 @@ pub struct CrawlOptions {
     pub duration: Option<Duration>,
     /// Stop once the crawler is idle ([`Crawler::is_idle`]).
     pub until_idle: bool,
+    /// Addresses not to be sampled before this long after the crawl starts (BEP 51 intervals
+    /// of an earlier crawl, see [`Crawler::defer_samples`]).
+    pub sample_after: Vec<(SocketAddr, Duration)>,
 }
 
 /// Where a crawl's findings go.
@@ -81,11 +84,38 @@ pub struct Crawl {
 impl Crawl {
     /// A crawl on `socket` (IPv4), its clock started now and its bootstrap nodes queued.
     pub fn new(socket: UdpSocket, options: CrawlOptions) -> io::Result<Crawl> {
+        Crawl::with_sockets(Some(socket), None, options)
+    }
+
+    /// A crawl on an IPv4 socket, an IPv6 socket or both (IPv4 and IPv6 crawled together),
+    /// its clock started now and its bootstrap nodes queued. The crawler's families
+    /// ([`CrawlConfig::ipv4`], [`CrawlConfig::ipv6`]) are those of the sockets given; with
+    /// none it fails with [`io::ErrorKind::InvalidInput`].
+    pub fn with_sockets(
+        sock4: Option<UdpSocket>,
+        sock6: Option<UdpSocket>,
+        options: CrawlOptions,
+    ) -> io::Result<Crawl> {
+        if sock4.is_none() && sock6.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a crawl needs an IPv4 or an IPv6 socket",
+            ));
+        }
+        let mut config = options.config;
+        config.ipv4 = sock4.is_some();
+        config.ipv6 = sock6.is_some();
         let clock = Clock::start();
         let mut runtime = Runtime::new(clock)?.with_max_sleep(MAX_SLEEP);
-        runtime.add(Some(socket), None)?;
+        runtime.add(sock4, sock6)?;
         let now = clock.now();
-        let mut crawler = Crawler::new(options.config, options.seed, now);
+        let mut crawler = Crawler::new(config, options.seed, now);
+        let deadlines: Vec<(SocketAddr, Instant)> = options
+            .sample_after
+            .iter()
+            .map(|(addr, wait)| (*addr, now + *wait))
+            .collect();
+        crawler.defer_samples(&deadlines);
         crawler.add_bootstrap(now, &options.bootstrap);
         Ok(Crawl {
             runtime,
@@ -96,9 +126,14 @@ impl Crawl {
         })
     }
 
-    /// The socket's address.
+    /// The IPv4 socket's address.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.runtime.local_addr(0, 0)
+    }
+
+    /// The IPv6 socket's address.
+    pub fn local_addr6(&self) -> Option<SocketAddr> {
+        self.runtime.local_addr(0, 1)
     }
 
     /// A flag that stops the crawl when set.
@@ -253,6 +288,7 @@ mod tests {
             bootstrap: vec![ready.bootstrap],
             duration: Some(Duration::from_secs(30)),
             until_idle: true,
+            sample_after: Vec::new(),
         };
         let crawl = Crawl::new(socket, options).unwrap();
         let mut sink = Collect::default();
