@@ -6,10 +6,10 @@
 //! `--metadata`), and a last `type: summary` line with the counters. Progress (nodes/s,
 //! info-hashes/s, packets/s, torrents) goes to stderr when it is a terminal; a summary goes to
 //! stderr at the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
-//! With `--db FILE`, everything also goes into a SQLite crawl database ([`Db`]), committed in
-//! batches, and NDJSON is written only with `--out`; a crawl restarted on the same file starts
-//! from the nodes it knows (the [`KNOWN_NODES`] seen last) and does not fetch again the
-//! metadata it has. With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
+//! With `--db FILE|URL`, everything also goes into a crawl database ([`Store`]: a SQLite file
+//! or PostgreSQL), committed in batches, and NDJSON is written only with `--out`; a crawl
+//! restarted on the same database starts from the nodes it knows (the [`KNOWN_NODES`] seen
+//! last) and does not fetch again the metadata it has. With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
 //! the metadata fetches under way.
 
 use std::fs::File;
@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use btdht::crawler::db::Db;
+use btdht::crawler::db::{Location, Store};
 use btdht::crawler::{
     Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record, TorrentStats,
     Torrents,
@@ -78,10 +78,11 @@ pub(crate) struct CrawlArgs {
     /// Fetch the metadata (BEP 9) of each new info-hash from its peers (implies --get-peers).
     #[arg(long)]
     pub metadata: bool,
-    /// Also write everything into this SQLite database (created if needed; a crawl restarted
-    /// on it resumes). NDJSON is then written only with --out.
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// Also write everything into this database: a SQLite file (created if needed) or a
+    /// PostgreSQL URL (postgres://user@host/dbname; shards and restarts merge into it). A crawl
+    /// restarted on it resumes. NDJSON is then written only with --out.
+    #[arg(long, value_name = "FILE|URL")]
+    pub db: Option<Location>,
     /// Metadata fetches (TCP connections) at once, with --metadata.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub metadata_concurrency: u32,
@@ -163,7 +164,7 @@ struct Output {
     progress: Option<indicatif::ProgressBar>,
     last_progress: (std::time::Instant, CrawlStats),
     torrents: Option<Torrents>,
-    db: Option<Db>,
+    db: Option<Box<dyn Store + Send>>,
 }
 
 impl Output {
@@ -278,11 +279,11 @@ impl CrawlSink for Output {
 
 /// Runs `btdht crawl`; returns the exit status.
 pub(crate) fn run(args: CrawlArgs) -> i32 {
-    let db = match &args.db {
-        Some(path) => match Db::open(path) {
+    let mut db = match &args.db {
+        Some(location) => match location.open() {
             Ok(db) => Some(db),
             Err(e) => {
-                eprintln!("btdht: database {}: {e}", path.display());
+                eprintln!("btdht: database {location}: {e}");
                 return EXIT_USAGE;
             }
         },
@@ -294,7 +295,7 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         args.bootstrap.clone()
     };
     let mut skip = Vec::new();
-    if let Some(db) = &db {
+    if let Some(db) = &mut db {
         match db.known_nodes(KNOWN_NODES).and_then(|known| {
             skip = db.fetched_infohashes()?;
             Ok(known)

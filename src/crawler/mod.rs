@@ -45,6 +45,8 @@
 pub mod db;
 pub mod dedup;
 pub mod driver;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod torrents;
 
 use std::collections::{BinaryHeap, VecDeque};
