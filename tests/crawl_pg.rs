@@ -12,7 +12,7 @@ mod support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -137,7 +137,12 @@ impl Server {
     fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         if self.as_postgres {
-            let mut c = Command::new("runuser");
+            // util-linux's runuser is in sbin, which a root PATH may lack.
+            let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
+                .into_iter()
+                .find(|p| Path::new(p).is_file())
+                .unwrap_or("runuser");
+            let mut c = Command::new(runuser);
             c.args(["-u", "postgres", "--"]).arg(path);
             c
         } else {
