@@ -7,10 +7,12 @@
 //! `--metadata`), and a last `type: summary` line with the counters. Progress (nodes/s,
 //! info-hashes/s, packets/s, torrents) goes to stderr when it is a terminal; a summary goes to
 //! stderr at the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
-//! With `--db FILE`, everything also goes into a SQLite crawl database ([`Db`]), committed in
-//! batches, and NDJSON is written only with `--out`; a crawl restarted on the same file starts
-//! from the nodes it knows (the [`KNOWN_NODES`] seen last), samples no node before the end of
-//! the BEP 51 `interval` it last gave, and does not fetch again the metadata it has. With `--metadata`, a crawl that ends by itself first waits (at most [`METADATA_DRAIN`]) for
+//! With `--db FILE|URL`, everything also goes into a crawl database ([`Store`]: a SQLite file
+//! or PostgreSQL), committed in batches, and NDJSON is written only with `--out`; a crawl
+//! restarted on the same database starts from the nodes it knows (the [`KNOWN_NODES`] seen
+//! last), samples no node before the end of the BEP 51 `interval` it last gave, and does not
+//! fetch again the metadata it has. With `--metadata`, a crawl that ends by itself first waits
+//! (at most [`METADATA_DRAIN`]) for
 //! the metadata fetches under way.
 
 use std::fs::File;
@@ -20,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use btdht::crawler::db::Db;
+use btdht::crawler::db::{Location, Store};
 use btdht::crawler::{
     Crawl, CrawlConfig, CrawlOptions, CrawlSink, CrawlStats, Crawler, Record, Shard, TorrentStats,
     Torrents,
@@ -83,10 +85,11 @@ pub(crate) struct CrawlArgs {
     /// Fetch the metadata (BEP 9) of each new info-hash from its peers (implies --get-peers).
     #[arg(long)]
     pub metadata: bool,
-    /// Also write everything into this SQLite database (created if needed; a crawl restarted
-    /// on it resumes). NDJSON is then written only with --out.
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// Also write everything into this database: a SQLite file (created if needed) or a
+    /// PostgreSQL URL (postgres://user@host/dbname; shards and restarts merge into it). A crawl
+    /// restarted on it resumes. NDJSON is then written only with --out.
+    #[arg(long, value_name = "FILE|URL")]
+    pub db: Option<Location>,
     /// Crawl shard I of N (0 <= I < N) of the id space: the top 32 bits of an id or info-hash,
     /// times N and divided by 2^32, give its shard. The crawl aims every query into shard I
     /// and records only the info-hashes of shard I (nodes wherever it meets them), so N
@@ -179,7 +182,7 @@ struct Output {
     progress: Option<indicatif::ProgressBar>,
     last_progress: (std::time::Instant, CrawlStats),
     torrents: Option<Torrents>,
-    db: Option<Db>,
+    db: Option<Box<dyn Store + Send>>,
 }
 
 impl Output {
@@ -294,11 +297,11 @@ impl CrawlSink for Output {
 
 /// Runs `btdht crawl`; returns the exit status.
 pub(crate) fn run(args: CrawlArgs) -> i32 {
-    let db = match &args.db {
-        Some(path) => match Db::open(path) {
+    let mut db = match &args.db {
+        Some(location) => match location.open() {
             Ok(db) => Some(db),
             Err(e) => {
-                eprintln!("btdht: database {}: {e}", path.display());
+                eprintln!("btdht: database {location}: {e}");
                 return EXIT_USAGE;
             }
         },
@@ -311,7 +314,7 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
     };
     let mut skip = Vec::new();
     let mut sample_after = Vec::new();
-    if let Some(db) = &db {
+    if let Some(db) = &mut db {
         let now = unix_now();
         match db.known_nodes(KNOWN_NODES).and_then(|known| {
             skip = db.fetched_infohashes()?;

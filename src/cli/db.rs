@@ -1,11 +1,10 @@
-//! `btdht db`: reads a crawl database written by `btdht crawl --db` (`stats`: its row counts
-//! and integrity; `export --ndjson`: every row as NDJSON on stdout).
+//! `btdht db`: reads a crawl database written by `btdht crawl --db`, a SQLite file or a
+//! PostgreSQL URL (`stats`: its row counts and integrity; `export --ndjson`: every row as
+//! NDJSON on stdout).
 
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
-
-use btdht::crawler::db::Db;
+use btdht::crawler::db::Location;
 use clap::{Args, Subcommand};
+use std::io::{self, BufWriter, Write};
 
 use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
@@ -23,13 +22,13 @@ pub(crate) enum DbCommand {
     /// Print the row counts (nodes, info-hashes, torrents, files) and the integrity check, one
     /// `name value` a line.
     Stats {
-        /// The database file.
-        file: PathBuf,
+        /// The database file, or a postgres:// URL.
+        file: Location,
     },
     /// Write every row as NDJSON to stdout.
     Export {
-        /// The database file.
-        file: PathBuf,
+        /// The database file, or a postgres:// URL.
+        file: Location,
         /// NDJSON output (the one format).
         #[arg(long, required = true)]
         ndjson: bool,
@@ -41,14 +40,16 @@ pub(crate) fn run(args: DbArgs) -> i32 {
     let file = match &args.command {
         DbCommand::Stats { file } | DbCommand::Export { file, .. } => file,
     };
-    if !file.exists() {
-        eprintln!("btdht: {}: no such file", file.display());
-        return EXIT_USAGE;
+    if let Location::File(path) = file {
+        if !path.exists() {
+            eprintln!("btdht: {file}: no such file");
+            return EXIT_USAGE;
+        }
     }
-    let db = match Db::open(file) {
+    let mut db = match file.open() {
         Ok(db) => db,
         Err(e) => {
-            eprintln!("btdht: {}: {e}", file.display());
+            eprintln!("btdht: {file}: {e}");
             return EXIT_NO_ANSWER;
         }
     };
@@ -73,7 +74,7 @@ pub(crate) fn run(args: DbArgs) -> i32 {
         Ok(()) => EXIT_OK,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
         Err(e) => {
-            eprintln!("btdht: {}: {e}", file.display());
+            eprintln!("btdht: {file}: {e}");
             EXIT_NO_ANSWER
         }
     }

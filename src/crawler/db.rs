@@ -15,7 +15,7 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -455,6 +455,131 @@ impl Db {
             writeln!(out, "{line}")?;
         }
         Ok(())
+    }
+}
+
+/// A crawl database as `btdht crawl` and `btdht db` use it: a SQLite [`Db`] or, with the
+/// `postgres` feature, a PostgreSQL [`super::pg::PgDb`]. The methods are those of [`Db`].
+pub trait Store: std::fmt::Debug {
+    /// Writes a crawl record; `start_unix` is the Unix time of the crawl's
+    /// [`crate::time::Instant::ZERO`].
+    fn record(&mut self, record: &Record, start_unix: f64) -> io::Result<()>;
+    /// Writes a torrent and its files; `seen` is a Unix time.
+    fn torrent(&mut self, torrent: &Torrent, seen: f64) -> io::Result<()>;
+    /// Whether the open batch should be committed at Unix time `now`.
+    fn due(&self, now: f64) -> bool;
+    /// Commits the open batch (if any); `now` is the Unix time.
+    fn commit(&mut self, now: f64) -> io::Result<()>;
+    /// The addresses of the `limit` nodes seen last, to seed a crawl.
+    fn known_nodes(&mut self, limit: usize) -> io::Result<Vec<SocketAddr>>;
+    /// The nodes whose next BEP 51 sample is due after Unix time `after`, with that time
+    /// (the `limit` due first).
+    fn sample_deadlines(&mut self, after: f64, limit: usize) -> io::Result<Vec<(SocketAddr, f64)>>;
+    /// The info-hashes that have metadata.
+    fn fetched_infohashes(&mut self) -> io::Result<Vec<InfoHash>>;
+    /// The row counts.
+    fn stats(&mut self) -> io::Result<DbStats>;
+    /// `ok`, or what is wrong (one word).
+    fn integrity(&mut self) -> io::Result<String>;
+    /// Writes every row as NDJSON: `type` `node`, `infohash` and `torrent` (with its `files`).
+    fn export_ndjson(&mut self, out: &mut dyn Write) -> io::Result<()>;
+}
+
+impl Store for Db {
+    fn record(&mut self, record: &Record, start_unix: f64) -> io::Result<()> {
+        Db::record(self, record, start_unix)
+    }
+    fn torrent(&mut self, torrent: &Torrent, seen: f64) -> io::Result<()> {
+        Db::torrent(self, torrent, seen)
+    }
+    fn due(&self, now: f64) -> bool {
+        Db::due(self, now)
+    }
+    fn commit(&mut self, now: f64) -> io::Result<()> {
+        Db::commit(self, now)
+    }
+    fn known_nodes(&mut self, limit: usize) -> io::Result<Vec<SocketAddr>> {
+        Db::known_nodes(self, limit)
+    }
+    fn sample_deadlines(&mut self, after: f64, limit: usize) -> io::Result<Vec<(SocketAddr, f64)>> {
+        Db::sample_deadlines(self, after, limit)
+    }
+    fn fetched_infohashes(&mut self) -> io::Result<Vec<InfoHash>> {
+        Db::fetched_infohashes(self)
+    }
+    fn stats(&mut self) -> io::Result<DbStats> {
+        Db::stats(self)
+    }
+    fn integrity(&mut self) -> io::Result<String> {
+        Db::integrity(self)
+    }
+    fn export_ndjson(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        Db::export_ndjson(self, out)
+    }
+}
+
+/// Where a crawl database is: a `postgres://` or `postgresql://` URL, else a SQLite file.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    File(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// Opens the database (a SQLite file is created if needed; PostgreSQL needs the
+    /// `postgres` feature).
+    pub fn open(&self) -> io::Result<Box<dyn Store + Send>> {
+        match self {
+            Location::File(path) => Ok(Box::new(Db::open(path)?)),
+            #[cfg(feature = "postgres")]
+            Location::Postgres(url) => Ok(Box::new(super::pg::PgDb::connect(url)?)),
+            #[cfg(not(feature = "postgres"))]
+            Location::Postgres(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "built without the postgres feature",
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for Location {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Location, Self::Err> {
+        Ok(
+            if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+                Location::Postgres(s.to_string())
+            } else {
+                Location::File(PathBuf::from(s))
+            },
+        )
+    }
+}
+
+/// The file name, or the URL with its password hidden.
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(path) => write!(f, "{}", path.display()),
+            Location::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                match rest.split_once('@') {
+                    Some((user, host)) if user.contains(':') => {
+                        let name = user.split(':').next().unwrap_or_default();
+                        write!(f, "{scheme}://{name}:***@{host}")
+                    }
+                    _ => f.write_str(url),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Location({self})")
     }
 }
 

@@ -52,6 +52,8 @@ mod config;
 pub mod db;
 pub mod dedup;
 pub mod driver;
+#[cfg(feature = "postgres")]
+pub mod pg;
 mod plan;
 mod record;
 mod replies;
