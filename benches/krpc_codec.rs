@@ -12,6 +12,10 @@
 //! warmed-up [`Node`] and a [`BootstrapServer`] with a 100,000-node pool (and, as `bootstrap1m`,
 //! one with a full pool of one million public nodes, half of them BEP 42-consistent), exactly
 //! as a driver
+//! does. The `node/*_full` and `node/get_peers_50` workloads load the node as
+//! `benches/throughput.sh` loads `btdht node` for its `nodefull` runs: a full routing table (8
+//! nodes sharing each prefix length 0 to 20 with its id, restored as from a state file) and 50
+//! stored peers for one info-hash, and send read-only queries as `btdht bench` does; the driver
 //! does (`handle_timeout` when due, `handle_datagram`, drain `poll_transmit` and the events),
 //! and every query must be answered. It prints nanoseconds per query, as a ratio against the
 //! same run's baseline (copying each datagram into a reply buffer and through an outbox, the
@@ -37,6 +41,7 @@ use std::time::{Duration, Instant};
 use btdht::bootstrap::{BootstrapConfig, BootstrapServer, Pools};
 use btdht::krpc::{Body, Message, QueryKind, Response, Want, decode};
 use btdht::node::{Config, Node, RateLimit};
+use btdht::routing::{Liveness, Snapshot, SnapshotEntry};
 use btdht::{Endpoint, NodeId, NodeInfo, Transmit};
 use criterion::{Criterion, Throughput, criterion_group};
 use parking_lot::RwLock;
@@ -298,11 +303,20 @@ const POOL_NODES: u32 = 100_000;
 const FULL_POOL_NODES: u32 = 1_000_000;
 /// Info-hashes announced to (the peer store stays small and bounded).
 const ANNOUNCED_HASHES: usize = 1_000;
+/// The deepest prefix length of the full node's table (one bucket of 8 per length up to it).
+const FULL_TABLE_DEPTH: usize = 20;
+/// Peers stored for [`STORED_HASH`] in the full node.
+const STORED_PEERS: u32 = 50;
+/// The info-hash the full node stores [`STORED_PEERS`] peers for.
+const STORED_HASH: NodeId = NodeId([0x3c; 20]);
 
 /// Which core a workload drives.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum CoreKind {
     Node,
+    /// A node with a full routing table and [`STORED_PEERS`] peers for [`STORED_HASH`], as
+    /// `benches/throughput.sh` starts it.
+    NodeFull,
     Bootstrap,
     /// A bootstrap server with a full pool of one million public nodes, half of them with
     /// BEP 42-consistent ids, as on a busy production server.
@@ -316,16 +330,55 @@ enum QueryMix {
     PingReadOnly,
     Ping,
     FindNode,
+    /// `find_node` for random targets, `ro = 1`.
+    FindNodeReadOnly,
     GetPeers,
+    /// `get_peers` for random info-hashes (no values), `ro = 1`.
+    GetPeersReadOnly,
+    /// `get_peers` for [`STORED_HASH`] (answered with its values), `ro = 1`.
+    GetPeersStoredReadOnly,
     AnnouncePeer,
 }
 
-const WORKLOADS: [(&str, CoreKind, QueryMix); 12] = [
+impl QueryMix {
+    /// Whether the queries carry BEP 43 `ro = 1`, as `btdht bench` sends them.
+    fn read_only(self) -> bool {
+        matches!(
+            self,
+            QueryMix::PingReadOnly
+                | QueryMix::FindNodeReadOnly
+                | QueryMix::GetPeersReadOnly
+                | QueryMix::GetPeersStoredReadOnly
+        )
+    }
+}
+
+const WORKLOADS: [(&str, CoreKind, QueryMix); 16] = [
     ("node/ping_ro", CoreKind::Node, QueryMix::PingReadOnly),
     ("node/ping", CoreKind::Node, QueryMix::Ping),
     ("node/find_node", CoreKind::Node, QueryMix::FindNode),
     ("node/get_peers", CoreKind::Node, QueryMix::GetPeers),
     ("node/announce_peer", CoreKind::Node, QueryMix::AnnouncePeer),
+    (
+        "node/ping_ro_full",
+        CoreKind::NodeFull,
+        QueryMix::PingReadOnly,
+    ),
+    (
+        "node/find_node_full",
+        CoreKind::NodeFull,
+        QueryMix::FindNodeReadOnly,
+    ),
+    (
+        "node/get_peers_full",
+        CoreKind::NodeFull,
+        QueryMix::GetPeersReadOnly,
+    ),
+    (
+        "node/get_peers_50",
+        CoreKind::NodeFull,
+        QueryMix::GetPeersStoredReadOnly,
+    ),
     (
         "bootstrap/ping_ro",
         CoreKind::Bootstrap,
@@ -459,6 +512,45 @@ fn step(
     }
 }
 
+/// A node with id `own` whose table is full (8 nodes on `127.3.x.y` sharing exactly `d`
+/// leading bits with `own` for every `d` up to [`FULL_TABLE_DEPTH`], restored as from a state
+/// file) and which stores [`STORED_PEERS`] peers (one per host) for [`STORED_HASH`].
+fn full_node(own: NodeId, now: btdht::Instant, rng: &mut SmallRng) -> Node {
+    let mut node = Node::new(node_config(), own, 7, now);
+    let mut nodes = Vec::new();
+    for depth in 0..=FULL_TABLE_DEPTH {
+        for _ in 0..8 {
+            let mut id = NodeId::random(rng).0;
+            for bit in 0..=depth {
+                let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
+                let own_bit = own.0[byte] & mask;
+                let wanted = if bit == depth {
+                    own_bit ^ mask
+                } else {
+                    own_bit
+                };
+                id[byte] = (id[byte] & !mask) | wanted;
+            }
+            let i = nodes.len() as u32;
+            let ip = Ipv4Addr::from(0x7f03_0000 + (i / 250) * 256 + i % 250 + 1);
+            nodes.push(SnapshotEntry {
+                node: NodeInfo::new(NodeId(id), SocketAddr::V4(SocketAddrV4::new(ip, 6881))),
+                liveness: Liveness::Questionable,
+                since_response: Some(Duration::ZERO),
+                failed_queries: 0,
+            });
+        }
+    }
+    let count = nodes.len();
+    let restored = node.restore_routing(now, &Snapshot { own_id: own, nodes });
+    assert_eq!(restored, count, "every node of the full table is an entry");
+    for i in 0..STORED_PEERS {
+        let peer = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(0x7f04_0001 + i), 6881));
+        assert!(node.restore_peer(now, STORED_HASH, peer, false));
+    }
+    node
+}
+
 /// Builds `core`, warms it up and prepares `queries` datagrams of `mix` for it.
 fn prepare(kind: CoreKind, mix: QueryMix, queries: usize) -> Prepared {
     let mut rng = SmallRng::seed_from_u64(0x5eed);
@@ -472,6 +564,7 @@ fn prepare(kind: CoreKind, mix: QueryMix, queries: usize) -> Prepared {
     let mut now = btdht::Instant::from_secs(1);
     let mut core: Box<dyn Core> = match kind {
         CoreKind::Node => Box::new(Node::new(node_config(), own, 7, now)),
+        CoreKind::NodeFull => Box::new(full_node(own, now, &mut rng)),
         CoreKind::Bootstrap | CoreKind::BootstrapFull => {
             let full = kind == CoreKind::BootstrapFull;
             let size = if full { FULL_POOL_NODES } else { POOL_NODES };
@@ -537,7 +630,7 @@ fn prepare(kind: CoreKind, mix: QueryMix, queries: usize) -> Prepared {
                         tokens[i] = token;
                     }
                 }
-                Body::Query(_) if kind == CoreKind::Node => {
+                Body::Query(_) if matches!(kind, CoreKind::Node | CoreKind::NodeFull) => {
                     if let Some(id) = by_addr.get(&transmit.to) {
                         let reply =
                             Message::response(message.transaction_id, Response::new(*id)).encode();
@@ -557,12 +650,18 @@ fn prepare(kind: CoreKind, mix: QueryMix, queries: usize) -> Prepared {
             let s = source_of(j);
             let query = match mix {
                 QueryMix::PingReadOnly | QueryMix::Ping => QueryKind::Ping,
-                QueryMix::FindNode => QueryKind::FindNode {
+                QueryMix::FindNode | QueryMix::FindNodeReadOnly => QueryKind::FindNode {
                     target: NodeId::random(&mut rng),
                     want: Want::UNSPECIFIED,
                 },
-                QueryMix::GetPeers => QueryKind::GetPeers {
+                QueryMix::GetPeers | QueryMix::GetPeersReadOnly => QueryKind::GetPeers {
                     info_hash: NodeId::random(&mut rng),
+                    want: Want::UNSPECIFIED,
+                    noseed: false,
+                    scrape: false,
+                },
+                QueryMix::GetPeersStoredReadOnly => QueryKind::GetPeers {
+                    info_hash: STORED_HASH,
                     want: Want::UNSPECIFIED,
                     noseed: false,
                     scrape: false,
@@ -578,7 +677,7 @@ fn prepare(kind: CoreKind, mix: QueryMix, queries: usize) -> Prepared {
             let t = (j as u16).to_be_bytes().to_vec();
             let mut message = Message::query(t, ids[s as usize], query);
             message.version = Some(b"LT\x01\x02".to_vec());
-            message.read_only = mix == QueryMix::PingReadOnly;
+            message.read_only = mix.read_only();
             (source(s), message.encode())
         })
         .collect();

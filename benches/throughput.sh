@@ -12,6 +12,13 @@
 # goes even when the generator or a noisy neighbour limits the rate), then per contender the
 # median (min-max) and the ratios of medians against libtorrent and raw echo, and
 # bootstrap1m's share of the matched (padded) echo.
+# The node is also measured loaded as in production (nodefull): `btdht node` started from a
+# state file that this script writes (a full routing table of NODE_DEPTH+1 buckets of 8 nodes
+# on 127.3.0.0/16 that never answer, and 50 stored peers for one info-hash), against a raw
+# echo padded to the size of its answers (echo-nodefull, measured at start like echo-pad).
+# With QUERY=find-node it answers from the full table; with QUERY=get-peers, from the full
+# table and no values (random info-hashes); with QUERY=get-peers VALUES=1, every query asks
+# for the stored info-hash and is answered with the 50 values and the 8 closest nodes.
 #
 # Usage: benches/throughput.sh [ROUNDS] [SECONDS]
 # Env:   QUERY=ping|find-node|get-peers|mix (default ping), WINDOW (256), SOURCES (64),
@@ -23,9 +30,13 @@
 #        POOL_FILE (a saved pool to load; default: written once by
 #        `cargo bench --bench pool_load -- write`, nodes on 127.0.0.0/8), PAD (echo-pad's
 #        reply size; default: measured),
-#        CALLGRIND=1 to also count the user-space instructions per full-pool answer (the
-#        krpc_codec hot path's bootstrap1m workload under valgrind, which needs QUERY
-#        find-node or get-peers).
+#        SKIP_NODEFULL=1 to leave out nodefull and echo-nodefull, VALUES=1 (see above),
+#        NODE_DEPTH (20), PAD_NODE (echo-nodefull's reply size; default: measured),
+#        CONTENDERS="name ..." to run only these (e.g. "echo-nodefull nodefull"),
+#        CALLGRIND=1 to also count the user-space instructions per answer of the krpc_codec
+#        hot path's matching workloads under valgrind (bootstrap1m's with QUERY find-node
+#        or get-peers, and the full node's: node/ping_ro, node/find_node_full,
+#        node/get_peers_full or, with VALUES=1, node/get_peers_50).
 # Only 127.0.0.0/8 is used. Both btdht servers run with --rate-limit off (the per-IP limit,
 # 20/s, would otherwise answer each of the 64 sources 20 times a second).
 set -euo pipefail
@@ -64,6 +75,40 @@ cleanup() {
 }
 trap 'cleanup; rm -rf "$work"' EXIT
 
+# The loaded node's state: ids at every depth of the table (8 sharing exactly d leading bits
+# with the node's id, for d = 0..NODE_DEPTH), so that every bucket is full, and 50 peers of
+# one info-hash (one per host, as the store keeps them).
+NODE_DEPTH=${NODE_DEPTH:-20}
+NODE_STATE=$work/node-state.json
+INFO_HASH=$(python3 - "$NODE_STATE" "$NODE_DEPTH" <<'PY'
+import json, random, sys
+path, depth = sys.argv[1], int(sys.argv[2])
+rng = random.Random(0x5eed)
+own = rng.getrandbits(160)
+nodes = []
+for d in range(depth + 1):
+    for _ in range(8):
+        # The first d bits as own's, bit d flipped, the rest random.
+        bit = 1 << (159 - d)
+        high = (own >> (160 - d) << (160 - d)) if d else 0
+        node = high | ((own & bit) ^ bit) | (rng.getrandbits(160) & (bit - 1))
+        i = len(nodes)
+        nodes.append({"id": f"{node:040x}", "addr": f"127.3.{i // 250}.{i % 250 + 1}:6881",
+                      "since_response": 0})
+info_hash = f"{rng.getrandbits(160):040x}"
+peers = [{"info_hash": info_hash, "addr": f"127.4.0.{i + 1}:6881", "seed": False, "age": 0}
+         for i in range(50)]
+with open(path, "w") as f:
+    json.dump({"btdht_state": 1, "id": f"{own:040x}", "nodes": nodes, "peers": peers}, f)
+print(info_hash)
+PY
+)
+bench_extra=()
+if [[ -n ${VALUES:-} ]]; then
+    [[ $QUERY == get-peers ]] || { echo "VALUES=1 needs QUERY=get-peers" >&2; exit 2; }
+    bench_extra=(--info-hash "$INFO_HASH")
+fi
+
 port=47000
 start_server() { # name -> starts it on 127.0.1.1:$port, sets server_pid
     local life=$((SECONDS_PER_RUN + WARMUP + 10))
@@ -74,6 +119,11 @@ start_server() { # name -> starts it on 127.0.1.1:$port, sets server_pid
         node) taskset -c 0 "$BTDHT" -q node --bind "127.0.1.1:$port" --allow-private --rate-limit off --bootstrap 127.0.1.1:9 & ;;
         bootstrap) taskset -c 0 "$BTDHT" -q bootstrap --bind "127.0.1.1:$port" --allow-private --rate-limit off --bootstrap 127.0.1.1:9 --capacity 100000 & ;;
         echo-pad) taskset -c 0 "$BTDHT" -q udp-echo --pad "$PAD" --bind "127.0.1.1:$port" --seconds "$life" & ;;
+        echo-nodefull) taskset -c 0 "$BTDHT" -q udp-echo --pad "$PAD_NODE" --bind "127.0.1.1:$port" --seconds "$life" & ;;
+        nodefull)
+            # A copy: the node saves its state back into the file.
+            cp "$NODE_STATE" "$work/node-run.json"
+            taskset -c 0 "$BTDHT" -q node --bind "127.0.1.1:$port" --allow-private --rate-limit off --bootstrap 127.0.1.1:9 --state "$work/node-run.json" & ;;
         bootstrap1m)
             # A copy: the server saves its pool back into the file when it stops.
             cp "$POOL_FILE" "$work/state.bin"
@@ -106,6 +156,23 @@ if [[ -z ${SKIP_POOL:-} ]]; then
     fi
     echo "echo-pad replies padded to $PAD bytes (bootstrap1m's $QUERY answers)"
 fi
+if [[ -z ${SKIP_NODEFULL:-} ]]; then
+    contenders+=(echo-nodefull nodefull)
+    if [[ -z ${PAD_NODE:-} ]]; then
+        # The size of nodefull's answers to this query, from one short run.
+        port=$((port + 1))
+        start_server nodefull
+        PAD_NODE=$("$BTDHT" bench "127.0.1.1:$port" --query "$QUERY" "${bench_extra[@]}" \
+            --seconds 1 --warmup 0 --window 16 --sources 8 |
+            python3 -c 'import json,sys; print(round(json.load(sys.stdin)["answer_bytes_mean"]))')
+        cleanup
+        server_pid=""
+    fi
+    echo "echo-nodefull replies padded to $PAD_NODE bytes (nodefull's $QUERY${VALUES:+ (50 values)} answers)"
+fi
+if [[ -n ${CONTENDERS:-} ]]; then
+    read -r -a contenders <<<"$CONTENDERS"
+fi
 ticks_per_sec=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # utime + stime
 declare -A results costs
@@ -121,7 +188,7 @@ for round in $(seq 1 "$ROUNDS"); do
             perf_pid=$!
         fi
         out=$(mktemp)
-        taskset -c 1 "$BTDHT" bench "127.0.1.1:$port" --query "$QUERY" \
+        taskset -c 1 "$BTDHT" bench "127.0.1.1:$port" --query "$QUERY" "${bench_extra[@]}" \
             --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" --window "$WINDOW" \
             --sources "$SOURCES" >"$out" || true &
         bench_pid=$!
@@ -173,7 +240,7 @@ print(f"\nquery={query}  rounds=$ROUNDS  seconds=$SECONDS_PER_RUN  window=$WINDO
 for n in names:
     c = f"  server CPU {statistics.median(cost[n]):.2f} us/query" if cost.get(n) else ""
     print(f"{n:<10} median {med[n]:>9.0f}/s  (min {min(raw[n]):.0f}, max {max(raw[n]):.0f}){c}")
-for n in [n for n in ("node", "bootstrap", "bootstrap1m") if n in med]:
+for n in [n for n in ("node", "bootstrap", "bootstrap1m", "nodefull") if n in med]:
     if "libtorrent" in med and med["libtorrent"]:
         r = [a / b for a, b in zip(raw[n], raw["libtorrent"]) if b]
         print(f"{n} / libtorrent: {med[n] / med['libtorrent']:.2f}x  (per round {min(r):.2f}-{max(r):.2f})")
@@ -182,20 +249,31 @@ for n in [n for n in ("node", "bootstrap", "bootstrap1m") if n in med]:
         print(f"{n} / raw echo:   {100 * med[n] / med['echo']:.0f}%  (per round {100 * min(r):.0f}-{100 * max(r):.0f}%)")
 if med.get("echo-pad") and "bootstrap1m" in med:
     r = [a / b for a, b in zip(raw["bootstrap1m"], raw["echo-pad"]) if b]
-    print(f"bootstrap1m / matched echo ($PAD-byte replies): {med['bootstrap1m'] / med['echo-pad']:.2f}x  (per round {min(r):.2f}-{max(r):.2f})")
+    print(f"bootstrap1m / matched echo (${PAD:-0}-byte replies): {med['bootstrap1m'] / med['echo-pad']:.2f}x  (per round {min(r):.2f}-{max(r):.2f})")
+if med.get("echo-nodefull") and "nodefull" in med:
+    r = [a / b for a, b in zip(raw["nodefull"], raw["echo-nodefull"]) if b]
+    print(f"nodefull / matched echo (${PAD_NODE:-0}-byte replies): {med['nodefull'] / med['echo-nodefull']:.2f}x  (per round {min(r):.2f}-{max(r):.2f})")
 EOF
 
 if [[ -n ${CALLGRIND:-} ]]; then
+    # User-space instructions per answer: independent of the machine's load.
+    workloads=()
     case $QUERY in
-        find-node | get-peers) ;;
-        *) echo "CALLGRIND needs QUERY=find-node or get-peers" >&2; exit 0 ;;
+        ping) workloads=(node/ping_ro) ;;
+        find-node) workloads=(bootstrap1m/find_node node/find_node_full) ;;
+        get-peers)
+            workloads=(bootstrap1m/get_peers)
+            if [[ -n ${VALUES:-} ]]; then workloads+=(node/get_peers_50); else workloads+=(node/get_peers_full); fi
+            ;;
+        *) echo "CALLGRIND needs QUERY=ping, find-node or get-peers" >&2; exit 0 ;;
     esac
-    # User-space instructions per full-pool answer: independent of the machine's load.
     bench_bin=$(cargo bench --bench krpc_codec --no-run 2>&1 | grep -o 'target/[^ )]*krpc_codec-[0-9a-f]*' | tail -1)
     queries=5000
-    valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
-        --toggle-collect='krpc_codec::feed' "$bench_bin" --hot-path --rounds 1 \
-        --queries "$queries" --workload "bootstrap1m/${QUERY//-/_}" >/dev/null 2>"$work/callgrind.log"
-    collected=$(grep -o 'Collected : [0-9]*' "$work/callgrind.log" | grep -o '[0-9]*$')
-    echo "bootstrap1m/$QUERY: $((collected / queries)) user-space instructions per answer (callgrind, $queries queries)"
+    for workload in "${workloads[@]}"; do
+        valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+            --toggle-collect='krpc_codec::feed' "$bench_bin" --hot-path --rounds 1 \
+            --queries "$queries" --workload "$workload" >/dev/null 2>"$work/callgrind.log"
+        collected=$(grep -o 'Collected : [0-9]*' "$work/callgrind.log" | grep -o '[0-9]*$')
+        echo "$workload: $((collected / queries)) user-space instructions per answer (callgrind, $queries queries)"
+    done
 fi

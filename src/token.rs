@@ -136,9 +136,9 @@ impl TokenManager {
     /// under the current or the previous secret. A token of the wrong length is simply invalid.
     pub fn verify(&mut self, now: Instant, ip: IpAddr, token: &[u8]) -> bool {
         self.rotate(now);
-        if token.len() != TOKEN_LEN {
+        let Ok(token) = <&[u8; TOKEN_LEN]>::try_from(token) else {
             return false;
-        }
+        };
         // Evaluate both comparisons, each in constant time, so the time taken says nothing
         // about which bytes matched.
         let current = ct_eq(&token_for(&self.current, ip), token);
@@ -166,7 +166,8 @@ impl TokenManager {
     }
 }
 
-/// `SHA-1(secret || host bytes)`, truncated to [`TOKEN_LEN`] bytes.
+/// `SHA-1(secret || host bytes)`, truncated to [`TOKEN_LEN`] bytes (on the stack: issuing and
+/// checking a token allocate nothing).
 fn token_for(secret: &[u8; SECRET_LEN], ip: IpAddr) -> [u8; TOKEN_LEN] {
     let mut hasher = Sha1::new();
     hasher.update(secret);
@@ -180,11 +181,8 @@ fn token_for(secret: &[u8; SECRET_LEN], ip: IpAddr) -> [u8; TOKEN_LEN] {
     out
 }
 
-/// Byte-string equality whose running time depends only on the lengths.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
+/// Token equality whose running time does not depend on the bytes.
+fn ct_eq(a: &[u8; TOKEN_LEN], b: &[u8; TOKEN_LEN]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -272,6 +270,43 @@ mod tests {
         let token = tokens.issue(Instant::ZERO, ip("2a00:1:2:3::1"));
         assert!(tokens.verify(Instant::ZERO, ip("2a00:1:2:3:ffff::9"), token.as_bytes()));
         assert!(!tokens.verify(Instant::ZERO, ip("2a00:1:2:4::1"), token.as_bytes()));
+    }
+
+    #[test]
+    fn every_token_lives_five_to_ten_minutes_for_its_host_only() {
+        // Issued at every 30 s of a period (a fresh manager each time, so that nothing
+        // else rotates the secrets): valid 5 minutes later and at the end of the period
+        // after its own, invalid from the period after that, and only for its host (an
+        // IPv4 address, an IPv6 /64).
+        for (issuer, same_host, other_host) in [
+            ("203.0.113.7", "::ffff:203.0.113.7", "203.0.113.8"),
+            ("2a00:1:2:3::1", "2a00:1:2:3:ffff::9", "2a00:1:2:4::1"),
+        ] {
+            for step in 0..10 {
+                let issued = Instant::from_secs(step * 30);
+                let mut tokens = manager(20 + step);
+                let token = tokens.issue(issued, ip(issuer));
+                let token = token.as_bytes();
+                assert!(tokens.verify(issued, ip(same_host), token));
+                assert!(!tokens.verify(issued, ip(other_host), token));
+                let mut later = manager(20 + step);
+                later.issue(issued, ip(issuer));
+                assert!(later.verify(issued + ROTATION_PERIOD, ip(same_host), token));
+                assert!(!later.verify(issued + ROTATION_PERIOD, ip(other_host), token));
+                let last = Instant::from_secs(2 * ROTATION_PERIOD.as_secs() - 1);
+                assert!(
+                    later.verify(last, ip(issuer), token),
+                    "issued at {issued:?}"
+                );
+                let expired = Instant::from_secs(2 * ROTATION_PERIOD.as_secs());
+                assert!(
+                    !later.verify(expired, ip(issuer), token),
+                    "issued at {issued:?}"
+                );
+                assert!(expired.saturating_duration_since(issued) <= 2 * ROTATION_PERIOD);
+                assert!(expired.saturating_duration_since(issued) > ROTATION_PERIOD);
+            }
+        }
     }
 
     #[test]

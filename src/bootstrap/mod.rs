@@ -57,8 +57,8 @@ use rand::rngs::SmallRng;
 use crate::contact::NodeInfo;
 use crate::id::NodeId;
 use crate::krpc::{
-    self, Body, BodyRef, CompactNodes, ERROR_GENERIC, ERROR_PROTOCOL, KrpcError, Message, Outgoing,
-    Query, QueryKind, Response, Want,
+    self, Body, BodyRef, ERROR_GENERIC, ERROR_PROTOCOL, KrpcError, Message, Outgoing, Query,
+    QueryKind, ReplyParts, Response, Want,
 };
 use crate::node::config::CLIENT_VERSION;
 use crate::node::{MAX_TRANSACTION_ID_LEN, RateLimit, RateLimiter};
@@ -372,10 +372,12 @@ impl AnswerNodes {
         self.has_v6 = false;
     }
 
-    fn compact(&self) -> CompactNodes<'_> {
-        CompactNodes {
+    /// The answer's nodes and `token` as the parts of its reply.
+    fn parts<'a>(&'a self, token: Option<&'a [u8]>) -> ReplyParts<'a> {
+        ReplyParts {
             nodes: self.has_v4.then_some(self.v4.as_slice()),
             nodes6: self.has_v6.then_some(self.v6.as_slice()),
+            token,
         }
     }
 }
@@ -502,9 +504,9 @@ impl BootstrapServer {
         t == self.cookie(epoch, addr) || (epoch > 0 && t == self.cookie(epoch - 1, addr))
     }
 
-    fn token(&self, now: Instant, addr: &SocketAddr) -> Vec<u8> {
+    fn token(&self, now: Instant, addr: &SocketAddr) -> [u8; 4] {
         let secret = keyed(self.master, ("token", self.epoch(now)));
-        (keyed(secret, addr.ip()) as u32).to_be_bytes().to_vec()
+        (keyed(secret, addr.ip()) as u32).to_be_bytes()
     }
 
     fn push(&mut self, to: SocketAddr, message: &Message) {
@@ -612,6 +614,7 @@ impl BootstrapServer {
     ) {
         self.nodes.clear();
         let mut response = Response::new(self.id);
+        let mut token = None;
         match kind {
             QueryKind::Ping => {}
             QueryKind::FindNode { target, want } => {
@@ -620,11 +623,11 @@ impl BootstrapServer {
             QueryKind::GetPeers {
                 info_hash, want, ..
             } => {
-                response.token = Some(self.token(now, &from));
+                token = Some(self.token(now, &from));
                 self.fill_nodes(&mut response, &info_hash, want, &from, asker);
             }
             QueryKind::Get { target, want, .. } => {
-                response.token = Some(self.token(now, &from));
+                token = Some(self.token(now, &from));
                 self.fill_nodes(&mut response, &target, want, &from, asker);
             }
             QueryKind::SampleInfohashes { target, want } => {
@@ -668,7 +671,10 @@ impl BootstrapServer {
             version: self.config.version.as_deref(),
             read_only: false,
             requester_ip: Some(from),
-            body: BodyRef::ResponseCompact(&response, self.nodes.compact()),
+            body: BodyRef::ResponseParts(
+                &response,
+                self.nodes.parts(token.as_ref().map(|t| &t[..])),
+            ),
         };
         if self
             .outbox

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use btdht::runtime::udp::{BATCH, SendError, UdpBatch};
 
-use super::args::{parse_addr, parse_bind};
+use super::args::{parse_addr, parse_bind, parse_id};
 use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
 
 /// Which queries the generator sends.
@@ -68,6 +68,10 @@ pub(crate) struct BenchArgs {
     /// Stop after sending this many queries.
     #[arg(long, default_value_t = 200_000_000)]
     pub max_packets: u64,
+    /// Ask `get_peers` for this info-hash (40 hex digits) in every query instead of a random
+    /// one each time (to load a server that stores values for it).
+    #[arg(long, value_parser = parse_id)]
+    pub info_hash: Option<NodeId>,
     /// Send each batch with sendmmsg even where UDP segmentation offload (one UDP_SEGMENT
     /// send per batch, cheaper for the generator) is available.
     #[arg(long)]
@@ -199,7 +203,9 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn template(kind: QueryMix) -> Template {
+/// The template of `kind`; a `get_peers` asks for `info_hash` if given, else for a random
+/// info-hash each time.
+fn template(kind: QueryMix, info_hash: Option<NodeId>) -> Template {
     let id = NodeId([0x5a; 20]);
     let marker = NodeId([0xa5; 20]);
     let query = match kind {
@@ -208,7 +214,7 @@ fn template(kind: QueryMix) -> Template {
             want: Want::UNSPECIFIED,
         },
         QueryMix::GetPeers => QueryKind::GetPeers {
-            info_hash: marker,
+            info_hash: info_hash.unwrap_or(marker),
             want: Want::UNSPECIFIED,
             noseed: false,
             scrape: false,
@@ -351,11 +357,11 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
     }
     let templates: Vec<Template> = match args.query {
         QueryMix::Mix => vec![
-            template(QueryMix::Ping),
-            template(QueryMix::FindNode),
-            template(QueryMix::GetPeers),
+            template(QueryMix::Ping, None),
+            template(QueryMix::FindNode, None),
+            template(QueryMix::GetPeers, args.info_hash),
         ],
-        kind => vec![template(kind)],
+        kind => vec![template(kind, args.info_hash)],
     };
     let mut ring = vec![Slot::default(); RING];
     let mut order: VecDeque<u32> = VecDeque::new();

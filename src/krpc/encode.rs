@@ -83,14 +83,18 @@ fn key_flag(out: &mut Vec<u8>, name: &str, set: bool) {
     }
 }
 
-/// Compact node info already encoded (26-byte IPv4 and 38-byte IPv6 entries, concatenated),
-/// written as a reply's `nodes` and `nodes6` in place of the response's own lists.
+/// Parts of a reply given as bytes a core already holds, written in place of the response's
+/// own fields so that an answer needs no allocation for them: compact node info already
+/// encoded (26-byte IPv4 and 38-byte IPv6 entries, concatenated) for `nodes` and `nodes6`,
+/// and the token's bytes. A part left `None` is taken from the response.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct CompactNodes<'m> {
+pub(crate) struct ReplyParts<'m> {
     /// `nodes`, if given.
     pub(crate) nodes: Option<&'m [u8]>,
     /// `nodes6`, if given.
     pub(crate) nodes6: Option<&'m [u8]>,
+    /// `token`, if given.
+    pub(crate) token: Option<&'m [u8]>,
 }
 
 pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
@@ -104,7 +108,7 @@ pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
             key(out, "e");
             error_list(error, out);
         }
-        BodyRef::Response(_) | BodyRef::ResponseCompact(..) => {}
+        BodyRef::Response(_) | BodyRef::ResponseParts(..) => {}
     }
     if let Some(ip) = &message.requester_ip {
         key(out, "ip");
@@ -116,11 +120,11 @@ pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
         BodyRef::Query(query) => key_bytes(out, "q", query.kind.method().as_bytes()),
         BodyRef::Response(response) => {
             key(out, "r");
-            reply(response, CompactNodes::default(), out);
+            reply(response, ReplyParts::default(), out);
         }
-        BodyRef::ResponseCompact(response, nodes) => {
+        BodyRef::ResponseParts(response, parts) => {
             key(out, "r");
-            reply(response, nodes, out);
+            reply(response, parts, out);
         }
         BodyRef::Error(_) => {}
     }
@@ -131,7 +135,7 @@ pub(crate) fn message(message: &Outgoing<'_>, out: &mut Vec<u8>) {
     }
     let kind: &[u8] = match message.body {
         BodyRef::Query(_) => b"q",
-        BodyRef::Response(_) | BodyRef::ResponseCompact(..) => b"r",
+        BodyRef::Response(_) | BodyRef::ResponseParts(..) => b"r",
         BodyRef::Error(_) => b"e",
     };
     key_bytes(out, "y", kind);
@@ -261,8 +265,9 @@ fn node_list(out: &mut Vec<u8>, name: &str, nodes: &[NodeInfo], v4: bool) {
 }
 
 /// Reply keys in sorted order: BFpe, BFsd, id, interval, k, nodes, nodes6, num, samples,
-/// seq, sig, token, v, values. `compact` replaces `r.nodes` and `r.nodes6` where given.
-fn reply(r: &Response, compact: CompactNodes<'_>, out: &mut Vec<u8>) {
+/// seq, sig, token, v, values. `parts` replaces `r.nodes`, `r.nodes6` and `r.token` where
+/// given.
+fn reply(r: &Response, parts: ReplyParts<'_>, out: &mut Vec<u8>) {
     out.push(b'd');
     if let Some(bloom) = &r.bloom_peers {
         key_bytes(out, "BFpe", &bloom[..]);
@@ -277,12 +282,12 @@ fn reply(r: &Response, compact: CompactNodes<'_>, out: &mut Vec<u8>) {
     if let Some(k) = &r.key {
         key_bytes(out, "k", k);
     }
-    if let Some(bytes) = compact.nodes {
+    if let Some(bytes) = parts.nodes {
         key_bytes(out, "nodes", bytes);
     } else if let Some(nodes) = &r.nodes {
         node_list(out, "nodes", nodes, true);
     }
-    if let Some(bytes) = compact.nodes6 {
+    if let Some(bytes) = parts.nodes6 {
         key_bytes(out, "nodes6", bytes);
     } else if let Some(nodes) = &r.nodes6 {
         node_list(out, "nodes6", nodes, false);
@@ -304,7 +309,7 @@ fn reply(r: &Response, compact: CompactNodes<'_>, out: &mut Vec<u8>) {
     if let Some(sig) = &r.signature {
         key_bytes(out, "sig", sig);
     }
-    if let Some(token) = &r.token {
+    if let Some(token) = parts.token.or(r.token.as_deref()) {
         key_bytes(out, "token", token);
     }
     if let Some(value) = &r.value {

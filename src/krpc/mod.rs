@@ -366,7 +366,7 @@ pub(crate) struct Outgoing<'m> {
     pub(crate) body: BodyRef<'m>,
 }
 
-pub(crate) use encode::CompactNodes;
+pub(crate) use encode::ReplyParts;
 
 /// A borrowed [`Body`].
 #[derive(Clone, Copy, Debug)]
@@ -375,8 +375,8 @@ pub(crate) enum BodyRef<'m> {
     Query(&'m Query),
     /// `y = r`.
     Response(&'m Response),
-    /// `y = r`, with `nodes` and `nodes6` given as encoded compact node info.
-    ResponseCompact(&'m Response, encode::CompactNodes<'m>),
+    /// `y = r`, with some of its parts given as borrowed bytes (see [`ReplyParts`]).
+    ResponseParts(&'m Response, encode::ReplyParts<'m>),
     /// `y = e`.
     Error(&'m KrpcError),
 }

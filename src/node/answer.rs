@@ -2,15 +2,19 @@
 //! trimming to the reply size limit and the reply-byte budget, error replies.
 
 use super::*;
+use crate::krpc::ReplyParts;
+use crate::token::Token;
 
 impl Node {
-    /// Sends `response`, trimmed to [`MAX_REPLY_LEN`] bytes, if the reply byte budget allows.
+    /// Sends `response` with `token` (if any), trimmed to [`MAX_REPLY_LEN`] bytes, if the
+    /// reply byte budget allows.
     pub(super) fn reply(
         &mut self,
         now: Instant,
         to: SocketAddr,
         transaction_id: &[u8],
         mut response: Response,
+        token: Option<Token>,
     ) {
         self.stats.responses_out += 1;
         if self.outbox.len() >= self.config.max_outbox {
@@ -23,7 +27,13 @@ impl Node {
                 version: self.config.version.as_deref(),
                 read_only: false,
                 requester_ip: Some(to),
-                body: BodyRef::Response(&response),
+                body: BodyRef::ResponseParts(
+                    &response,
+                    ReplyParts {
+                        token: token.as_ref().map(AsRef::as_ref),
+                        ..ReplyParts::default()
+                    },
+                ),
             };
             let excess = self.outbox.encode(&message).saturating_sub(MAX_REPLY_LEN);
             if excess == 0 || !trim_reply(&mut response, excess, &to) {
@@ -129,6 +139,7 @@ impl Node {
             }
         }
         let mut response = Response::new(self.id);
+        let mut token = None;
         match query.kind {
             QueryKind::Ping => {}
             QueryKind::FindNode { target, want } => {
@@ -140,7 +151,7 @@ impl Node {
                 noseed,
                 scrape,
             } => {
-                response.token = Some(self.tokens.issue(now, from.ip()).as_bytes().to_vec());
+                token = Some(self.tokens.issue(now, from.ip()));
                 let family = AddressFamily::of(from.ip());
                 // With `scrape`, the Bloom filters stand for the values (BEP 33, as
                 // libtorrent answers): both would not fit in one datagram.
@@ -199,7 +210,7 @@ impl Node {
                 self.fill_nodes(&mut response, &target, want, &from);
             }
             QueryKind::Get { target, seq, want } => {
-                response.token = Some(self.tokens.issue(now, from.ip()).as_bytes().to_vec());
+                token = Some(self.tokens.issue(now, from.ip()));
                 self.fill_item(now, &mut response, &target, seq);
                 self.fill_nodes(&mut response, &target, want, &from);
             }
@@ -216,7 +227,7 @@ impl Node {
                 self.stats.items_stored += 1;
             }
         }
-        self.reply(now, from, transaction_id, response);
+        self.reply(now, from, transaction_id, response, token);
     }
 }
 
