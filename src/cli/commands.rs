@@ -1,5 +1,5 @@
 //! The subcommands: `node` runs until a signal; the others run a short-lived client node,
-//! print their results and return the exit status.
+//! print their results; each returns what went wrong as a [`CliError`].
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -10,10 +10,10 @@ use btdht::{DEFAULT_BOOTSTRAP_NODES, Dht, DhtStats, Error, LookupOutcome, NodeId
 use serde_json::json;
 
 use super::args::{ClientArgs, Command, NodeArgs};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::{CliError, bind_failed};
 
-/// Runs a subcommand and returns the exit status.
-pub(crate) fn run(command: Command) -> i32 {
+/// Runs a subcommand.
+pub(crate) fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Node(args) => node(args),
         Command::Ping { addr, client } => ping(addr, &client),
@@ -72,7 +72,7 @@ fn print_json(value: serde_json::Value) {
 }
 
 /// Starts a read-only client node (BEP 43: it answers nothing and stays out of the tables).
-pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i32> {
+pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, CliError> {
     let mut builder = Dht::builder()
         .bind(args.bind)
         .allow_private(args.allow_private)
@@ -84,15 +84,20 @@ pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i3
         } else {
             let nodes = args.bootstrap.clone();
             if !args.allow_private {
-                let filtered: Vec<String> = nodes
+                let mut filtered: Vec<String> = nodes
                     .iter()
                     .filter_map(|a| super::args::needs_allow_private(*a))
                     .collect();
+                if filtered.len() == nodes.len() {
+                    // Every node is filtered: the last one's message is the error.
+                    let last = filtered.pop().unwrap_or_default();
+                    for message in &filtered {
+                        eprintln!("btdht: bootstrap node {message}");
+                    }
+                    return Err(CliError::failed(format!("bootstrap node {last}")));
+                }
                 for message in &filtered {
                     eprintln!("btdht: bootstrap node {message}");
-                }
-                if filtered.len() == nodes.len() {
-                    return Err(EXIT_NO_ANSWER);
                 }
             }
             builder = builder.bootstrap(nodes);
@@ -101,14 +106,11 @@ pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i3
     builder.start().map_err(start_failed)
 }
 
-/// Says why a node did not start and returns the exit status.
-fn start_failed(e: Error) -> i32 {
+/// Why a node did not start.
+fn start_failed(e: Error) -> CliError {
     match e {
-        Error::Bind { addr, source } => super::bind_failed(&addr.to_string(), &source),
-        e => {
-            eprintln!("btdht: {e}");
-            EXIT_NO_ANSWER
-        }
+        Error::Bind { addr, source } => bind_failed(&addr.to_string(), &source),
+        e => CliError::failed(e),
     }
 }
 
@@ -158,34 +160,27 @@ fn lookup_until_deadline(
     }
 }
 
-pub(crate) fn finish(dht: Dht, status: i32) -> i32 {
+/// Stops the client node and returns `result`.
+pub(crate) fn finish(dht: Dht, result: Result<(), CliError>) -> Result<(), CliError> {
     if let Err(e) = dht.stop() {
         log::warn!("{e}");
     }
-    status
+    result
 }
 
-/// Says so and returns exit 1 if `addr` is ignored without `--allow-private`.
-fn check_target(addr: SocketAddr, args: &ClientArgs) -> Result<(), i32> {
+/// Exit 1 if `addr` is ignored without `--allow-private`, saying so.
+fn check_target(addr: SocketAddr, args: &ClientArgs) -> Result<(), CliError> {
     match super::args::needs_allow_private(addr) {
-        Some(message) if !args.allow_private => {
-            eprintln!("btdht: {message}");
-            Err(EXIT_NO_ANSWER)
-        }
+        Some(message) if !args.allow_private => Err(CliError::failed(message)),
         _ => Ok(()),
     }
 }
 
-fn ping(addr: SocketAddr, args: &ClientArgs) -> i32 {
-    if let Err(status) = check_target(addr, args) {
-        return status;
-    }
-    let dht = match client(args, false) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+fn ping(addr: SocketAddr, args: &ClientArgs) -> Result<(), CliError> {
+    check_target(addr, args)?;
+    let dht = client(args, false)?;
     let started = Instant::now();
-    let status = match until_deadline(&dht, args, |dht| dht.ping(addr)) {
+    let result = match until_deadline(&dht, args, |dht| dht.ping(addr)) {
         Ok(id) => {
             let rtt = started.elapsed().as_secs_f64() * 1000.0;
             if args.json {
@@ -193,31 +188,24 @@ fn ping(addr: SocketAddr, args: &ClientArgs) -> i32 {
             } else {
                 println!("{addr} answered: id {id} in {rtt:.1} ms");
             }
-            EXIT_OK
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("btdht: {addr}: {e}");
-            EXIT_NO_ANSWER
-        }
+        Err(e) => Err(CliError::failed(format!("{addr}: {e}"))),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
-/// The exit status of a lookup that found nothing (an error, or no node answered), after
-/// saying why; `None` if it found something. A lookup cut short by the timeout is noted.
+/// Why a lookup found nothing (an error, or no node answered); `None` if it found
+/// something. A lookup cut short by the timeout is noted.
 fn lookup_failed(
     what: &str,
     result: &Result<LookupOutcome, Error>,
     args: &ClientArgs,
-) -> Option<i32> {
+) -> Option<CliError> {
     match result {
-        Err(e) => {
-            eprintln!("btdht: {what}: {e}");
-            Some(EXIT_NO_ANSWER)
-        }
+        Err(e) => Some(CliError::failed(format!("{what}: {e}"))),
         Ok(outcome) if outcome.responses == 0 => {
-            eprintln!("btdht: {what}: no node answered");
-            Some(EXIT_NO_ANSWER)
+            Some(CliError::failed(format!("{what}: no node answered")))
         }
         Ok(outcome) => {
             if outcome.partial {
@@ -261,33 +249,24 @@ fn summary(outcome: &LookupOutcome) {
     );
 }
 
-fn find_node(target: NodeId, args: &ClientArgs) -> i32 {
-    let dht = match client(args, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+fn find_node(target: NodeId, args: &ClientArgs) -> Result<(), CliError> {
+    let dht = client(args, true)?;
     let result = lookup_until_deadline(&dht, args, |dht| dht.find_node(target));
-    if let Some(status) = lookup_failed("find_node", &result, args) {
-        return finish(dht, status);
+    if let Some(e) = lookup_failed("find_node", &result, args) {
+        return finish(dht, Err(e));
     }
     if let Ok(outcome) = result {
         summary(&outcome);
         print_nodes(&outcome, args.json);
     }
-    finish(dht, EXIT_OK)
+    finish(dht, Ok(()))
 }
 
-fn get_peers(info_hash: NodeId, noseed: bool, args: &ClientArgs) -> i32 {
-    let dht = match client(args, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+fn get_peers(info_hash: NodeId, noseed: bool, args: &ClientArgs) -> Result<(), CliError> {
+    let dht = client(args, true)?;
     let mut lookup = match dht.get_peers(info_hash, noseed) {
         Ok(lookup) => lookup,
-        Err(e) => {
-            eprintln!("btdht: get_peers: {e}");
-            return finish(dht, EXIT_NO_ANSWER);
-        }
+        Err(e) => return finish(dht, Err(CliError::failed(format!("get_peers: {e}")))),
     };
     // Each peer is printed as soon as a node gives it.
     let mut printed = 0usize;
@@ -300,8 +279,13 @@ fn get_peers(info_hash: NodeId, noseed: bool, args: &ClientArgs) -> i32 {
         }
     }
     let result = lookup.outcome();
-    if let Some(status) = lookup_failed("get_peers", &result, args) {
-        return finish(dht, if printed > 0 { EXIT_OK } else { status });
+    if let Some(e) = lookup_failed("get_peers", &result, args) {
+        if printed == 0 {
+            return finish(dht, Err(e));
+        }
+        // Peers were found and printed: the failure is only noted.
+        eprintln!("btdht: {e}");
+        return finish(dht, Ok(()));
     }
     if let Ok(outcome) = result {
         summary(&outcome);
@@ -310,15 +294,17 @@ fn get_peers(info_hash: NodeId, noseed: bool, args: &ClientArgs) -> i32 {
         }
         print_nodes(&outcome, args.json);
     }
-    finish(dht, EXIT_OK)
+    finish(dht, Ok(()))
 }
 
-fn announce(info_hash: NodeId, port: Option<u16>, seed: bool, args: &ClientArgs) -> i32 {
-    let dht = match client(args, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
-    let status = match dht.announce(info_hash, port, seed) {
+fn announce(
+    info_hash: NodeId,
+    port: Option<u16>,
+    seed: bool,
+    args: &ClientArgs,
+) -> Result<(), CliError> {
+    let dht = client(args, true)?;
+    let result = match dht.announce(info_hash, port, seed) {
         Ok(result) if result.acknowledged > 0 => {
             if args.json {
                 print_json(json!({
@@ -336,33 +322,22 @@ fn announce(info_hash: NodeId, port: Option<u16>, seed: bool, args: &ClientArgs)
                     result.sent, result.acknowledged
                 );
             }
-            EXIT_OK
+            Ok(())
         }
-        Ok(result) => {
-            eprintln!(
-                "btdht: announce: no node acknowledged ({} answered the lookup, {} announces sent)",
-                result.outcome.responses, result.sent
-            );
-            EXIT_NO_ANSWER
-        }
-        Err(e) => {
-            eprintln!("btdht: announce: {e}");
-            EXIT_NO_ANSWER
-        }
+        Ok(result) => Err(CliError::failed(format!(
+            "announce: no node acknowledged ({} answered the lookup, {} announces sent)",
+            result.outcome.responses, result.sent
+        ))),
+        Err(e) => Err(CliError::failed(format!("announce: {e}"))),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
-fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
-    if let Err(status) = check_target(addr, args) {
-        return status;
-    }
-    let dht = match client(args, false) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> Result<(), CliError> {
+    check_target(addr, args)?;
+    let dht = client(args, false)?;
     let target = target.unwrap_or_else(|| NodeId::random(&mut rand::rng()));
-    let status = match until_deadline(&dht, args, |dht| dht.sample_infohashes(addr, target)) {
+    let result = match until_deadline(&dht, args, |dht| dht.sample_infohashes(addr, target)) {
         Ok(reply) => {
             if args.json {
                 print_json(json!({
@@ -384,14 +359,11 @@ fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
                     println!("info_hash {hash}");
                 }
             }
-            EXIT_OK
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("btdht: {addr}: {e}");
-            EXIT_NO_ANSWER
-        }
+        Err(e) => Err(CliError::failed(format!("{addr}: {e}"))),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
 /// First wait before checking that the node joined, and the first retry interval.
@@ -526,13 +498,11 @@ fn check_state_file(path: &std::path::Path) -> Result<(), String> {
     }
 }
 
-fn node(args: NodeArgs) -> i32 {
+fn node(args: NodeArgs) -> Result<(), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("btdht: cannot handle signal {signal}: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| CliError::failed(format!("cannot handle signal {signal}: {e}")))?;
     }
     let mut builder = Dht::builder()
         .bind(args.bind)
@@ -558,11 +528,10 @@ fn node(args: NodeArgs) -> i32 {
     }
     if let Some(path) = &args.state {
         if let Err(problem) = check_state_file(path) {
-            eprintln!(
-                "btdht: --state {}: {problem}; nothing was started",
+            return Err(CliError::usage(format!(
+                "--state {}: {problem}; nothing was started",
                 path.display()
-            );
-            return EXIT_USAGE;
+            )));
         }
     }
     let has_saved_nodes = args
@@ -584,10 +553,7 @@ fn node(args: NodeArgs) -> i32 {
     } else if !has_saved_nodes {
         builder = builder.routers(public_routers());
     }
-    let dht = match builder.start() {
-        Ok(dht) => dht,
-        Err(e) => return start_failed(e),
-    };
+    let dht = builder.start().map_err(start_failed)?;
     eprintln!("btdht: node {} listening on {}", dht.id(), dht.local_addr());
     if let Some(addr) = dht.local_addr6() {
         eprintln!("btdht: also listening on {addr}");
@@ -633,11 +599,5 @@ fn node(args: NodeArgs) -> i32 {
         }
     }
     eprintln!("btdht: stopping");
-    match dht.stop() {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("btdht: {e}");
-            EXIT_NO_ANSWER
-        }
-    }
+    dht.stop().map_err(CliError::failed)
 }

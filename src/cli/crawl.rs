@@ -30,7 +30,7 @@ use btdht::runtime::IoStats;
 use clap::Args;
 
 use super::args::{parse_addr, parse_bind};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::{CliError, bind_failed};
 
 /// Options of `btdht crawl`.
 #[derive(Args, Debug)]
@@ -276,14 +276,13 @@ impl CrawlSink for Output {
     }
 }
 
-/// Runs `btdht crawl`; returns the exit status.
-pub(crate) fn run(args: CrawlArgs) -> i32 {
+/// Runs `btdht crawl`.
+pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
     let db = match &args.db {
         Some(path) => match Db::open(path) {
             Ok(db) => Some(db),
             Err(e) => {
-                eprintln!("btdht: database {}: {e}", path.display());
-                return EXIT_USAGE;
+                return Err(CliError::usage(format!("database {}: {e}", path.display())));
             }
         },
         None => None,
@@ -300,15 +299,11 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
             Ok(known)
         }) {
             Ok(known) => bootstrap.extend(known),
-            Err(e) => {
-                eprintln!("btdht: database: {e}");
-                return EXIT_NO_ANSWER;
-            }
+            Err(e) => return Err(CliError::failed(format!("database: {e}"))),
         }
     }
     if bootstrap.is_empty() {
-        eprintln!("btdht: no node to start from");
-        return EXIT_NO_ANSWER;
+        return Err(CliError::failed("no node to start from"));
     }
     if !args.allow_private {
         let filtered: Vec<String> = bootstrap
@@ -319,22 +314,25 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
             eprintln!("btdht: bootstrap node {message}");
         }
         if filtered.len() == bootstrap.len() {
-            eprintln!("btdht: crawl: no bootstrap node left to start from");
-            return EXIT_NO_ANSWER;
+            return Err(CliError::failed(
+                "crawl: no bootstrap node left to start from",
+            ));
         }
     }
     let socket = match bind_udp(args.bind) {
         Ok(s) => s,
         Err(e) => {
-            return super::bind_failed(&args.bind.to_string(), &e);
+            return Err(bind_failed(&args.bind.to_string(), &e));
         }
     };
     let out: Box<dyn Write> = match &args.out {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
             Err(e) => {
-                eprintln!("btdht: cannot create {}: {e}", path.display());
-                return EXIT_USAGE;
+                return Err(CliError::usage(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )));
             }
         },
         None if db.is_some() => Box::new(io::sink()),
@@ -369,16 +367,14 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
     };
     let crawl = match Crawl::new(socket, options) {
         Ok(crawl) => crawl,
-        Err(e) => {
-            eprintln!("btdht: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        Err(e) => return Err(CliError::failed(e)),
     };
     let stop = crawl.stop_flag();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("btdht: cannot handle signal {signal}: {e}");
-            return EXIT_NO_ANSWER;
+            return Err(CliError::failed(format!(
+                "cannot handle signal {signal}: {e}"
+            )));
         }
     }
     let progress = io::stderr().is_terminal().then(|| {
@@ -397,8 +393,9 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
                 Some(t)
             }
             Err(e) => {
-                eprintln!("btdht: cannot start the metadata fetchers: {e}");
-                return EXIT_NO_ANSWER;
+                return Err(CliError::failed(format!(
+                    "cannot start the metadata fetchers: {e}"
+                )));
             }
         }
     } else {
@@ -414,10 +411,7 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
     };
     let end = match crawl.run(&mut output) {
         Ok(end) => end,
-        Err(e) => {
-            eprintln!("btdht: poll: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        Err(e) => return Err(CliError::failed(format!("poll: {e}"))),
     };
     if let Some(bar) = output.progress.take() {
         bar.finish_and_clear();
@@ -471,16 +465,12 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
     match write_error {
         // A closed pipe (e.g. `| head`) is a normal way to stop.
         Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            eprintln!("btdht: output: {e}");
-            EXIT_NO_ANSWER
+            Err(CliError::failed(format!("output: {e}")))
         }
-        _ if stats.replies == 0 => {
-            eprintln!(
-                "btdht: crawl: found nothing: no bootstrap node answered ({} queries sent, {} timeouts)",
-                stats.queries_sent, stats.timeouts
-            );
-            EXIT_NO_ANSWER
-        }
-        _ => EXIT_OK,
+        _ if stats.replies == 0 => Err(CliError::failed(format!(
+            "crawl: found nothing: no bootstrap node answered ({} queries sent, {} timeouts)",
+            stats.queries_sent, stats.timeouts
+        ))),
+        _ => Ok(()),
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use btdht::crawler::db::Db;
 use clap::{Args, Subcommand};
 
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::CliError;
 
 /// Options of `btdht db`.
 #[derive(Args, Debug)]
@@ -36,22 +36,15 @@ pub(crate) enum DbCommand {
     },
 }
 
-/// Runs `btdht db`; returns the exit status.
-pub(crate) fn run(args: DbArgs) -> i32 {
+/// Runs `btdht db`.
+pub(crate) fn run(args: DbArgs) -> Result<(), CliError> {
     let file = match &args.command {
         DbCommand::Stats { file } | DbCommand::Export { file, .. } => file,
     };
     if !file.exists() {
-        eprintln!("btdht: {}: no such file", file.display());
-        return EXIT_USAGE;
+        return Err(CliError::usage(format!("{}: no such file", file.display())));
     }
-    let db = match Db::open(file) {
-        Ok(db) => db,
-        Err(e) => {
-            eprintln!("btdht: {}: {e}", file.display());
-            return EXIT_NO_ANSWER;
-        }
-    };
+    let db = Db::open(file).map_err(|e| CliError::failed(format!("{}: {e}", file.display())))?;
     let result = match args.command {
         DbCommand::Stats { .. } => db.stats().and_then(|s| {
             let integrity = db.integrity()?;
@@ -70,11 +63,8 @@ pub(crate) fn run(args: DbArgs) -> i32 {
         }
     };
     match result {
-        Ok(()) => EXIT_OK,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
-        Err(e) => {
-            eprintln!("btdht: {}: {e}", file.display());
-            EXIT_NO_ANSWER
-        }
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::failed(format!("{}: {e}", file.display()))),
     }
 }

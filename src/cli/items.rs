@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::args::{ClientArgs, parse_id};
 use super::commands::{client, finish};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::CliError;
 
 /// Options of `btdht keygen`.
 #[derive(Args, Debug)]
@@ -75,16 +75,14 @@ pub(crate) fn parse_key(text: &str) -> Result<[u8; 32], String> {
     Ok(key)
 }
 
-/// Runs `btdht keygen` and returns the exit status.
-pub(crate) fn keygen(args: KeygenArgs) -> i32 {
+/// Runs `btdht keygen`.
+pub(crate) fn keygen(args: KeygenArgs) -> Result<(), CliError> {
     let mut seed = [0u8; 32];
     rand::rng().fill_bytes(&mut seed);
-    if let Err(e) = write_key(&args.out, &seed) {
-        eprintln!("btdht: {}: {e}", args.out.display());
-        return EXIT_USAGE;
-    }
+    write_key(&args.out, &seed)
+        .map_err(|e| CliError::usage(format!("{}: {e}", args.out.display())))?;
     println!("{}", hex::encode(MutableItem::public_key_of(&seed)));
-    EXIT_OK
+    Ok(())
 }
 
 /// Writes `seed` as hex to a new file only its owner may read.
@@ -104,37 +102,32 @@ fn read_key(path: &Path) -> Result<[u8; 32], String> {
     parse_key(&text)
 }
 
-/// Runs `btdht put` and returns the exit status.
-pub(crate) fn put(args: PutArgs) -> i32 {
+/// Runs `btdht put`.
+pub(crate) fn put(args: PutArgs) -> Result<(), CliError> {
     let value = RawValue::from_bytes(args.value.as_bytes());
     let seed = match &args.key {
-        Some(path) => match read_key(path) {
-            Ok(seed) => Some(seed),
-            Err(e) => {
-                eprintln!("btdht: {}: {e}", path.display());
-                return EXIT_USAGE;
-            }
-        },
+        Some(path) => {
+            Some(read_key(path).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?)
+        }
         None => None,
     };
-    let dht = match client(&args.client, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
-    let status = match seed {
+    let dht = client(&args.client, true)?;
+    let result = match seed {
         None => match dht.put_immutable(value) {
             Ok(result) => report_put(&result, None, &args.client),
-            Err(e) => {
-                eprintln!("btdht: put: {e}");
-                EXIT_NO_ANSWER
-            }
+            Err(e) => Err(CliError::failed(format!("put: {e}"))),
         },
         Some(seed) => put_mutable(&dht, &seed, value, &args),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
-fn put_mutable(dht: &Dht, seed: &[u8; 32], value: RawValue, args: &PutArgs) -> i32 {
+fn put_mutable(
+    dht: &Dht,
+    seed: &[u8; 32],
+    value: RawValue,
+    args: &PutArgs,
+) -> Result<(), CliError> {
     let salt = args.salt.as_deref().unwrap_or("").as_bytes();
     let public_key = MutableItem::public_key_of(seed);
     let seq = match args.seq {
@@ -144,30 +137,23 @@ fn put_mutable(dht: &Dht, seed: &[u8; 32], value: RawValue, args: &PutArgs) -> i
                 Some(StoredItem::Mutable(item)) => item.seq.saturating_add(1),
                 _ => 0,
             },
-            Err(e) => {
-                eprintln!("btdht: get: {e}");
-                return EXIT_NO_ANSWER;
-            }
+            Err(e) => return Err(CliError::failed(format!("get: {e}"))),
         },
     };
-    let item = match MutableItem::sign(seed, salt, seq, value) {
-        Ok(item) => item,
-        Err(e) => {
-            eprintln!("btdht: put: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let item = MutableItem::sign(seed, salt, seq, value)
+        .map_err(|e| CliError::usage(format!("put: {e}")))?;
     match dht.put_mutable(item, args.cas) {
         Ok(result) => report_put(&result, Some((public_key, seq)), &args.client),
-        Err(e) => {
-            eprintln!("btdht: put: {e}");
-            EXIT_NO_ANSWER
-        }
+        Err(e) => Err(CliError::failed(format!("put: {e}"))),
     }
 }
 
-/// Prints what a put did; 0 if a node stored the item.
-fn report_put(result: &PutItemResult, mutable: Option<([u8; 32], i64)>, args: &ClientArgs) -> i32 {
+/// Prints what a put did; an error unless a node stored the item.
+fn report_put(
+    result: &PutItemResult,
+    mutable: Option<([u8; 32], i64)>,
+    args: &ClientArgs,
+) -> Result<(), CliError> {
     if args.json {
         let mut object = json!({
             "type": if mutable.is_some() { "mutable" } else { "immutable" },
@@ -189,23 +175,21 @@ fn report_put(result: &PutItemResult, mutable: Option<([u8; 32], i64)>, args: &C
         }
     }
     if result.stored > 0 {
-        return EXIT_OK;
-    }
-    if result.errors.is_empty() {
-        eprintln!("btdht: put: no node stored the item");
+        Ok(())
+    } else if result.errors.is_empty() {
+        Err(CliError::failed("put: no node stored the item"))
     } else {
-        eprintln!("btdht: put: refused with errors {:?}", result.errors);
+        Err(CliError::failed(format!(
+            "put: refused with errors {:?}",
+            result.errors
+        )))
     }
-    EXIT_NO_ANSWER
 }
 
-/// Runs `btdht get` and returns the exit status.
-pub(crate) fn get(args: GetArgs) -> i32 {
+/// Runs `btdht get`.
+pub(crate) fn get(args: GetArgs) -> Result<(), CliError> {
     let salt = args.salt.as_deref().unwrap_or("").as_bytes().to_vec();
-    let dht = match client(&args.client, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+    let dht = client(&args.client, true)?;
     let (target, result) = match (args.target, args.key) {
         (Some(target), _) => (target, dht.get_immutable(target)),
         (None, Some(key)) => (
@@ -213,35 +197,31 @@ pub(crate) fn get(args: GetArgs) -> i32 {
             dht.get_mutable(key, &salt, None),
         ),
         (None, None) => {
-            eprintln!("btdht: get: a target or --key is needed");
-            return finish(dht, EXIT_USAGE);
+            return finish(
+                dht,
+                Err(CliError::usage("get: a target or --key is needed")),
+            );
         }
     };
-    let status = match result {
+    let result = match result {
         Ok(found) => match found.item {
             Some(item) => {
                 print_item(target, &item, args.client.json);
-                EXIT_OK
+                Ok(())
             }
-            None => {
-                eprintln!(
-                    "btdht: get: not found ({} nodes answered{})",
-                    found.outcome.responses,
-                    if found.outcome.partial {
-                        ", timed out"
-                    } else {
-                        ""
-                    }
-                );
-                EXIT_NO_ANSWER
-            }
+            None => Err(CliError::failed(format!(
+                "get: not found ({} nodes answered{})",
+                found.outcome.responses,
+                if found.outcome.partial {
+                    ", timed out"
+                } else {
+                    ""
+                }
+            ))),
         },
-        Err(e) => {
-            eprintln!("btdht: get: {e}");
-            EXIT_NO_ANSWER
-        }
+        Err(e) => Err(CliError::failed(format!("get: {e}"))),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
 /// The payload of a bencoded byte string; `None` for another bencoded value.
