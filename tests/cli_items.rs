@@ -1,6 +1,7 @@
 //! `btdht keygen`, `put` and `get` through the binary against loopback nodes: immutable and
 //! mutable items round-trip, the default sequence number counts up, a stale `--cas` is
-//! refused, a missing item exits 1 and bad arguments exit 2.
+//! refused, a missing item exits 1 and bad arguments exit 2 with a message each; `put --json`
+//! and `get --json` print one object shape.
 
 mod support;
 
@@ -111,7 +112,7 @@ fn keygen_put_and_get() {
     ));
     assert!(line.ends_with(" seq=1"), "{line}");
     let got = ok(&btdht(
-        &["get", "--key", &public_key, "--salt", "s", "--json"],
+        &["get", "--public-key", &public_key, "--salt", "s", "--json"],
         &common,
     ));
     let json: serde_json::Value = serde_json::from_str(&got).unwrap();
@@ -134,6 +135,7 @@ fn keygen_put_and_get() {
         "{}",
         text(&stale.stderr)
     );
+    // `--key` is a hidden alias of `--public-key`.
     let got = ok(&btdht(
         &["get", "--key", &public_key, "--salt", "s"],
         &common,
@@ -161,5 +163,161 @@ fn keygen_put_and_get() {
     for node in nodes {
         node.stop().unwrap();
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(value: &serde_json::Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+/// The fields of every item object `put --json` and `get --json` print.
+const ITEM_FIELDS: [&str; 7] = [
+    "nodes",
+    "public_key",
+    "salt",
+    "seq",
+    "target",
+    "type",
+    "value",
+];
+
+#[test]
+fn get_by_public_key_prints_seq_on_stderr_and_one_json_shape() {
+    let nodes = nodes();
+    let common: Vec<String> = [
+        "--bootstrap",
+        &nodes[0].local_addr().to_string(),
+        "--allow-private",
+        "--bind",
+        "127.0.215.1:0",
+        "--timeout",
+        "10",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let dir = temp_dir("cli-items-json");
+    let key = dir.join("k.key");
+    let key = key.to_str().unwrap();
+    let public_key = ok(&btdht(&["keygen", "--out", key], &[]));
+
+    // put --json: the same fields as get, `nodes` counting the nodes that stored it.
+    let put = ok(&btdht(
+        &["put", "--key", key, "--salt", "blog", "--json", "post"],
+        &common,
+    ));
+    let put: serde_json::Value = serde_json::from_str(&put).unwrap();
+    assert_eq!(keys(&put), ITEM_FIELDS, "{put}");
+    assert_eq!(put["type"], "mutable");
+    assert_eq!(put["value"], "post");
+    assert_eq!(put["seq"], 0);
+    assert_eq!(put["salt"], "blog");
+    assert_eq!(put["public_key"], public_key.as_str());
+    assert!(put["nodes"].as_u64().unwrap() >= 1, "{put}");
+
+    // Plain get --public-key: the value on stdout, its seq on stderr.
+    let out = btdht(
+        &["get", "--public-key", &public_key, "--salt", "blog"],
+        &common,
+    );
+    assert_eq!(ok(&out), "post");
+    assert!(text(&out.stderr).contains("seq=0"), "{}", text(&out.stderr));
+
+    // get --json: exactly the item fields; `nodes` counts the nodes that answered.
+    let got = ok(&btdht(
+        &[
+            "get",
+            "--public-key",
+            &public_key,
+            "--salt",
+            "blog",
+            "--json",
+        ],
+        &common,
+    ));
+    let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(keys(&got), ITEM_FIELDS, "{got}");
+    assert_eq!(got["target"], put["target"]);
+    assert_eq!(got["seq"], 0);
+    assert_eq!(got["salt"], "blog");
+    assert!(got["nodes"].as_u64().unwrap() >= 1, "{got}");
+
+    // An immutable item that is not text comes back as value_hex; seq, key and salt are null.
+    let binary = btdht::krpc::RawValue::from_bytes(&[0xff, 0x00, 0xfe]);
+    let stored = nodes[1].put_immutable(binary).unwrap();
+    assert!(stored.stored > 0);
+    let got = ok(&btdht(&["get", &stored.target.to_hex(), "--json"], &common));
+    let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+    let mut fields = ITEM_FIELDS.to_vec();
+    let last = fields.len() - 1;
+    fields[last] = "value_hex";
+    assert_eq!(keys(&got), fields, "{got}");
+    assert_eq!(got["type"], "immutable");
+    assert_eq!(got["value_hex"], "ff00fe");
+    assert!(got["seq"].is_null() && got["public_key"].is_null() && got["salt"].is_null());
+
+    for node in nodes {
+        node.stop().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_keys_values_and_salts_exit_2_with_a_message_each() {
+    let dir = temp_dir("cli-items-bad");
+    let short = dir.join("short.key");
+    std::fs::write(&short, "0123abcd\n").unwrap();
+    let not_hex = dir.join("not-hex.key");
+    std::fs::write(&not_hex, format!("{}\n", "zz".repeat(32))).unwrap();
+    let good = dir.join("good.key");
+    let good = good.to_str().unwrap();
+    ok(&btdht(&["keygen", "--out", good], &[]));
+    // A dead loopback bootstrap node: nothing may be sent before the arguments are checked.
+    let common: Vec<String> = ["--bootstrap", "127.0.216.1:1", "--allow-private"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let big = "x".repeat(996); // "996:" + 996 bytes = 1,000 bytes bencoded: the limit
+    let too_big = "x".repeat(997);
+    let long_salt = "s".repeat(65);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["put", "--key", short.to_str().unwrap(), "v"],
+            "64 hex digits",
+        ),
+        (
+            vec!["put", "--key", not_hex.to_str().unwrap(), "v"],
+            "64 hex digits",
+        ),
+        (vec!["put", &too_big], "1000 bytes"),
+        (vec!["put", "--key", good, &too_big], "1000 bytes"),
+        (
+            vec!["put", "--key", good, "--salt", &long_salt, "v"],
+            "64 bytes",
+        ),
+        (
+            vec![
+                "get",
+                "--public-key",
+                "77ff84905a91936367c01360803104f92432fcd904a43511876df5cdf3e7e548",
+                "--salt",
+                &long_salt,
+            ],
+            "64 bytes",
+        ),
+        (vec!["get", "--public-key", "0123"], "64 hex digits"),
+    ];
+    for (args, says) in &cases {
+        let out = btdht(args, &common);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: no {says:?} in {err}");
+    }
+    // A value of exactly 1,000 bytes bencoded is accepted (and then stored nowhere: exit 1).
+    let out = btdht(&["put", &big, "--timeout", "1"], &common);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -149,9 +149,9 @@ pub(crate) enum Command {
         after_help = "Examples:\n  btdht put 'Hello World!'\n  btdht put --key my.key --salt blog 'new post'"
     )]
     Put(super::items::PutArgs),
-    /// Get a BEP 44 item: immutable by its target, or mutable with --key.
+    /// Get a BEP 44 item: immutable by its target, or mutable with --public-key.
     #[command(
-        after_help = "Examples:\n  btdht get e5f96f6f38320f0f33959cb4d3d656452117aadb\n  btdht get --key 77ff84905a91936367c01360803104f92432fcd904a43511876df5cdf3e7e548 --salt blog"
+        after_help = "Examples:\n  btdht get e5f96f6f38320f0f33959cb4d3d656452117aadb\n  btdht get --public-key 77ff84905a91936367c01360803104f92432fcd904a43511876df5cdf3e7e548 --salt blog"
     )]
     Get(super::items::GetArgs),
     /// Read a crawl database (`btdht crawl --db`): row counts, or everything as NDJSON.
