@@ -46,7 +46,7 @@ pub(crate) enum Command {
         #[arg(value_parser = parse_addr)]
         addr: SocketAddr,
         #[command(flatten)]
-        client: ClientArgs,
+        client: DirectArgs,
     },
     /// Find the nodes closest to an id.
     #[command(
@@ -105,7 +105,7 @@ pub(crate) enum Command {
         #[arg(long, value_parser = parse_id)]
         target: Option<NodeId>,
         #[command(flatten)]
-        client: ClientArgs,
+        client: DirectArgs,
     },
     /// Hathor Network peer discovery: identities, rendezvous info-hash, announce, discover.
     #[command(
@@ -179,6 +179,36 @@ pub(crate) struct ClientArgs {
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+}
+
+/// Options of the client commands that ask one given node (`ping`, `sample`): the
+/// [`ClientArgs`] without `--bootstrap`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct DirectArgs {
+    /// Local IPv4 address to bind.
+    #[arg(long, default_value = "0.0.0.0:0", value_parser = parse_bind)]
+    pub bind: SocketAddr,
+    /// Talk to private, loopback and reserved addresses.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// One JSON object per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+impl From<DirectArgs> for ClientArgs {
+    fn from(args: DirectArgs) -> Self {
+        ClientArgs {
+            bind: args.bind,
+            bootstrap: Vec::new(),
+            allow_private: args.allow_private,
+            json: args.json,
+            timeout: args.timeout,
+        }
+    }
 }
 
 /// Options of `btdht node`.

@@ -500,10 +500,11 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
     latencies.sort_unstable();
     let seconds = args.seconds as f64;
     Ok(json!({
+        "type": "bench",
         "target": target.to_string(),
         "query": format!("{:?}", args.query).to_lowercase(),
-        "seconds": args.seconds,
-        "warmup": args.warmup,
+        "duration_s": args.seconds,
+        "warmup_s": args.warmup,
         "window": args.window,
         "sources": args.sources,
         "sent": measured_sent,

@@ -127,6 +127,7 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
         println!(
             "{}",
             json!({
+                "type": "stats",
                 "pool": pool,
                 "datagrams_in": stats.datagrams_in,
                 "queries_in": stats.queries_in,

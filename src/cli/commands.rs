@@ -16,7 +16,7 @@ use super::error::{CliError, bind_failed};
 pub(crate) fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Node(args) => node(args),
-        Command::Ping { addr, client } => ping(addr, &client),
+        Command::Ping { addr, client } => ping(addr, &client.into()),
         Command::FindNode { target, client } => find_node(target, &client),
         Command::GetPeers {
             info_hash,
@@ -39,7 +39,7 @@ pub(crate) fn run(command: Command) -> Result<(), CliError> {
             addr,
             target,
             client,
-        } => sample(addr, target, &client),
+        } => sample(addr, target, &client.into()),
         Command::Hathor(args) => super::hathor::run(args),
         Command::Bootstrap(args) => super::bootstrap::run(args),
         Command::Bench(args) => super::bench::run(args),
@@ -184,7 +184,9 @@ fn ping(addr: SocketAddr, args: &ClientArgs) -> Result<(), CliError> {
         Ok(id) => {
             let rtt = started.elapsed().as_secs_f64() * 1000.0;
             if args.json {
-                print_json(json!({"addr": addr.to_string(), "id": id.to_hex(), "rtt_ms": rtt}));
+                print_json(
+                    json!({"type": "ping", "addr": addr.to_string(), "id": id.to_hex(), "rtt_ms": rtt}),
+                );
             } else {
                 println!("{addr} answered: id {id} in {rtt:.1} ms");
             }
@@ -308,7 +310,8 @@ fn announce(
         Ok(result) if result.acknowledged > 0 => {
             if args.json {
                 print_json(json!({
-                    "info_hash": info_hash.to_hex(),
+                    "type": "announce",
+                    "infohash": info_hash.to_hex(),
                     "port": port,
                     "implied_port": port.is_none(),
                     "seed": seed,
@@ -341,10 +344,11 @@ fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> Result
         Ok(reply) => {
             if args.json {
                 print_json(json!({
+                    "type": "sample",
                     "addr": addr.to_string(),
                     "id": reply.id.to_hex(),
                     "num": reply.num,
-                    "interval": reply.interval,
+                    "interval_s": reply.interval,
                     "samples": reply.samples.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
                     "nodes": reply.nodes.iter().map(|n| json!({"id": n.id.to_hex(), "addr": n.addr.to_string()})).collect::<Vec<_>>(),
                 }));
@@ -356,7 +360,7 @@ fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> Result
                     reply.interval.map_or("?".into(), |n| n.to_string())
                 );
                 for hash in &reply.samples {
-                    println!("info_hash {hash}");
+                    println!("infohash {hash}");
                 }
             }
             Ok(())
@@ -418,6 +422,7 @@ fn print_stats(stats: &DhtStats, rejoin: &Rejoin, now: Instant, json: bool) {
     let retry_in = rejoin.next.saturating_duration_since(now).as_secs();
     if json {
         print_json(json!({
+            "type": "stats",
             "nodes_ipv4": stats.nodes_ipv4,
             "nodes_ipv6": stats.nodes_ipv6,
             "info_hashes": stats.info_hashes,

@@ -114,7 +114,7 @@ fn summary_json(
     let fp = crawler.dedup_false_positive_rates();
     let mut summary = serde_json::json!({
         "type": "summary",
-        "seconds": elapsed,
+        "duration_s": elapsed,
         "nodes": stats.nodes_found,
         "infohashes": stats.infohashes_found,
         "queries_sent": stats.queries_sent,

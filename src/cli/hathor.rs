@@ -230,6 +230,9 @@ pub(crate) struct DiscoverArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Entrypoints)]
     pub format: Format,
+    /// JSON output: the same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// POST the verified entrypoints to this node API (http://HOST:PORT, /v1a/p2p/peers is added).
     #[arg(long, value_name = "URL", requires = "verify")]
     pub push: Option<String>,
@@ -495,7 +498,8 @@ fn print_report(
     for (addr, failure) in &report.failed {
         eprintln!("btdht: {addr}: NOT verified: {failure}");
     }
-    match args.format {
+    let format = if args.json { Format::Json } else { args.format };
+    match format {
         Format::Json => println!("{}", report.to_json()),
         Format::Entrypoints if report.verification => {
             for endpoint in report.verified_endpoints() {
