@@ -425,7 +425,7 @@ fn print_stats(stats: &DhtStats, rejoin: &Rejoin, now: Instant, json: bool) {
             "type": "stats",
             "nodes_ipv4": stats.nodes_ipv4,
             "nodes_ipv6": stats.nodes_ipv6,
-            "info_hashes": stats.info_hashes,
+            "infohashes": stats.info_hashes,
             "peers": stats.peers,
             "datagrams_in": s.datagrams_in,
             "datagrams_out": s.datagrams_out,
