@@ -393,3 +393,39 @@ fn ping_and_sample_do_not_list_bootstrap() {
     let out = btdht(&["find-node", "--help"]);
     assert!(stdout(&out).contains("--bootstrap"));
 }
+
+#[test]
+fn verbose_node_says_listening_once() {
+    let mut child = Command::new(BIN)
+        .args([
+            "-v",
+            "node",
+            "--bind",
+            "127.0.128.1:0",
+            "--allow-private",
+            "--bootstrap",
+            "127.0.128.9:1",
+        ])
+        .env_remove("BTDHT_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let _ = child.wait();
+    let lines = reader.join().unwrap();
+    let listening = lines.iter().filter(|l| l.contains("listening on")).count();
+    assert_eq!(listening, 1, "{lines:#?}");
+}

@@ -503,6 +503,36 @@ fn check_state_file(path: &std::path::Path) -> Result<(), String> {
     }
 }
 
+/// Where a node joins from, besides the nodes its state file saved.
+#[derive(Debug, PartialEq, Eq)]
+enum Seeds {
+    /// The `--bootstrap` nodes.
+    Bootstrap(Vec<SocketAddr>),
+    /// The public routers: asked, never inserted into the routing table.
+    Routers(Vec<SocketAddr>),
+}
+
+/// The seeds of a node: the `--bootstrap` nodes when given, else the public routers
+/// (`routers`, resolved only then), also for a node restarted from saved nodes, so that it
+/// can recover when none of them answers.
+fn seeds(
+    bootstrap: &[SocketAddr],
+    has_saved_nodes: bool,
+    routers: impl FnOnce() -> Vec<SocketAddr>,
+) -> Seeds {
+    if !bootstrap.is_empty() {
+        return Seeds::Bootstrap(bootstrap.to_vec());
+    }
+    let routers = routers();
+    if has_saved_nodes {
+        log::info!(
+            "joining through the saved nodes and {} public routers",
+            routers.len()
+        );
+    }
+    Seeds::Routers(routers)
+}
+
 fn node(args: NodeArgs) -> Result<(), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -553,13 +583,15 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
     {
         builder = builder.save_interval(std::time::Duration::from_millis(ms));
     }
-    if !args.bootstrap.is_empty() {
-        builder = builder.bootstrap(args.bootstrap.iter().copied());
-    } else if !has_saved_nodes {
-        builder = builder.routers(public_routers());
-    }
+    builder = match seeds(&args.bootstrap, has_saved_nodes, public_routers) {
+        Seeds::Bootstrap(nodes) => builder.bootstrap(nodes),
+        Seeds::Routers(routers) => builder.routers(routers),
+    };
     let dht = builder.start().map_err(start_failed)?;
-    eprintln!("btdht: node {} listening on {}", dht.id(), dht.local_addr());
+    // With -v the node's own log line says it already.
+    if !log::log_enabled!(target: "btdht", log::Level::Info) {
+        eprintln!("btdht: node {} listening on {}", dht.id(), dht.local_addr());
+    }
     if let Some(addr) = dht.local_addr6() {
         eprintln!("btdht: also listening on {addr}");
     }
@@ -605,4 +637,26 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
     }
     eprintln!("btdht: stopping");
     dht.stop().map_err(CliError::failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_gets_the_routers_unless_bootstrap_nodes_are_given() {
+        let router: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+        let given: SocketAddr = "127.0.0.2:6881".parse().unwrap();
+        for saved in [false, true] {
+            assert_eq!(
+                seeds(&[], saved, || vec![router]),
+                Seeds::Routers(vec![router]),
+                "saved nodes: {saved}"
+            );
+            assert_eq!(
+                seeds(&[given], saved, || panic!("resolved the routers")),
+                Seeds::Bootstrap(vec![given])
+            );
+        }
+    }
 }
