@@ -429,3 +429,48 @@ fn verbose_node_says_listening_once() {
     let listening = lines.iter().filter(|l| l.contains("listening on")).count();
     assert_eq!(listening, 1, "{lines:#?}");
 }
+
+#[test]
+fn completions_and_man_page() {
+    let out = btdht(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("btdht"));
+    assert!(stdout(&out).contains("find-node"));
+    let out = btdht(&["man"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // After the roff definition of the apostrophe string (`.ie`/`.el`), the title macro.
+    let page = stdout(&out);
+    let first = page
+        .lines()
+        .find(|l| !l.starts_with(".ie ") && !l.starts_with(".el "))
+        .unwrap_or_default();
+    assert!(first.starts_with(".TH btdht 1"), "{page}");
+    let out = btdht(&["completions", "no-such-shell"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn progress_shows_the_crawl_progress_without_a_terminal() {
+    let silent = UdpSocket::bind("127.0.129.1:0").unwrap();
+    let bootstrap = silent.local_addr().unwrap().to_string();
+    let args = [
+        "crawl",
+        "--bootstrap",
+        &bootstrap,
+        "--allow-private",
+        "--bind",
+        "127.0.129.2:0",
+        "--duration",
+        "2",
+    ];
+    let quiet = btdht(&args);
+    assert!(
+        !stderr(&quiet).contains("packets out"),
+        "{}",
+        stderr(&quiet)
+    );
+    let mut forced = args.to_vec();
+    forced.push("--progress");
+    let out = btdht(&forced);
+    assert!(stderr(&out).contains("packets out"), "{}", stderr(&out));
+}

@@ -154,6 +154,18 @@ pub(crate) enum Command {
         after_help = "Examples:\n  btdht get e5f96f6f38320f0f33959cb4d3d656452117aadb\n  btdht get --public-key 77ff84905a91936367c01360803104f92432fcd904a43511876df5cdf3e7e548 --salt blog"
     )]
     Get(super::items::GetArgs),
+    /// Print a shell completion script for SHELL on stdout.
+    #[command(
+        after_help = "Example:\n  btdht completions bash > ~/.local/share/bash-completion/completions/btdht"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = "Example:\n  btdht man > btdht.1 && man ./btdht.1")]
+    Man,
     /// Read a crawl database (`btdht crawl --db`): row counts, or everything as NDJSON.
     #[command(
         after_help = "Example:\n  btdht db stats crawl.db\n  btdht db export crawl.db --ndjson"

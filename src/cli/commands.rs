@@ -51,6 +51,17 @@ pub(crate) fn run(command: Command) -> Result<(), CliError> {
         Command::Put(args) => super::items::put(args),
         Command::Get(args) => super::items::get(args),
         Command::Db(args) => super::db::run(args),
+        Command::Completions { shell } => {
+            let mut command = <super::args::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "btdht", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let command = <super::args::Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError::failed(format!("man: {e}")))
+        }
     }
 }
 

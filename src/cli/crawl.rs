@@ -4,8 +4,8 @@
 //! node (`type: node`), per info-hash (`type: infohash`), per peer count (`type: peers`, with
 //! `--get-peers`), per torrent whose metadata was fetched (`type: torrent`, with
 //! `--metadata`), and a last `type: summary` line with the counters. Progress (nodes/s,
-//! info-hashes/s, packets/s, torrents) goes to stderr when it is a terminal; a summary goes to
-//! stderr at the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
+//! info-hashes/s, packets/s, torrents) goes to stderr when it is a terminal (as plain lines
+//! elsewhere with `--progress`); a summary goes to stderr at the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
 //! With `--db FILE`, everything also goes into a SQLite crawl database ([`Db`]), committed in
 //! batches, and NDJSON is written only with `--out`; a crawl restarted on the same file starts
 //! from the nodes it knows (the [`KNOWN_NODES`] seen last) and does not fetch again the
@@ -85,6 +85,9 @@ pub(crate) struct CrawlArgs {
     /// Metadata fetches (TCP connections) at once, with --metadata.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub metadata_concurrency: u32,
+    /// Show the progress line on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 /// Longest wait, at the end of a crawl that stopped by itself, for the metadata fetches under
@@ -161,6 +164,8 @@ struct Output {
     out: Box<dyn Write>,
     start_unix: f64,
     progress: Option<indicatif::ProgressBar>,
+    /// `--progress` and stderr is not a terminal: the progress as plain lines.
+    progress_lines: bool,
     last_progress: (std::time::Instant, CrawlStats),
     torrents: Option<Torrents>,
     db: Option<Db>,
@@ -242,7 +247,9 @@ impl CrawlSink for Output {
     }
 
     fn progress(&mut self, crawler: &Crawler, _io: &IoStats) {
-        let Some(bar) = &self.progress else { return };
+        if self.progress.is_none() && !self.progress_lines {
+            return;
+        }
         let elapsed = self.last_progress.0.elapsed();
         if elapsed < Duration::from_millis(500) {
             return;
@@ -259,7 +266,7 @@ impl CrawlSink for Output {
                 failures_text(stats)
             )
         });
-        bar.set_message(format!(
+        let message = format!(
             "nodes {} ({:.0}/s)  info-hashes {} ({:.0}/s)  packets out {} ({:.0}/s) in {} ({:.0}/s)  in flight {}  queued {}{torrents}",
             s.nodes_found,
             rate(s.nodes_found, p.nodes_found),
@@ -271,7 +278,11 @@ impl CrawlSink for Output {
             rate(s.datagrams_in, p.datagrams_in),
             crawler.in_flight(),
             crawler.frontier_len(),
-        ));
+        );
+        match &self.progress {
+            Some(bar) => bar.set_message(message),
+            None => eprintln!("{message}"),
+        }
         self.last_progress = (std::time::Instant::now(), s);
     }
 }
@@ -377,6 +388,8 @@ pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
             )));
         }
     }
+    // indicatif draws only on a terminal: --progress elsewhere prints plain lines.
+    let progress_lines = args.progress && !io::stderr().is_terminal();
     let progress = io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -405,6 +418,7 @@ pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
         out,
         start_unix,
         progress,
+        progress_lines,
         last_progress: (std::time::Instant::now(), CrawlStats::default()),
         torrents,
         db,
