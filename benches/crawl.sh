@@ -55,7 +55,7 @@ print()
 print("| time | nodes found | share | info-hashes found | share |")
 print("|---|---|---|---|---|")
 for t in (1, 2, 5, 10, 15, 20, 30, 45, 60):
-    if t > summary["seconds"] + 1: break
+    if t > summary["duration_s"] + 1: break
     n, h = at(seen_n, t), at(seen_h, t)
     print(f"| {t} s | {n} | {100*n/max(1,len(nodes)):.1f}% | {h} | {100*h/max(1,len(hashes)):.1f}% |")
 print()

@@ -85,7 +85,7 @@ times = sorted(got.values())
 def at(share):
     need = max(1, int(share * len(seeded) + 0.999))
     return f"{times[need - 1]:.1f} s" if len(times) >= need else "never"
-secs = summary["seconds"]
+secs = summary["duration_s"]
 print(f"swarm: {nodes} nodes, {len(seeded)} torrents seeded by libtorrent; fetched {len(got)}")
 print()
 print("| torrents with metadata | per minute | queries per torrent | 50% | 90% | 99% | 100% |")

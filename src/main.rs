@@ -5,10 +5,18 @@
 
 mod cli;
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() {
+fn main() -> ExitCode {
     let cli = cli::args::Cli::parse();
     cli::logger::init(cli.verbose, cli.quiet);
-    std::process::exit(cli::commands::run(cli.command));
+    match cli::commands::run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("btdht: {e}");
+            e.exit_code()
+        }
+    }
 }

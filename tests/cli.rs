@@ -301,3 +301,176 @@ fn log_level_comes_from_flags_or_the_environment() {
         .unwrap();
     assert!(!stderr(&q).contains("info:"), "-q wins: {}", stderr(&q));
 }
+
+/// Every key of `value` and of the objects inside it.
+fn all_keys(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                out.push(key.clone());
+                all_keys(inner, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| all_keys(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_json_line_has_a_type_and_one_spelling_of_infohash() {
+    let seed = loopback(122).start().unwrap();
+    let mut nodes = vec![seed.clone()];
+    for n in 123..127u8 {
+        nodes.push(loopback(n).bootstrap([seed.local_addr()]).start().unwrap());
+    }
+    assert!(wait_until(T, || nodes.iter().all(|d| d
+        .with_timeout(T)
+        .routing_table()
+        .is_ok_and(|t| t.len() >= 3))));
+    let boot = seed.local_addr().to_string();
+    let hash = "00112233445566778899aabbccddeeff00112244";
+    let lookup = ["--allow-private", "--bootstrap", &boot, "--json"];
+    let direct = ["--allow-private", "--json"];
+    let runs: Vec<Vec<&str>> = vec![
+        [&["announce", hash, "--port", "7001"][..], &lookup].concat(),
+        [&["get-peers", hash][..], &lookup].concat(),
+        [&["find-node", hash][..], &lookup].concat(),
+        [&["put", "vocabulary"][..], &lookup].concat(),
+        [&["ping", &boot][..], &direct].concat(),
+        [&["sample", &boot][..], &direct].concat(),
+        vec![
+            "crawl",
+            "--bootstrap",
+            &boot,
+            "--allow-private",
+            "--bind",
+            "127.0.127.1:0",
+            "--duration",
+            "3",
+        ],
+        vec![
+            "bench",
+            &boot,
+            "--seconds",
+            "1",
+            "--warmup",
+            "0",
+            "--sources",
+            "2",
+            "--window",
+            "4",
+        ],
+    ];
+    for args in runs {
+        let out = btdht(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(!text.trim().is_empty(), "{args:?}: no output");
+        for line in text.lines() {
+            let value: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{args:?}: {e}: {line}"));
+            assert!(value["type"].is_string(), "{args:?}: no type: {line}");
+            let mut keys = Vec::new();
+            all_keys(&value, &mut keys);
+            assert!(
+                !keys.iter().any(|k| k == "info_hash"),
+                "{args:?}: info_hash in {line}"
+            );
+        }
+    }
+    for dht in nodes {
+        dht.stop().unwrap();
+    }
+}
+
+#[test]
+fn ping_and_sample_do_not_list_bootstrap() {
+    for cmd in ["ping", "sample"] {
+        let out = btdht(&[cmd, "--help"]);
+        assert!(out.status.success());
+        assert!(!stdout(&out).contains("--bootstrap"), "{cmd}");
+    }
+    let out = btdht(&["find-node", "--help"]);
+    assert!(stdout(&out).contains("--bootstrap"));
+}
+
+#[test]
+fn verbose_node_says_listening_once() {
+    let mut child = Command::new(BIN)
+        .args([
+            "-v",
+            "node",
+            "--bind",
+            "127.0.128.1:0",
+            "--allow-private",
+            "--bootstrap",
+            "127.0.128.9:1",
+        ])
+        .env_remove("BTDHT_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let _ = child.wait();
+    let lines = reader.join().unwrap();
+    let listening = lines.iter().filter(|l| l.contains("listening on")).count();
+    assert_eq!(listening, 1, "{lines:#?}");
+}
+
+#[test]
+fn completions_and_man_page() {
+    let out = btdht(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("btdht"));
+    assert!(stdout(&out).contains("find-node"));
+    let out = btdht(&["man"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // After the roff definition of the apostrophe string (`.ie`/`.el`), the title macro.
+    let page = stdout(&out);
+    let first = page
+        .lines()
+        .find(|l| !l.starts_with(".ie ") && !l.starts_with(".el "))
+        .unwrap_or_default();
+    assert!(first.starts_with(".TH btdht 1"), "{page}");
+    let out = btdht(&["completions", "no-such-shell"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn progress_shows_the_crawl_progress_without_a_terminal() {
+    let silent = UdpSocket::bind("127.0.129.1:0").unwrap();
+    let bootstrap = silent.local_addr().unwrap().to_string();
+    let args = [
+        "crawl",
+        "--bootstrap",
+        &bootstrap,
+        "--allow-private",
+        "--bind",
+        "127.0.129.2:0",
+        "--duration",
+        "2",
+    ];
+    let quiet = btdht(&args);
+    assert!(
+        !stderr(&quiet).contains("packets out"),
+        "{}",
+        stderr(&quiet)
+    );
+    let mut forced = args.to_vec();
+    forced.push("--progress");
+    let out = btdht(&forced);
+    assert!(stderr(&out).contains("packets out"), "{}", stderr(&out));
+}

@@ -46,7 +46,7 @@ pub(crate) enum Command {
         #[arg(value_parser = parse_addr)]
         addr: SocketAddr,
         #[command(flatten)]
-        client: ClientArgs,
+        client: DirectArgs,
     },
     /// Find the nodes closest to an id.
     #[command(
@@ -105,7 +105,7 @@ pub(crate) enum Command {
         #[arg(long, value_parser = parse_id)]
         target: Option<NodeId>,
         #[command(flatten)]
-        client: ClientArgs,
+        client: DirectArgs,
     },
     /// Hathor Network peer discovery: identities, rendezvous info-hash, announce, discover.
     #[command(
@@ -149,11 +149,23 @@ pub(crate) enum Command {
         after_help = "Examples:\n  btdht put 'Hello World!'\n  btdht put --key my.key --salt blog 'new post'"
     )]
     Put(super::items::PutArgs),
-    /// Get a BEP 44 item: immutable by its target, or mutable with --key.
+    /// Get a BEP 44 item: immutable by its target, or mutable with --public-key.
     #[command(
-        after_help = "Examples:\n  btdht get e5f96f6f38320f0f33959cb4d3d656452117aadb\n  btdht get --key 77ff84905a91936367c01360803104f92432fcd904a43511876df5cdf3e7e548 --salt blog"
+        after_help = "Examples:\n  btdht get e5f96f6f38320f0f33959cb4d3d656452117aadb\n  btdht get --public-key 77ff84905a91936367c01360803104f92432fcd904a43511876df5cdf3e7e548 --salt blog"
     )]
     Get(super::items::GetArgs),
+    /// Print a shell completion script for SHELL on stdout.
+    #[command(
+        after_help = "Example:\n  btdht completions bash > ~/.local/share/bash-completion/completions/btdht"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    #[command(after_help = "Example:\n  btdht man > btdht.1 && man ./btdht.1")]
+    Man,
     /// Read a crawl database (`btdht crawl --db`): row counts, or everything as NDJSON.
     #[command(
         after_help = "Example:\n  btdht db stats crawl.db\n  btdht db export crawl.db --ndjson"
@@ -179,6 +191,36 @@ pub(crate) struct ClientArgs {
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+}
+
+/// Options of the client commands that ask one given node (`ping`, `sample`): the
+/// [`ClientArgs`] without `--bootstrap`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct DirectArgs {
+    /// Local IPv4 address to bind.
+    #[arg(long, default_value = "0.0.0.0:0", value_parser = parse_bind)]
+    pub bind: SocketAddr,
+    /// Talk to private, loopback and reserved addresses.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// One JSON object per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+impl From<DirectArgs> for ClientArgs {
+    fn from(args: DirectArgs) -> Self {
+        ClientArgs {
+            bind: args.bind,
+            bootstrap: Vec::new(),
+            allow_private: args.allow_private,
+            json: args.json,
+            timeout: args.timeout,
+        }
+    }
 }
 
 /// Options of `btdht node`.

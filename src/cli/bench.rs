@@ -26,7 +26,7 @@ use serde_json::json;
 use btdht::runtime::udp::{BATCH, SendError, UdpBatch};
 
 use super::args::{parse_addr, parse_bind, parse_id};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::CliError;
 
 /// Which queries the generator sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -102,18 +102,12 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// Runs the raw echo server: receive a datagram, send it back, nothing else.
-pub(crate) fn echo(args: EchoArgs) -> i32 {
+pub(crate) fn echo(args: EchoArgs) -> Result<(), CliError> {
     if !is_loopback(args.bind.ip()) {
-        eprintln!("btdht: udp-echo binds only loopback addresses");
-        return EXIT_USAGE;
+        return Err(CliError::usage("udp-echo binds only loopback addresses"));
     }
-    let socket = match std::net::UdpSocket::bind(args.bind) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("btdht: cannot bind {}: {e}", args.bind);
-            return EXIT_USAGE;
-        }
-    };
+    let socket = std::net::UdpSocket::bind(args.bind)
+        .map_err(|e| CliError::usage(format!("cannot bind {}: {e}", args.bind)))?;
     eprintln!("btdht: udp-echo listening on {}", args.bind);
     let end = Instant::now() + Duration::from_secs(args.seconds);
     let mut echoed: u64 = 0;
@@ -137,16 +131,11 @@ pub(crate) fn echo(args: EchoArgs) -> i32 {
     } else {
         // The same batched system calls as the servers: wait in mio's poll, then read and
         // write a batch per call.
-        match echo_batched(socket, end, usize::from(args.pad)) {
-            Ok(count) => echoed = count,
-            Err(e) => {
-                eprintln!("btdht: udp-echo: {e}");
-                return EXIT_NO_ANSWER;
-            }
-        }
+        echoed = echo_batched(socket, end, usize::from(args.pad))
+            .map_err(|e| CliError::failed(format!("udp-echo: {e}")))?;
     }
     eprintln!("btdht: udp-echo echoed {echoed} datagrams");
-    EXIT_OK
+    Ok(())
 }
 
 /// The batched echo loop, each datagram padded with zeros to `pad` bytes: returns how many
@@ -270,46 +259,32 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 }
 
 /// Runs `btdht bench`.
-pub(crate) fn run(args: BenchArgs) -> i32 {
+pub(crate) fn run(args: BenchArgs) -> Result<(), CliError> {
     if !is_loopback(args.target.ip()) {
-        eprintln!(
-            "btdht: bench refuses {}: only 127.0.0.0/8 and ::1 targets are allowed",
+        return Err(CliError::usage(format!(
+            "bench refuses {}: only 127.0.0.0/8 and ::1 targets are allowed",
             args.target
-        );
-        return EXIT_USAGE;
+        )));
     }
-    match generate(&args) {
-        Ok(report) => {
-            println!("{report}");
-            let answered = report["answered"].as_u64().unwrap_or(0);
-            explain(&report, args.target);
-            if answered > 0 {
-                EXIT_OK
-            } else {
-                EXIT_NO_ANSWER
-            }
-        }
-        Err(e) => {
-            eprintln!("btdht: bench: {e}");
-            EXIT_NO_ANSWER
-        }
-    }
+    let report = generate(&args).map_err(|e| CliError::failed(format!("bench: {e}")))?;
+    println!("{report}");
+    explain(&report, args.target)
 }
 
 /// Loss above this share of the queries is explained on stderr.
 const NOTABLE_LOSS: f64 = 0.01;
 
-/// Says on stderr what the numbers of a bench `report` mean when they are not a clean run: no
-/// answer at all, KRPC error replies, or queries lost (a server's rate limit drops them).
-fn explain(report: &serde_json::Value, target: SocketAddr) {
+/// Says on stderr what the numbers of a bench `report` mean when they are not a clean run:
+/// KRPC error replies, or queries lost (a server's rate limit drops them); no answer at all
+/// is an error.
+fn explain(report: &serde_json::Value, target: SocketAddr) -> Result<(), CliError> {
     let count = |key: &str| report[key].as_u64().unwrap_or(0);
     let (sent, answered, errors) = (count("sent"), count("answered"), count("errors"));
     let loss = report["loss"].as_f64().unwrap_or(0.0);
     if answered == 0 {
-        eprintln!(
-            "btdht: bench: no answer from {target} to {sent} queries: is a DHT server running there?"
-        );
-        return;
+        return Err(CliError::failed(format!(
+            "bench: no answer from {target} to {sent} queries: is a DHT server running there?"
+        )));
     }
     if errors > 0 {
         eprintln!(
@@ -325,6 +300,7 @@ fn explain(report: &serde_json::Value, target: SocketAddr) {
             loss * 100.0
         );
     }
+    Ok(())
 }
 
 /// CPU seconds (user + system) this process has used, where the OS tells.
@@ -530,10 +506,11 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
     latencies.sort_unstable();
     let seconds = args.seconds as f64;
     Ok(json!({
+        "type": "bench",
         "target": target.to_string(),
         "query": format!("{:?}", args.query).to_lowercase(),
-        "seconds": args.seconds,
-        "warmup": args.warmup,
+        "duration_s": args.seconds,
+        "warmup_s": args.warmup,
         "window": args.window,
         "sources": args.sources,
         "sent": measured_sent,

@@ -15,7 +15,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::args::{parse_addr, parse_bind, parse_id};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::{CliError, bind_failed};
 
 /// A `--rate-limit` value: `off`, or a per-source-IP limit `RATE[/BURST]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +127,7 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
         println!(
             "{}",
             json!({
+                "type": "stats",
                 "pool": pool,
                 "datagrams_in": stats.datagrams_in,
                 "queries_in": stats.queries_in,
@@ -166,13 +167,11 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
 }
 
 /// Runs `btdht bootstrap` until SIGINT or SIGTERM.
-pub(crate) fn run(args: BootstrapArgs) -> i32 {
+pub(crate) fn run(args: BootstrapArgs) -> Result<(), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("btdht: cannot handle signal {signal}: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| CliError::failed(format!("cannot handle signal {signal}: {e}")))?;
     }
     let mut options = ServerOptions::new(args.bind);
     options.bind6 = args.bind6;
@@ -217,11 +216,12 @@ pub(crate) fn run(args: BootstrapArgs) -> i32 {
                 Some(addr6) => format!("{} or {addr6}", args.bind),
                 None => args.bind.to_string(),
             };
-            return super::bind_failed(&addrs, &e);
+            return Err(bind_failed(&addrs, &e));
         }
         Err(e) => {
-            eprintln!("btdht: cannot start the bootstrap server: {e}");
-            return EXIT_USAGE;
+            return Err(CliError::usage(format!(
+                "cannot start the bootstrap server: {e}"
+            )));
         }
     };
     eprintln!(
@@ -264,16 +264,11 @@ pub(crate) fn run(args: BootstrapArgs) -> i32 {
     }
     eprintln!("btdht: stopping");
     let pool = server.pools().read().len();
-    match server.stop_per_shard() {
-        Ok(shards) => {
-            if args.stats.is_some() {
-                print_stats(&shards, pool, args.json);
-            }
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("btdht: cannot save the pool: {e}");
-            EXIT_NO_ANSWER
-        }
+    let shards = server
+        .stop_per_shard()
+        .map_err(|e| CliError::failed(format!("cannot save the pool: {e}")))?;
+    if args.stats.is_some() {
+        print_stats(&shards, pool, args.json);
     }
+    Ok(())
 }

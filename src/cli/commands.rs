@@ -1,5 +1,5 @@
 //! The subcommands: `node` runs until a signal; the others run a short-lived client node,
-//! print their results and return the exit status.
+//! print their results; each returns what went wrong as a [`CliError`].
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -10,13 +10,13 @@ use btdht::{DEFAULT_BOOTSTRAP_NODES, Dht, DhtStats, Error, LookupOutcome, NodeId
 use serde_json::json;
 
 use super::args::{ClientArgs, Command, NodeArgs};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::{CliError, bind_failed};
 
-/// Runs a subcommand and returns the exit status.
-pub(crate) fn run(command: Command) -> i32 {
+/// Runs a subcommand.
+pub(crate) fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Node(args) => node(args),
-        Command::Ping { addr, client } => ping(addr, &client),
+        Command::Ping { addr, client } => ping(addr, &client.into()),
         Command::FindNode { target, client } => find_node(target, &client),
         Command::GetPeers {
             info_hash,
@@ -39,7 +39,7 @@ pub(crate) fn run(command: Command) -> i32 {
             addr,
             target,
             client,
-        } => sample(addr, target, &client),
+        } => sample(addr, target, &client.into()),
         Command::Hathor(args) => super::hathor::run(args),
         Command::Bootstrap(args) => super::bootstrap::run(args),
         Command::Bench(args) => super::bench::run(args),
@@ -51,6 +51,17 @@ pub(crate) fn run(command: Command) -> i32 {
         Command::Put(args) => super::items::put(args),
         Command::Get(args) => super::items::get(args),
         Command::Db(args) => super::db::run(args),
+        Command::Completions { shell } => {
+            let mut command = <super::args::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "btdht", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let command = <super::args::Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError::failed(format!("man: {e}")))
+        }
     }
 }
 
@@ -72,7 +83,7 @@ fn print_json(value: serde_json::Value) {
 }
 
 /// Starts a read-only client node (BEP 43: it answers nothing and stays out of the tables).
-pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i32> {
+pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, CliError> {
     let mut builder = Dht::builder()
         .bind(args.bind)
         .allow_private(args.allow_private)
@@ -84,15 +95,20 @@ pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i3
         } else {
             let nodes = args.bootstrap.clone();
             if !args.allow_private {
-                let filtered: Vec<String> = nodes
+                let mut filtered: Vec<String> = nodes
                     .iter()
                     .filter_map(|a| super::args::needs_allow_private(*a))
                     .collect();
+                if filtered.len() == nodes.len() {
+                    // Every node is filtered: the last one's message is the error.
+                    let last = filtered.pop().unwrap_or_default();
+                    for message in &filtered {
+                        eprintln!("btdht: bootstrap node {message}");
+                    }
+                    return Err(CliError::failed(format!("bootstrap node {last}")));
+                }
                 for message in &filtered {
                     eprintln!("btdht: bootstrap node {message}");
-                }
-                if filtered.len() == nodes.len() {
-                    return Err(EXIT_NO_ANSWER);
                 }
             }
             builder = builder.bootstrap(nodes);
@@ -101,14 +117,11 @@ pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, i3
     builder.start().map_err(start_failed)
 }
 
-/// Says why a node did not start and returns the exit status.
-fn start_failed(e: Error) -> i32 {
+/// Why a node did not start.
+fn start_failed(e: Error) -> CliError {
     match e {
-        Error::Bind { addr, source } => super::bind_failed(&addr.to_string(), &source),
-        e => {
-            eprintln!("btdht: {e}");
-            EXIT_NO_ANSWER
-        }
+        Error::Bind { addr, source } => bind_failed(&addr.to_string(), &source),
+        e => CliError::failed(e),
     }
 }
 
@@ -158,66 +171,54 @@ fn lookup_until_deadline(
     }
 }
 
-pub(crate) fn finish(dht: Dht, status: i32) -> i32 {
+/// Stops the client node and returns `result`.
+pub(crate) fn finish(dht: Dht, result: Result<(), CliError>) -> Result<(), CliError> {
     if let Err(e) = dht.stop() {
         log::warn!("{e}");
     }
-    status
+    result
 }
 
-/// Says so and returns exit 1 if `addr` is ignored without `--allow-private`.
-fn check_target(addr: SocketAddr, args: &ClientArgs) -> Result<(), i32> {
+/// Exit 1 if `addr` is ignored without `--allow-private`, saying so.
+fn check_target(addr: SocketAddr, args: &ClientArgs) -> Result<(), CliError> {
     match super::args::needs_allow_private(addr) {
-        Some(message) if !args.allow_private => {
-            eprintln!("btdht: {message}");
-            Err(EXIT_NO_ANSWER)
-        }
+        Some(message) if !args.allow_private => Err(CliError::failed(message)),
         _ => Ok(()),
     }
 }
 
-fn ping(addr: SocketAddr, args: &ClientArgs) -> i32 {
-    if let Err(status) = check_target(addr, args) {
-        return status;
-    }
-    let dht = match client(args, false) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+fn ping(addr: SocketAddr, args: &ClientArgs) -> Result<(), CliError> {
+    check_target(addr, args)?;
+    let dht = client(args, false)?;
     let started = Instant::now();
-    let status = match until_deadline(&dht, args, |dht| dht.ping(addr)) {
+    let result = match until_deadline(&dht, args, |dht| dht.ping(addr)) {
         Ok(id) => {
             let rtt = started.elapsed().as_secs_f64() * 1000.0;
             if args.json {
-                print_json(json!({"addr": addr.to_string(), "id": id.to_hex(), "rtt_ms": rtt}));
+                print_json(
+                    json!({"type": "ping", "addr": addr.to_string(), "id": id.to_hex(), "rtt_ms": rtt}),
+                );
             } else {
                 println!("{addr} answered: id {id} in {rtt:.1} ms");
             }
-            EXIT_OK
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("btdht: {addr}: {e}");
-            EXIT_NO_ANSWER
-        }
+        Err(e) => Err(CliError::failed(format!("{addr}: {e}"))),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
-/// The exit status of a lookup that found nothing (an error, or no node answered), after
-/// saying why; `None` if it found something. A lookup cut short by the timeout is noted.
+/// Why a lookup found nothing (an error, or no node answered); `None` if it found
+/// something. A lookup cut short by the timeout is noted.
 fn lookup_failed(
     what: &str,
     result: &Result<LookupOutcome, Error>,
     args: &ClientArgs,
-) -> Option<i32> {
+) -> Option<CliError> {
     match result {
-        Err(e) => {
-            eprintln!("btdht: {what}: {e}");
-            Some(EXIT_NO_ANSWER)
-        }
+        Err(e) => Some(CliError::failed(format!("{what}: {e}"))),
         Ok(outcome) if outcome.responses == 0 => {
-            eprintln!("btdht: {what}: no node answered");
-            Some(EXIT_NO_ANSWER)
+            Some(CliError::failed(format!("{what}: no node answered")))
         }
         Ok(outcome) => {
             if outcome.partial {
@@ -261,33 +262,24 @@ fn summary(outcome: &LookupOutcome) {
     );
 }
 
-fn find_node(target: NodeId, args: &ClientArgs) -> i32 {
-    let dht = match client(args, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+fn find_node(target: NodeId, args: &ClientArgs) -> Result<(), CliError> {
+    let dht = client(args, true)?;
     let result = lookup_until_deadline(&dht, args, |dht| dht.find_node(target));
-    if let Some(status) = lookup_failed("find_node", &result, args) {
-        return finish(dht, status);
+    if let Some(e) = lookup_failed("find_node", &result, args) {
+        return finish(dht, Err(e));
     }
     if let Ok(outcome) = result {
         summary(&outcome);
         print_nodes(&outcome, args.json);
     }
-    finish(dht, EXIT_OK)
+    finish(dht, Ok(()))
 }
 
-fn get_peers(info_hash: NodeId, noseed: bool, args: &ClientArgs) -> i32 {
-    let dht = match client(args, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+fn get_peers(info_hash: NodeId, noseed: bool, args: &ClientArgs) -> Result<(), CliError> {
+    let dht = client(args, true)?;
     let mut lookup = match dht.get_peers(info_hash, noseed) {
         Ok(lookup) => lookup,
-        Err(e) => {
-            eprintln!("btdht: get_peers: {e}");
-            return finish(dht, EXIT_NO_ANSWER);
-        }
+        Err(e) => return finish(dht, Err(CliError::failed(format!("get_peers: {e}")))),
     };
     // Each peer is printed as soon as a node gives it.
     let mut printed = 0usize;
@@ -300,8 +292,13 @@ fn get_peers(info_hash: NodeId, noseed: bool, args: &ClientArgs) -> i32 {
         }
     }
     let result = lookup.outcome();
-    if let Some(status) = lookup_failed("get_peers", &result, args) {
-        return finish(dht, if printed > 0 { EXIT_OK } else { status });
+    if let Some(e) = lookup_failed("get_peers", &result, args) {
+        if printed == 0 {
+            return finish(dht, Err(e));
+        }
+        // Peers were found and printed: the failure is only noted.
+        eprintln!("btdht: {e}");
+        return finish(dht, Ok(()));
     }
     if let Ok(outcome) = result {
         summary(&outcome);
@@ -310,19 +307,22 @@ fn get_peers(info_hash: NodeId, noseed: bool, args: &ClientArgs) -> i32 {
         }
         print_nodes(&outcome, args.json);
     }
-    finish(dht, EXIT_OK)
+    finish(dht, Ok(()))
 }
 
-fn announce(info_hash: NodeId, port: Option<u16>, seed: bool, args: &ClientArgs) -> i32 {
-    let dht = match client(args, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
-    let status = match dht.announce(info_hash, port, seed) {
+fn announce(
+    info_hash: NodeId,
+    port: Option<u16>,
+    seed: bool,
+    args: &ClientArgs,
+) -> Result<(), CliError> {
+    let dht = client(args, true)?;
+    let result = match dht.announce(info_hash, port, seed) {
         Ok(result) if result.acknowledged > 0 => {
             if args.json {
                 print_json(json!({
-                    "info_hash": info_hash.to_hex(),
+                    "type": "announce",
+                    "infohash": info_hash.to_hex(),
                     "port": port,
                     "implied_port": port.is_none(),
                     "seed": seed,
@@ -336,40 +336,30 @@ fn announce(info_hash: NodeId, port: Option<u16>, seed: bool, args: &ClientArgs)
                     result.sent, result.acknowledged
                 );
             }
-            EXIT_OK
+            Ok(())
         }
-        Ok(result) => {
-            eprintln!(
-                "btdht: announce: no node acknowledged ({} answered the lookup, {} announces sent)",
-                result.outcome.responses, result.sent
-            );
-            EXIT_NO_ANSWER
-        }
-        Err(e) => {
-            eprintln!("btdht: announce: {e}");
-            EXIT_NO_ANSWER
-        }
+        Ok(result) => Err(CliError::failed(format!(
+            "announce: no node acknowledged ({} answered the lookup, {} announces sent)",
+            result.outcome.responses, result.sent
+        ))),
+        Err(e) => Err(CliError::failed(format!("announce: {e}"))),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
-fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
-    if let Err(status) = check_target(addr, args) {
-        return status;
-    }
-    let dht = match client(args, false) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> Result<(), CliError> {
+    check_target(addr, args)?;
+    let dht = client(args, false)?;
     let target = target.unwrap_or_else(|| NodeId::random(&mut rand::rng()));
-    let status = match until_deadline(&dht, args, |dht| dht.sample_infohashes(addr, target)) {
+    let result = match until_deadline(&dht, args, |dht| dht.sample_infohashes(addr, target)) {
         Ok(reply) => {
             if args.json {
                 print_json(json!({
+                    "type": "sample",
                     "addr": addr.to_string(),
                     "id": reply.id.to_hex(),
                     "num": reply.num,
-                    "interval": reply.interval,
+                    "interval_s": reply.interval,
                     "samples": reply.samples.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
                     "nodes": reply.nodes.iter().map(|n| json!({"id": n.id.to_hex(), "addr": n.addr.to_string()})).collect::<Vec<_>>(),
                 }));
@@ -381,17 +371,14 @@ fn sample(addr: SocketAddr, target: Option<NodeId>, args: &ClientArgs) -> i32 {
                     reply.interval.map_or("?".into(), |n| n.to_string())
                 );
                 for hash in &reply.samples {
-                    println!("info_hash {hash}");
+                    println!("infohash {hash}");
                 }
             }
-            EXIT_OK
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("btdht: {addr}: {e}");
-            EXIT_NO_ANSWER
-        }
+        Err(e) => Err(CliError::failed(format!("{addr}: {e}"))),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
 /// First wait before checking that the node joined, and the first retry interval.
@@ -446,9 +433,10 @@ fn print_stats(stats: &DhtStats, rejoin: &Rejoin, now: Instant, json: bool) {
     let retry_in = rejoin.next.saturating_duration_since(now).as_secs();
     if json {
         print_json(json!({
+            "type": "stats",
             "nodes_ipv4": stats.nodes_ipv4,
             "nodes_ipv6": stats.nodes_ipv6,
-            "info_hashes": stats.info_hashes,
+            "infohashes": stats.info_hashes,
             "peers": stats.peers,
             "datagrams_in": s.datagrams_in,
             "datagrams_out": s.datagrams_out,
@@ -526,13 +514,41 @@ fn check_state_file(path: &std::path::Path) -> Result<(), String> {
     }
 }
 
-fn node(args: NodeArgs) -> i32 {
+/// Where a node joins from, besides the nodes its state file saved.
+#[derive(Debug, PartialEq, Eq)]
+enum Seeds {
+    /// The `--bootstrap` nodes.
+    Bootstrap(Vec<SocketAddr>),
+    /// The public routers: asked, never inserted into the routing table.
+    Routers(Vec<SocketAddr>),
+}
+
+/// The seeds of a node: the `--bootstrap` nodes when given, else the public routers
+/// (`routers`, resolved only then), also for a node restarted from saved nodes, so that it
+/// can recover when none of them answers.
+fn seeds(
+    bootstrap: &[SocketAddr],
+    has_saved_nodes: bool,
+    routers: impl FnOnce() -> Vec<SocketAddr>,
+) -> Seeds {
+    if !bootstrap.is_empty() {
+        return Seeds::Bootstrap(bootstrap.to_vec());
+    }
+    let routers = routers();
+    if has_saved_nodes {
+        log::info!(
+            "joining through the saved nodes and {} public routers",
+            routers.len()
+        );
+    }
+    Seeds::Routers(routers)
+}
+
+fn node(args: NodeArgs) -> Result<(), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("btdht: cannot handle signal {signal}: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| CliError::failed(format!("cannot handle signal {signal}: {e}")))?;
     }
     let mut builder = Dht::builder()
         .bind(args.bind)
@@ -558,11 +574,10 @@ fn node(args: NodeArgs) -> i32 {
     }
     if let Some(path) = &args.state {
         if let Err(problem) = check_state_file(path) {
-            eprintln!(
-                "btdht: --state {}: {problem}; nothing was started",
+            return Err(CliError::usage(format!(
+                "--state {}: {problem}; nothing was started",
                 path.display()
-            );
-            return EXIT_USAGE;
+            )));
         }
     }
     let has_saved_nodes = args
@@ -579,16 +594,15 @@ fn node(args: NodeArgs) -> i32 {
     {
         builder = builder.save_interval(std::time::Duration::from_millis(ms));
     }
-    if !args.bootstrap.is_empty() {
-        builder = builder.bootstrap(args.bootstrap.iter().copied());
-    } else if !has_saved_nodes {
-        builder = builder.routers(public_routers());
-    }
-    let dht = match builder.start() {
-        Ok(dht) => dht,
-        Err(e) => return start_failed(e),
+    builder = match seeds(&args.bootstrap, has_saved_nodes, public_routers) {
+        Seeds::Bootstrap(nodes) => builder.bootstrap(nodes),
+        Seeds::Routers(routers) => builder.routers(routers),
     };
-    eprintln!("btdht: node {} listening on {}", dht.id(), dht.local_addr());
+    let dht = builder.start().map_err(start_failed)?;
+    // With -v the node's own log line says it already.
+    if !log::log_enabled!(target: "btdht", log::Level::Info) {
+        eprintln!("btdht: node {} listening on {}", dht.id(), dht.local_addr());
+    }
     if let Some(addr) = dht.local_addr6() {
         eprintln!("btdht: also listening on {addr}");
     }
@@ -633,11 +647,27 @@ fn node(args: NodeArgs) -> i32 {
         }
     }
     eprintln!("btdht: stopping");
-    match dht.stop() {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("btdht: {e}");
-            EXIT_NO_ANSWER
+    dht.stop().map_err(CliError::failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_gets_the_routers_unless_bootstrap_nodes_are_given() {
+        let router: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+        let given: SocketAddr = "127.0.0.2:6881".parse().unwrap();
+        for saved in [false, true] {
+            assert_eq!(
+                seeds(&[], saved, || vec![router]),
+                Seeds::Routers(vec![router]),
+                "saved nodes: {saved}"
+            );
+            assert_eq!(
+                seeds(&[given], saved, || panic!("resolved the routers")),
+                Seeds::Bootstrap(vec![given])
+            );
         }
     }
 }

@@ -5,8 +5,9 @@
 //! node (`type: node`), per info-hash (`type: infohash`), per peer count (`type: peers`, with
 //! `--get-peers`), per torrent whose metadata was fetched (`type: torrent`, with
 //! `--metadata`), and a last `type: summary` line with the counters. Progress (nodes/s,
-//! info-hashes/s, packets/s, torrents) goes to stderr when it is a terminal; a summary goes to
-//! stderr at the end, after `--duration` seconds or on SIGINT/SIGTERM (output flushed, exit 0).
+//! info-hashes/s, packets/s, torrents) goes to stderr when it is a terminal (as plain lines
+//! elsewhere with `--progress`); a summary goes to stderr at the end, after `--duration`
+//! seconds or on SIGINT/SIGTERM (output flushed, exit 0).
 //! With `--db FILE|URL`, everything also goes into a crawl database ([`Store`]: a SQLite file
 //! or PostgreSQL), committed in batches, and NDJSON is written only with `--out`; a crawl
 //! restarted on the same database starts from the nodes it knows (the [`KNOWN_NODES`] seen
@@ -33,7 +34,7 @@ use btdht::runtime::IoStats;
 use clap::Args;
 
 use super::args::{parse_addr, parse_bind};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::{CliError, bind_failed};
 
 /// Options of `btdht crawl`.
 #[derive(Args, Debug)]
@@ -99,6 +100,9 @@ pub(crate) struct CrawlArgs {
     /// Metadata fetches (TCP connections) at once, with --metadata.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub metadata_concurrency: u32,
+    /// Show the progress line on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
 }
 
 /// Longest wait, at the end of a crawl that stopped by itself, for the metadata fetches under
@@ -131,7 +135,7 @@ fn summary_json(
     let fp = crawler.dedup_false_positive_rates();
     let mut summary = serde_json::json!({
         "type": "summary",
-        "seconds": elapsed,
+        "duration_s": elapsed,
         "nodes": stats.nodes_found,
         "infohashes": stats.infohashes_found,
         "queries_sent": stats.queries_sent,
@@ -180,6 +184,8 @@ struct Output {
     out: Box<dyn Write>,
     start_unix: f64,
     progress: Option<indicatif::ProgressBar>,
+    /// `--progress` and stderr is not a terminal: the progress as plain lines.
+    progress_lines: bool,
     last_progress: (std::time::Instant, CrawlStats),
     torrents: Option<Torrents>,
     db: Option<Box<dyn Store + Send>>,
@@ -261,7 +267,9 @@ impl CrawlSink for Output {
     }
 
     fn progress(&mut self, crawler: &Crawler, _io: &IoStats) {
-        let Some(bar) = &self.progress else { return };
+        if self.progress.is_none() && !self.progress_lines {
+            return;
+        }
         let elapsed = self.last_progress.0.elapsed();
         if elapsed < Duration::from_millis(500) {
             return;
@@ -278,7 +286,7 @@ impl CrawlSink for Output {
                 failures_text(stats)
             )
         });
-        bar.set_message(format!(
+        let message = format!(
             "nodes {} ({:.0}/s)  info-hashes {} ({:.0}/s)  packets out {} ({:.0}/s) in {} ({:.0}/s)  in flight {}  queued {}{torrents}",
             s.nodes_found,
             rate(s.nodes_found, p.nodes_found),
@@ -290,19 +298,22 @@ impl CrawlSink for Output {
             rate(s.datagrams_in, p.datagrams_in),
             crawler.in_flight(),
             crawler.frontier_len(),
-        ));
+        );
+        match &self.progress {
+            Some(bar) => bar.set_message(message),
+            None => eprintln!("{message}"),
+        }
         self.last_progress = (std::time::Instant::now(), s);
     }
 }
 
-/// Runs `btdht crawl`; returns the exit status.
-pub(crate) fn run(args: CrawlArgs) -> i32 {
+/// Runs `btdht crawl`.
+pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
     let mut db = match &args.db {
         Some(location) => match location.open() {
             Ok(db) => Some(db),
             Err(e) => {
-                eprintln!("btdht: database {location}: {e}");
-                return EXIT_USAGE;
+                return Err(CliError::usage(format!("database {location}: {e}")));
             }
         },
         None => None,
@@ -324,15 +335,11 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
             Ok(known)
         }) {
             Ok(known) => bootstrap.extend(known),
-            Err(e) => {
-                eprintln!("btdht: database: {e}");
-                return EXIT_NO_ANSWER;
-            }
+            Err(e) => return Err(CliError::failed(format!("database: {e}"))),
         }
     }
     if bootstrap.is_empty() {
-        eprintln!("btdht: no node to start from");
-        return EXIT_NO_ANSWER;
+        return Err(CliError::failed("no node to start from"));
     }
     if !args.allow_private {
         let filtered: Vec<String> = bootstrap
@@ -343,29 +350,32 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
             eprintln!("btdht: bootstrap node {message}");
         }
         if filtered.len() == bootstrap.len() {
-            eprintln!("btdht: crawl: no bootstrap node left to start from");
-            return EXIT_NO_ANSWER;
+            return Err(CliError::failed(
+                "crawl: no bootstrap node left to start from",
+            ));
         }
     }
     let socket = match bind_udp(args.bind) {
         Ok(s) => s,
         Err(e) => {
-            return super::bind_failed(&args.bind.to_string(), &e);
+            return Err(bind_failed(&args.bind.to_string(), &e));
         }
     };
     let socket6 = match args.bind6.map(bind_udp).transpose() {
         Ok(s) => s,
         Err(e) => {
             let addr = args.bind6.map(|a| a.to_string()).unwrap_or_default();
-            return super::bind_failed(&addr, &e);
+            return Err(bind_failed(&addr, &e));
         }
     };
     let out: Box<dyn Write> = match &args.out {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
             Err(e) => {
-                eprintln!("btdht: cannot create {}: {e}", path.display());
-                return EXIT_USAGE;
+                return Err(CliError::usage(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )));
             }
         },
         None if db.is_some() => Box::new(io::sink()),
@@ -402,18 +412,18 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
     };
     let crawl = match Crawl::with_sockets(Some(socket), socket6, options) {
         Ok(crawl) => crawl,
-        Err(e) => {
-            eprintln!("btdht: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        Err(e) => return Err(CliError::failed(e)),
     };
     let stop = crawl.stop_flag();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("btdht: cannot handle signal {signal}: {e}");
-            return EXIT_NO_ANSWER;
+            return Err(CliError::failed(format!(
+                "cannot handle signal {signal}: {e}"
+            )));
         }
     }
+    // indicatif draws only on a terminal: --progress elsewhere prints plain lines.
+    let progress_lines = args.progress && !io::stderr().is_terminal();
     let progress = io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -430,8 +440,9 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
                 Some(t)
             }
             Err(e) => {
-                eprintln!("btdht: cannot start the metadata fetchers: {e}");
-                return EXIT_NO_ANSWER;
+                return Err(CliError::failed(format!(
+                    "cannot start the metadata fetchers: {e}"
+                )));
             }
         }
     } else {
@@ -441,16 +452,14 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
         out,
         start_unix,
         progress,
+        progress_lines,
         last_progress: (std::time::Instant::now(), CrawlStats::default()),
         torrents,
         db,
     };
     let end = match crawl.run(&mut output) {
         Ok(end) => end,
-        Err(e) => {
-            eprintln!("btdht: poll: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        Err(e) => return Err(CliError::failed(format!("poll: {e}"))),
     };
     if let Some(bar) = output.progress.take() {
         bar.finish_and_clear();
@@ -504,16 +513,12 @@ pub(crate) fn run(args: CrawlArgs) -> i32 {
     match write_error {
         // A closed pipe (e.g. `| head`) is a normal way to stop.
         Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            eprintln!("btdht: output: {e}");
-            EXIT_NO_ANSWER
+            Err(CliError::failed(format!("output: {e}")))
         }
-        _ if stats.replies == 0 => {
-            eprintln!(
-                "btdht: crawl: found nothing: no bootstrap node answered ({} queries sent, {} timeouts)",
-                stats.queries_sent, stats.timeouts
-            );
-            EXIT_NO_ANSWER
-        }
-        _ => EXIT_OK,
+        _ if stats.replies == 0 => Err(CliError::failed(format!(
+            "crawl: found nothing: no bootstrap node answered ({} queries sent, {} timeouts)",
+            stats.queries_sent, stats.timeouts
+        ))),
+        _ => Ok(()),
     }
 }

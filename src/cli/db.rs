@@ -6,7 +6,7 @@ use btdht::crawler::db::Location;
 use clap::{Args, Subcommand};
 use std::io::{self, BufWriter, Write};
 
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::CliError;
 
 /// Options of `btdht db`.
 #[derive(Args, Debug)]
@@ -35,24 +35,19 @@ pub(crate) enum DbCommand {
     },
 }
 
-/// Runs `btdht db`; returns the exit status.
-pub(crate) fn run(args: DbArgs) -> i32 {
+/// Runs `btdht db`.
+pub(crate) fn run(args: DbArgs) -> Result<(), CliError> {
     let file = match &args.command {
         DbCommand::Stats { file } | DbCommand::Export { file, .. } => file,
     };
     if let Location::File(path) = file {
         if !path.exists() {
-            eprintln!("btdht: {file}: no such file");
-            return EXIT_USAGE;
+            return Err(CliError::usage(format!("{file}: no such file")));
         }
     }
-    let mut db = match file.open() {
-        Ok(db) => db,
-        Err(e) => {
-            eprintln!("btdht: {file}: {e}");
-            return EXIT_NO_ANSWER;
-        }
-    };
+    let mut db = file
+        .open()
+        .map_err(|e| CliError::failed(format!("{file}: {e}")))?;
     let result = match args.command {
         DbCommand::Stats { .. } => db.stats().and_then(|s| {
             let integrity = db.integrity()?;
@@ -71,11 +66,8 @@ pub(crate) fn run(args: DbArgs) -> i32 {
         }
     };
     match result {
-        Ok(()) => EXIT_OK,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
-        Err(e) => {
-            eprintln!("btdht: {file}: {e}");
-            EXIT_NO_ANSWER
-        }
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::failed(format!("{file}: {e}"))),
     }
 }

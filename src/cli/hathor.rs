@@ -34,7 +34,7 @@ use signal_hook::iterator::Signals;
 
 use super::args::{parse_addr, parse_bind};
 use super::commands::public_routers;
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::CliError;
 
 /// `btdht hathor …`.
 #[derive(Args, Debug)]
@@ -230,6 +230,9 @@ pub(crate) struct DiscoverArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Entrypoints)]
     pub format: Format,
+    /// JSON output: the same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// POST the verified entrypoints to this node API (http://HOST:PORT, /v1a/p2p/peers is added).
     #[arg(long, value_name = "URL", requires = "verify")]
     pub push: Option<String>,
@@ -249,8 +252,8 @@ pub(crate) struct DiscoverArgs {
     pub dht: DhtArgs,
 }
 
-/// Runs `btdht hathor …` and returns the exit status.
-pub(crate) fn run(args: HathorArgs) -> i32 {
+/// Runs `btdht hathor …`.
+pub(crate) fn run(args: HathorArgs) -> Result<(), CliError> {
     match args.command {
         HathorCommand::Id {
             command: IdCommand::New { out, force },
@@ -261,55 +264,41 @@ pub(crate) fn run(args: HathorArgs) -> i32 {
     }
 }
 
-fn usage(message: impl std::fmt::Display) -> i32 {
-    eprintln!("btdht: {message}");
-    EXIT_USAGE
-}
-
-fn id_new(out: &std::path::Path, force: bool) -> i32 {
+fn id_new(out: &std::path::Path, force: bool) -> Result<(), CliError> {
     if out.exists() && !force {
-        return usage(format!(
+        return Err(CliError::usage(format!(
             "{} exists (use --force to overwrite)",
             out.display()
-        ));
+        )));
     }
-    let identity = match Identity::generate(&mut rand::rng()) {
-        Ok(identity) => identity,
-        Err(e) => {
-            eprintln!("btdht: key generation failed: {e}");
-            return EXIT_NO_ANSWER;
-        }
-    };
-    if let Err(e) = identity.save(out) {
-        return usage(format!("{}: {e}", out.display()));
-    }
+    let identity = Identity::generate(&mut rand::rng())
+        .map_err(|e| CliError::failed(format!("key generation failed: {e}")))?;
+    identity
+        .save(out)
+        .map_err(|e| CliError::usage(format!("{}: {e}", out.display())))?;
     println!("{}", identity.id());
     log::info!("wrote {}", out.display());
-    EXIT_OK
+    Ok(())
 }
 
-fn infohash(network: &NetworkArgs) -> i32 {
-    match network.resolve() {
-        Ok((profile, hash)) => {
-            log::info!(
-                "network {} (genesis {}){}",
-                profile.name,
-                profile.genesis_short_hash(),
-                if network.secret.is_some() {
-                    ", with secret"
-                } else {
-                    ""
-                }
-            );
-            println!("{}", hash.to_hex());
-            EXIT_OK
+fn infohash(network: &NetworkArgs) -> Result<(), CliError> {
+    let (profile, hash) = network.resolve().map_err(CliError::usage)?;
+    log::info!(
+        "network {} (genesis {}){}",
+        profile.name,
+        profile.genesis_short_hash(),
+        if network.secret.is_some() {
+            ", with secret"
+        } else {
+            ""
         }
-        Err(e) => usage(e),
-    }
+    );
+    println!("{}", hash.to_hex());
+    Ok(())
 }
 
 /// Starts a read-only DHT client (BEP 43) with the saved state, the given or public routers.
-fn start_dht(args: &DhtArgs) -> Result<Dht, i32> {
+fn start_dht(args: &DhtArgs) -> Result<Dht, CliError> {
     let mut builder = Dht::builder()
         .bind(args.bind)
         .allow_private(args.allow_private)
@@ -326,12 +315,9 @@ fn start_dht(args: &DhtArgs) -> Result<Dht, i32> {
     } else if !has_saved_nodes {
         builder = builder.bootstrap(public_routers());
     }
-    builder.start().map_err(|e| {
-        eprintln!("btdht: {e}");
-        match e {
-            Error::Bind { .. } => EXIT_USAGE,
-            _ => EXIT_NO_ANSWER,
-        }
+    builder.start().map_err(|e| match e {
+        Error::Bind { .. } => CliError::usage(e),
+        _ => CliError::failed(e),
     })
 }
 
@@ -341,23 +327,12 @@ fn stop_dht(dht: &Dht) {
     }
 }
 
-fn announce(args: &AnnounceArgs) -> i32 {
-    let (profile, hash) = match args.network.resolve() {
-        Ok(v) => v,
-        Err(e) => return usage(e),
-    };
+fn announce(args: &AnnounceArgs) -> Result<(), CliError> {
+    let (profile, hash) = args.network.resolve().map_err(CliError::usage)?;
     // Handled in every mode, so that a signal during a round still saves the DHT state.
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("btdht: cannot handle SIGINT/SIGTERM: {e}");
-            return EXIT_NO_ANSWER;
-        }
-    };
-    let dht = match start_dht(&args.dht) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| CliError::failed(format!("cannot handle SIGINT/SIGTERM: {e}")))?;
+    let dht = start_dht(&args.dht)?;
     eprintln!(
         "btdht: announcing port {} for network {} (genesis {}) on {} from {}",
         args.port,
@@ -374,13 +349,14 @@ fn announce(args: &AnnounceArgs) -> i32 {
         timeout: Duration::from_secs(args.dht.timeout),
     };
     let port = args.port;
-    let acknowledged = if args.once {
+    let result = if args.once {
         let outcome = announce_round(&dht, hash, port, config.timeout);
-        print_round(hash, port, &outcome);
-        usize::from(outcome.is_acknowledged())
+        print_round(hash, port, &outcome).map_err(CliError::failed)
     } else {
         let announcer = Announcer::start(dht.clone(), hash, port, config, move |round| {
-            print_round(hash, port, &round.outcome);
+            if let Err(problem) = print_round(hash, port, &round.outcome) {
+                eprintln!("btdht: {problem}");
+            }
             log::info!("next announce in {} s", round.next_in.as_secs());
         });
         match announcer {
@@ -388,38 +364,37 @@ fn announce(args: &AnnounceArgs) -> i32 {
                 // Blocks until SIGINT or SIGTERM.
                 let _ = signals.forever().next();
                 eprintln!("btdht: stopping");
-                announcer.stop()
+                if announcer.stop() > 0 {
+                    Ok(())
+                } else {
+                    Err(CliError::failed("announce: no announce was acknowledged"))
+                }
             }
-            Err(e) => {
-                eprintln!("btdht: cannot start the announcer: {e}");
-                0
-            }
+            Err(e) => Err(CliError::failed(format!("cannot start the announcer: {e}"))),
         }
     };
     stop_dht(&dht);
-    if acknowledged > 0 {
-        EXIT_OK
-    } else {
-        EXIT_NO_ANSWER
-    }
+    result
 }
 
-fn print_round(hash: InfoHash, port: u16, outcome: &AnnounceOutcome) {
+/// Prints an acknowledged announce round on stdout; otherwise returns what went wrong.
+fn print_round(hash: InfoHash, port: u16, outcome: &AnnounceOutcome) -> Result<(), String> {
     match outcome {
         AnnounceOutcome::Acknowledged { sent, acknowledged } => {
             println!("announced {hash} port {port} to {sent} nodes ({acknowledged} acknowledged)");
+            Ok(())
         }
-        AnnounceOutcome::Unacknowledged { responses, sent } => eprintln!(
-            "btdht: announce: no node acknowledged ({responses} answered the lookup, {sent} announces sent)"
-        ),
-        AnnounceOutcome::Failed(e) => eprintln!("btdht: announce: {e}"),
+        AnnounceOutcome::Unacknowledged { responses, sent } => Err(format!(
+            "announce: no node acknowledged ({responses} answered the lookup, {sent} announces sent)"
+        )),
+        AnnounceOutcome::Failed(e) => Err(format!("announce: {e}")),
     }
 }
 
-fn load_store(path: &std::path::Path, profile: &NetworkProfile) -> Result<PeerBook, i32> {
+fn load_store(path: &std::path::Path, profile: &NetworkProfile) -> Result<PeerBook, CliError> {
     match PeerBook::load(path, profile) {
         Ok(store) => Ok(store),
-        Err(e @ StoreError::WrongNetwork { .. }) => Err(usage(format!(
+        Err(e @ StoreError::WrongNetwork { .. }) => Err(CliError::usage(format!(
             "--store {}: {e} (use one store file per network)",
             path.display()
         ))),
@@ -434,51 +409,46 @@ fn load_store(path: &std::path::Path, profile: &NetworkProfile) -> Result<PeerBo
 }
 
 /// What `discover --verify` needs before any network traffic.
-fn handshake_config(args: &DiscoverArgs, profile: &NetworkProfile) -> Result<HandshakeConfig, i32> {
+fn handshake_config(
+    args: &DiscoverArgs,
+    profile: &NetworkProfile,
+) -> Result<HandshakeConfig, CliError> {
     let (Some(cert), Some(key)) = (&args.ca_cert, &args.ca_key) else {
-        return Err(usage("--verify needs --ca-cert and --ca-key"));
+        return Err(CliError::usage("--verify needs --ca-cert and --ca-key"));
     };
-    let ca = CertificateAuthority::load(cert, key).map_err(usage)?;
+    let ca = CertificateAuthority::load(cert, key).map_err(CliError::usage)?;
     let identity = match &args.peer {
         Some(path) => {
-            Identity::load(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
+            Identity::load(path).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?
         }
-        None => Identity::generate(&mut rand::rng()).map_err(|e| {
-            eprintln!("btdht: key generation failed: {e}");
-            EXIT_NO_ANSWER
-        })?,
+        None => Identity::generate(&mut rand::rng())
+            .map_err(|e| CliError::failed(format!("key generation failed: {e}")))?,
     };
     log::info!("our peer id: {}", identity.id());
-    let creds = TlsCredentials::issue(&ca, &identity, unix_now() as i64).map_err(usage)?;
-    let mut config =
-        HandshakeConfig::new(profile.clone(), Arc::new(identity), &creds).map_err(usage)?;
+    let creds =
+        TlsCredentials::issue(&ca, &identity, unix_now() as i64).map_err(CliError::usage)?;
+    let mut config = HandshakeConfig::new(profile.clone(), Arc::new(identity), &creds)
+        .map_err(CliError::usage)?;
     config.step_timeout = Duration::from_secs(args.handshake_timeout);
     config.local_ip = Some(args.dht.bind.ip());
     Ok(config)
 }
 
-fn discover(args: &DiscoverArgs) -> i32 {
-    let (profile, hash) = match args.network.resolve() {
-        Ok(v) => v,
-        Err(e) => return usage(e),
-    };
-    let push_url = match args.push.as_deref().map(PushUrl::parse).transpose() {
-        Ok(url) => url,
-        Err(e) => return usage(format!("--push {e}")),
-    };
+fn discover(args: &DiscoverArgs) -> Result<(), CliError> {
+    let (profile, hash) = args.network.resolve().map_err(CliError::usage)?;
+    let push_url = args
+        .push
+        .as_deref()
+        .map(PushUrl::parse)
+        .transpose()
+        .map_err(|e| CliError::usage(format!("--push {e}")))?;
     let handshake = if args.verify {
-        match handshake_config(args, &profile) {
-            Ok(c) => Some(c),
-            Err(status) => return status,
-        }
+        Some(handshake_config(args, &profile)?)
     } else {
         None
     };
     let store = match &args.store {
-        Some(path) => match load_store(path, &profile) {
-            Ok(s) => s,
-            Err(status) => return status,
-        },
+        Some(path) => load_store(path, &profile)?,
         None => PeerBook::new(&profile),
     };
     let config = DiscoveryConfig {
@@ -491,30 +461,25 @@ fn discover(args: &DiscoverArgs) -> i32 {
     };
     let mut discovery = Discovery::with_store(hash, config, store);
 
-    let dht = match start_dht(&args.dht) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
+    let dht = start_dht(&args.dht)?;
     let result = discovery.run(&dht);
     stop_dht(&dht);
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("btdht: get_peers {hash}: {e}");
-            return EXIT_NO_ANSWER;
-        }
-    };
-    let status = print_report(&report, args, push_url.as_ref());
+    let report = result.map_err(|e| CliError::failed(format!("get_peers {hash}: {e}")))?;
+    let result = print_report(&report, args, push_url.as_ref());
     if let Some(path) = &args.store {
         if let Err(e) = discovery.store().save(path) {
             eprintln!("btdht: --store {}: {e}", path.display());
         }
     }
-    status
+    result
 }
 
-/// Prints what a discovery found, pushes the verified peers, returns the exit status.
-fn print_report(report: &Report, args: &DiscoverArgs, push_url: Option<&PushUrl>) -> i32 {
+/// Prints what a discovery found and pushes the verified peers.
+fn print_report(
+    report: &Report,
+    args: &DiscoverArgs,
+    push_url: Option<&PushUrl>,
+) -> Result<(), CliError> {
     for addr in &report.skipped {
         eprintln!("btdht: {addr}: skipped (private or reserved address; see --allow-private)");
     }
@@ -533,7 +498,8 @@ fn print_report(report: &Report, args: &DiscoverArgs, push_url: Option<&PushUrl>
     for (addr, failure) in &report.failed {
         eprintln!("btdht: {addr}: NOT verified: {failure}");
     }
-    match args.format {
+    let format = if args.json { Format::Json } else { args.format };
+    match format {
         Format::Json => println!("{}", report.to_json()),
         Format::Entrypoints if report.verification => {
             for endpoint in report.verified_endpoints() {
@@ -548,41 +514,32 @@ fn print_report(report: &Report, args: &DiscoverArgs, push_url: Option<&PushUrl>
     }
     if !report.verification {
         if report.candidates.is_empty() {
-            eprintln!("btdht: no candidates");
-            return EXIT_NO_ANSWER;
+            return Err(CliError::failed("no candidates"));
         }
         eprintln!(
             "btdht: {} UNVERIFIED candidates (DHT values are unauthenticated; use --verify)",
             report.candidates.len()
         );
-        return EXIT_OK;
+        return Ok(());
     }
-    let mut status = if report.verified.is_empty() {
-        eprintln!(
-            "btdht: no verified peer ({} candidates)",
-            report.candidates.len()
-        );
-        EXIT_NO_ANSWER
-    } else {
-        EXIT_OK
-    };
-    if let Some(url) = push_url {
-        if report.verified.is_empty() {
+    if report.verified.is_empty() {
+        if push_url.is_some() {
             eprintln!("btdht: nothing to push");
-        } else {
-            let list: Vec<String> = report
-                .verified_endpoints()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            match push(url, &list, Duration::from_secs(args.handshake_timeout)) {
-                Ok(body) => eprintln!("btdht: pushed {} entrypoints to {url}: {body}", list.len()),
-                Err(e) => {
-                    eprintln!("btdht: push to {url}: {e}");
-                    status = EXIT_NO_ANSWER;
-                }
-            }
         }
+        return Err(CliError::failed(format!(
+            "no verified peer ({} candidates)",
+            report.candidates.len()
+        )));
     }
-    status
+    if let Some(url) = push_url {
+        let list: Vec<String> = report
+            .verified_endpoints()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let body = push(url, &list, Duration::from_secs(args.handshake_timeout))
+            .map_err(|e| CliError::failed(format!("push to {url}: {e}")))?;
+        eprintln!("btdht: pushed {} entrypoints to {url}: {body}", list.len());
+    }
+    Ok(())
 }

@@ -4,13 +4,16 @@
 //! prints its public key. `put VALUE` stores VALUE (UTF-8, bencoded as a byte string) as an
 //! immutable item and prints its target; with `--key KEYFILE` it stores a mutable item signed
 //! with that key and prints `<public key> <target> seq=<N>`. `get TARGET` and
-//! `get --key PUBKEY [--salt SALT]` print the item's value. Exit status: 0 stored or found,
-//! 1 not, 2 bad arguments.
+//! `get --public-key PK [--salt SALT]` print the item's value (a mutable item's `seq=<N>` on
+//! stderr). With `--json` both print one object: `type`, `target`, `value` (or `value_hex`
+//! when it is not UTF-8), `seq`, `public_key`, `salt` and `nodes` (that stored or answered).
+//! Exit status: 0 stored or found, 1 not, 2 bad arguments (a key that is not 64 hex digits,
+//! a value over 1,000 bytes bencoded, a salt over 64 bytes).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use btdht::items::{MutableItem, StoredItem, mutable_target};
+use btdht::items::{MAX_SALT_LEN, MAX_VALUE_LEN, MutableItem, StoredItem, mutable_target};
 use btdht::krpc::RawValue;
 use btdht::{Dht, NodeId, PutItemResult};
 use clap::Args;
@@ -19,7 +22,7 @@ use serde_json::json;
 
 use super::args::{ClientArgs, parse_id};
 use super::commands::{client, finish};
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::CliError;
 
 /// Options of `btdht keygen`.
 #[derive(Args, Debug)]
@@ -55,13 +58,13 @@ pub(crate) struct PutArgs {
 #[derive(Args, Debug)]
 pub(crate) struct GetArgs {
     /// The immutable item's target (40 hex digits).
-    #[arg(value_parser = parse_id, required_unless_present = "key", conflicts_with = "key")]
+    #[arg(value_parser = parse_id, required_unless_present = "public_key", conflicts_with = "public_key")]
     pub target: Option<NodeId>,
     /// Get the mutable item of this public key (64 hex digits).
-    #[arg(long, value_name = "PUBKEY", value_parser = parse_key)]
-    pub key: Option<[u8; 32]>,
+    #[arg(long, alias = "key", value_name = "PK", value_parser = parse_key)]
+    pub public_key: Option<[u8; 32]>,
     /// The mutable item's salt.
-    #[arg(long, requires = "key")]
+    #[arg(long, requires = "public_key")]
     pub salt: Option<String>,
     /// Options of the DHT client, output and timeout.
     #[command(flatten)]
@@ -70,21 +73,43 @@ pub(crate) struct GetArgs {
 
 /// 32 bytes as 64 hex digits.
 pub(crate) fn parse_key(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    if let Some(c) = text.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!("expected 64 hex digits, found {c:?}"));
+    }
     let mut key = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut key).map_err(|e| format!("not 64 hex digits: {e}"))?;
+    hex::decode_to_slice(text, &mut key)
+        .map_err(|_| format!("expected 64 hex digits, found {}", text.len()))?;
     Ok(key)
 }
 
-/// Runs `btdht keygen` and returns the exit status.
-pub(crate) fn keygen(args: KeygenArgs) -> i32 {
+/// Exit 2 if the value or the salt is over BEP 44's limits.
+fn check_sizes(value: Option<&RawValue>, salt: &[u8]) -> Result<(), CliError> {
+    if let Some(value) = value {
+        let len = value.as_bytes().len();
+        if len > MAX_VALUE_LEN {
+            return Err(CliError::usage(format!(
+                "the value is {len} bytes bencoded; BEP 44 allows at most {MAX_VALUE_LEN} bytes"
+            )));
+        }
+    }
+    if salt.len() > MAX_SALT_LEN {
+        return Err(CliError::usage(format!(
+            "--salt is {} bytes; BEP 44 allows at most {MAX_SALT_LEN} bytes",
+            salt.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs `btdht keygen`.
+pub(crate) fn keygen(args: KeygenArgs) -> Result<(), CliError> {
     let mut seed = [0u8; 32];
     rand::rng().fill_bytes(&mut seed);
-    if let Err(e) = write_key(&args.out, &seed) {
-        eprintln!("btdht: {}: {e}", args.out.display());
-        return EXIT_USAGE;
-    }
+    write_key(&args.out, &seed)
+        .map_err(|e| CliError::usage(format!("{}: {e}", args.out.display())))?;
     println!("{}", hex::encode(MutableItem::public_key_of(&seed)));
-    EXIT_OK
+    Ok(())
 }
 
 /// Writes `seed` as hex to a new file only its owner may read.
@@ -101,40 +126,36 @@ fn write_key(path: &Path, seed: &[u8; 32]) -> std::io::Result<()> {
 /// Reads a secret key written by `btdht keygen`.
 fn read_key(path: &Path) -> Result<[u8; 32], String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    parse_key(&text)
+    parse_key(&text).map_err(|e| format!("not a secret key file of `btdht keygen`: {e}"))
 }
 
-/// Runs `btdht put` and returns the exit status.
-pub(crate) fn put(args: PutArgs) -> i32 {
+/// Runs `btdht put`.
+pub(crate) fn put(args: PutArgs) -> Result<(), CliError> {
     let value = RawValue::from_bytes(args.value.as_bytes());
+    check_sizes(Some(&value), args.salt.as_deref().unwrap_or("").as_bytes())?;
     let seed = match &args.key {
-        Some(path) => match read_key(path) {
-            Ok(seed) => Some(seed),
-            Err(e) => {
-                eprintln!("btdht: {}: {e}", path.display());
-                return EXIT_USAGE;
-            }
-        },
+        Some(path) => {
+            Some(read_key(path).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?)
+        }
         None => None,
     };
-    let dht = match client(&args.client, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
-    let status = match seed {
+    let dht = client(&args.client, true)?;
+    let result = match seed {
         None => match dht.put_immutable(value) {
-            Ok(result) => report_put(&result, None, &args.client),
-            Err(e) => {
-                eprintln!("btdht: put: {e}");
-                EXIT_NO_ANSWER
-            }
+            Ok(result) => report_put(&result, &args, None),
+            Err(e) => Err(CliError::failed(format!("put: {e}"))),
         },
         Some(seed) => put_mutable(&dht, &seed, value, &args),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
-fn put_mutable(dht: &Dht, seed: &[u8; 32], value: RawValue, args: &PutArgs) -> i32 {
+fn put_mutable(
+    dht: &Dht,
+    seed: &[u8; 32],
+    value: RawValue,
+    args: &PutArgs,
+) -> Result<(), CliError> {
     let salt = args.salt.as_deref().unwrap_or("").as_bytes();
     let public_key = MutableItem::public_key_of(seed);
     let seq = match args.seq {
@@ -144,43 +165,32 @@ fn put_mutable(dht: &Dht, seed: &[u8; 32], value: RawValue, args: &PutArgs) -> i
                 Some(StoredItem::Mutable(item)) => item.seq.saturating_add(1),
                 _ => 0,
             },
-            Err(e) => {
-                eprintln!("btdht: get: {e}");
-                return EXIT_NO_ANSWER;
-            }
+            Err(e) => return Err(CliError::failed(format!("get: {e}"))),
         },
     };
-    let item = match MutableItem::sign(seed, salt, seq, value) {
-        Ok(item) => item,
-        Err(e) => {
-            eprintln!("btdht: put: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let item = MutableItem::sign(seed, salt, seq, value)
+        .map_err(|e| CliError::usage(format!("put: {e}")))?;
     match dht.put_mutable(item, args.cas) {
-        Ok(result) => report_put(&result, Some((public_key, seq)), &args.client),
-        Err(e) => {
-            eprintln!("btdht: put: {e}");
-            EXIT_NO_ANSWER
-        }
+        Ok(result) => report_put(&result, args, Some((public_key, seq))),
+        Err(e) => Err(CliError::failed(format!("put: {e}"))),
     }
 }
 
-/// Prints what a put did; 0 if a node stored the item.
-fn report_put(result: &PutItemResult, mutable: Option<([u8; 32], i64)>, args: &ClientArgs) -> i32 {
-    if args.json {
-        let mut object = json!({
-            "type": if mutable.is_some() { "mutable" } else { "immutable" },
-            "target": result.target.to_hex(),
-            "sent": result.sent,
-            "stored": result.stored,
-            "errors": result.errors,
-            "partial": result.outcome.partial,
-        });
-        if let Some((key, seq)) = mutable {
-            object["public_key"] = json!(hex::encode(key));
-            object["seq"] = json!(seq);
-        }
+/// Prints what a put did; an error unless a node stored the item.
+fn report_put(
+    result: &PutItemResult,
+    args: &PutArgs,
+    mutable: Option<([u8; 32], i64)>,
+) -> Result<(), CliError> {
+    if args.client.json {
+        let value = RawValue::from_bytes(args.value.as_bytes());
+        let salt = args.salt.as_deref().unwrap_or("");
+        let object = item_json(
+            result.target,
+            &value,
+            mutable.map(|(key, seq)| (key, seq, salt.as_bytes())),
+            result.stored,
+        );
         println!("{object}");
     } else {
         match mutable {
@@ -189,59 +199,59 @@ fn report_put(result: &PutItemResult, mutable: Option<([u8; 32], i64)>, args: &C
         }
     }
     if result.stored > 0 {
-        return EXIT_OK;
-    }
-    if result.errors.is_empty() {
-        eprintln!("btdht: put: no node stored the item");
+        Ok(())
+    } else if result.errors.is_empty() {
+        Err(CliError::failed("put: no node stored the item"))
     } else {
-        eprintln!("btdht: put: refused with errors {:?}", result.errors);
+        Err(CliError::failed(format!(
+            "put: refused with errors {:?}",
+            result.errors
+        )))
     }
-    EXIT_NO_ANSWER
 }
 
-/// Runs `btdht get` and returns the exit status.
-pub(crate) fn get(args: GetArgs) -> i32 {
+/// Runs `btdht get`.
+pub(crate) fn get(args: GetArgs) -> Result<(), CliError> {
     let salt = args.salt.as_deref().unwrap_or("").as_bytes().to_vec();
-    let dht = match client(&args.client, true) {
-        Ok(dht) => dht,
-        Err(status) => return status,
-    };
-    let (target, result) = match (args.target, args.key) {
+    check_sizes(None, &salt)?;
+    let dht = client(&args.client, true)?;
+    let (target, result) = match (args.target, args.public_key) {
         (Some(target), _) => (target, dht.get_immutable(target)),
         (None, Some(key)) => (
             mutable_target(&key, &salt),
             dht.get_mutable(key, &salt, None),
         ),
         (None, None) => {
-            eprintln!("btdht: get: a target or --key is needed");
-            return finish(dht, EXIT_USAGE);
+            return finish(
+                dht,
+                Err(CliError::usage("get: a target or --public-key is needed")),
+            );
         }
     };
-    let status = match result {
+    let result = match result {
         Ok(found) => match found.item {
             Some(item) => {
-                print_item(target, &item, args.client.json);
-                EXIT_OK
-            }
-            None => {
-                eprintln!(
-                    "btdht: get: not found ({} nodes answered{})",
-                    found.outcome.responses,
-                    if found.outcome.partial {
-                        ", timed out"
-                    } else {
-                        ""
-                    }
+                print_item(
+                    target,
+                    &item,
+                    found.outcome.responses as usize,
+                    args.client.json,
                 );
-                EXIT_NO_ANSWER
+                Ok(())
             }
+            None => Err(CliError::failed(format!(
+                "get: not found ({} nodes answered{})",
+                found.outcome.responses,
+                if found.outcome.partial {
+                    ", timed out"
+                } else {
+                    ""
+                }
+            ))),
         },
-        Err(e) => {
-            eprintln!("btdht: get: {e}");
-            EXIT_NO_ANSWER
-        }
+        Err(e) => Err(CliError::failed(format!("get: {e}"))),
     };
-    finish(dht, status)
+    finish(dht, result)
 }
 
 /// The payload of a bencoded byte string; `None` for another bencoded value.
@@ -258,34 +268,56 @@ fn value_text(value: &RawValue) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn print_item(target: NodeId, item: &StoredItem, json: bool) {
-    let value = match item {
-        StoredItem::Immutable(value) => value,
-        StoredItem::Mutable(item) => &item.value,
+/// The JSON object of an item: `type`, `target`, `value` (or `value_hex`), `seq`,
+/// `public_key`, `salt` (the last three null for an immutable item) and `nodes`.
+fn item_json(
+    target: NodeId,
+    value: &RawValue,
+    mutable: Option<([u8; 32], i64, &[u8])>,
+    nodes: usize,
+) -> serde_json::Value {
+    let payload = byte_string(value.as_bytes()).unwrap_or(value.as_bytes());
+    let mut object = json!({
+        "type": if mutable.is_some() { "mutable" } else { "immutable" },
+        "target": target.to_hex(),
+    });
+    match std::str::from_utf8(payload) {
+        Ok(text) => object["value"] = json!(text),
+        Err(_) => object["value_hex"] = json!(hex::encode(payload)),
+    }
+    let (seq, public_key, salt) = match mutable {
+        Some((key, seq, salt)) => (
+            json!(seq),
+            json!(hex::encode(key)),
+            json!(String::from_utf8_lossy(salt)),
+        ),
+        None => Default::default(),
     };
-    if !json {
-        println!("{}", value_text(value));
+    object["seq"] = seq;
+    object["public_key"] = public_key;
+    object["salt"] = salt;
+    object["nodes"] = json!(nodes);
+    object
+}
+
+/// Prints a found item: its value (a mutable item's `seq=<N>` on stderr), or its JSON
+/// object with `nodes` the nodes that answered.
+fn print_item(target: NodeId, item: &StoredItem, answered: usize, json: bool) {
+    let (value, mutable) = match item {
+        StoredItem::Immutable(value) => (value, None),
+        StoredItem::Mutable(item) => (
+            &item.value,
+            Some((item.public_key, item.seq, item.salt.as_slice())),
+        ),
+    };
+    if json {
+        println!("{}", item_json(target, value, mutable, answered));
         return;
     }
-    let mut object = json!({
-        "target": target.to_hex(),
-        "value": value_text(value),
-        "bencoded": hex::encode(value.as_bytes()),
-    });
-    match item {
-        StoredItem::Immutable(_) => {
-            object["type"] = json!("immutable");
-            object["seq"] = serde_json::Value::Null;
-        }
-        StoredItem::Mutable(item) => {
-            object["type"] = json!("mutable");
-            object["seq"] = json!(item.seq);
-            object["public_key"] = json!(hex::encode(item.public_key));
-            object["salt"] = json!(String::from_utf8_lossy(&item.salt));
-            object["signature"] = json!(hex::encode(item.signature));
-        }
+    println!("{}", value_text(value));
+    if let Some((_, seq, _)) = mutable {
+        eprintln!("seq={seq}");
     }
-    println!("{object}");
 }
 
 #[cfg(test)]

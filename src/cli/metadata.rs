@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::args::{ClientArgs, parse_addr, parse_id};
 use super::commands::public_routers;
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::CliError;
 
 /// The most peers connected to at once.
 const MAX_CONNECTIONS: usize = 64;
@@ -44,22 +44,21 @@ pub(crate) struct MetadataArgs {
     pub client: ClientArgs,
 }
 
-/// Runs `btdht metadata` and returns the exit status.
-pub(crate) fn run(args: MetadataArgs) -> i32 {
+/// Runs `btdht metadata`.
+pub(crate) fn run(args: MetadataArgs) -> Result<(), CliError> {
     let timeout = Duration::from_secs(args.client.timeout);
     let peers = if args.peers.is_empty() {
-        match peers_from_dht(args.info_hash, &args.client, timeout) {
-            Ok(peers) => peers,
-            Err(status) => return status,
-        }
+        peers_from_dht(args.info_hash, &args.client, timeout)?
     } else {
         args.peers.clone()
     };
     let mut seen = HashSet::new();
     let peers: Vec<SocketAddr> = peers.into_iter().filter(|p| seen.insert(*p)).collect();
     if peers.is_empty() {
-        eprintln!("btdht: metadata: no peers found for {}", args.info_hash);
-        return EXIT_NO_ANSWER;
+        return Err(CliError::failed(format!(
+            "metadata: no peers found for {}",
+            args.info_hash
+        )));
     }
     log::info!("fetching the metadata from {} peers", peers.len());
 
@@ -78,8 +77,9 @@ pub(crate) fn run(args: MetadataArgs) -> i32 {
     }) {
         Ok(fetcher) => fetcher,
         Err(e) => {
-            eprintln!("btdht: metadata: cannot start the fetcher: {e}");
-            return EXIT_NO_ANSWER;
+            return Err(CliError::failed(format!(
+                "metadata: cannot start the fetcher: {e}"
+            )));
         }
     };
     let mut pending: HashSet<SocketAddr> = HashSet::new();
@@ -109,11 +109,10 @@ pub(crate) fn run(args: MetadataArgs) -> i32 {
     for peer in pending {
         eprintln!("btdht: {peer}: no answer within {} s", args.client.timeout);
     }
-    eprintln!(
-        "btdht: metadata: not fetched from any of {} peers",
+    Err(CliError::failed(format!(
+        "metadata: not fetched from any of {} peers",
         peers.len()
-    );
-    EXIT_NO_ANSWER
+    )))
 }
 
 /// The peers of `info_hash` found by a get_peers lookup on a read-only client node.
@@ -121,7 +120,7 @@ fn peers_from_dht(
     info_hash: InfoHash,
     args: &ClientArgs,
     timeout: Duration,
-) -> Result<Vec<SocketAddr>, i32> {
+) -> Result<Vec<SocketAddr>, CliError> {
     let nodes = if args.bootstrap.is_empty() {
         public_routers()
     } else {
@@ -133,12 +132,9 @@ fn peers_from_dht(
         .read_only(true)
         .bootstrap(nodes)
         .start()
-        .map_err(|e| {
-            eprintln!("btdht: {e}");
-            match e {
-                Error::Bind { .. } => EXIT_USAGE,
-                _ => EXIT_NO_ANSWER,
-            }
+        .map_err(|e| match e {
+            Error::Bind { .. } => CliError::usage(e),
+            _ => CliError::failed(e),
         })?;
     let result = dht
         .with_timeout(timeout)
@@ -156,10 +152,7 @@ fn peers_from_dht(
             );
             Ok(outcome.peers)
         }
-        Err(e) => {
-            eprintln!("btdht: get_peers: {e}");
-            Err(EXIT_NO_ANSWER)
-        }
+        Err(e) => Err(CliError::failed(format!("get_peers: {e}"))),
     }
 }
 
@@ -185,14 +178,11 @@ fn save(path: &Path, metadata: &Metadata) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Prints the metadata, saves it when asked, and returns the exit status.
-fn report(metadata: &Metadata, peer: SocketAddr, args: &MetadataArgs) -> i32 {
+/// Prints the metadata and saves it when asked.
+fn report(metadata: &Metadata, peer: SocketAddr, args: &MetadataArgs) -> Result<(), CliError> {
     let info = &metadata.info;
     if let Some(path) = &args.save {
-        if let Err(e) = save(path, metadata) {
-            eprintln!("btdht: metadata: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        save(path, metadata).map_err(|e| CliError::failed(format!("metadata: {e}")))?;
     }
     let files = files(metadata);
     let mut out = String::new();
@@ -236,5 +226,5 @@ fn report(metadata: &Metadata, peer: SocketAddr, args: &MetadataArgs) -> i32 {
     if let Some(path) = &args.save {
         log::info!("saved {}", path.display());
     }
-    EXIT_OK
+    Ok(())
 }

@@ -15,7 +15,7 @@ use btdht::runtime::IoStats;
 use btdht::swarm::{Ready, Swarm, SwarmError, SwarmObserver, SwarmOptions};
 use clap::Args;
 
-use super::{EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE};
+use super::error::{CliError, bind_failed};
 
 /// Options of `btdht swarm`.
 #[derive(Args, Debug)]
@@ -115,8 +115,8 @@ fn write_truth(path: &PathBuf, ready: &Ready) -> io::Result<()> {
     file.flush()
 }
 
-/// Runs `btdht swarm`; returns the exit status.
-pub(crate) fn run(args: SwarmArgs) -> i32 {
+/// Runs `btdht swarm`.
+pub(crate) fn run(args: SwarmArgs) -> Result<(), CliError> {
     let options = SwarmOptions {
         nodes: args.nodes,
         base_ip: args.base_ip,
@@ -130,34 +130,27 @@ pub(crate) fn run(args: SwarmArgs) -> i32 {
     let swarm = match Swarm::bind(options) {
         Ok(swarm) => swarm,
         Err(SwarmError::OutOfRange) => {
-            eprintln!(
-                "btdht: {} nodes from {} leave 127.0.0.0/8",
+            return Err(CliError::usage(format!(
+                "{} nodes from {} leave 127.0.0.0/8",
                 args.nodes, args.base_ip
-            );
-            return EXIT_USAGE;
+            )));
         }
         Err(SwarmError::Bind { addr, source })
             if source.kind() == std::io::ErrorKind::AddrInUse =>
         {
-            return super::bind_failed(&addr.to_string(), &source);
+            return Err(bind_failed(&addr.to_string(), &source));
         }
         Err(SwarmError::Bind { addr, source }) => {
-            eprintln!(
-                "btdht: cannot bind {addr}: {source} (a low `ulimit -n`? each node needs a socket)"
-            );
-            return EXIT_USAGE;
+            return Err(CliError::usage(format!(
+                "cannot bind {addr}: {source} (a low `ulimit -n`? each node needs a socket)"
+            )));
         }
-        Err(SwarmError::Io(e)) => {
-            eprintln!("btdht: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        Err(SwarmError::Io(e)) => return Err(CliError::failed(e)),
     };
     let stop = swarm.stop_flag();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
-            eprintln!("btdht: cannot handle signal {signal}: {e}");
-            return EXIT_NO_ANSWER;
-        }
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| CliError::failed(format!("cannot handle signal {signal}: {e}")))?;
     }
     eprintln!(
         "swarm: {} nodes from {}:{}, joining at {}/s",
@@ -168,16 +161,11 @@ pub(crate) fn run(args: SwarmArgs) -> i32 {
         stats_every: args.stats.map(Duration::from_secs),
         last_stats: (Instant::ZERO, 0, 0),
     };
-    let end = match swarm.run(&mut output) {
-        Ok(end) => end,
-        Err(e) => {
-            eprintln!("btdht: poll: {e}");
-            return EXIT_NO_ANSWER;
-        }
-    };
+    let end = swarm
+        .run(&mut output)
+        .map_err(|e| CliError::failed(format!("poll: {e}")))?;
     if let Some(e) = end.error {
-        eprintln!("btdht: {e}");
-        return EXIT_USAGE;
+        return Err(CliError::usage(e));
     }
     eprintln!(
         "swarm: stopped: {} nodes, mean table size {:.1}, {} datagrams in, {} out, {} send errors, {} handled by nodes",
@@ -188,5 +176,5 @@ pub(crate) fn run(args: SwarmArgs) -> i32 {
         end.io.send_errors + end.io.send_queue_full,
         end.handled
     );
-    EXIT_OK
+    Ok(())
 }
