@@ -558,3 +558,28 @@ fn with_enforce_bep42_invalid_responders_give_no_token_and_are_not_closest() {
     assert!(outcome.closest.iter().all(|(n, _)| n.addr != liar_addr));
     assert_eq!(announced_to, vec![valid_addr]);
 }
+
+#[test]
+fn an_unlimited_reply_budget_answers_every_asker() {
+    let config = Config {
+        reply_bytes_per_second: u64::MAX,
+        ..public_config()
+    };
+    let mut node = server(config);
+    let mut answered = 0;
+    // 2,000 askers within 2 ms: far over any finite burst of this size.
+    for n in 0..2_000u32 {
+        let from = SocketAddr::from((std::net::Ipv4Addr::from(0x5200_0000 + n), 6881));
+        let now = Instant::from_micros(u64::from(n));
+        let query = Message::query(b"tx".to_vec(), NodeId(CLIENT), get_peers());
+        node.handle_datagram(now, from, &query.encode());
+        while let Some(transmit) = node.poll_transmit() {
+            let message = decode(&transmit.bytes).expect("decodes").message;
+            if !matches!(message.body, Body::Query(_)) {
+                answered += 1;
+            }
+        }
+    }
+    assert_eq!(node.stats().replies_over_budget, 0);
+    assert_eq!(answered, 2_000);
+}

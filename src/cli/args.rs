@@ -257,7 +257,7 @@ pub(crate) struct NodeArgs {
     #[arg(long)]
     pub json: bool,
     /// Per-source-IP query limit RATE[/BURST] (default 20/100), or `off` to lift the per-IP
-    /// and global limits (for benchmarks).
+    /// and global limits and the reply-byte budget (for benchmarks).
     #[arg(long, value_name = "off|RATE[/BURST]", value_parser = super::bootstrap::parse_rate)]
     pub rate_limit: Option<super::bootstrap::RateSpec>,
 }

@@ -556,7 +556,10 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
         .read_only(args.read_only);
     match args.rate_limit {
         Some(super::bootstrap::RateSpec::Off) => {
-            builder = builder.rate_limit_per_ip(None).rate_limit_global(None)
+            builder = builder
+                .rate_limit_per_ip(None)
+                .rate_limit_global(None)
+                .reply_bytes_per_second(None)
         }
         Some(super::bootstrap::RateSpec::PerIp(limit)) => {
             builder = builder.rate_limit_per_ip(Some(limit))

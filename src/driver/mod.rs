@@ -372,6 +372,13 @@ impl Builder {
         self
     }
 
+    /// Bytes of replies the node sends per second over all askers
+    /// ([`Config::reply_bytes_per_second`]); `None` lifts the budget (benchmarks).
+    pub fn reply_bytes_per_second(mut self, rate: Option<u64>) -> Self {
+        self.config.reply_bytes_per_second = rate.unwrap_or(u64::MAX);
+        self
+    }
+
     /// The whole core configuration (replaces the settings made before; those made after
     /// apply on top).
     pub fn config(mut self, config: Config) -> Self {

@@ -110,7 +110,7 @@ pub struct Config {
     /// Bytes of replies (answers and errors) the node sends per second, over all askers, in
     /// bursts of one second's worth; a reply over it is not sent (counted in
     /// `Stats::replies_over_budget`). Default 4,000,000 (a server's uplink share; a home node
-    /// can take far less, as libtorrent's 8,000).
+    /// can take far less, as libtorrent's 8,000); `u64::MAX` lifts it (benchmarks).
     pub reply_bytes_per_second: u64,
 }
 

@@ -83,7 +83,7 @@ fn count_queued(stats: &mut Stats, queued: Option<usize>) {
 }
 
 /// A token bucket of reply bytes: refilled at `rate` bytes per second, holding at most one
-/// second's worth.
+/// second's worth; `u64::MAX` is no limit.
 #[derive(Debug)]
 struct ByteBudget {
     rate: u64,
@@ -100,8 +100,11 @@ impl ByteBudget {
         }
     }
 
-    /// Takes `bytes` from the bucket if it holds them.
+    /// Takes `bytes` from the bucket if it holds them (always, with a rate of `u64::MAX`).
     fn take(&mut self, now: Instant, bytes: usize) -> bool {
+        if self.rate == u64::MAX {
+            return true;
+        }
         let elapsed = now.saturating_duration_since(self.last).as_micros();
         if elapsed > 0 {
             let refill = (elapsed.saturating_mul(u128::from(self.rate)) / 1_000_000) as u64;
