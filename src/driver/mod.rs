@@ -47,13 +47,18 @@
 //! # }
 //! ```
 
+mod builder;
 mod channel;
+#[cfg(feature = "async")]
+mod futures;
 mod get_peers;
 pub mod hooks;
 mod io_thread;
 pub mod persist;
 pub mod socket;
 
+pub use builder::Builder;
+use builder::IdChoice;
 pub use channel::{
     IntoIter, Iter, Receiver, Recv, RecvError, RecvTimeoutError, TryIter, TryRecvError,
 };
@@ -61,8 +66,7 @@ pub use get_peers::GetPeers;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -76,12 +80,12 @@ use crate::id::{InfoHash, NodeId};
 use crate::items::{ItemError, MutableItem};
 use crate::krpc::RawValue;
 use crate::node::{
-    Config, Event, GetItemResult, LookupOutcome, Method, Node, PutItemResult, QueryError,
-    RequestId, SampleReply, Stats,
+    Event, GetItemResult, LookupOutcome, Node, PutItemResult, QueryError, RequestId, SampleReply,
+    Stats,
 };
 use crate::routing::Snapshot;
 use crate::runtime::Runtime;
-use hooks::{Hooks, Subscribers};
+use hooks::Subscribers;
 use io_thread::{Clock, Command, GetItemQuery, GetPeersQuery, IoThread, PutItemQuery, Reply};
 
 /// The public routers of the Mainline DHT, as `host:port` names: a way in for a node with no
@@ -247,209 +251,6 @@ pub struct DhtStats {
     pub events_dropped: u64,
 }
 
-/// How the node id is chosen.
-#[derive(Clone, Copy, Debug)]
-enum IdChoice {
-    /// The saved one, else random.
-    Default,
-    /// This one.
-    Fixed(NodeId),
-}
-
-/// Settings for a [`Dht`]; see [`Dht::builder`].
-#[derive(Debug)]
-pub struct Builder {
-    bind: SocketAddr,
-    bind6: Option<SocketAddr>,
-    id: IdChoice,
-    bootstrap: Vec<SocketAddr>,
-    routers: Vec<SocketAddr>,
-    config: Config,
-    state_file: Option<PathBuf>,
-    save_interval: Duration,
-    save_peers: bool,
-    seed: Option<u64>,
-    hooks: Hooks,
-    request_timeout: Duration,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Builder {
-            bind: SocketAddr::from(([0, 0, 0, 0], 6881)),
-            bind6: None,
-            id: IdChoice::Default,
-            bootstrap: Vec::new(),
-            routers: Vec::new(),
-            config: Config::default(),
-            state_file: None,
-            save_interval: DEFAULT_SAVE_INTERVAL,
-            save_peers: true,
-            seed: None,
-            hooks: Hooks::default(),
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        }
-    }
-}
-
-impl Builder {
-    /// The IPv4 address to bind. Default `0.0.0.0:6881`; port 0 picks a free port.
-    pub fn bind(mut self, addr: SocketAddr) -> Self {
-        self.bind = addr;
-        self
-    }
-
-    /// Also bind this IPv6 address (BEP 32). Default: IPv4 only.
-    pub fn bind6(mut self, addr: SocketAddr) -> Self {
-        self.bind6 = Some(addr);
-        self
-    }
-
-    /// Use this node id (default: the saved one, else a random one).
-    pub fn node_id(mut self, id: NodeId) -> Self {
-        self.id = IdChoice::Fixed(id);
-        self
-    }
-
-    /// Our public address, if known ([`Config::external_ip`]): the node id is derived from it
-    /// per BEP 42, unless the saved id (or the one given to [`Builder::node_id`]) already is
-    /// valid for it. The replies' `ip` votes may still move the address later, and the id
-    /// with it ([`Dht::id`], [`crate::node::Event::IdChanged`]; the state file then saves the
-    /// new id).
-    pub fn external_ip(mut self, ip: IpAddr) -> Self {
-        self.config.external_ip = Some(ip);
-        self
-    }
-
-    /// Nodes to join the network through (added to any given before).
-    pub fn bootstrap(mut self, nodes: impl IntoIterator<Item = SocketAddr>) -> Self {
-        self.bootstrap.extend(nodes);
-        self
-    }
-
-    /// Routers to join the network through (added to any given before), such as the
-    /// resolved [`DEFAULT_BOOTSTRAP_NODES`]: asked like [`Builder::bootstrap`] nodes but never
-    /// entered into the routing table ([`Node::add_router`]).
-    pub fn routers(mut self, routers: impl IntoIterator<Item = SocketAddr>) -> Self {
-        self.routers.extend(routers);
-        self
-    }
-
-    /// Bucket size K (default 8).
-    pub fn k(mut self, k: usize) -> Self {
-        self.config.k = k.max(1);
-        self
-    }
-
-    /// Queries a lookup keeps in flight (default 3).
-    pub fn alpha(mut self, alpha: usize) -> Self {
-        self.config.alpha = alpha.max(1);
-        self
-    }
-
-    /// BEP 43 read-only mode: answer no queries (default false).
-    pub fn read_only(mut self, read_only: bool) -> Self {
-        self.config.read_only = read_only;
-        self
-    }
-
-    /// Talk to private, loopback and reserved addresses (default false; needed on a LAN or
-    /// loopback).
-    pub fn allow_private(mut self, allow: bool) -> Self {
-        self.config.allow_private = allow;
-        self
-    }
-
-    /// The per-source-IP limit on incoming queries (`None`: unlimited).
-    pub fn rate_limit_per_ip(mut self, limit: Option<crate::node::RateLimit>) -> Self {
-        self.config.rate_limit_per_ip = limit;
-        self
-    }
-
-    /// The global limit on incoming queries (`None`: unlimited).
-    pub fn rate_limit_global(mut self, limit: Option<crate::node::RateLimit>) -> Self {
-        self.config.rate_limit_global = limit;
-        self
-    }
-
-    /// Bytes of replies the node sends per second over all askers
-    /// ([`Config::reply_bytes_per_second`]); `None` lifts the budget (benchmarks).
-    pub fn reply_bytes_per_second(mut self, rate: Option<u64>) -> Self {
-        self.config.reply_bytes_per_second = rate.unwrap_or(u64::MAX);
-        self
-    }
-
-    /// The whole core configuration (replaces the settings made before; those made after
-    /// apply on top).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Load the state from `path` at start (a missing, corrupt or truncated file is logged
-    /// and ignored) and save it there periodically and on stop.
-    pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.state_file = Some(path.into());
-        self
-    }
-
-    /// How often the state is saved (default [`DEFAULT_SAVE_INTERVAL`]; at least 1 ms).
-    pub fn save_interval(mut self, interval: Duration) -> Self {
-        self.save_interval = interval.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Whether the announce store is saved with the routing table (default true).
-    pub fn save_peers(mut self, save: bool) -> Self {
-        self.save_peers = save;
-        self
-    }
-
-    /// How long a request may take (default [`DEFAULT_REQUEST_TIMEOUT`]; at least 1 ms): a
-    /// lookup or an announce ends then with what it found so far, a ping or a sample fails
-    /// with [`Error::Timeout`]. [`Dht::with_timeout`] gives another for some calls.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Seed of the core's random generator (default: from the OS).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// Calls `hook` on the hook thread for every informational event (incoming announces and
-    /// get_peers, nodes added and removed).
-    pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
-        self.hooks.on_event.push(Arc::new(hook));
-        self
-    }
-
-    /// Calls `hook` on the hook thread for every incoming query.
-    pub fn on_query(
-        mut self,
-        hook: impl Fn(SocketAddr, NodeId, Method) + Send + Sync + 'static,
-    ) -> Self {
-        self.hooks.on_query.push(Arc::new(hook));
-        self
-    }
-
-    /// Calls `hook` on the hook thread for every reply to our queries.
-    pub fn on_response(
-        mut self,
-        hook: impl Fn(SocketAddr, NodeId) + Send + Sync + 'static,
-    ) -> Self {
-        self.hooks.on_response.push(Arc::new(hook));
-        self
-    }
-
-    /// Opens the sockets, loads the state, starts the threads and the bootstrap.
-    pub fn start(self) -> Result<Dht, Error> {
-        Dht::start(self)
-    }
-}
-
 /// Signals on drop that a thread ended, even if it panicked.
 struct DoneGuard(&'static str, Sender<&'static str>);
 
@@ -520,7 +321,7 @@ impl std::fmt::Debug for Dht {
 }
 
 impl Dht {
-    /// Settings for a new DHT node, with the defaults of [`Config`].
+    /// Settings for a new DHT node, with the defaults of [`Config`](crate::node::Config).
     pub fn builder() -> Builder {
         Builder::default()
     }
@@ -966,120 +767,6 @@ fn wait_reply<T>(rx: &Receiver<T>, deadline: std::time::Instant) -> Result<T, Er
         RecvTimeoutError::Timeout => Error::Timeout,
         RecvTimeoutError::Disconnected => Error::Stopped,
     })
-}
-
-/// Waits for the answer on `rx` from a task.
-#[cfg(feature = "async")]
-async fn reply_async<T>(rx: Receiver<T>) -> Result<T, Error> {
-    rx.recv_async().await.map_err(|_| Error::Stopped)
-}
-
-/// The requests as futures for any executor (feature `async`). Commands are queued without
-/// waiting ([`Error::Busy`] if the queue is full). The I/O thread ends each request and wakes
-/// the task: lookups and announces at the request timeout (with a partial outcome), pings and
-/// samples at the core's query timeout (with [`QueryError::Timeout`]).
-#[cfg(feature = "async")]
-impl Dht {
-    fn ask_now<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<Receiver<T>, Error> {
-        let (tx, rx) = channel::bounded(1);
-        self.try_send(make(tx))?;
-        Ok(rx)
-    }
-
-    /// [`Dht::ping`] as a future.
-    pub async fn ping_async(&self, addr: SocketAddr) -> Result<NodeId, Error> {
-        let rx = self.ask_now(|tx| Command::Ping(addr, tx))?;
-        reply_async(rx).await?.map_err(Error::Query)
-    }
-
-    /// [`Dht::find_node`] as a future.
-    pub async fn find_node_async(&self, target: NodeId) -> Result<LookupOutcome, Error> {
-        self.start_lookup(target, None)?.outcome_async().await
-    }
-
-    /// [`Dht::announce`] as a future.
-    pub async fn announce_async(
-        &self,
-        info_hash: InfoHash,
-        port: Option<u16>,
-        seed: bool,
-    ) -> Result<AnnounceResult, Error> {
-        let rx = self.ask_now(|reply| self.announce_command(info_hash, port, seed, reply))?;
-        reply_async(rx).await
-    }
-
-    /// [`Dht::sample_infohashes`] as a future.
-    pub async fn sample_infohashes_async(
-        &self,
-        addr: SocketAddr,
-        target: NodeId,
-    ) -> Result<SampleReply, Error> {
-        let rx = self.ask_now(|tx| Command::Sample(addr, target, tx))?;
-        reply_async(rx).await?.map_err(Error::Query)
-    }
-
-    /// [`Dht::put_immutable`] as a future.
-    pub async fn put_immutable_async(&self, value: RawValue) -> Result<PutItemResult, Error> {
-        self.put_item_async(PutItemQuery::Immutable(value)).await
-    }
-
-    /// [`Dht::put_mutable`] as a future.
-    pub async fn put_mutable_async(
-        &self,
-        item: MutableItem,
-        cas: Option<i64>,
-    ) -> Result<PutItemResult, Error> {
-        self.put_item_async(PutItemQuery::Mutable { item, cas })
-            .await
-    }
-
-    /// [`Dht::get_immutable`] as a future.
-    pub async fn get_immutable_async(&self, target: NodeId) -> Result<GetItemResult, Error> {
-        self.get_item_async(GetItemQuery::Immutable(target)).await
-    }
-
-    /// [`Dht::get_mutable`] as a future.
-    pub async fn get_mutable_async(
-        &self,
-        public_key: [u8; 32],
-        salt: &[u8],
-        min_seq: Option<i64>,
-    ) -> Result<GetItemResult, Error> {
-        self.get_item_async(GetItemQuery::Mutable {
-            public_key,
-            salt: salt.to_vec(),
-            min_seq,
-        })
-        .await
-    }
-
-    async fn get_item_async(&self, item: GetItemQuery) -> Result<GetItemResult, Error> {
-        let rx = self.ask_now(|reply| Command::GetItem {
-            item,
-            timeout: self.timeout,
-            reply,
-        })?;
-        reply_async(rx).await?.map_err(Error::Item)
-    }
-
-    async fn put_item_async(&self, item: PutItemQuery) -> Result<PutItemResult, Error> {
-        let rx = self.ask_now(|reply| Command::PutItem {
-            item,
-            timeout: self.timeout,
-            reply,
-        })?;
-        reply_async(rx).await?.map_err(Error::Item)
-    }
-
-    /// [`Dht::routing_table`] as a future.
-    pub async fn routing_table_async(&self) -> Result<TableSnapshot, Error> {
-        reply_async(self.ask_now(Command::RoutingTable)?).await
-    }
-
-    /// [`Dht::stats`] as a future.
-    pub async fn stats_async(&self) -> Result<DhtStats, Error> {
-        reply_async(self.ask_now(Command::Stats)?).await
-    }
 }
 
 /// Loads a state file written by a [`Dht`] (see [`persist`]); `Ok(None)` if it is missing.
