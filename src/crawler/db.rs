@@ -90,6 +90,88 @@ pub struct Db {
     last_commit: f64,
 }
 
+/// A `nodes` row as its NDJSON export line (`type: node`), the same for every [`Store`].
+pub(crate) struct NodeRow {
+    pub(crate) id: String,
+    pub(crate) addr: String,
+    pub(crate) version: Option<String>,
+    pub(crate) first_seen: f64,
+    pub(crate) last_seen: f64,
+    pub(crate) bep51: bool,
+}
+
+impl NodeRow {
+    pub(crate) fn write(self, out: &mut dyn Write) -> io::Result<()> {
+        let line = serde_json::json!({
+            "type": "node",
+            "id": self.id,
+            "addr": self.addr,
+            "version": self.version,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "bep51": self.bep51,
+        });
+        writeln!(out, "{line}")
+    }
+}
+
+/// An `infohashes` row as its NDJSON export line (`type: infohash`).
+pub(crate) struct InfoHashRow {
+    pub(crate) infohash: String,
+    pub(crate) first_seen: f64,
+    pub(crate) last_seen: f64,
+    pub(crate) from: String,
+    pub(crate) peers: Option<i64>,
+}
+
+impl InfoHashRow {
+    pub(crate) fn write(self, out: &mut dyn Write) -> io::Result<()> {
+        let line = serde_json::json!({
+            "type": "infohash",
+            "infohash": self.infohash,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "from": self.from,
+            "peers": self.peers,
+        });
+        writeln!(out, "{line}")
+    }
+}
+
+/// A `torrents` row with its `files` as its NDJSON export line (`type: torrent`).
+pub(crate) struct TorrentRow {
+    pub(crate) infohash: String,
+    pub(crate) name: String,
+    pub(crate) size: i64,
+    pub(crate) piece_length: i64,
+    pub(crate) files: i64,
+    pub(crate) private: bool,
+    pub(crate) version: String,
+    pub(crate) peer: String,
+    pub(crate) seen: f64,
+    /// `{"path", "length"}` objects in file order.
+    pub(crate) file_list: serde_json::Value,
+}
+
+impl TorrentRow {
+    pub(crate) fn write(self, out: &mut dyn Write) -> io::Result<()> {
+        let line = serde_json::json!({
+            "type": "torrent",
+            "infohash": self.infohash,
+            "name": self.name,
+            "size": self.size,
+            "piece_length": self.piece_length,
+            "files": self.files,
+            "private": self.private,
+            "version": self.version,
+            "peer": self.peer,
+            "seen": self.seen,
+            "file_list": self.file_list,
+        });
+        writeln!(out, "{line}")
+    }
+}
+
 fn err(e: rusqlite::Error) -> io::Error {
     io::Error::other(e)
 }
@@ -388,16 +470,15 @@ impl Db {
             .map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
-            let line = serde_json::json!({
-                "type": "node",
-                "id": r.get::<_, String>(0).map_err(err)?,
-                "addr": r.get::<_, String>(1).map_err(err)?,
-                "version": r.get::<_, Option<String>>(2).map_err(err)?,
-                "first_seen": r.get::<_, f64>(3).map_err(err)?,
-                "last_seen": r.get::<_, f64>(4).map_err(err)?,
-                "bep51": r.get::<_, bool>(5).map_err(err)?,
-            });
-            writeln!(out, "{line}")?;
+            NodeRow {
+                id: r.get(0).map_err(err)?,
+                addr: r.get(1).map_err(err)?,
+                version: r.get(2).map_err(err)?,
+                first_seen: r.get(3).map_err(err)?,
+                last_seen: r.get(4).map_err(err)?,
+                bep51: r.get(5).map_err(err)?,
+            }
+            .write(out)?;
         }
         let mut stmt = self
             .conn
@@ -405,15 +486,14 @@ impl Db {
             .map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
-            let line = serde_json::json!({
-                "type": "infohash",
-                "infohash": r.get::<_, String>(0).map_err(err)?,
-                "first_seen": r.get::<_, f64>(1).map_err(err)?,
-                "last_seen": r.get::<_, f64>(2).map_err(err)?,
-                "from": r.get::<_, String>(3).map_err(err)?,
-                "peers": r.get::<_, Option<i64>>(4).map_err(err)?,
-            });
-            writeln!(out, "{line}")?;
+            InfoHashRow {
+                infohash: r.get(0).map_err(err)?,
+                first_seen: r.get(1).map_err(err)?,
+                last_seen: r.get(2).map_err(err)?,
+                from: r.get(3).map_err(err)?,
+                peers: r.get(4).map_err(err)?,
+            }
+            .write(out)?;
         }
         let mut files = self
             .conn
@@ -439,20 +519,19 @@ impl Db {
                 .map_err(err)?
                 .collect::<Result<_, _>>()
                 .map_err(err)?;
-            let line = serde_json::json!({
-                "type": "torrent",
-                "infohash": hash,
-                "name": r.get::<_, String>(1).map_err(err)?,
-                "size": r.get::<_, i64>(2).map_err(err)?,
-                "piece_length": r.get::<_, i64>(3).map_err(err)?,
-                "files": r.get::<_, i64>(4).map_err(err)?,
-                "private": r.get::<_, bool>(5).map_err(err)?,
-                "version": r.get::<_, String>(6).map_err(err)?,
-                "peer": r.get::<_, String>(7).map_err(err)?,
-                "seen": r.get::<_, f64>(8).map_err(err)?,
-                "file_list": list,
-            });
-            writeln!(out, "{line}")?;
+            TorrentRow {
+                infohash: hash,
+                name: r.get(1).map_err(err)?,
+                size: r.get(2).map_err(err)?,
+                piece_length: r.get(3).map_err(err)?,
+                files: r.get(4).map_err(err)?,
+                private: r.get(5).map_err(err)?,
+                version: r.get(6).map_err(err)?,
+                peer: r.get(7).map_err(err)?,
+                seen: r.get(8).map_err(err)?,
+                file_list: list.into(),
+            }
+            .write(out)?;
         }
         Ok(())
     }

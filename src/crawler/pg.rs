@@ -19,7 +19,7 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, NoTls, Statement};
 
-use super::db::{BATCH, DbStats, Store};
+use super::db::{BATCH, DbStats, InfoHashRow, NodeRow, Store, TorrentRow};
 use super::{Record, Torrent};
 use crate::id::InfoHash;
 
@@ -412,16 +412,15 @@ impl Store for PgDb {
             )
             .map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
-            let line = serde_json::json!({
-                "type": "node",
-                "id": r.try_get::<_, String>(0).map_err(err)?,
-                "addr": r.try_get::<_, String>(1).map_err(err)?,
-                "version": r.try_get::<_, Option<String>>(2).map_err(err)?,
-                "first_seen": r.try_get::<_, f64>(3).map_err(err)?,
-                "last_seen": r.try_get::<_, f64>(4).map_err(err)?,
-                "bep51": r.try_get::<_, bool>(5).map_err(err)?,
-            });
-            writeln!(out, "{line}")?;
+            NodeRow {
+                id: r.try_get(0).map_err(err)?,
+                addr: r.try_get(1).map_err(err)?,
+                version: r.try_get(2).map_err(err)?,
+                first_seen: r.try_get(3).map_err(err)?,
+                last_seen: r.try_get(4).map_err(err)?,
+                bep51: r.try_get(5).map_err(err)?,
+            }
+            .write(out)?;
         }
         drop(rows);
         let mut rows = self
@@ -432,15 +431,14 @@ impl Store for PgDb {
             )
             .map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
-            let line = serde_json::json!({
-                "type": "infohash",
-                "infohash": r.try_get::<_, String>(0).map_err(err)?,
-                "first_seen": r.try_get::<_, f64>(1).map_err(err)?,
-                "last_seen": r.try_get::<_, f64>(2).map_err(err)?,
-                "from": r.try_get::<_, String>(3).map_err(err)?,
-                "peers": r.try_get::<_, Option<i64>>(4).map_err(err)?,
-            });
-            writeln!(out, "{line}")?;
+            InfoHashRow {
+                infohash: r.try_get(0).map_err(err)?,
+                first_seen: r.try_get(1).map_err(err)?,
+                last_seen: r.try_get(2).map_err(err)?,
+                from: r.try_get(3).map_err(err)?,
+                peers: r.try_get(4).map_err(err)?,
+            }
+            .write(out)?;
         }
         drop(rows);
         let mut rows = self
@@ -457,23 +455,22 @@ impl Store for PgDb {
             )
             .map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
-            let list: serde_json::Value =
+            let file_list: serde_json::Value =
                 serde_json::from_str(&r.try_get::<_, String>(9).map_err(err)?)
                     .map_err(io::Error::other)?;
-            let line = serde_json::json!({
-                "type": "torrent",
-                "infohash": r.try_get::<_, String>(0).map_err(err)?,
-                "name": r.try_get::<_, String>(1).map_err(err)?,
-                "size": r.try_get::<_, i64>(2).map_err(err)?,
-                "piece_length": r.try_get::<_, i64>(3).map_err(err)?,
-                "files": r.try_get::<_, i64>(4).map_err(err)?,
-                "private": r.try_get::<_, bool>(5).map_err(err)?,
-                "version": r.try_get::<_, String>(6).map_err(err)?,
-                "peer": r.try_get::<_, String>(7).map_err(err)?,
-                "seen": r.try_get::<_, f64>(8).map_err(err)?,
-                "file_list": list,
-            });
-            writeln!(out, "{line}")?;
+            TorrentRow {
+                infohash: r.try_get(0).map_err(err)?,
+                name: r.try_get(1).map_err(err)?,
+                size: r.try_get(2).map_err(err)?,
+                piece_length: r.try_get(3).map_err(err)?,
+                files: r.try_get(4).map_err(err)?,
+                private: r.try_get(5).map_err(err)?,
+                version: r.try_get(6).map_err(err)?,
+                peer: r.try_get(7).map_err(err)?,
+                seen: r.try_get(8).map_err(err)?,
+                file_list,
+            }
+            .write(out)?;
         }
         Ok(())
     }
