@@ -209,7 +209,21 @@ fn a_crawl_killed_with_sigkill_leaves_a_consistent_database_that_the_next_crawl_
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
+    // Killed once a batch is committed (every second, or every 1,000 writes).
+    let committed = || {
+        let out = btdht(&["db", "stats", db.to_str().unwrap()]);
+        out.status.success()
+            && text(&out.stdout).lines().any(|line| {
+                let mut words = line.split_whitespace();
+                words.next() == Some("nodes")
+                    && words.next().and_then(|n| n.parse::<u64>().ok()) > Some(0)
+            })
+    };
+    support::wait_until_every(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        committed,
+    );
     slow.kill().unwrap(); // SIGKILL
     slow.wait().unwrap();
 
