@@ -138,7 +138,8 @@ impl Default for RoutingConfig {
     }
 }
 
-/// Errors of the routing table, with the meanings of the original btdht's exceptions.
+/// Errors of the routing table, with the meanings of the Python btdht's exceptions of the
+/// same names.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum RoutingError {
     /// Insertion into a full bucket that cannot split (btdht's `BucketFull`).
