@@ -13,11 +13,10 @@ use btdht::InfoHash;
 use btdht::driver::Dht;
 use support::{loopback, temp_dir, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 
 fn btdht(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    support::btdht_command().args(args).output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -219,7 +218,7 @@ fn node_runs_until_sigterm_and_saves_its_state() {
     let dir = temp_dir("cli-node");
     let state = dir.join("state.json");
     let seed: Dht = loopback(120).start().unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = support::btdht_command()
         .args([
             "node",
             "--bind",
@@ -274,26 +273,26 @@ fn node_runs_until_sigterm_and_saves_its_state() {
 fn log_level_comes_from_flags_or_the_environment() {
     // A ping to a closed loopback port: the client node logs "listening" at info level.
     let args = ["ping", "127.0.0.1:9", "--allow-private", "--timeout", "1"];
-    let quiet = Command::new(BIN)
+    let quiet = support::btdht_command()
         .args(args)
         .env_remove("BTDHT_LOG")
         .output()
         .unwrap();
     assert!(!stderr(&quiet).contains("info:"), "{}", stderr(&quiet));
-    let env = Command::new(BIN)
+    let env = support::btdht_command()
         .args(args)
         .env("BTDHT_LOG", "info")
         .output()
         .unwrap();
     assert!(stderr(&env).contains("btdht: info:"), "{}", stderr(&env));
-    let flag = Command::new(BIN)
+    let flag = support::btdht_command()
         .arg("-v")
         .args(args)
         .env_remove("BTDHT_LOG")
         .output()
         .unwrap();
     assert!(stderr(&flag).contains("btdht: info:"), "{}", stderr(&flag));
-    let q = Command::new(BIN)
+    let q = support::btdht_command()
         .arg("-q")
         .args(args)
         .env("BTDHT_LOG", "info")
@@ -396,7 +395,7 @@ fn ping_and_sample_do_not_list_bootstrap() {
 
 #[test]
 fn verbose_node_says_listening_once() {
-    let mut child = Command::new(BIN)
+    let mut child = support::btdht_command()
         .args([
             "-v",
             "node",
@@ -474,3 +473,4 @@ fn progress_shows_the_crawl_progress_without_a_terminal() {
     let out = btdht(&forced);
     assert!(stderr(&out).contains("packets out"), "{}", stderr(&out));
 }
+
