@@ -2,7 +2,8 @@
 //! swarm's ground truth, has no duplicates and ends with a summary; SIGINT ends a crawl with
 //! its output flushed and exit status 0; a swarm that would leave 127.0.0.0/8 is refused; two
 //! crawls on the two halves of the id space (`--shard 0/2`, `--shard 1/2`) into one database
-//! hold what one crawl finds, and a bad `--shard` exits 2.
+//! hold what one crawl finds, and a bad `--shard` exits 2; `--until-idle` with a silent or
+//! filtered bootstrap node exits 1 long before `--duration`, saying why.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::collections::HashSet;
@@ -259,4 +260,51 @@ fn a_bad_shard_exits_2_saying_what_is_wrong() {
             "{value}: {err}"
         );
     }
+}
+
+#[test]
+fn until_idle_ends_a_crawl_whose_bootstrap_never_answers_long_before_its_duration() {
+    // A bound socket that never reads: datagrams to it are neither answered nor refused.
+    let silent = std::net::UdpSocket::bind("127.0.203.1:0").unwrap();
+    let bootstrap = silent.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = support::btdht_command()
+        .args(["crawl", "--bootstrap", &bootstrap, "--allow-private"])
+        .args([
+            "--bind",
+            "127.0.203.2:0",
+            "--until-idle",
+            "--duration",
+            "120",
+        ])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("found nothing: no bootstrap node answered (2 queries sent, 2 timeouts"),
+        "{err}"
+    );
+    // Two query timeouts of 2 s, not the 120 s of --duration.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+
+    // An IPv6 bootstrap node for a crawl with only an IPv4 socket: filtered, nothing sent.
+    let out = support::btdht_command()
+        .args(["crawl", "--bootstrap", "[::1]:6881", "--allow-private"])
+        .args([
+            "--bind",
+            "127.0.203.2:0",
+            "--until-idle",
+            "--duration",
+            "120",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("found nothing: every bootstrap node was filtered (1 filtered"),
+        "{err}"
+    );
 }

@@ -526,7 +526,7 @@ pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
 fn found_nothing(stats: &CrawlStats) -> String {
     if stats.queries_sent == 0 && stats.filtered > 0 {
         format!(
-            "crawl: found nothing: every bootstrap node was filtered ({} addresses: private \
+            "crawl: found nothing: every bootstrap node was filtered ({} filtered: private \
              without --allow-private, or of a family without a socket); no query was sent",
             stats.filtered
         )

@@ -389,7 +389,10 @@ fn a_crawler_whose_only_seed_never_answers_is_idle_after_its_retry_times_out() {
     assert_eq!(sent, 2);
     let s = *c.stats();
     assert_eq!((s.queries_sent, s.timeouts, s.replies), (2, 2, 0));
-    assert_eq!((s.samples_sent, s.find_nodes_sent, s.unresponsive), (1, 1, 1));
+    assert_eq!(
+        (s.samples_sent, s.find_nodes_sent, s.unresponsive),
+        (1, 1, 1)
+    );
     assert_eq!(c.poll_timeout(), None, "nothing is left to do");
 }
 
@@ -410,7 +413,10 @@ fn a_crawler_whose_seeds_answer_only_errors_is_idle_once_both_are_refused() {
     }
     assert!(c.is_idle());
     let s = *c.stats();
-    assert_eq!((s.queries_sent, s.errors, s.replies, s.timeouts), (4, 4, 0, 0));
+    assert_eq!(
+        (s.queries_sent, s.errors, s.replies, s.timeouts),
+        (4, 4, 0, 0)
+    );
 }
 
 #[test]
@@ -419,7 +425,10 @@ fn a_crawler_whose_seeds_are_all_filtered_is_idle_at_once_without_sending() {
     // Private addresses without allow_private, and an IPv6 one with no IPv6 socket.
     let mut c = Crawler::new(CrawlConfig::default(), 8, t0);
     let v6: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
-    c.add_bootstrap(t0, &[addr([10, 0, 0, 1], 6881), addr([192, 168, 1, 1], 6881), v6]);
+    c.add_bootstrap(
+        t0,
+        &[addr([10, 0, 0, 1], 6881), addr([192, 168, 1, 1], 6881), v6],
+    );
     assert!(c.is_idle());
     assert!(c.poll_transmit().is_none());
     assert_eq!((c.stats().filtered, c.stats().queries_sent), (3, 0));
