@@ -7,10 +7,8 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::args::Cli::parse();
+    let cli = cli::args::Cli::parse_args();
     cli::logger::init(cli.verbose, cli.quiet);
     match cli::commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,12 +22,6 @@ use btdht::driver::Dht;
 use btdht::krpc::{self, Body, Message, QueryKind, Response, Want};
 use support::{loopback, stdout_lines, temp_dir, wait_until_every};
 
-/// The binary under test (`BTDHT_BIN` overrides it, e.g. for a copy outside a shared
-/// target directory).
-fn bin() -> String {
-    std::env::var("BTDHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_btdht").to_string())
-}
-
 /// A running `btdht bootstrap`.
 struct Server {
     child: Child,
@@ -51,7 +45,7 @@ fn start(extra: &[&str]) -> Server {
 
 /// [`start`] with `private` (`--allow-private` or nothing) and `extra`.
 fn start_with(private: &[&str], extra: &[&str]) -> Server {
-    let mut child = Command::new(bin())
+    let mut child = support::btdht_command()
         .args([
             "bootstrap",
             "--bind",
@@ -239,7 +233,7 @@ fn bootstrap_server_answers_verifies_and_persists() {
     }
     assert!(found, "the verified node is handed out");
     // A couple of seconds of load.
-    let out = Command::new(bin())
+    let out = support::btdht_command()
         .args([
             "bench",
             &server.to_string(),
@@ -508,7 +502,7 @@ fn bootstrap_bep42_strict_is_reported_and_exempts_loopback() {
 #[test]
 fn bench_refuses_targets_outside_loopback() {
     for target in ["192.0.2.1:6881", "10.0.0.1:6881", "[2001:db8::1]:6881"] {
-        let out = Command::new(bin())
+        let out = support::btdht_command()
             .args(["bench", target, "--seconds", "1"])
             .output()
             .unwrap();

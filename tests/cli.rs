@@ -13,11 +13,10 @@ use btdht::InfoHash;
 use btdht::driver::Dht;
 use support::{loopback, temp_dir, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 
 fn btdht(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    support::btdht_command().args(args).output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -44,7 +43,8 @@ fn every_command_has_help_with_an_example() {
         let out = btdht(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd}");
         assert!(
-            stdout(&out).contains("Example:\n  btdht "),
+            stdout(&out).contains("Example:\n  btdht ")
+                || stdout(&out).contains("Examples:\n  btdht "),
             "{cmd}: {}",
             stdout(&out)
         );
@@ -219,7 +219,7 @@ fn node_runs_until_sigterm_and_saves_its_state() {
     let dir = temp_dir("cli-node");
     let state = dir.join("state.json");
     let seed: Dht = loopback(120).start().unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = support::btdht_command()
         .args([
             "node",
             "--bind",
@@ -274,26 +274,26 @@ fn node_runs_until_sigterm_and_saves_its_state() {
 fn log_level_comes_from_flags_or_the_environment() {
     // A ping to a closed loopback port: the client node logs "listening" at info level.
     let args = ["ping", "127.0.0.1:9", "--allow-private", "--timeout", "1"];
-    let quiet = Command::new(BIN)
+    let quiet = support::btdht_command()
         .args(args)
         .env_remove("BTDHT_LOG")
         .output()
         .unwrap();
     assert!(!stderr(&quiet).contains("info:"), "{}", stderr(&quiet));
-    let env = Command::new(BIN)
+    let env = support::btdht_command()
         .args(args)
         .env("BTDHT_LOG", "info")
         .output()
         .unwrap();
     assert!(stderr(&env).contains("btdht: info:"), "{}", stderr(&env));
-    let flag = Command::new(BIN)
+    let flag = support::btdht_command()
         .arg("-v")
         .args(args)
         .env_remove("BTDHT_LOG")
         .output()
         .unwrap();
     assert!(stderr(&flag).contains("btdht: info:"), "{}", stderr(&flag));
-    let q = Command::new(BIN)
+    let q = support::btdht_command()
         .arg("-q")
         .args(args)
         .env("BTDHT_LOG", "info")
@@ -396,7 +396,7 @@ fn ping_and_sample_do_not_list_bootstrap() {
 
 #[test]
 fn verbose_node_says_listening_once() {
-    let mut child = Command::new(BIN)
+    let mut child = support::btdht_command()
         .args([
             "-v",
             "node",
@@ -473,4 +473,174 @@ fn progress_shows_the_crawl_progress_without_a_terminal() {
     forced.push("--progress");
     let out = btdht(&forced);
     assert!(stderr(&out).contains("packets out"), "{}", stderr(&out));
+}
+
+/// Starts `btdht node` on 127.0.`n`.1 with `command`'s environment and `extra` arguments,
+/// joining through `bootstrap`; returns it and its address (from its first stderr line).
+fn start_node(
+    mut command: Command,
+    n: u8,
+    bootstrap: SocketAddr,
+    extra: &[&str],
+) -> (std::process::Child, SocketAddr) {
+    let mut child = command
+        .args(["node", "--allow-private", "--stats", "1", "--json"])
+        .args(["--bind", &format!("127.0.{n}.1:0")])
+        .args(["--bootstrap", &bootstrap.to_string()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    err.read_line(&mut line).unwrap();
+    // The rest is drained: a closed stderr would fail the node's last messages.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    (child, addr)
+}
+
+/// The node's next `--stats` line.
+fn next_stats(child: &mut std::process::Child) -> serde_json::Value {
+    let mut out = BufReader::new(child.stdout.as_mut().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+/// SIGTERM, then the exit status.
+fn terminate(mut child: std::process::Child) -> Option<i32> {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    child.wait().unwrap().code()
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_node_without_state_keeps_it_under_xdg_data_home_and_rejoins_from_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = support::fresh_home();
+    let data = home.join("data");
+    let state = data.join("btdht/state.json");
+    let seed: Dht = loopback(130).start().unwrap();
+    let command = || {
+        let mut c = support::btdht_command_in(&home);
+        c.env("XDG_DATA_HOME", &data);
+        c
+    };
+    let (mut child, addr) = start_node(command(), 131, seed.local_addr(), &[]);
+    let id = seed.with_timeout(T).ping(addr).unwrap();
+    assert!(next_stats(&mut child)["nodes_ipv4"].as_u64().unwrap() >= 1);
+    assert_eq!(terminate(child), Some(0));
+    let saved = btdht::driver::load(&state).unwrap().expect("state saved");
+    assert_eq!(saved.id, id);
+    assert!(saved.nodes.iter().any(|n| n.node.addr == seed.local_addr()));
+    let mode = std::fs::metadata(data.join("btdht"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(files_under(&home), vec![state.clone()]);
+
+    // Restarted with a bootstrap node that never answers: it rejoins through the saved seed,
+    // with its saved id.
+    let silent = UdpSocket::bind("127.0.132.1:0").unwrap();
+    let (mut child, addr) = start_node(command(), 133, silent.local_addr().unwrap(), &[]);
+    assert!(next_stats(&mut child)["nodes_ipv4"].as_u64().unwrap() >= 1);
+    assert_eq!(seed.with_timeout(T).ping(addr).unwrap(), id);
+    assert_eq!(terminate(child), Some(0));
+    seed.stop().unwrap();
+}
+
+#[test]
+fn without_an_absolute_xdg_data_home_the_state_goes_under_home() {
+    let home = support::fresh_home();
+    let silent = UdpSocket::bind("127.0.134.1:0").unwrap();
+    for xdg in [None, Some("relative/data")] {
+        let mut command = support::btdht_command_in(&home);
+        match xdg {
+            Some(value) => command.env("XDG_DATA_HOME", value),
+            None => command.env_remove("XDG_DATA_HOME"),
+        };
+        let (child, _) = start_node(command, 135, silent.local_addr().unwrap(), &[]);
+        assert_eq!(terminate(child), Some(0));
+        let state = home.join(".local/share/btdht/state.json");
+        assert!(
+            btdht::driver::load(&state).unwrap().is_some(),
+            "XDG_DATA_HOME {xdg:?}"
+        );
+        assert_eq!(files_under(&home), vec![state.clone()]);
+        std::fs::remove_file(&state).unwrap();
+    }
+}
+
+#[test]
+fn a_node_with_no_state_writes_nothing() {
+    let home = support::fresh_home();
+    let silent = UdpSocket::bind("127.0.136.1:0").unwrap();
+    let command = support::btdht_command_in(&home);
+    let (mut child, _) = start_node(command, 137, silent.local_addr().unwrap(), &["--no-state"]);
+    next_stats(&mut child);
+    assert_eq!(terminate(child), Some(0));
+    assert_eq!(files_under(&home), Vec::<std::path::PathBuf>::new());
+    let out = btdht(&["node", "--no-state", "--state", "x.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--no-state"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_foreign_file_at_the_default_state_path_is_refused_and_left_intact() {
+    let home = support::fresh_home();
+    let state = home.join(".local/share/btdht/state.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(&state, "my notes\n").unwrap();
+    let out = support::btdht_command_in(&home)
+        .args(["node", "--bind", "127.0.138.1:0", "--allow-private"])
+        .args(["--bootstrap", "127.0.138.9:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains(&state.display().to_string()), "{err}");
+    assert!(err.contains("not a btdht state file"), "{err}");
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "my notes\n");
+}
+
+#[test]
+fn node_help_shows_the_default_state_file() {
+    let home = support::fresh_home();
+    let out = support::btdht_command_in(&home)
+        .env("XDG_DATA_HOME", "/srv/data")
+        .args(["node", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = stdout(&out);
+    assert!(
+        help.contains("[default: /srv/data/btdht/state.json]"),
+        "{help}"
+    );
+    assert!(help.contains("--no-state"), "{help}");
 }

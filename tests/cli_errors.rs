@@ -6,16 +6,14 @@
 mod support;
 
 use std::net::UdpSocket;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use btdht::driver::Dht;
 use support::{loopback, temp_dir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
-
 fn btdht(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    support::btdht_command().args(args).output().unwrap()
 }
 
 fn stderr(out: &Output) -> String {
@@ -193,7 +191,7 @@ fn an_isolated_node_keeps_retrying_its_bootstrap_nodes() {
     let silent = UdpSocket::bind("127.0.185.1:0").unwrap();
     let addr = silent.local_addr().unwrap();
     let bootstrap = addr.to_string();
-    let mut child = Command::new(BIN)
+    let mut child = support::btdht_command()
         .args([
             "node",
             "--bind",
@@ -363,14 +361,14 @@ fn bench_says_why_answers_are_missing() {
 
 #[test]
 fn log_lines_have_timestamps_and_a_bad_btdht_log_is_reported() {
-    let out = Command::new(BIN)
+    let out = support::btdht_command()
         .args(["ping", "127.0.190.1:1", "--allow-private", "--timeout", "1"])
         .env("BTDHT_LOG", "bogus")
         .output()
         .unwrap();
     let err = stderr(&out);
     assert!(err.contains("BTDHT_LOG=\"bogus\" is not a level"), "{err}");
-    let out = Command::new(BIN)
+    let out = support::btdht_command()
         .args(["find-node", "0123456789abcdef0123456789abcdef01234567"])
         .args([
             "--bootstrap",

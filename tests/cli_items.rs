@@ -5,17 +5,20 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use btdht::Dht;
 use support::{loopback, temp_dir, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 
 fn btdht(args: &[&str], common: &[String]) -> Output {
-    Command::new(BIN).args(args).args(common).output().unwrap()
+    support::btdht_command()
+        .args(args)
+        .args(common)
+        .output()
+        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {

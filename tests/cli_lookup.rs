@@ -6,18 +6,17 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use btdht::{Event, InfoHash};
 use support::{loopback, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 const HASH: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff";
 
 fn btdht(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    support::btdht_command().args(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {

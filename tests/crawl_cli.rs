@@ -2,7 +2,8 @@
 //! swarm's ground truth, has no duplicates and ends with a summary; SIGINT ends a crawl with
 //! its output flushed and exit status 0; a swarm that would leave 127.0.0.0/8 is refused; two
 //! crawls on the two halves of the id space (`--shard 0/2`, `--shard 1/2`) into one database
-//! hold what one crawl finds, and a bad `--shard` exits 2.
+//! hold what one crawl finds, and a bad `--shard` exits 2; `--until-idle` with a silent or
+//! filtered bootstrap node exits 1 long before `--duration`, saying why.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 use std::collections::HashSet;
@@ -10,12 +11,6 @@ mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The binary under test (`BTDHT_BIN` overrides it, e.g. for a build directory shared between
-/// checkouts, where another checkout's build may replace it).
-fn bin() -> String {
-    std::env::var("BTDHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_btdht").to_string())
-}
 
 struct Guard(Child);
 
@@ -28,7 +23,7 @@ impl Drop for Guard {
 
 /// Starts a swarm and waits (bounded) for its `ready` line; returns it and its bootstrap.
 fn swarm(nodes: u32, base: &str, port: u16, truth: &std::path::Path) -> (Guard, String) {
-    let mut child = Command::new(bin())
+    let mut child = support::btdht_command()
         .args(["swarm", "--nodes", &nodes.to_string(), "--base-ip", base])
         .args([
             "--port",
@@ -75,7 +70,7 @@ fn a_crawl_finds_the_swarm_ground_truth() {
     let truth_path = dir.join("truth.json");
     let (_swarm, boot) = swarm(60, "127.0.200.1", 47821, &truth_path);
     let out_path = dir.join("crawl.ndjson");
-    let status = Command::new(bin())
+    let status = support::btdht_command()
         .args([
             "crawl",
             "--bootstrap",
@@ -135,7 +130,7 @@ fn sigint_ends_a_crawl_with_its_output_flushed() {
     let dir = std::env::temp_dir().join(format!("btdht-crawl-int-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (_swarm, boot) = swarm(20, "127.0.201.1", 47822, &dir.join("truth.json"));
-    let child = Command::new(bin())
+    let child = support::btdht_command()
         .args([
             "crawl",
             "--bootstrap",
@@ -165,7 +160,7 @@ fn sigint_ends_a_crawl_with_its_output_flushed() {
 
 #[test]
 fn a_swarm_outside_loopback_is_refused() {
-    let out = Command::new(bin())
+    let out = support::btdht_command()
         .args(["swarm", "--nodes", "10", "--base-ip", "127.255.255.250"])
         .output()
         .unwrap();
@@ -174,7 +169,7 @@ fn a_swarm_outside_loopback_is_refused() {
 
 /// `btdht db stats FILE` as (name, value) pairs.
 fn db_stats(db: &std::path::Path) -> Vec<(String, String)> {
-    let out = Command::new(bin())
+    let out = support::btdht_command()
         .args(["db", "stats"])
         .arg(db)
         .output()
@@ -206,7 +201,7 @@ fn two_shards_into_one_database_hold_what_one_crawl_finds() {
     // One crawl: its summary line (the NDJSON goes to `--out`, the rows to `db`).
     let crawl = |shard: &str, db: &std::path::Path| {
         let out_path = dir.join(format!("crawl-{}.ndjson", shard.replace('/', "-")));
-        let out = Command::new(bin())
+        let out = support::btdht_command()
             .args(["crawl", "--bootstrap", &boot, "--allow-private"])
             .args(["--until-idle", "--duration", "30", "--seed", "3"])
             .args(["--shard", shard, "--db"])
@@ -254,7 +249,7 @@ fn a_bad_shard_exits_2_saying_what_is_wrong() {
         ("0/0", "at least 1"),
         ("x", "expected I/N"),
     ] {
-        let out = Command::new(bin())
+        let out = support::btdht_command()
             .args(["crawl", "--shard", value])
             .output()
             .unwrap();
@@ -265,4 +260,51 @@ fn a_bad_shard_exits_2_saying_what_is_wrong() {
             "{value}: {err}"
         );
     }
+}
+
+#[test]
+fn until_idle_ends_a_crawl_whose_bootstrap_never_answers_long_before_its_duration() {
+    // A bound socket that never reads: datagrams to it are neither answered nor refused.
+    let silent = std::net::UdpSocket::bind("127.0.203.1:0").unwrap();
+    let bootstrap = silent.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = support::btdht_command()
+        .args(["crawl", "--bootstrap", &bootstrap, "--allow-private"])
+        .args([
+            "--bind",
+            "127.0.203.2:0",
+            "--until-idle",
+            "--duration",
+            "120",
+        ])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("found nothing: no bootstrap node answered (2 queries sent, 2 timeouts"),
+        "{err}"
+    );
+    // Two query timeouts of 2 s, not the 120 s of --duration.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+
+    // An IPv6 bootstrap node for a crawl with only an IPv4 socket: filtered, nothing sent.
+    let out = support::btdht_command()
+        .args(["crawl", "--bootstrap", "[::1]:6881", "--allow-private"])
+        .args([
+            "--bind",
+            "127.0.203.2:0",
+            "--until-idle",
+            "--duration",
+            "120",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("found nothing: every bootstrap node was filtered (1 filtered"),
+        "{err}"
+    );
 }

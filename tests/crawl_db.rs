@@ -9,18 +9,17 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use btdht::InfoHash;
 use metadata_fake::{Script, info_dict, many_files, sha1, spawn_on};
 use support::{loopback, temp_dir, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 
 fn btdht(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    support::btdht_command().args(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -163,7 +162,7 @@ impl Drop for Guard {
 fn a_crawl_killed_with_sigkill_leaves_a_consistent_database_that_the_next_crawl_extends() {
     let dir = temp_dir("crawl-db-kill");
     let truth = dir.join("truth.json");
-    let mut swarm = Command::new(BIN)
+    let mut swarm = support::btdht_command()
         .args(["swarm", "--nodes", "60", "--base-ip", "127.0.248.1"])
         .args(["--port", "47931", "--infohashes", "60", "--seed", "4"])
         .args(["--join-rate", "200", "--settle", "8", "--duration", "90"])
@@ -202,7 +201,7 @@ fn a_crawl_killed_with_sigkill_leaves_a_consistent_database_that_the_next_crawl_
         ]
     };
     // A slow crawl (10 queries/s), killed part-way.
-    let mut slow = Command::new(BIN)
+    let mut slow = support::btdht_command()
         .args(crawl_args("127.0.249.1:0"))
         .args(["--rate", "10"])
         .stdout(Stdio::null())
@@ -237,7 +236,7 @@ fn a_crawl_killed_with_sigkill_leaves_a_consistent_database_that_the_next_crawl_
     );
     assert!(count(&counts, "infohashes_with_peers") <= count(&counts, "infohashes"));
 
-    let out = Command::new(BIN)
+    let out = support::btdht_command()
         .args(crawl_args("127.0.250.1:0"))
         .args(["--per-ip-rate", "0", "--until-idle", "--sweep-rate", "50"])
         .args(["--duration", "60"])

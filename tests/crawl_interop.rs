@@ -16,12 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::libtorrent::libtorrent_or_skip;
 
-/// The binary under test (`BTDHT_BIN` overrides it, e.g. for a build directory shared between
-/// checkouts, where another checkout's build may replace it).
-fn bin() -> String {
-    std::env::var("BTDHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_btdht").to_string())
-}
-
 /// A child process killed on drop.
 struct Guard(Child);
 
@@ -80,7 +74,7 @@ fn crawl_enumerates_libtorrent_nodes_and_their_samples() {
         return;
     };
     // A swarm of 5 btdht nodes on 127.0.190.1-5.
-    let mut swarm = Command::new(bin())
+    let mut swarm = support::btdht_command()
         .args([
             "swarm",
             "--nodes",
@@ -126,7 +120,7 @@ fn crawl_enumerates_libtorrent_nodes_and_their_samples() {
         });
     assert!(stored, "A never stored B's announce");
     // Crawl from A alone, so that its sample is the first to carry the info-hash.
-    let out = Command::new(bin())
+    let out = support::btdht_command()
         .args(["crawl", "--bootstrap", a, "--allow-private"])
         .args(["--until-idle", "--duration", "20", "--seed", "3"])
         .output()

@@ -6,7 +6,6 @@
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::Duration;
 
 use btdht::InfoHash;
@@ -26,8 +25,6 @@ fn dual(n: u8) -> Builder {
         .rate_limit_per_ip(None)
         .seed(u64::from(n))
 }
-
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 
 #[test]
 fn a_dual_stack_crawl_follows_nodes6_and_samples_over_ipv6() {
@@ -60,7 +57,7 @@ fn a_dual_stack_crawl_follows_nodes6_and_samples_over_ipv6() {
 
     let dir = temp_dir("crawl-ipv6");
     let out_path = dir.join("crawl.ndjson");
-    let out = Command::new(BIN)
+    let out = support::btdht_command()
         .args(["crawl", "--bootstrap", &seed.local_addr().to_string()])
         .args(["--bootstrap", &seed6.to_string()])
         .args(["--bind", "127.0.167.1:0", "--bind6", "[::1]:0"])

@@ -10,14 +10,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use btdht::InfoHash;
 use support::libtorrent::{Seeder, libtorrent_or_skip};
 use support::{loopback, temp_dir, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const TORRENTS: usize = 6;
 
 #[test]
@@ -53,7 +51,7 @@ fn a_metadata_crawl_fetches_every_torrent_libtorrent_seeds() {
 
     let dir = temp_dir("crawl-libtorrent");
     let out_path = dir.join("crawl.ndjson");
-    let out = Command::new(BIN)
+    let out = support::btdht_command()
         .args(["crawl", "--bootstrap", &seed.local_addr().to_string()])
         .args(["--allow-private", "--bind", "127.0.246.1:0", "--metadata"])
         .args(["--per-ip-rate", "0", "--until-idle", "--sweep-rate", "50"])

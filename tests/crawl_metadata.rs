@@ -6,14 +6,12 @@ mod metadata_fake;
 mod support;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use btdht::InfoHash;
 use metadata_fake::{Script, info_dict, many_files, sha1, spawn_on};
 use support::{loopback, temp_dir, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 
 fn parse(text: &str) -> Vec<serde_json::Value> {
@@ -56,7 +54,7 @@ fn a_metadata_crawl_prints_the_torrent_of_an_announced_fake_peer() {
 
     let dir = temp_dir("crawl-metadata");
     let out_path = dir.join("crawl.ndjson");
-    let out = Command::new(BIN)
+    let out = support::btdht_command()
         .args(["crawl", "--bootstrap", &seed.local_addr().to_string()])
         .args(["--allow-private", "--bind", "127.0.236.1:0", "--metadata"])
         .args(["--metadata-concurrency", "4", "--per-ip-rate", "0"])

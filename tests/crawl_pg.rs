@@ -24,7 +24,6 @@ use btdht::{InfoHash, Instant, NodeId};
 use metadata_fake::{Script, info_dict, many_files, sha1, spawn_on};
 use support::{loopback, temp_dir, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 
 /// The directory of `initdb` and `pg_ctl`: on `PATH`, else Debian's newest
@@ -170,7 +169,7 @@ impl Drop for Server {
 }
 
 fn btdht(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    support::btdht_command().args(args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -333,7 +332,7 @@ fn a_swarm_crawled_into_postgres_gives_the_totals_of_sqlite() {
     };
     let url = server.url();
     let dir = temp_dir("crawl-pg-swarm");
-    let mut swarm = Command::new(BIN)
+    let mut swarm = support::btdht_command()
         .args(["swarm", "--nodes", "60", "--base-ip", "127.0.251.1"])
         .args(["--port", "47951", "--infohashes", "60", "--seed", "5"])
         .args(["--join-rate", "200", "--settle", "8", "--duration", "120"])

@@ -8,7 +8,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use btdht::NodeId;
@@ -74,7 +74,7 @@ fn sigkill_during_saves_never_leaves_a_broken_state_file() {
     let (mut replaced, mut interrupted) = (0, 0);
     for round in 0..100u32 {
         let before = inode(&path);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_btdht"))
+        let mut child = support::btdht_command()
             .args(["node", "--allow-private", "--quiet", "--state"])
             .arg(&path)
             .args([

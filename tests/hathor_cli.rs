@@ -23,11 +23,10 @@ use btdht::hathor::tls::CertificateAuthority;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use support::{loopback, temp_dir, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 
 fn btdht(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    support::btdht_command().args(args).output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -277,7 +276,7 @@ fn announcer(node: SocketAddr, boot: &str) -> (ChildGuard, mpsc::Receiver<String
     let port = node.port().to_string();
     let bind = SocketAddr::new(node.ip(), 0).to_string();
     let mut child = ChildGuard(
-        Command::new(BIN)
+        support::btdht_command()
             .args([
                 "hathor",
                 "announce",

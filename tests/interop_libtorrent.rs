@@ -21,7 +21,6 @@ use btdht::driver::Dht;
 use btdht::node::Event;
 use support::{loopback, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 
 /// A libtorrent node; its stdout lines are forwarded to a channel.
@@ -93,7 +92,7 @@ fn libtorrent_finds_a_peer_announced_with_btdht_announce() {
     let hash = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
     let announced: SocketAddr = "127.0.158.1:7777".parse().unwrap();
     let boot = nodes[0].local_addr().to_string();
-    let out = Command::new(BIN)
+    let out = support::btdht_command()
         .args(["announce", hash, "--port", "7777", "--allow-private"])
         .args(["--bootstrap", &boot, "--bind", "127.0.158.1:0"])
         .output()
@@ -168,7 +167,7 @@ fn btdht_get_peers_finds_a_peer_libtorrent_announced() {
     assert!(stored, "libtorrent's announce did not reach our nodes");
 
     let boot = nodes[0].local_addr().to_string();
-    let out = Command::new(BIN)
+    let out = support::btdht_command()
         .args(["get-peers", hash, "--json", "--allow-private"])
         .args(["--bootstrap", &boot, "--bind", "127.0.168.1:0"])
         .output()

@@ -6,18 +6,17 @@ mod metadata_fake;
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use btdht::InfoHash;
 use metadata_fake::{Script, closed_port, info_dict, many_files, sha1, spawn, spawn_on};
 use support::{loopback, temp_dir, wait_until};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
 const T: Duration = Duration::from_secs(10);
 
 fn btdht(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    support::btdht_command().args(args).output().unwrap()
 }
 
 fn stdout(out: &Output) -> String {

@@ -10,16 +10,14 @@
 mod metadata_fake;
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use support::libtorrent::Seeder;
 
 use metadata_fake::sha1;
 
-const BIN: &str = env!("CARGO_BIN_EXE_btdht");
-
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    support::btdht_command().args(args).output().unwrap()
 }
 
 #[test]

@@ -16,7 +16,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
     version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("BTDHT_GIT_REV"), ")"),
     about,
     long_about,
-    after_help = "Examples:\n  btdht node --bind 0.0.0.0:6881 --state dht.json\n  btdht get-peers 0123456789abcdef0123456789abcdef01234567 --json"
+    after_help = "Examples:\n  btdht node --bind 0.0.0.0:6881\n  btdht get-peers 0123456789abcdef0123456789abcdef01234567 --json"
 )]
 pub(crate) struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); without -v or -q the
@@ -31,12 +31,31 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the process's arguments (exit 2 with a message on bad ones), with the help of
+    /// `node --state` naming this user's default state file.
+    pub(crate) fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Cli::command();
+        if let Some(path) = super::state::default_path_from_env() {
+            command = command.mut_subcommand("node", |node| {
+                node.mut_arg("state", |arg| {
+                    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                    arg.help(format!("{help} [default: {}]", path.display()))
+                })
+            });
+        }
+        let matches = command.get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Run a DHT node until SIGINT or SIGTERM, then save its state and exit.
     #[command(
-        after_help = "Example:\n  btdht node --bind 0.0.0.0:6881 --state ~/.btdht.json --stats 60"
+        after_help = "Examples:\n  btdht node --bind 0.0.0.0:6881 --stats 60\n  btdht node --bind 0.0.0.0:6882 --state second-node.json"
     )]
     Node(NodeArgs),
     /// Ping a node and print its id.
@@ -126,7 +145,8 @@ pub(crate) enum Command {
     /// A raw UDP echo server on loopback (the throughput baseline of benches/throughput.sh).
     #[command(name = "udp-echo", hide = true)]
     UdpEcho(super::bench::EchoArgs),
-    /// Run many DHT nodes in one process on distinct loopback addresses (a local swarm).
+    /// Run many DHT nodes in one process on distinct loopback addresses (a local swarm). It
+    /// keeps no state: every run starts from new nodes.
     #[command(
         after_help = "Example:\n  btdht swarm --nodes 5000 --infohashes 5000 --truth truth.json"
     )]
@@ -235,9 +255,15 @@ pub(crate) struct NodeArgs {
     /// A node to join through (repeatable). Default: the saved nodes, else the public routers.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
     pub bootstrap: Vec<SocketAddr>,
-    /// Load the state from this file at start, save it there periodically and on exit.
+    /// Load the state (node id, routing table) from this file at start, save it there
+    /// periodically and on exit. Default: $XDG_DATA_HOME/btdht/state.json, else
+    /// $HOME/.local/share/btdht/state.json (its directory is created). A file that is not a
+    /// btdht state is never overwritten.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Keep no state file: start with a new id and an empty routing table, save nothing.
+    #[arg(long, conflicts_with = "state")]
+    pub no_state: bool,
     /// BEP 43 read-only: answer no queries.
     #[arg(long)]
     pub read_only: bool,

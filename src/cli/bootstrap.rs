@@ -77,7 +77,9 @@ pub(crate) struct BootstrapArgs {
     /// Load the pool from this file at start; save it there periodically and on exit.
     /// Nodes the server would not talk to (private and loopback addresses without
     /// `--allow-private`, BEP 42-inconsistent ids with `--bep42-strict`) are skipped, and
-    /// counted on the start line.
+    /// counted on the start line. Without it the pool lives in memory only and is rebuilt by
+    /// walking the DHT at each start: the pool file (tens of MB for a million nodes) is kept
+    /// only where the operator puts it, never in a default place.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// A node to walk the DHT from (repeatable). Default: the public routers when the pool

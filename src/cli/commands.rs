@@ -474,46 +474,6 @@ fn print_stats(stats: &DhtStats, rejoin: &Rejoin, now: Instant, json: bool) {
     }
 }
 
-/// Checks at start that the node can keep its state in `path`: the file is absent or a btdht
-/// state (never overwrite another program's file), and its directory exists and is writable.
-/// Returns what is wrong otherwise.
-fn check_state_file(path: &std::path::Path) -> Result<(), String> {
-    use std::fs;
-    match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => return Err("is a directory, not a file".into()),
-        Ok(_) => {
-            if let Err(e) = btdht::driver::load(path) {
-                return Err(format!(
-                    "is not a btdht state file ({e}); it is left untouched: move it away or \
-                     choose another file"
-                ));
-            }
-            fs::OpenOptions::new()
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot be written: {e}"))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot be read: {e}")),
-    }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(format!("directory {} does not exist", dir.display()));
-    }
-    // The state is saved through a temporary file and a rename in the same directory.
-    let probe = dir.join(format!(".btdht-state-check.{}", std::process::id()));
-    match fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(format!("directory {} is not writable: {e}", dir.display())),
-    }
-}
-
 /// Where a node joins from, besides the nodes its state file saved.
 #[derive(Debug, PartialEq, Eq)]
 enum Seeds {
@@ -575,19 +535,12 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
     if let Some(ip) = args.external_ip {
         builder = builder.external_ip(ip);
     }
-    if let Some(path) = &args.state {
-        if let Err(problem) = check_state_file(path) {
-            return Err(CliError::usage(format!(
-                "--state {}: {problem}; nothing was started",
-                path.display()
-            )));
-        }
-    }
-    let has_saved_nodes = args
-        .state
+    let state = super::state::resolve(args.state.as_deref(), args.no_state)?;
+    let has_saved_nodes = state
         .as_deref()
         .is_some_and(|p| matches!(btdht::driver::load(p), Ok(Some(s)) if !s.nodes.is_empty()));
-    if let Some(path) = &args.state {
+    if let Some(path) = &state {
+        log::info!("state file {}", path.display());
         builder = builder.state_file(path);
     }
     // Hidden, for the crash-safety test: save every N milliseconds.

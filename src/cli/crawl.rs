@@ -80,7 +80,8 @@ pub(crate) struct CrawlArgs {
     /// visited; every 4 sweeps in a row that find nothing new halve the rate. 0: none.
     #[arg(long, value_name = "PPS", default_value_t = 20)]
     pub sweep_rate: u32,
-    /// Exit once everything known was visited and 16 sweeps in a row found nothing new.
+    /// Exit once everything known was visited and 16 sweeps in a row found nothing new, or,
+    /// when no bootstrap node answers, once their queries and retries have timed out (exit 1).
     #[arg(long)]
     pub until_idle: bool,
     /// Fetch the metadata (BEP 9) of each new info-hash from its peers (implies --get-peers).
@@ -515,10 +516,25 @@ pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
         Some(e) if e.kind() != io::ErrorKind::BrokenPipe => {
             Err(CliError::failed(format!("output: {e}")))
         }
-        _ if stats.replies == 0 => Err(CliError::failed(format!(
-            "crawl: found nothing: no bootstrap node answered ({} queries sent, {} timeouts)",
-            stats.queries_sent, stats.timeouts
-        ))),
+        _ if stats.replies == 0 => Err(CliError::failed(found_nothing(&stats))),
         _ => Ok(()),
+    }
+}
+
+/// Why a crawl that no node answered found nothing: every bootstrap node filtered (nothing
+/// was sent), or the ones asked were silent or answered only errors.
+fn found_nothing(stats: &CrawlStats) -> String {
+    if stats.queries_sent == 0 && stats.filtered > 0 {
+        format!(
+            "crawl: found nothing: every bootstrap node was filtered ({} filtered: private \
+             without --allow-private, or of a family without a socket); no query was sent",
+            stats.filtered
+        )
+    } else {
+        format!(
+            "crawl: found nothing: no bootstrap node answered ({} queries sent, {} timeouts, \
+             {} errors)",
+            stats.queries_sent, stats.timeouts, stats.errors
+        )
     }
 }

@@ -174,7 +174,9 @@ pub(crate) struct DhtArgs {
     /// Talk to private, loopback and reserved addresses (and accept such candidates).
     #[arg(long)]
     pub allow_private: bool,
-    /// Load the DHT state (routing table) from this file, save it there on exit.
+    /// Load the DHT state (routing table) from this file, save it there on exit. Without it
+    /// nothing is saved and each run joins afresh: this client does not share the default
+    /// state file of `btdht node`, which a running node rewrites.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Seconds to wait for a DHT lookup or announce.

@@ -1,6 +1,7 @@
 //! The `btdht` command line: argument types ([`args`]), the subcommands ([`commands`], with
 //! [`bootstrap`], [`bench`], [`hathor`], [`swarm`] and [`crawl`] in their own files), their
-//! one error type ([`error`]) and a stderr logger ([`logger`]).
+//! one error type ([`error`]), a stderr logger ([`logger`]) and the node's state file
+//! ([`state`]).
 
 // The command line reads the OS clock (progress, timestamps, deadlines) and OS randomness.
 #![allow(clippy::disallowed_methods)]
@@ -16,4 +17,5 @@ pub(crate) mod hathor;
 pub(crate) mod items;
 pub(crate) mod logger;
 pub(crate) mod metadata;
+pub(crate) mod state;
 pub(crate) mod swarm;

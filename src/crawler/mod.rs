@@ -32,7 +32,8 @@
 //!   and nodes that joined later. They start at `sweep_rate` per second; every 4 sweeps in a
 //!   row that bring no new address double the interval (up to 30 s), and a new address
 //!   resets it. The crawl counts as idle ([`Crawler::is_idle`]) after `idle_sweeps` dry sweeps
-//!   in a row.
+//!   in a row, or, when no node ever answered (nothing to sweep), once the bootstrap queries
+//!   and their retries have all failed.
 //! - **Shards.** With [`CrawlConfig::shard`] (`I/N`), every target lies in one Nth of the id
 //!   space and only its info-hashes are recorded ([`shard`]), so N crawlers split the DHT.
 //! - **IPv4 and IPv6.** With both families ([`CrawlConfig::ipv4`], [`CrawlConfig::ipv6`]),
@@ -233,9 +234,14 @@ impl Crawler {
     }
 
     /// Whether every known address was visited, nothing is in flight or waiting (scheduled
-    /// re-samples aside), and the last `idle_sweeps` sweeps found nothing new.
+    /// re-samples aside), and the last `idle_sweeps` sweeps found nothing new. A crawler that
+    /// no node ever answered has nothing to sweep: it is idle once its queries to the
+    /// bootstrap nodes (and their retries) have failed or timed out, or at once if every
+    /// bootstrap node was filtered.
     pub fn is_idle(&self) -> bool {
-        (self.config.sweep_rate == 0 || self.dry_sweeps >= self.config.idle_sweeps)
+        (self.config.sweep_rate == 0
+            || self.reservoir.is_empty()
+            || self.dry_sweeps >= self.config.idle_sweeps)
             && self.in_flight.is_empty()
             && self.frontier.is_empty()
             && self.retries.is_empty()

@@ -355,3 +355,106 @@ fn a_node_sampled_with_a_6_h_interval_is_not_sampled_again_by_a_crawl_restarted_
         "sampled once, at its time"
     );
 }
+
+/// Runs `c` in simulated time from `t0`, dropping every datagram it sends, until it is idle or
+/// `limit` passes; returns when it became idle and the datagrams it sent.
+fn run_unanswered(c: &mut Crawler, t0: Instant, limit: Duration) -> (Option<Instant>, usize) {
+    let mut now = t0;
+    let mut sent = 0;
+    loop {
+        sent += std::iter::from_fn(|| c.poll_transmit()).count();
+        if c.is_idle() {
+            return (Some(now), sent);
+        }
+        match c.poll_timeout() {
+            Some(at) if at <= t0 + limit => {
+                now = now.max(at);
+                c.handle_timeout(now);
+            }
+            _ => return (None, sent),
+        }
+    }
+}
+
+#[test]
+fn a_crawler_whose_only_seed_never_answers_is_idle_after_its_retry_times_out() {
+    let t0 = Instant::from_secs(1);
+    let mut c = Crawler::new(private(), 6, t0);
+    c.add_bootstrap(t0, &[addr([10, 0, 0, 1], 6881)]);
+    assert!(!c.is_idle(), "its first query is in flight");
+    let (idle_at, sent) = run_unanswered(&mut c, t0, Duration::from_secs(3600));
+    let timeout = c.config().query_timeout;
+    // The sample_infohashes, then one find_node, each timed out.
+    assert_eq!(idle_at, Some(t0 + timeout * 2));
+    assert_eq!(sent, 2);
+    let s = *c.stats();
+    assert_eq!((s.queries_sent, s.timeouts, s.replies), (2, 2, 0));
+    assert_eq!(
+        (s.samples_sent, s.find_nodes_sent, s.unresponsive),
+        (1, 1, 1)
+    );
+    assert_eq!(c.poll_timeout(), None, "nothing is left to do");
+}
+
+#[test]
+fn a_crawler_whose_seeds_answer_only_errors_is_idle_once_both_are_refused() {
+    let t0 = Instant::from_secs(1);
+    let mut c = Crawler::new(private(), 7, t0);
+    c.add_bootstrap(t0, &[addr([10, 0, 0, 1], 6881), addr([10, 0, 0, 2], 6881)]);
+    for _ in 0..2 {
+        assert!(!c.is_idle());
+        let out: Vec<Transmit> = std::iter::from_fn(|| c.poll_transmit()).collect();
+        assert_eq!(out.len(), 2);
+        for t in out {
+            let query = krpc::decode(&t.bytes).unwrap().message;
+            let error = Message::error(query.transaction_id, 204, "Method Unknown").encode();
+            c.handle_datagram(t0, t.to, &error);
+        }
+    }
+    assert!(c.is_idle());
+    let s = *c.stats();
+    assert_eq!(
+        (s.queries_sent, s.errors, s.replies, s.timeouts),
+        (4, 4, 0, 0)
+    );
+}
+
+#[test]
+fn a_crawler_whose_seeds_are_all_filtered_is_idle_at_once_without_sending() {
+    let t0 = Instant::from_secs(1);
+    // Private addresses without allow_private, and an IPv6 one with no IPv6 socket.
+    let mut c = Crawler::new(CrawlConfig::default(), 8, t0);
+    let v6: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
+    c.add_bootstrap(
+        t0,
+        &[addr([10, 0, 0, 1], 6881), addr([192, 168, 1, 1], 6881), v6],
+    );
+    assert!(c.is_idle());
+    assert!(c.poll_transmit().is_none());
+    assert_eq!((c.stats().filtered, c.stats().queries_sent), (3, 0));
+}
+
+#[test]
+fn a_crawler_that_found_a_node_is_idle_only_after_its_dry_sweeps() {
+    let t0 = Instant::from_secs(1);
+    let mut c = Crawler::new(private(), 9, t0);
+    c.add_bootstrap(t0, &[addr([10, 0, 0, 1], 6881)]);
+    answer_all(&mut c, t0, &|_| Vec::new());
+    assert_eq!(c.stats().nodes_found, 1);
+    let mut now = t0;
+    let mut sweeps = 0;
+    loop {
+        sweeps += c.outbox.len();
+        answer_all(&mut c, now, &|_| Vec::new());
+        if c.is_idle() {
+            break;
+        }
+        now = c.poll_timeout().expect("a sweep is due").max(now);
+        c.handle_timeout(now);
+        assert!(now < t0 + Duration::from_secs(3600), "never idle");
+    }
+    // Sweeps held back by the per-IP limit are sent too before it counts as idle.
+    let idle_sweeps = c.config().idle_sweeps as usize;
+    assert!(sweeps >= idle_sweeps, "{sweeps} sweeps");
+    assert_eq!(c.dry_sweeps as usize, sweeps);
+}
