@@ -782,7 +782,14 @@ fn shards_answer_while_another_thread_holds_the_write_lock() {
     };
     let mut shards: Vec<BootstrapServer> = (0..3)
         .map(|seed| {
-            BootstrapServer::new(config.clone(), NodeId([0xbb; 20]), 42, seed, now, pools.clone())
+            BootstrapServer::new(
+                config.clone(),
+                NodeId([0xbb; 20]),
+                42,
+                seed,
+                now,
+                pools.clone(),
+            )
         })
         .collect();
     let asker = |i: usize| SocketAddr::from(([10, 0, 2, i as u8], 7000));
@@ -835,11 +842,17 @@ fn shards_answer_while_another_thread_holds_the_write_lock() {
         assert_eq!(shard.stats().pool_read_waits, 0, "shard {i}");
     }
     go_tx.send(()).unwrap();
-    assert!(writer.join().unwrap(), "an answer waited for the write lock");
+    assert!(
+        writer.join().unwrap(),
+        "an answer waited for the write lock"
+    );
     // Unlocked, nothing published since: no further refresh, the same answers.
     for (i, shard) in shards.iter_mut().enumerate() {
         let before = shard.stats().snapshot_refreshes;
-        assert_eq!(sorted(find_node(shard, now, asker(i))), sorted(want.clone()));
+        assert_eq!(
+            sorted(find_node(shard, now, asker(i))),
+            sorted(want.clone())
+        );
         assert_eq!(shard.stats().snapshot_refreshes, before);
     }
 }

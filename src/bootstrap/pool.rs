@@ -806,11 +806,7 @@ impl<const N: usize> Pool<N> {
             self.rebuild_index();
         }
         if self.tail.len() == self.tail.capacity() {
-            let grow = self
-                .tail
-                .len()
-                .max(1024)
-                .min(self.limit - self.total());
+            let grow = self.tail.len().max(1024).min(self.limit - self.total());
             self.tail.reserve_exact(grow);
             self.tail_words.reserve_exact(grow);
         }
@@ -998,7 +994,10 @@ impl<const N: usize> Pool<N> {
         let extra = old_tail.len() - kept_from;
         self.tail.reserve_exact(extra);
         self.tail_words.reserve_exact(extra);
-        for (record, word) in old_tail[kept_from..].iter().zip(&old_tail_words[kept_from..]) {
+        for (record, word) in old_tail[kept_from..]
+            .iter()
+            .zip(&old_tail_words[kept_from..])
+        {
             if word & HIDDEN == 0 {
                 let (pos, _) = self.probe(&record.addr);
                 self.table[pos] = self.total() as u32;
@@ -1243,11 +1242,7 @@ mod tests {
         for (node, seen) in model.values() {
             assert_eq!(pool.seen(&node.addr), Some(*seen));
         }
-        assert!(
-            pool.snapshot.records
-                .windows(2)
-                .all(|w| w[0].id <= w[1].id)
-        );
+        assert!(pool.snapshot.records.windows(2).all(|w| w[0].id <= w[1].id));
     }
 
     /// Inserts (new, refreshed, with a new id, replacing), removals and sweeps made between
