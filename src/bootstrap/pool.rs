@@ -1445,6 +1445,51 @@ mod tests {
         }
     }
 
+    /// A reader answers from the snapshot it holds: a node hidden in it is no longer handed
+    /// out at once; a rebuild's snapshot is taken at the next refresh, and the replaced one is
+    /// freed once its last reader let go of it.
+    #[test]
+    fn readers_see_hides_at_once_and_rebuilds_at_refresh() {
+        let mut rng = SmallRng::seed_from_u64(12);
+        let mut pool = Pool4::new(1000, 29);
+        let nodes: Vec<NodeInfo> = (0..100).map(|i| node(i, &mut rng)).collect();
+        for n in &nodes[..50] {
+            pool.insert(*n, 5);
+        }
+        pool.rebuild_index();
+        let mut reader = pool.reader();
+        assert!(!reader.refresh());
+        let all = |r: &PoolReader<6>| r.snapshot().closest(&NodeId([0; 20]), 64, &NodeFilter::ALL);
+        assert_eq!(all(&reader).len(), 50);
+        assert!(reader.snapshot().fresh(&nodes[3].id, &nodes[3].addr, 5));
+        assert!(!reader.snapshot().fresh(&nodes[3].id, &nodes[3].addr, 6));
+        assert!(!reader.snapshot().fresh(&nodes[4].id, &nodes[3].addr, 5));
+        assert!(pool.remove(&nodes[3].addr));
+        assert_eq!(all(&reader).len(), 49);
+        assert!(!all(&reader).contains(&nodes[3]));
+        assert!(!reader.snapshot().fresh(&nodes[3].id, &nodes[3].addr, 0));
+        for n in &nodes[50..] {
+            pool.insert(*n, 5);
+        }
+        // Not rebuilt yet: the tail is not in the snapshot.
+        assert!(!reader.refresh());
+        assert_eq!(all(&reader).len(), 49);
+        let old = Arc::downgrade(&reader.snapshot);
+        pool.rebuild_index();
+        assert!(
+            old.upgrade().is_some(),
+            "the reader still holds the old snapshot"
+        );
+        assert!(reader.refresh());
+        assert!(
+            old.upgrade().is_none(),
+            "the old snapshot outlived its readers"
+        );
+        assert_eq!(reader.snapshot().generation(), pool.snapshot().generation());
+        assert_eq!(reader.snapshot().len(), 99);
+        assert!(reader.snapshot().fresh(&nodes[60].id, &nodes[60].addr, 5));
+    }
+
     /// Replacements on a full pool grow the records by at most an eighth before a rebuild:
     /// still under 48 bytes per IPv4 node.
     #[test]
