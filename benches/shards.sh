@@ -4,10 +4,11 @@
 # pool of POOL_NODES nodes answers `btdht bench` (find_node for random targets, 64 sources so
 # that SO_REUSEPORT spreads them over the shards). Nothing is pinned: the shards and the
 # generator share the machine's cores. Per run it prints answered/s, the server's CPU (cores
-# used over the measured seconds, from /proc/PID/stat), answers per server core-second, and the
-# pool lock's contention counters from the server's last stats line (read and write
-# acquisitions that had to wait). If sharing the pool costs nothing, answers per core-second
-# are the same for T = 1 and T = 2.
+# used over the measured seconds, from /proc/PID/stat), answers per server core-second, and
+# from the server's last stats line the snapshot refreshes (answers read the pool's published
+# snapshot without a lock; a shard takes a new one after each rebuild) and the pool lock's
+# contention counters (read and write acquisitions off the answer path that had to wait). If
+# sharing the pool costs nothing, answers per core-second are the same for T = 1 and T = 2.
 #
 # Usage: benches/shards.sh [ROUNDS] [SECONDS]
 # Env:   BTDHT (default: cargo build --release), POOL_NODES (1000000), POOL_FILE (a saved
@@ -82,6 +83,7 @@ answered = max(1, last["answered"])
 print(json.dumps({"round": int(rnd), "threads": int(t), "answered_per_sec": rate, "loss": b["loss"],
                   "server_cores": cores, "answers_per_core_sec": per_core,
                   "generator_cpu_share": b.get("generator_cpu_share"),
+                  "snapshot_refreshes": last["snapshot_refreshes"],
                   "pool_read_waits": last["pool_read_waits"], "pool_write_waits": last["pool_write_waits"],
                   "read_waits_per_million": 1e6 * last["pool_read_waits"] / answered,
                   "shards": [s["answered"] for s in last["shards"]]}))
@@ -96,13 +98,13 @@ by = {}
 for r in runs:
     by.setdefault(r["threads"], []).append(r)
 print()
-print("| --threads | answered/s (median) | server cores | answers per core-second | pool read waits per million answers |")
-print("|---:|---:|---:|---:|---:|")
+print("| --threads | answered/s (median) | server cores | answers per core-second | snapshot refreshes | pool read waits per million answers |")
+print("|---:|---:|---:|---:|---:|---:|")
 med = {}
 for t, rs in sorted(by.items()):
     m = lambda k: statistics.median(r[k] for r in rs)
     med[t] = m("answers_per_core_sec")
-    print(f"| {t} | {m('answered_per_sec'):,.0f} | {m('server_cores'):.2f} | {med[t]:,.0f} | {m('read_waits_per_million'):.1f} |")
+    print(f"| {t} | {m('answered_per_sec'):,.0f} | {m('server_cores'):.2f} | {med[t]:,.0f} | {m('snapshot_refreshes'):.0f} | {m('read_waits_per_million'):.1f} |")
 if 1 in med and len(med) > 1:
     for t in sorted(med):
         if t != 1:

@@ -1,8 +1,9 @@
 //! The bootstrap server in simulated time: a protocol trace of stateless verification (only
 //! nodes that answered a cookie ping are handed out), what `bep42_strict` changes for public
 //! addresses (handed out, stored, loaded, pinged, walked), that private addresses are never
-//! loaded, queried or handed out without `allow_private`, the pool filling from askers, and
-//! 1,000 new nodes bootstrapping through it (closest against random answers).
+//! loaded, queried or handed out without `allow_private`, the pool filling from askers,
+//! 1,000 new nodes bootstrapping through it (closest against random answers), and shards
+//! answering from the pool's snapshot while another thread holds its write lock.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -751,4 +752,107 @@ fn long_transaction_ids_are_dropped_and_announces_refused() {
         .collect();
     assert_eq!(codes, vec![203]);
     assert_eq!(server.stats().announces_refused, 1);
+}
+
+/// Shards answer from the pool's published snapshot, not under its lock: while another
+/// thread holds the write lock, three shards sharing the pool go on answering; when that
+/// thread rebuilds the pool (still holding the lock), every shard answers from the new
+/// snapshot at its next query; a node it removes after the rebuild is never handed out.
+#[test]
+fn shards_answer_while_another_thread_holds_the_write_lock() {
+    let now = Instant::from_secs(10);
+    let pool_now = BootstrapServer::pool_time(now);
+    let node = |id: u8, host: u8| {
+        let addr = SocketAddr::from(([10, 0, 1, host], 6881));
+        NodeInfo::new(NodeId([id; 20]), addr)
+    };
+    // find_node's target is 0x11..: the new nodes are closer to it than all old ones.
+    let old: Vec<NodeInfo> = (0..8).map(|i| node(0x20 + i, i)).collect();
+    let new: Vec<NodeInfo> = (0..4).map(|i| node(0x11, 100 + i)).collect();
+    let mut pools = Pools::new(10_000, 7);
+    for n in &old {
+        pools.insert(*n, pool_now);
+    }
+    pools.v4.rebuild_index();
+    let pools = Arc::new(RwLock::new(pools));
+    let config = BootstrapConfig {
+        allow_private: true,
+        maintenance: false,
+        ..BootstrapConfig::default()
+    };
+    let mut shards: Vec<BootstrapServer> = (0..3)
+        .map(|seed| {
+            BootstrapServer::new(
+                config.clone(),
+                NodeId([0xbb; 20]),
+                42,
+                seed,
+                now,
+                pools.clone(),
+            )
+        })
+        .collect();
+    let asker = |i: usize| SocketAddr::from(([10, 0, 2, i as u8], 7000));
+    let sorted = |mut nodes: Vec<NodeInfo>| {
+        nodes.sort_by_key(|n| n.addr);
+        nodes
+    };
+
+    let (step_tx, step_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn({
+        let pools = pools.clone();
+        let (new, removed) = (new.clone(), old[0]);
+        move || {
+            let mut guard = pools.write();
+            step_tx.send(()).unwrap();
+            // A bound, not a pause: it passes only if an answer waited for this lock.
+            let mut timely = go_rx.recv_timeout(Duration::from_secs(60)).is_ok();
+            for n in &new {
+                guard.insert(*n, pool_now);
+            }
+            guard.v4.rebuild_index();
+            assert!(guard.v4.remove(&removed.addr));
+            step_tx.send(()).unwrap();
+            timely &= go_rx.recv_timeout(Duration::from_secs(60)).is_ok();
+            timely
+        }
+    });
+
+    // The write lock is held; nothing changed yet: every shard answers the old nodes.
+    step_rx.recv().unwrap();
+    assert!(pools.try_read().is_none(), "the writer holds the lock");
+    for (i, shard) in shards.iter_mut().enumerate() {
+        assert_eq!(sorted(find_node(shard, now, asker(i))), old, "shard {i}");
+    }
+    go_tx.send(()).unwrap();
+    // Rebuilt with the new nodes, then old[0] removed, the lock still held: every shard takes
+    // the new snapshot and answers the 8 closest, the new nodes first, never old[0].
+    step_rx.recv().unwrap();
+    assert!(pools.try_read().is_none(), "the writer holds the lock");
+    let mut want = new.clone();
+    want.extend_from_slice(&old[1..]);
+    want.sort_by_key(|n| NodeId([0x11; 20]).distance(&n.id));
+    want.truncate(8);
+    for (i, shard) in shards.iter_mut().enumerate() {
+        let before = shard.stats().snapshot_refreshes;
+        let got = find_node(shard, now, asker(i));
+        assert_eq!(sorted(got), sorted(want.clone()), "shard {i}");
+        assert_eq!(shard.stats().snapshot_refreshes, before + 1, "shard {i}");
+        assert_eq!(shard.stats().pool_read_waits, 0, "shard {i}");
+    }
+    go_tx.send(()).unwrap();
+    assert!(
+        writer.join().unwrap(),
+        "an answer waited for the write lock"
+    );
+    // Unlocked, nothing published since: no further refresh, the same answers.
+    for (i, shard) in shards.iter_mut().enumerate() {
+        let before = shard.stats().snapshot_refreshes;
+        assert_eq!(
+            sorted(find_node(shard, now, asker(i))),
+            sorted(want.clone())
+        );
+        assert_eq!(shard.stats().snapshot_refreshes, before);
+    }
 }

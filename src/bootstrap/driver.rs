@@ -4,8 +4,10 @@
 //! The kernel spreads incoming datagrams over the shards' sockets by a hash of the source
 //! address. Each shard runs its core on the [`Runtime`]'s loop (batched reads and writes, the
 //! core's timer), sleeping at most [`MAX_SLEEP`] so that a stop request is seen quickly, and
-//! publishes its counters every 100 ms. The pool lock is taken inside the
-//! core for single pool operations only, never across a socket call. Only shard 0 runs the
+//! publishes its counters every 100 ms. Answers read the pool's snapshots
+//! without a lock (each turn also refreshes them, so an idle shard lets go of a replaced one);
+//! the pool lock is taken inside the core for single pool changes only, never across a socket
+//! call. Only shard 0 runs the
 //! walk, the sweep and the index rebuild; a reply to any shard's ping may arrive at any shard,
 //! which is fine because the cookies are stateless and keyed by a master key all shards share.
 //!
@@ -257,6 +259,8 @@ impl Role for Shard<'_> {
         if self.stop.load(Ordering::Relaxed) {
             return Flow::Stop;
         }
+        // An idle shard lets go of the snapshots a rebuild replaced.
+        self.core.refresh_snapshots();
         if now >= self.next_publish {
             self.next_publish = now + PUBLISH_EVERY;
             *self.published.lock() = *self.core.stats();

@@ -16,7 +16,9 @@
 //!   handed out only once they answered.
 //! - **The pool** ([`pool::Pool`]) is shared by every shard of a server behind a
 //!   `parking_lot::RwLock` ([`SharedPools`]), held only for the pool operation itself, never
-//!   across I/O. Answers take the read lock; verified nodes take the write lock briefly.
+//!   across I/O. Verified nodes take the write lock briefly; answers take no lock: each
+//!   shard answers from the pool's published [`pool::Snapshot`] through its own
+//!   [`PoolReaders`], checking one atomic generation per answer.
 //!   The secrets derive from one master key, so any shard can check any shard's cookie.
 //! - **Answers**: `find_node`, `get_peers`, `get` and `sample_infohashes` get up to K nodes,
 //!   the closest to the target or a random sample ([`AnswerMode`]), BEP 42-consistent nodes
@@ -65,7 +67,7 @@ use crate::node::{MAX_TRANSACTION_ID_LEN, RateLimit, RateLimiter};
 use crate::time::Instant;
 use crate::transmit::{Transmit, TransmitQueue};
 
-pub use pool::{Inserted, NodeFilter, Pool4, Pool6};
+pub use pool::{Inserted, NodeFilter, Pool4, Pool6, PoolReader, Snapshot};
 
 /// Seconds added to the core's clock to get the pool's clock, so that nodes loaded from a
 /// saved pool can keep their age (up to about 11 days) although the core's clock restarts at 0.
@@ -219,6 +221,14 @@ impl Pools {
         }
     }
 
+    /// Readers of both pools' snapshots, for one shard (see [`PoolReader`]).
+    pub fn readers(&self) -> PoolReaders {
+        PoolReaders {
+            v4: self.v4.reader(),
+            v6: self.v6.reader(),
+        }
+    }
+
     /// Adds or refreshes a verified node.
     pub fn insert(&mut self, node: NodeInfo, now: u32) -> Inserted {
         if node.addr.is_ipv4() {
@@ -229,8 +239,19 @@ impl Pools {
     }
 }
 
-/// The pools shared by the shards of one server.
+/// The pools shared by the shards of one server: the lock is taken to change them (and by
+/// the walk, the rebuild and the reply path); answers read the pools' snapshots through each
+/// shard's [`PoolReaders`] instead.
 pub type SharedPools = Arc<RwLock<Pools>>;
+
+/// One shard's readers of the IPv4 and IPv6 pools' snapshots (from [`Pools::readers`]).
+#[derive(Debug)]
+pub struct PoolReaders {
+    /// The IPv4 pool's reader.
+    pub v4: PoolReader<6>,
+    /// The IPv6 pool's reader.
+    pub v6: PoolReader<18>,
+}
 
 /// Counters of one bootstrap core.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -268,8 +289,12 @@ pub struct BootstrapStats {
     pub oversized_transaction_ids: u64,
     /// `announce_peer` queries answered with error 203: the server stores no peers.
     pub announces_refused: u64,
+    /// Snapshots taken by this core's pool readers: one per pool rebuild and family answered
+    /// from. Answers take no lock; this is the only shared state they synchronise on.
+    pub snapshot_refreshes: u64,
     /// Read-lock acquisitions of the shared pool that had to wait (a shard held it for
-    /// writing, or a writer was queued). Readers never wait for readers.
+    /// writing, or a writer was queued): the walk, the rebuild and the nodes named in replies,
+    /// never an answer. Readers never wait for readers.
     pub pool_read_waits: u64,
     /// Write-lock acquisitions of the shared pool that had to wait (readers or a writer held
     /// it).
@@ -297,6 +322,7 @@ impl BootstrapStats {
             outbox_full,
             oversized_transaction_ids,
             announces_refused,
+            snapshot_refreshes,
             pool_read_waits,
             pool_write_waits,
         } = *other;
@@ -316,6 +342,7 @@ impl BootstrapStats {
         self.outbox_full += outbox_full;
         self.oversized_transaction_ids += oversized_transaction_ids;
         self.announces_refused += announces_refused;
+        self.snapshot_refreshes += snapshot_refreshes;
         self.pool_read_waits += pool_read_waits;
         self.pool_write_waits += pool_write_waits;
     }
@@ -389,6 +416,7 @@ pub struct BootstrapServer {
     rng: SmallRng,
     master: u64,
     pools: SharedPools,
+    readers: PoolReaders,
     bootstrap_nodes: Vec<SocketAddr>,
     outbox: TransmitQueue,
     nodes: AnswerNodes,
@@ -401,7 +429,9 @@ pub struct BootstrapServer {
 
 impl BootstrapServer {
     /// A core with id `id` serving `pools`. `master` keys the cookies and tokens: give every
-    /// shard of one server the same value; `seed` seeds this core's randomness.
+    /// shard of one server the same value; `seed` seeds this core's randomness. The core takes
+    /// its readers of the pools' snapshots here (under the read lock, once): change the pools
+    /// in place afterwards, never replace them.
     pub fn new(
         config: BootstrapConfig,
         id: NodeId,
@@ -426,12 +456,14 @@ impl BootstrapServer {
             1,
             now,
         );
+        let readers = pools.read().readers();
         BootstrapServer {
             config,
             id,
             rng: SmallRng::seed_from_u64(seed),
             master,
             pools,
+            readers,
             bootstrap_nodes: Vec::new(),
             outbox: TransmitQueue::default(),
             nodes: AnswerNodes::default(),
@@ -461,6 +493,26 @@ impl BootstrapServer {
     /// The shared pools.
     pub fn pools(&self) -> &SharedPools {
         &self.pools
+    }
+
+    /// Takes the pools' newest snapshots if a rebuild published new ones, so that a core that
+    /// gets no query lets go of the old ones (answers refresh by themselves; the driver also
+    /// calls this at every loop turn).
+    pub fn refresh_snapshots(&mut self) {
+        let refreshed = u64::from(self.readers.v4.refresh()) + u64::from(self.readers.v6.refresh());
+        self.stats.snapshot_refreshes += refreshed;
+    }
+
+    /// Whether the node `id` at `addr` answered at or after `since` (pool seconds), as the
+    /// snapshot of its family says (no lock; a node added since the last rebuild is not seen).
+    fn fresh_in_snapshot(&mut self, id: &NodeId, addr: &SocketAddr, since: u32) -> bool {
+        if addr.is_ipv4() {
+            self.stats.snapshot_refreshes += u64::from(self.readers.v4.refresh());
+            self.readers.v4.snapshot().fresh(id, addr, since)
+        } else {
+            self.stats.snapshot_refreshes += u64::from(self.readers.v6.refresh());
+            self.readers.v6.snapshot().fresh(id, addr, since)
+        }
     }
 
     /// Nodes the walk asks while the pool is small (e.g. the public routers, other servers).
@@ -584,15 +636,14 @@ impl BootstrapServer {
                     return;
                 }
                 self.answer(now, from, &message.transaction_id, &query.id, query.kind);
-                // The asker is a candidate, unless read-only (BEP 43) or already fresh.
+                // The asker is a candidate, unless read-only (BEP 43) or already fresh in the
+                // snapshot (read without a lock, as the answer: an asker verified since the
+                // last rebuild may be pinged again, within the ping budget).
                 if !message.read_only && query.id != self.id && self.config.id_ok(&query.id, &from)
                 {
                     let stale = Self::pool_time(now)
                         .saturating_sub(self.config.refresh_after.as_secs() as u32);
-                    let fresh = read_pools(&self.pools, &mut self.stats.pool_read_waits)
-                        .seen(&from)
-                        .is_some_and(|s| s >= stale);
-                    if !fresh {
+                    if !self.fresh_in_snapshot(&query.id, &from, stale) {
                         self.verify(now, from);
                     }
                 }
@@ -685,9 +736,10 @@ impl BootstrapServer {
         }
     }
 
-    /// Copies the nodes of the answer from the pools into `self.nodes` (they are encoded
-    /// from there in place of `response`'s lists): the asker is never handed itself, nodes
-    /// the configuration does not keep are never handed out, BEP 42-consistent ones first.
+    /// Copies the nodes of the answer from the pools' snapshots into `self.nodes` (they are
+    /// encoded from there in place of `response`'s lists), taking no lock: the asker is never
+    /// handed itself, nodes the configuration does not keep are never handed out, BEP
+    /// 42-consistent ones first.
     fn fill_nodes(
         &mut self,
         _response: &mut Response,
@@ -708,28 +760,23 @@ impl BootstrapServer {
             exclude_id: Some(*asker),
             ..self.config.kept()
         };
-        let pools = read_pools(&self.pools, &mut self.stats.pool_read_waits);
         let nodes = &mut self.nodes;
         let mut handed_out = 0;
         if n4 {
+            self.stats.snapshot_refreshes += u64::from(self.readers.v4.refresh());
+            let pool = self.readers.v4.snapshot();
             handed_out += match self.config.answer {
-                AnswerMode::Closest => pools.v4.closest_compact(target, k, &filter, &mut nodes.v4),
-                AnswerMode::Random => {
-                    pools
-                        .v4
-                        .sample_compact(&mut self.rng, k, &filter, &mut nodes.v4)
-                }
+                AnswerMode::Closest => pool.closest_compact(target, k, &filter, &mut nodes.v4),
+                AnswerMode::Random => pool.sample_compact(&mut self.rng, k, &filter, &mut nodes.v4),
             };
             nodes.has_v4 = true;
         }
         if n6 {
+            self.stats.snapshot_refreshes += u64::from(self.readers.v6.refresh());
+            let pool = self.readers.v6.snapshot();
             handed_out += match self.config.answer {
-                AnswerMode::Closest => pools.v6.closest_compact(target, k, &filter, &mut nodes.v6),
-                AnswerMode::Random => {
-                    pools
-                        .v6
-                        .sample_compact(&mut self.rng, k, &filter, &mut nodes.v6)
-                }
+                AnswerMode::Closest => pool.closest_compact(target, k, &filter, &mut nodes.v6),
+                AnswerMode::Random => pool.sample_compact(&mut self.rng, k, &filter, &mut nodes.v6),
             };
             nodes.has_v6 = true;
         }
@@ -801,11 +848,12 @@ impl BootstrapServer {
     }
 
     /// Rebuilds the pools if stale ([`pool::Pool::index_stale`]): the tail sorted, merged
-    /// with the sorted region and the records copied and indexed under the read lock, so
-    /// answers keep flowing meanwhile; installed under the write lock, which costs one pass
-    /// over the 4-byte time words in the new order plus the changes made in between (a few
-    /// milliseconds for a million nodes, during which answers wait). A rebuild made stale by
-    /// the pool compacting itself meanwhile is dropped and redone at the next tick.
+    /// with the sorted region and the records copied and indexed under the read lock;
+    /// installed and published under the write lock, which costs one pass over the 4-byte
+    /// time words in the new order plus the changes made in between (a few milliseconds for a
+    /// million nodes, during which writers wait; answers never do: they read the snapshots).
+    /// A rebuild made stale by the pool compacting itself meanwhile is dropped and redone at
+    /// the next tick.
     fn rebuild_indexes(&mut self) {
         let (stale4, stale6) = {
             let pools = read_pools(&self.pools, &mut self.stats.pool_read_waits);

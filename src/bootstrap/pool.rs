@@ -23,22 +23,37 @@
 //! rebuild); an insert that finds them at that limit compacts the pool itself, in O(n).
 //!
 //! So a full IPv4 pool of one million nodes takes about 38.4 bytes per node right after a
-//! rebuild and at most about 42.1 bytes while hidden records and the tail grow;
+//! rebuild (its newest snapshot, tail and index) and at most about 42.1 bytes while hidden records and the tail grow;
 //! [`Pool::memory_bytes`] measures it from the allocations and a test checks it stays under
 //! 48. The pool never holds more than its capacity of nodes: a new node then replaces the
 //! stalest of a few nodes at a rotating cursor.
 //!
 //! A rebuild is split for a pool shared behind a lock: [`Pool::build_index`] does the work
 //! that reads the pool (sorting the tail, merging it with the sorted region, copying the
-//! records in their new order and indexing their addresses) and can run under a read lock,
-//! while answers go on; [`Pool::set_index`] installs it under the write lock, with one pass
-//! over the time words in the new order and the changes made in between (nodes hidden or
-//! appended meanwhile).
+//! records in their new order and indexing their addresses) and can run under a read lock;
+//! [`Pool::set_index`] installs it under the write lock, with one pass over the time words in
+//! the new order and the changes made in between (nodes hidden or appended meanwhile).
+//!
+//! **Answers read no lock.** The sorted region with its words is a [`Snapshot`] behind an
+//! `Arc`, published by each [`Pool::set_index`]: its records never change, its words are
+//! atomics (relaxed loads and stores, plain moves on x86-64 and AArch64). A [`PoolReader`]
+//! (one per shard) keeps a clone of the `Arc` and answers from it; before each answer it
+//! loads the pool's published generation (one atomic load, no lock, no reference count
+//! touched) and takes the new snapshot only after a rebuild. Between rebuilds the pool
+//! writes hidden flags and times into the published snapshot's words, so a node hidden
+//! (removed, replaced, swept) is never handed out by an answer that starts after it was
+//! hidden: no staleness. A replaced snapshot lives on until the last reader refreshes; the
+//! bootstrap shards refresh at every answer and every loop turn (at most 100 ms apart), so
+//! for that long after a rebuild the old sorted region and its words (30 bytes per IPv4 node)
+//! are held beside the new one, as the rebuild's scratch copy was while it ran.
 //!
 //! This module knows nothing about the network: it stores what the server tells it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use parking_lot::Mutex;
 use rand::Rng;
 
 use crate::address_policy::is_ignored_ip;
@@ -164,15 +179,70 @@ pub struct Rebuild<const N: usize> {
     table: Vec<u32>,
 }
 
+/// The sorted region of a pool as answers read it: its records in id order and their words.
+///
+/// Published by each rebuild ([`Pool::set_index`]) and shared, behind an `Arc`, by the pool
+/// and every [`PoolReader`]: the records never change once published; the words are atomics
+/// that the pool (under its owner's write lock) keeps updating until the next rebuild
+/// publishes a new snapshot, so a reader sees a node hidden the moment it is hidden.
+#[derive(Debug)]
+pub struct Snapshot<const N: usize> {
+    /// Number of the rebuild that published it (0: the empty snapshot of a new pool).
+    generation: u64,
+    records: Vec<Record<N>>,
+    words: Vec<AtomicU32>,
+}
+
+/// Where a pool publishes its snapshots, for its readers.
+#[derive(Debug)]
+struct Published<const N: usize> {
+    /// The generation of `newest`, loaded by readers at every answer.
+    generation: AtomicU64,
+    /// The newest snapshot; locked only to publish one and for a reader to take it.
+    newest: Mutex<Arc<Snapshot<N>>>,
+}
+
+/// A reader of a [`Pool`] (one per shard): answers from the pool's newest snapshot without
+/// taking the lock the pool lives behind.
+///
+/// [`PoolReader::refresh`] costs one atomic load when nothing was published since (no lock,
+/// no reference count touched); after a rebuild it takes the new snapshot (a short private
+/// lock and one reference count increment) and lets go of the old one, which is freed once
+/// every reader has let go of it.
+#[derive(Debug)]
+pub struct PoolReader<const N: usize> {
+    published: Arc<Published<N>>,
+    snapshot: Arc<Snapshot<N>>,
+}
+
+impl<const N: usize> PoolReader<N> {
+    /// Takes the pool's newest snapshot if a rebuild published one since the last call;
+    /// whether it did.
+    pub fn refresh(&mut self) -> bool {
+        if self.published.generation.load(Ordering::Acquire) == self.snapshot.generation {
+            return false;
+        }
+        self.snapshot = self.published.newest.lock().clone();
+        true
+    }
+
+    /// The snapshot this reader answers from (as of its last [`PoolReader::refresh`]).
+    pub fn snapshot(&self) -> &Snapshot<N> {
+        &self.snapshot
+    }
+}
+
 /// A bounded set of verified nodes of one address family (`N` = compact address length: 6 for
 /// IPv4, 18 for IPv6).
 #[derive(Debug)]
 pub struct Pool<const N: usize> {
-    /// The sorted region `[..sorted]`, then the tail.
-    records: Vec<Record<N>>,
-    /// Time and flags of each record.
-    words: Vec<u32>,
-    sorted: usize,
+    /// The sorted region (record numbers `0..snapshot.records.len()`), as published.
+    snapshot: Arc<Snapshot<N>>,
+    published: Arc<Published<N>>,
+    /// The tail (record numbers from `snapshot.records.len()` on), in arrival order.
+    tail: Vec<Record<N>>,
+    /// Time and flags of each tail record.
+    tail_words: Vec<u32>,
     /// Records not hidden.
     live: usize,
     table: Vec<u32>,
@@ -239,363 +309,77 @@ fn shared(id: &[u8; 20], target: (u128, u32)) -> u32 {
     }
 }
 
-impl<const N: usize> Pool<N> {
-    /// An empty pool for at most `capacity` nodes (at least 1, at most 2^31); `hash_key`
-    /// randomises the address index against crafted collisions.
-    pub fn new(capacity: usize, hash_key: u64) -> Self {
-        let capacity = capacity.clamp(1, 1 << 31);
-        let slots = (capacity * 2).next_power_of_two();
-        Pool {
-            records: Vec::new(),
-            words: Vec::new(),
-            sorted: 0,
-            live: 0,
-            table: vec![EMPTY; slots],
-            mask: slots - 1,
-            changed: 0,
-            capacity,
-            limit: capacity + capacity / 8 + 64,
-            layout: 0,
-            evict_cursor: 0,
-            sweep_cursor: 0,
-            hash_key,
-        }
+/// The record numbered `i` of a pool whose sorted region is `sorted` and tail `tail`.
+#[inline]
+fn record_at<'a, const N: usize>(
+    sorted: &'a [Record<N>],
+    tail: &'a [Record<N>],
+    i: usize,
+) -> Option<&'a Record<N>> {
+    match i.checked_sub(sorted.len()) {
+        None => sorted.get(i),
+        Some(j) => tail.get(j),
     }
+}
 
-    /// Nodes in the pool.
+/// The node a record holds.
+fn info<const N: usize>(record: &Record<N>) -> Option<NodeInfo> {
+    compact::decode_addr(&record.addr).map(|addr| NodeInfo::new(NodeId(record.id), addr))
+}
+
+/// The compact address of `addr` for a pool of compact address length `N`, if of its family.
+fn pack<const N: usize>(addr: &SocketAddr) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    match addr {
+        SocketAddr::V4(a) if N == 6 => out[..4].copy_from_slice(&a.ip().octets()),
+        SocketAddr::V6(a) if N == 18 => out[..16].copy_from_slice(&a.ip().octets()),
+        _ => return None,
+    }
+    out[N - 2..].copy_from_slice(&addr.port().to_be_bytes());
+    Some(out)
+}
+
+/// Records with one id examined by [`Snapshot::fresh`] (ids are not unique across addresses).
+const FRESH_SCAN: usize = 8;
+
+impl<const N: usize> Snapshot<N> {
+    /// Nodes in the snapshot, hidden ones included.
     pub fn len(&self) -> usize {
-        self.live
+        self.records.len()
     }
 
-    /// Whether the pool is empty.
+    /// Whether the snapshot holds no record.
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.records.is_empty()
     }
 
-    /// The most nodes the pool holds.
-    pub fn capacity(&self) -> usize {
-        self.capacity
+    /// The number of the rebuild that published this snapshot (0: none yet).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
-    /// Bytes allocated by the pool (records, their words, address index).
-    pub fn memory_bytes(&self) -> usize {
-        self.records.capacity() * std::mem::size_of::<Record<N>>()
-            + self.words.capacity() * 4
-            + self.table.capacity() * 4
-    }
-
-    fn pack(addr: &SocketAddr) -> Option<[u8; N]> {
-        let mut out = [0u8; N];
-        match addr {
-            SocketAddr::V4(a) if N == 6 => out[..4].copy_from_slice(&a.ip().octets()),
-            SocketAddr::V6(a) if N == 18 => out[..16].copy_from_slice(&a.ip().octets()),
-            _ => return None,
-        }
-        out[N - 2..].copy_from_slice(&addr.port().to_be_bytes());
-        Some(out)
-    }
-
-    fn home(hash_key: u64, mask: usize, addr: &[u8; N]) -> usize {
-        let mut h = hash_key;
-        for chunk in addr.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            h = mix(h ^ u64::from_le_bytes(word));
-        }
-        (h as usize) & mask
-    }
-
-    /// Position in `table` of `addr`, or of the empty slot where it would go.
-    fn find(
-        table: &[u32],
-        mask: usize,
-        hash_key: u64,
-        records: &[Record<N>],
-        addr: &[u8; N],
-    ) -> (usize, Option<u32>) {
-        let mut i = Self::home(hash_key, mask, addr);
-        loop {
-            let slot = table[i];
-            if slot == EMPTY {
-                return (i, None);
-            }
-            if records.get(slot as usize).is_some_and(|r| r.addr == *addr) {
-                return (i, Some(slot));
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    fn probe(&self, addr: &[u8; N]) -> (usize, Option<u32>) {
-        Self::find(&self.table, self.mask, self.hash_key, &self.records, addr)
-    }
-
-    fn info(record: &Record<N>) -> Option<NodeInfo> {
-        compact::decode_addr(&record.addr).map(|addr| NodeInfo::new(NodeId(record.id), addr))
-    }
-
-    /// The flags of a node entering the pool, computed once.
-    fn flags(node: &NodeInfo) -> u32 {
-        let mut flags = 0;
-        if node.id.is_bep42_valid_for(node.addr.ip()) {
-            flags |= BEP42;
-        }
-        if is_ignored_ip(node.addr.ip()) {
-            flags |= IGNORED;
-        }
-        if node.addr.port() == 0 {
-            flags |= PORT_ZERO;
-        }
-        flags
-    }
-
-    /// Whether `addr` is in the pool, and when it last answered.
-    pub fn seen(&self, addr: &SocketAddr) -> Option<u32> {
-        let packed = Self::pack(addr)?;
-        let (_, slot) = self.probe(&packed);
-        slot.map(|s| self.words[s as usize] & SEEN)
-    }
-
-    /// Adds a verified node, or refreshes it, at time `now` (pool seconds, kept to 28 bits).
-    pub fn insert(&mut self, node: NodeInfo, now: u32) -> Inserted {
-        let Some(addr) = Self::pack(&node.addr) else {
-            return Inserted::Refused;
-        };
-        let now = now.min(SEEN);
-        let (_, slot) = self.probe(&addr);
-        if let Some(slot) = slot {
-            let slot = slot as usize;
-            let word = self.words[slot];
-            if self.records[slot].id == node.id.0 {
-                self.words[slot] = (word & !SEEN) | (word & SEEN).max(now);
-                return Inserted::Refreshed;
-            }
-            // A new id at a known address: a new record (records never change in place).
-            let seen = (word & SEEN).max(now);
-            self.hide(slot);
-            self.append(node.id.0, addr, Self::flags(&node) | seen);
-            return Inserted::Refreshed;
-        }
-        let word = Self::flags(&node) | now;
-        if self.live < self.capacity {
-            self.append(node.id.0, addr, word);
-            return Inserted::Added;
-        }
-        // Full: replace the stalest of a few nodes at the cursor.
-        let len = self.records.len();
-        let mut victim = None;
-        let mut choices = 0;
-        for _ in 0..len {
-            let j = self.evict_cursor % len;
-            self.evict_cursor = j + 1;
-            if self.words[j] & HIDDEN != 0 {
-                continue;
-            }
-            if victim.is_none_or(|v: usize| self.words[j] & SEEN < self.words[v] & SEEN) {
-                victim = Some(j);
-            }
-            choices += 1;
-            if choices == EVICTION_CHOICES {
-                break;
-            }
-        }
-        if let Some(victim) = victim {
-            self.hide(victim);
-        }
-        self.append(node.id.0, addr, word);
-        Inserted::Replaced
-    }
-
-    /// Appends a record to the tail and indexes its address (compacting first at the limit).
-    fn append(&mut self, id: [u8; 20], addr: [u8; N], word: u32) {
-        if self.records.len() >= self.limit {
-            self.rebuild_index();
-        }
-        if self.records.len() == self.records.capacity() {
-            let grow = self
-                .records
-                .len()
-                .max(1024)
-                .min(self.limit - self.records.len());
-            self.records.reserve_exact(grow);
-            self.words.reserve_exact(grow);
-        }
-        let (pos, _) = self.probe(&addr);
-        self.table[pos] = self.records.len() as u32;
-        self.records.push(Record { id, addr });
-        self.words.push(word);
-        self.live += 1;
-        self.changed += 1;
-    }
-
-    /// Hides record `slot` and removes it from the address index.
-    fn hide(&mut self, slot: usize) {
-        let addr = self.records[slot].addr;
-        self.unindex(&addr);
-        self.words[slot] |= HIDDEN;
-        self.live -= 1;
-        self.changed += 1;
-    }
-
-    /// Removes `addr` from the address index.
-    fn unindex(&mut self, addr: &[u8; N]) {
-        let (mut i, slot) = self.probe(addr);
-        if slot.is_none() {
-            return;
-        }
-        self.table[i] = EMPTY;
-        // Backward-shift deletion: move later members of the cluster into the hole.
-        let mut j = i;
-        loop {
-            j = (j + 1) & self.mask;
-            let s = self.table[j];
-            if s == EMPTY {
-                break;
-            }
-            let Some(record) = self.records.get(s as usize) else {
-                break;
-            };
-            let k = Self::home(self.hash_key, self.mask, &record.addr);
-            let movable = if i <= j {
-                k <= i || k > j
-            } else {
-                k <= i && k > j
-            };
-            if movable {
-                self.table[i] = s;
-                self.table[j] = EMPTY;
-                i = j;
-            }
-        }
-    }
-
-    /// Removes the node at `addr`; whether it was there.
-    pub fn remove(&mut self, addr: &SocketAddr) -> bool {
-        let Some(packed) = Self::pack(addr) else {
+    /// Whether the node `id` at `addr` is in the snapshot, not hidden, and last answered at
+    /// or after `since` (pool seconds). A node added since the snapshot was published is not
+    /// seen. Binary search by id, then at most a few records of that id.
+    pub fn fresh(&self, id: &NodeId, addr: &SocketAddr, since: u32) -> bool {
+        let Some(addr) = pack::<N>(addr) else {
             return false;
         };
-        let (_, Some(slot)) = self.probe(&packed) else {
-            return false;
-        };
-        self.hide(slot as usize);
-        true
-    }
-
-    /// Whether enough changed since the last rebuild to rebuild (an eighth of the nodes, or
-    /// any change while small, or the records near their limit).
-    pub fn index_stale(&self) -> bool {
-        self.changed > 0
-            && (self.changed >= self.live / 8
-                || self.live < 4096
-                || self.records.len() + (self.limit - self.capacity) / 2 >= self.limit)
-    }
-
-    /// Rebuilds now: drops the hidden records and merges the tail into the sorted region
-    /// (O(n + t log t) for a tail of t; the server calls it from its timer when
-    /// [`Pool::index_stale`], in two halves, see [`Pool::build_index`]).
-    pub fn rebuild_index(&mut self) {
-        let rebuild = self.build_index();
-        self.set_index(rebuild);
-    }
-
-    /// The work of a rebuild that only reads the pool (for [`Pool::set_index`]; lets a caller
-    /// run it under a read lock).
-    ///
-    /// Sorts the tail by plain `u64` keys (the id's first 4 bytes, then the record number)
-    /// made in one sequential pass, then each run of equal first 4 bytes by whole id, merges
-    /// it with the sorted region (skipping hidden records), copies the records in that order
-    /// and indexes their addresses. Scratch memory while it runs: a second copy of the records
-    /// and of the address index, 4 bytes per record and 8 per tail record.
-    pub fn build_index(&self) -> Rebuild<N> {
-        let records = &self.records;
-        let prefix = |r: &Record<N>| u32::from_be_bytes([r.id[0], r.id[1], r.id[2], r.id[3]]);
-        // Record numbers fit in 32 bits, below EMPTY: the limit is under 2^31 + 2^29.
-        let mut keys: Vec<u64> = (self.sorted..records.len())
-            .filter(|i| self.words[*i] & HIDDEN == 0)
-            .map(|i| (u64::from(prefix(&records[i])) << 32) | i as u64)
-            .collect();
-        keys.sort_unstable();
-        let mut tail: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
-        let mut start = 0;
-        for run in keys.chunk_by(|a, b| a >> 32 == b >> 32) {
-            if run.len() > 1 {
-                let by_id =
-                    |a: &u32, b: &u32| records[*a as usize].id.cmp(&records[*b as usize].id);
-                tail[start..start + run.len()].sort_unstable_by(by_id);
-            }
-            start += run.len();
-        }
-        drop(keys);
-        let live_sorted = (0..self.sorted).filter(|i| self.words[*i] & HIDDEN == 0);
-        let mut order = Vec::with_capacity(self.live);
-        let mut tail = tail.into_iter().peekable();
-        for i in live_sorted {
-            while let Some(t) = tail.next_if(|t| records[*t as usize].id < records[i].id) {
-                order.push(t);
-            }
-            order.push(i as u32);
-        }
-        order.extend(tail);
-        let new_records: Vec<Record<N>> = order.iter().map(|i| records[*i as usize]).collect();
-        let mut table = vec![EMPTY; self.table.len()];
-        for (j, record) in new_records.iter().enumerate() {
-            let (pos, _) = Self::find(&table, self.mask, self.hash_key, &new_records, &record.addr);
-            table[pos] = j as u32;
-        }
-        Rebuild {
-            layout: self.layout,
-            len: records.len(),
-            order,
-            records: new_records,
-            table,
-        }
-    }
-
-    /// Installs a rebuild from [`Pool::build_index`]: one pass over the time words in the new
-    /// order, then the changes made since it was built (records hidden are dropped from the
-    /// address index, records appended join the new tail). Refuses (and returns `false`) a
-    /// rebuild of an older layout (the pool compacted itself in between).
-    pub fn set_index(&mut self, rebuild: Rebuild<N>) -> bool {
-        if rebuild.layout != self.layout {
-            return false;
-        }
-        let old_records = std::mem::replace(&mut self.records, rebuild.records);
-        let old_words = std::mem::take(&mut self.words);
-        self.table = rebuild.table;
-        self.sorted = rebuild.order.len();
-        let extra = old_records.len() - rebuild.len;
-        self.words = Vec::with_capacity(self.sorted + extra);
-        self.words
-            .extend(rebuild.order.iter().map(|i| old_words[*i as usize]));
-        self.changed = 0;
-        self.layout += 1;
-        // Hidden since the build: out of the address index (they go at the next rebuild).
-        for j in 0..self.sorted {
-            if self.words[j] & HIDDEN != 0 {
-                let addr = self.records[j].addr;
-                self.unindex(&addr);
-                self.changed += 1;
-            }
-        }
-        // Appended since the build: the new tail.
-        self.records.reserve_exact(extra);
-        for i in rebuild.len..old_records.len() {
-            let word = old_words[i];
-            if word & HIDDEN == 0 {
-                let (pos, _) = self.probe(&old_records[i].addr);
-                self.table[pos] = self.records.len() as u32;
-            }
-            self.records.push(old_records[i]);
-            self.words.push(word);
-            self.changed += 1;
-        }
-        true
+        let at = self.records.partition_point(|r| r.id < id.0);
+        self.records[at..]
+            .iter()
+            .zip(&self.words[at..])
+            .take(FRESH_SCAN)
+            .take_while(|(r, _)| r.id == id.0)
+            .any(|(r, w)| {
+                let w = w.load(Ordering::Relaxed);
+                r.addr == addr && w & HIDDEN == 0 && w & SEEN >= since
+            })
     }
 
     /// Finds up to `n` (at most [`MAX_ANSWER`]) nodes close to `target` that `filter` takes,
     /// those it prefers first, closest first, and calls `each` with each one's record number.
-    /// Reads only the sorted region, so nodes added since the last rebuild are not seen: good
-    /// enough for a bootstrap answer, and exact for nodes within the scanned window.
+    /// Exact for nodes within the scanned window.
     fn closest_each(
         &self,
         target: &NodeId,
@@ -607,7 +391,7 @@ impl<const N: usize> Pool<N> {
         if n == 0 {
             return;
         }
-        let records = &self.records[..self.sorted];
+        let records = &self.records[..];
         let len = records.len();
         let target_key = target.sort_key();
         let shared_at = |i: usize| shared(&records[i].id, target_key);
@@ -664,12 +448,13 @@ impl<const N: usize> Pool<N> {
         let mut best = [(0u128, 0u64); MAX_ANSWER];
         let mut count = 0;
         for (i, (record, word)) in records[lo..hi].iter().zip(&self.words[lo..hi]).enumerate() {
-            if !packed.takes(record, *word) {
+            let word = word.load(Ordering::Relaxed);
+            if !packed.takes(record, word) {
                 continue;
             }
             let (d_hi, d_lo) = distance(&record.id, target_key);
             let key = (
-                (u128::from(packed.later(*word)) << 127) | (d_hi >> 1),
+                (u128::from(packed.later(word)) << 127) | (d_hi >> 1),
                 ((d_hi as u64 & 1) << 40) | (u64::from(d_lo) << 8) | i as u64,
             );
             if count == n && !less(&key, &best[n - 1]) {
@@ -690,7 +475,7 @@ impl<const N: usize> Pool<N> {
 
     /// Appends up to `n` (at most [`MAX_ANSWER`]) nodes close to `target` that `filter`
     /// takes, as compact node info (26 bytes each for IPv4, 38 for IPv6), those it prefers
-    /// first, closest first; returns how many. See [`Pool::closest`].
+    /// first, closest first; returns how many. See [`Snapshot::closest`].
     pub fn closest_compact(
         &self,
         target: &NodeId,
@@ -708,56 +493,11 @@ impl<const N: usize> Pool<N> {
     }
 
     /// Up to `n` (at most [`MAX_ANSWER`]) nodes close to `target` that `filter` takes, those
-    /// it prefers first, closest first. Reads only the records sorted at the last rebuild, so
-    /// nodes added since are not seen: good enough for a bootstrap answer, and exact right
-    /// after a rebuild for nodes within the scanned window.
+    /// it prefers first, closest first. Exact for nodes within the scanned window.
     pub fn closest(&self, target: &NodeId, n: usize, filter: &NodeFilter) -> Vec<NodeInfo> {
         let mut out = Vec::new();
-        self.closest_each(target, n, filter, |record| out.extend(Self::info(record)));
+        self.closest_each(target, n, filter, |record| out.extend(info(record)));
         out
-    }
-
-    /// Draws up to `n` (at most [`MAX_ANSWER`]) random distinct nodes that `filter` takes,
-    /// those it prefers first (at most `4n` draws), and calls `each` with each.
-    fn sample_each<R: Rng + ?Sized>(
-        &self,
-        rng: &mut R,
-        n: usize,
-        filter: &NodeFilter,
-        mut each: impl FnMut(&Record<N>),
-    ) {
-        let n = n.min(MAX_ANSWER);
-        let len = self.records.len();
-        if len == 0 || n == 0 {
-            return;
-        }
-        let packed = Packed::<N>::new(filter);
-        let mut preferred = [0u32; MAX_ANSWER];
-        let mut others = [0u32; MAX_ANSWER];
-        let (mut np, mut no) = (0, 0);
-        for _ in 0..4 * n {
-            let i = rng.random_range(0..len);
-            let word = self.words[i];
-            if !packed.takes(&self.records[i], word)
-                || preferred[..np].contains(&(i as u32))
-                || others[..no].contains(&(i as u32))
-            {
-                continue;
-            }
-            if !packed.later(word) {
-                preferred[np] = i as u32;
-                np += 1;
-                if np == n {
-                    break;
-                }
-            } else if no < n {
-                others[no] = i as u32;
-                no += 1;
-            }
-        }
-        for i in preferred[..np].iter().chain(&others[..no]).take(n) {
-            each(&self.records[*i as usize]);
-        }
     }
 
     /// Appends up to `n` (at most [`MAX_ANSWER`]) random nodes that `filter` takes, as
@@ -787,18 +527,543 @@ impl<const N: usize> Pool<N> {
         filter: &NodeFilter,
     ) -> Vec<NodeInfo> {
         let mut out = Vec::new();
-        self.sample_each(rng, n, filter, |record| out.extend(Self::info(record)));
+        self.sample_each(rng, n, filter, |record| out.extend(info(record)));
         out
+    }
+
+    /// Draws up to `n` (at most [`MAX_ANSWER`]) random distinct nodes that `filter` takes,
+    /// those it prefers first (at most `4n` draws), and calls `each` with each.
+    fn sample_each<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        n: usize,
+        filter: &NodeFilter,
+        mut each: impl FnMut(&Record<N>),
+    ) {
+        let n = n.min(MAX_ANSWER);
+        let len = self.records.len();
+        if len == 0 || n == 0 {
+            return;
+        }
+        let packed = Packed::<N>::new(filter);
+        let mut preferred = [0u32; MAX_ANSWER];
+        let mut others = [0u32; MAX_ANSWER];
+        let (mut np, mut no) = (0, 0);
+        for _ in 0..4 * n {
+            let i = rng.random_range(0..len);
+            let word = self.words[i].load(Ordering::Relaxed);
+            if !packed.takes(&self.records[i], word)
+                || preferred[..np].contains(&(i as u32))
+                || others[..no].contains(&(i as u32))
+            {
+                continue;
+            }
+            if !packed.later(word) {
+                preferred[np] = i as u32;
+                np += 1;
+                if np == n {
+                    break;
+                }
+            } else if no < n {
+                others[no] = i as u32;
+                no += 1;
+            }
+        }
+        for i in preferred[..np].iter().chain(&others[..no]).take(n) {
+            each(&self.records[*i as usize]);
+        }
+    }
+}
+
+impl<const N: usize> Pool<N> {
+    /// An empty pool for at most `capacity` nodes (at least 1, at most 2^31); `hash_key`
+    /// randomises the address index against crafted collisions.
+    pub fn new(capacity: usize, hash_key: u64) -> Self {
+        let capacity = capacity.clamp(1, 1 << 31);
+        let slots = (capacity * 2).next_power_of_two();
+        let snapshot = Arc::new(Snapshot {
+            generation: 0,
+            records: Vec::new(),
+            words: Vec::new(),
+        });
+        Pool {
+            published: Arc::new(Published {
+                generation: AtomicU64::new(0),
+                newest: Mutex::new(snapshot.clone()),
+            }),
+            snapshot,
+            tail: Vec::new(),
+            tail_words: Vec::new(),
+            live: 0,
+            table: vec![EMPTY; slots],
+            mask: slots - 1,
+            changed: 0,
+            capacity,
+            limit: capacity + capacity / 8 + 64,
+            layout: 0,
+            evict_cursor: 0,
+            sweep_cursor: 0,
+            hash_key,
+        }
+    }
+
+    /// A reader of this pool's snapshots (see [`PoolReader`]), holding the newest one.
+    pub fn reader(&self) -> PoolReader<N> {
+        PoolReader {
+            published: self.published.clone(),
+            snapshot: self.snapshot.clone(),
+        }
+    }
+
+    /// The pool's newest snapshot (what answers read).
+    pub fn snapshot(&self) -> &Snapshot<N> {
+        &self.snapshot
+    }
+
+    /// Nodes in the pool.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The most nodes the pool holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes allocated by the pool (its newest snapshot's records and words, the tail and its
+    /// words, the address index). A snapshot replaced by a rebuild is not counted: it lives on
+    /// until every reader has refreshed (see the module documentation).
+    pub fn memory_bytes(&self) -> usize {
+        let record = std::mem::size_of::<Record<N>>();
+        self.snapshot.records.capacity() * record
+            + self.snapshot.words.capacity() * 4
+            + self.tail.capacity() * record
+            + self.tail_words.capacity() * 4
+            + self.table.capacity() * 4
+    }
+
+    fn pack(addr: &SocketAddr) -> Option<[u8; N]> {
+        pack::<N>(addr)
+    }
+
+    /// Records in the sorted region.
+    fn sorted(&self) -> usize {
+        self.snapshot.records.len()
+    }
+
+    /// Records in all (sorted region and tail, hidden ones included).
+    fn total(&self) -> usize {
+        self.snapshot.records.len() + self.tail.len()
+    }
+
+    /// Record number `i` (below [`Pool::total`]).
+    fn record(&self, i: usize) -> &Record<N> {
+        match i.checked_sub(self.sorted()) {
+            None => &self.snapshot.records[i],
+            Some(j) => &self.tail[j],
+        }
+    }
+
+    /// The word of record number `i` (below [`Pool::total`]).
+    fn word(&self, i: usize) -> u32 {
+        match i.checked_sub(self.sorted()) {
+            None => self.snapshot.words[i].load(Ordering::Relaxed),
+            Some(j) => self.tail_words[j],
+        }
+    }
+
+    /// Sets the word of record number `i` (below [`Pool::total`]).
+    fn set_word(&mut self, i: usize, word: u32) {
+        match i.checked_sub(self.sorted()) {
+            None => self.snapshot.words[i].store(word, Ordering::Relaxed),
+            Some(j) => self.tail_words[j] = word,
+        }
+    }
+
+    fn home(hash_key: u64, mask: usize, addr: &[u8; N]) -> usize {
+        let mut h = hash_key;
+        for chunk in addr.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            h = mix(h ^ u64::from_le_bytes(word));
+        }
+        (h as usize) & mask
+    }
+
+    /// Position in `table` of `addr`, or of the empty slot where it would go, for the records
+    /// `sorted` then `tail`.
+    fn find(
+        table: &[u32],
+        mask: usize,
+        hash_key: u64,
+        (sorted, tail): (&[Record<N>], &[Record<N>]),
+        addr: &[u8; N],
+    ) -> (usize, Option<u32>) {
+        let mut i = Self::home(hash_key, mask, addr);
+        loop {
+            let slot = table[i];
+            if slot == EMPTY {
+                return (i, None);
+            }
+            if record_at(sorted, tail, slot as usize).is_some_and(|r| r.addr == *addr) {
+                return (i, Some(slot));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn probe(&self, addr: &[u8; N]) -> (usize, Option<u32>) {
+        Self::find(
+            &self.table,
+            self.mask,
+            self.hash_key,
+            (&self.snapshot.records, &self.tail),
+            addr,
+        )
+    }
+
+    /// The flags of a node entering the pool, computed once.
+    fn flags(node: &NodeInfo) -> u32 {
+        let mut flags = 0;
+        if node.id.is_bep42_valid_for(node.addr.ip()) {
+            flags |= BEP42;
+        }
+        if is_ignored_ip(node.addr.ip()) {
+            flags |= IGNORED;
+        }
+        if node.addr.port() == 0 {
+            flags |= PORT_ZERO;
+        }
+        flags
+    }
+
+    /// Whether `addr` is in the pool, and when it last answered.
+    pub fn seen(&self, addr: &SocketAddr) -> Option<u32> {
+        let packed = Self::pack(addr)?;
+        let (_, slot) = self.probe(&packed);
+        slot.map(|s| self.word(s as usize) & SEEN)
+    }
+
+    /// Adds a verified node, or refreshes it, at time `now` (pool seconds, kept to 28 bits).
+    pub fn insert(&mut self, node: NodeInfo, now: u32) -> Inserted {
+        let Some(addr) = Self::pack(&node.addr) else {
+            return Inserted::Refused;
+        };
+        let now = now.min(SEEN);
+        let (_, slot) = self.probe(&addr);
+        if let Some(slot) = slot {
+            let slot = slot as usize;
+            let word = self.word(slot);
+            if self.record(slot).id == node.id.0 {
+                self.set_word(slot, (word & !SEEN) | (word & SEEN).max(now));
+                return Inserted::Refreshed;
+            }
+            // A new id at a known address: a new record (records never change in place).
+            let seen = (word & SEEN).max(now);
+            self.hide(slot);
+            self.append(node.id.0, addr, Self::flags(&node) | seen);
+            return Inserted::Refreshed;
+        }
+        let word = Self::flags(&node) | now;
+        if self.live < self.capacity {
+            self.append(node.id.0, addr, word);
+            return Inserted::Added;
+        }
+        // Full: replace the stalest of a few nodes at the cursor.
+        let len = self.total();
+        let mut victim = None;
+        let mut choices = 0;
+        for _ in 0..len {
+            let j = self.evict_cursor % len;
+            self.evict_cursor = j + 1;
+            let word = self.word(j);
+            if word & HIDDEN != 0 {
+                continue;
+            }
+            if victim.is_none_or(|v: usize| word & SEEN < self.word(v) & SEEN) {
+                victim = Some(j);
+            }
+            choices += 1;
+            if choices == EVICTION_CHOICES {
+                break;
+            }
+        }
+        if let Some(victim) = victim {
+            self.hide(victim);
+        }
+        self.append(node.id.0, addr, word);
+        Inserted::Replaced
+    }
+
+    /// Appends a record to the tail and indexes its address (compacting first at the limit).
+    fn append(&mut self, id: [u8; 20], addr: [u8; N], word: u32) {
+        if self.total() >= self.limit {
+            self.rebuild_index();
+        }
+        if self.tail.len() == self.tail.capacity() {
+            let grow = self.tail.len().max(1024).min(self.limit - self.total());
+            self.tail.reserve_exact(grow);
+            self.tail_words.reserve_exact(grow);
+        }
+        let (pos, _) = self.probe(&addr);
+        self.table[pos] = self.total() as u32;
+        self.tail.push(Record { id, addr });
+        self.tail_words.push(word);
+        self.live += 1;
+        self.changed += 1;
+    }
+
+    /// Hides record `slot` and removes it from the address index.
+    fn hide(&mut self, slot: usize) {
+        let addr = self.record(slot).addr;
+        self.unindex(&addr);
+        let word = self.word(slot);
+        self.set_word(slot, word | HIDDEN);
+        self.live -= 1;
+        self.changed += 1;
+    }
+
+    /// Removes `addr` from the address index.
+    fn unindex(&mut self, addr: &[u8; N]) {
+        let (mut i, slot) = self.probe(addr);
+        if slot.is_none() {
+            return;
+        }
+        self.table[i] = EMPTY;
+        // Backward-shift deletion: move later members of the cluster into the hole.
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let s = self.table[j];
+            if s == EMPTY {
+                break;
+            }
+            let Some(record) = record_at(&self.snapshot.records, &self.tail, s as usize) else {
+                break;
+            };
+            let k = Self::home(self.hash_key, self.mask, &record.addr);
+            let movable = if i <= j {
+                k <= i || k > j
+            } else {
+                k <= i && k > j
+            };
+            if movable {
+                self.table[i] = s;
+                self.table[j] = EMPTY;
+                i = j;
+            }
+        }
+    }
+
+    /// Removes the node at `addr`; whether it was there.
+    pub fn remove(&mut self, addr: &SocketAddr) -> bool {
+        let Some(packed) = Self::pack(addr) else {
+            return false;
+        };
+        let (_, Some(slot)) = self.probe(&packed) else {
+            return false;
+        };
+        self.hide(slot as usize);
+        true
+    }
+
+    /// Whether enough changed since the last rebuild to rebuild (an eighth of the nodes, or
+    /// any change while small, or the records near their limit).
+    pub fn index_stale(&self) -> bool {
+        self.changed > 0
+            && (self.changed >= self.live / 8
+                || self.live < 4096
+                || self.total() + (self.limit - self.capacity) / 2 >= self.limit)
+    }
+
+    /// Rebuilds now: drops the hidden records and merges the tail into the sorted region
+    /// (O(n + t log t) for a tail of t; the server calls it from its timer when
+    /// [`Pool::index_stale`], in two halves, see [`Pool::build_index`]).
+    pub fn rebuild_index(&mut self) {
+        let rebuild = self.build_index();
+        self.set_index(rebuild);
+    }
+
+    /// The work of a rebuild that only reads the pool (for [`Pool::set_index`]; lets a caller
+    /// run it under a read lock).
+    ///
+    /// Sorts the tail by plain `u64` keys (the id's first 4 bytes, then the record number)
+    /// made in one sequential pass, then each run of equal first 4 bytes by whole id, merges
+    /// it with the sorted region (skipping hidden records), copies the records in that order
+    /// and indexes their addresses. Scratch memory while it runs: a second copy of the records
+    /// and of the address index, 4 bytes per record and 8 per tail record.
+    pub fn build_index(&self) -> Rebuild<N> {
+        let sorted = &self.snapshot.records[..];
+        let sorted_words = &self.snapshot.words[..];
+        let tail = &self.tail[..];
+        let prefix = |r: &Record<N>| u32::from_be_bytes([r.id[0], r.id[1], r.id[2], r.id[3]]);
+        // Record numbers fit in 32 bits, below EMPTY: the limit is under 2^31 + 2^29.
+        let mut keys: Vec<u64> = (0..tail.len())
+            .filter(|j| self.tail_words[*j] & HIDDEN == 0)
+            .map(|j| (u64::from(prefix(&tail[j])) << 32) | (sorted.len() + j) as u64)
+            .collect();
+        keys.sort_unstable();
+        let at = |i: u32| &tail[i as usize - sorted.len()];
+        let mut tail_order: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
+        let mut start = 0;
+        for run in keys.chunk_by(|a, b| a >> 32 == b >> 32) {
+            if run.len() > 1 {
+                let by_id = |a: &u32, b: &u32| at(*a).id.cmp(&at(*b).id);
+                tail_order[start..start + run.len()].sort_unstable_by(by_id);
+            }
+            start += run.len();
+        }
+        drop(keys);
+        let live_sorted =
+            (0..sorted.len()).filter(|i| sorted_words[*i].load(Ordering::Relaxed) & HIDDEN == 0);
+        let mut order = Vec::with_capacity(self.live);
+        let mut tail_order = tail_order.into_iter().peekable();
+        for i in live_sorted {
+            while let Some(t) = tail_order.next_if(|t| at(*t).id < sorted[i].id) {
+                order.push(t);
+            }
+            order.push(i as u32);
+        }
+        order.extend(tail_order);
+        let new_records: Vec<Record<N>> = order
+            .iter()
+            .map(|i| match sorted.get(*i as usize) {
+                Some(record) => *record,
+                None => *at(*i),
+            })
+            .collect();
+        let mut table = vec![EMPTY; self.table.len()];
+        for (j, record) in new_records.iter().enumerate() {
+            let (pos, _) = Self::find(
+                &table,
+                self.mask,
+                self.hash_key,
+                (&new_records, &[]),
+                &record.addr,
+            );
+            table[pos] = j as u32;
+        }
+        Rebuild {
+            layout: self.layout,
+            len: self.total(),
+            order,
+            records: new_records,
+            table,
+        }
+    }
+
+    /// Installs a rebuild from [`Pool::build_index`]: one pass over the time words in the new
+    /// order, then the changes made since it was built (records hidden are dropped from the
+    /// address index, records appended join the new tail); then publishes the new sorted
+    /// region as the pool's newest [`Snapshot`] for its readers. Refuses (and returns
+    /// `false`) a rebuild of an older layout (the pool compacted itself in between).
+    pub fn set_index(&mut self, rebuild: Rebuild<N>) -> bool {
+        if rebuild.layout != self.layout {
+            return false;
+        }
+        let words: Vec<AtomicU32> = rebuild
+            .order
+            .iter()
+            .map(|i| AtomicU32::new(self.word(*i as usize)))
+            .collect();
+        // Appended since the build: the tail records from `rebuild.len` on.
+        let kept_from = rebuild.len - self.sorted();
+        let old_tail = std::mem::take(&mut self.tail);
+        let old_tail_words = std::mem::take(&mut self.tail_words);
+        self.snapshot = Arc::new(Snapshot {
+            generation: self.snapshot.generation + 1,
+            records: rebuild.records,
+            words,
+        });
+        self.table = rebuild.table;
+        self.changed = 0;
+        self.layout += 1;
+        // Hidden since the build: out of the address index (they go at the next rebuild).
+        for j in 0..self.sorted() {
+            if self.snapshot.words[j].load(Ordering::Relaxed) & HIDDEN != 0 {
+                let addr = self.snapshot.records[j].addr;
+                self.unindex(&addr);
+                self.changed += 1;
+            }
+        }
+        let extra = old_tail.len() - kept_from;
+        self.tail.reserve_exact(extra);
+        self.tail_words.reserve_exact(extra);
+        for (record, word) in old_tail[kept_from..]
+            .iter()
+            .zip(&old_tail_words[kept_from..])
+        {
+            if word & HIDDEN == 0 {
+                let (pos, _) = self.probe(&record.addr);
+                self.table[pos] = self.total() as u32;
+            }
+            self.tail.push(*record);
+            self.tail_words.push(*word);
+            self.changed += 1;
+        }
+        // Publish: the snapshot first, then its generation (which readers load).
+        *self.published.newest.lock() = self.snapshot.clone();
+        self.published
+            .generation
+            .store(self.snapshot.generation, Ordering::Release);
+        true
+    }
+
+    /// Appends up to `n` (at most [`MAX_ANSWER`]) nodes close to `target` that `filter`
+    /// takes, from the newest snapshot; see [`Snapshot::closest_compact`].
+    pub fn closest_compact(
+        &self,
+        target: &NodeId,
+        n: usize,
+        filter: &NodeFilter,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        self.snapshot.closest_compact(target, n, filter, out)
+    }
+
+    /// Up to `n` nodes close to `target` that `filter` takes, from the newest snapshot; see
+    /// [`Snapshot::closest`].
+    pub fn closest(&self, target: &NodeId, n: usize, filter: &NodeFilter) -> Vec<NodeInfo> {
+        self.snapshot.closest(target, n, filter)
+    }
+
+    /// Appends up to `n` random nodes that `filter` takes, from the newest snapshot; see
+    /// [`Snapshot::sample_compact`].
+    pub fn sample_compact<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        n: usize,
+        filter: &NodeFilter,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        self.snapshot.sample_compact(rng, n, filter, out)
+    }
+
+    /// Up to `n` random nodes that `filter` takes, from the newest snapshot; see
+    /// [`Snapshot::sample`].
+    pub fn sample<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        n: usize,
+        filter: &NodeFilter,
+    ) -> Vec<NodeInfo> {
+        self.snapshot.sample(rng, n, filter)
     }
 
     /// Visits up to `n` records from a rotating cursor: nodes last seen before `drop_before`
     /// are removed; those seen before `stale_before` are returned (to be pinged again).
     pub fn sweep(&mut self, n: usize, stale_before: u32, drop_before: u32) -> Vec<NodeInfo> {
         let mut stale = Vec::new();
-        for _ in 0..n.min(self.records.len()) {
-            let i = self.sweep_cursor % self.records.len();
+        let total = self.total();
+        for _ in 0..n.min(total) {
+            let i = self.sweep_cursor % total;
             self.sweep_cursor = i + 1;
-            let word = self.words[i];
+            let word = self.word(i);
             if word & HIDDEN != 0 {
                 continue;
             }
@@ -806,7 +1071,7 @@ impl<const N: usize> Pool<N> {
             if seen < drop_before {
                 self.hide(i);
             } else if seen < stale_before {
-                stale.extend(Self::info(&self.records[i]));
+                stale.extend(info(self.record(i)));
             }
         }
         stale
@@ -814,11 +1079,13 @@ impl<const N: usize> Pool<N> {
 
     /// Every node with its last-seen time, in storage order.
     pub fn iter(&self) -> impl Iterator<Item = (NodeInfo, u32)> + '_ {
-        self.records
-            .iter()
-            .zip(&self.words)
-            .filter(|(_, w)| *w & HIDDEN == 0)
-            .filter_map(|(r, w)| Self::info(r).map(|info| (info, w & SEEN)))
+        (0..self.total()).filter_map(|i| {
+            let word = self.word(i);
+            if word & HIDDEN != 0 {
+                return None;
+            }
+            info(self.record(i)).map(|node| (node, word & SEEN))
+        })
     }
 }
 
@@ -939,9 +1206,9 @@ mod tests {
         }
         let before: Vec<NodeInfo> = pool.iter().map(|(n, _)| n).collect();
         pool.rebuild_index();
-        assert_eq!(pool.sorted, 3000);
+        assert_eq!(pool.sorted(), 3000);
         assert!(
-            pool.records.windows(2).all(|w| w[0].id <= w[1].id),
+            pool.snapshot.records.windows(2).all(|w| w[0].id <= w[1].id),
             "records not sorted by id"
         );
         let mut after: Vec<NodeInfo> = pool.iter().map(|(n, _)| n).collect();
@@ -975,11 +1242,7 @@ mod tests {
         for (node, seen) in model.values() {
             assert_eq!(pool.seen(&node.addr), Some(*seen));
         }
-        assert!(
-            pool.records[..pool.sorted]
-                .windows(2)
-                .all(|w| w[0].id <= w[1].id)
-        );
+        assert!(pool.snapshot.records.windows(2).all(|w| w[0].id <= w[1].id));
     }
 
     /// Inserts (new, refreshed, with a new id, replacing), removals and sweeps made between
@@ -1080,7 +1343,7 @@ mod tests {
             assert_eq!(pool.insert(n, 6), Inserted::Replaced);
             model.insert(n.addr, (n, 6));
             model.retain(|addr, _| pool.seen(addr).is_some());
-            assert!(pool.records.len() <= pool.limit);
+            assert!(pool.total() <= pool.limit);
         }
         assert!(!pool.set_index(rebuild));
         check(&pool, &model);
@@ -1180,6 +1443,51 @@ mod tests {
                 assert!(sample.iter().all(takes));
             }
         }
+    }
+
+    /// A reader answers from the snapshot it holds: a node hidden in it is no longer handed
+    /// out at once; a rebuild's snapshot is taken at the next refresh, and the replaced one is
+    /// freed once its last reader let go of it.
+    #[test]
+    fn readers_see_hides_at_once_and_rebuilds_at_refresh() {
+        let mut rng = SmallRng::seed_from_u64(12);
+        let mut pool = Pool4::new(1000, 29);
+        let nodes: Vec<NodeInfo> = (0..100).map(|i| node(i, &mut rng)).collect();
+        for n in &nodes[..50] {
+            pool.insert(*n, 5);
+        }
+        pool.rebuild_index();
+        let mut reader = pool.reader();
+        assert!(!reader.refresh());
+        let all = |r: &PoolReader<6>| r.snapshot().closest(&NodeId([0; 20]), 64, &NodeFilter::ALL);
+        assert_eq!(all(&reader).len(), 50);
+        assert!(reader.snapshot().fresh(&nodes[3].id, &nodes[3].addr, 5));
+        assert!(!reader.snapshot().fresh(&nodes[3].id, &nodes[3].addr, 6));
+        assert!(!reader.snapshot().fresh(&nodes[4].id, &nodes[3].addr, 5));
+        assert!(pool.remove(&nodes[3].addr));
+        assert_eq!(all(&reader).len(), 49);
+        assert!(!all(&reader).contains(&nodes[3]));
+        assert!(!reader.snapshot().fresh(&nodes[3].id, &nodes[3].addr, 0));
+        for n in &nodes[50..] {
+            pool.insert(*n, 5);
+        }
+        // Not rebuilt yet: the tail is not in the snapshot.
+        assert!(!reader.refresh());
+        assert_eq!(all(&reader).len(), 49);
+        let old = Arc::downgrade(&reader.snapshot);
+        pool.rebuild_index();
+        assert!(
+            old.upgrade().is_some(),
+            "the reader still holds the old snapshot"
+        );
+        assert!(reader.refresh());
+        assert!(
+            old.upgrade().is_none(),
+            "the old snapshot outlived its readers"
+        );
+        assert_eq!(reader.snapshot().generation(), pool.snapshot().generation());
+        assert_eq!(reader.snapshot().len(), 99);
+        assert!(reader.snapshot().fresh(&nodes[60].id, &nodes[60].addr, 5));
     }
 
     /// Replacements on a full pool grow the records by at most an eighth before a rebuild:

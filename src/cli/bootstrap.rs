@@ -142,6 +142,7 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
                 "unsolicited": stats.unsolicited,
                 "walk_queries": stats.walk_queries,
                 "expired": stats.expired,
+                "snapshot_refreshes": stats.snapshot_refreshes,
                 "pool_read_waits": stats.pool_read_waits,
                 "pool_write_waits": stats.pool_write_waits,
                 "shards": per_shard,
@@ -153,7 +154,7 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
             .map(|s| format!("{}/{}", s.queries_in, s.answered))
             .collect();
         println!(
-            "pool {pool}; {} queries in, {} answered, {} rate-limited, {} rejected; {} pings sent, {} verified, {} unsolicited; pool lock waits {} read, {} write; shards (queries in/answered) {}",
+            "pool {pool}; {} queries in, {} answered, {} rate-limited, {} rejected; {} pings sent, {} verified, {} unsolicited; {} snapshot refreshes; pool lock waits {} read, {} write; shards (queries in/answered) {}",
             stats.queries_in,
             stats.answered,
             stats.rate_limited,
@@ -161,6 +162,7 @@ fn print_stats(shards: &[BootstrapStats], pool: usize, json: bool) {
             stats.pings_sent,
             stats.verified,
             stats.unsolicited,
+            stats.snapshot_refreshes,
             stats.pool_read_waits,
             stats.pool_write_waits,
             per_shard.join(" ")
