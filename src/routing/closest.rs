@@ -53,7 +53,7 @@ struct Closest<'t> {
 
 impl<'t> Closest<'t> {
     /// Up to this `k`, insertion into the sorted best-so-far.
-    const INSERTION_MAX_K: usize = 32;
+    const INSERTION_MAX_K: usize = 16;
 
     fn new(target: SortKey, k: usize, entries: usize) -> Self {
         let large = if k > Self::INSERTION_MAX_K {
@@ -99,7 +99,7 @@ impl<'t> Closest<'t> {
     }
 
     /// Appends the entries found to `out`, closest first.
-    fn append_sorted(mut self, out: &mut Vec<NodeInfo>) {
+    fn append_sorted(&mut self, out: &mut Vec<NodeInfo>) {
         if self.k > Self::INSERTION_MAX_K {
             if self.large.len() > self.k {
                 self.large.select_nth_unstable_by_key(self.k - 1, |f| f.0);
