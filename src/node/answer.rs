@@ -41,7 +41,7 @@ impl Node {
             }
             self.stats.replies_trimmed += 1;
         }
-        self.spare.keep(response);
+        self.spare.keep(&mut response);
         if !self.reply_budget.take(now, self.outbox.encoded_len()) {
             self.stats.replies_over_budget += 1;
             return;

@@ -225,14 +225,14 @@ struct SpareLists {
 
 impl SpareLists {
     /// Takes back the lists of `response`, once it is encoded.
-    fn keep(&mut self, response: Response) {
-        if let Some(nodes) = response.nodes {
+    fn keep(&mut self, response: &mut Response) {
+        if let Some(nodes) = response.nodes.take() {
             self.nodes = nodes;
         }
-        if let Some(nodes6) = response.nodes6 {
+        if let Some(nodes6) = response.nodes6.take() {
             self.nodes6 = nodes6;
         }
-        if let Some(values) = response.values {
+        if let Some(values) = response.values.take() {
             self.values = values;
         }
     }
