@@ -567,13 +567,14 @@ impl PeerStore {
         if max == 0 {
             return;
         }
-        out.extend(
-            swarm
-                .list(family)
-                .iter()
-                .filter(|p| !(noseed && p.seed))
-                .map(|p| SocketAddr::new(p.ip, p.port)),
-        );
+        let list = swarm.list(family);
+        let addr = |p: &PeerEntry| SocketAddr::new(p.ip, p.port);
+        if noseed {
+            out.extend(list.iter().filter(|p| !p.seed).map(addr));
+        } else {
+            // An exact length: reserved once, copied without per-item checks.
+            out.extend(list.iter().map(addr));
+        }
         let n = out.len();
         if n <= max {
             return;
