@@ -146,3 +146,55 @@ fn no_reply_exceeds_1024_bytes() {
     assert!(largest > MAX_REPLY_LEN - 100, "{largest}");
     assert!(node.stats().replies_trimmed > 0);
 }
+
+/// When all stored values would fit the value cap but not the reply size, the values dropped
+/// to make the reply fit are drawn at random: the peers stored last are answered as often as
+/// the peers stored first.
+#[test]
+fn trimmed_values_are_a_random_subset() {
+    let now = Instant::from_secs(10);
+    let own = NodeId([0x11; 20]);
+    let mut node = Node::new(Config::default(), own, 3, now);
+    // 48 IPv6 peers (all under the cap of 50): 1,008 bytes of values, which with the rest of a
+    // reply exceed 1,024.
+    let peers: Vec<SocketAddr> = (0..48u32)
+        .map(|n| {
+            let ip = Ipv6Addr::from((0x2a01_u128 << 112) + (u128::from(n) << 64) + 1);
+            SocketAddr::new(IpAddr::V6(ip), 7000)
+        })
+        .collect();
+    for peer in &peers {
+        assert!(node.restore_peer(now, NodeId(INFO_HASH), *peer, false));
+    }
+    let mut counts = vec![0u32; peers.len()];
+    for i in 0..400u32 {
+        let ip = Ipv6Addr::from((0x2a02_u128 << 112) + (u128::from(i) << 64) + 9);
+        let from = SocketAddr::new(IpAddr::V6(ip), 5000);
+        let kind = QueryKind::GetPeers {
+            info_hash: NodeId(INFO_HASH),
+            want: Want::UNSPECIFIED,
+            noseed: false,
+            scrape: false,
+        };
+        let (len, message) = ask(&mut node, now, from, kind);
+        assert!(len <= MAX_REPLY_LEN, "{len}");
+        let values = response(&message).values.clone().unwrap_or_default();
+        assert!(values.len() < peers.len(), "trimmed: {}", values.len());
+        assert!(values.len() >= 20, "{}", values.len());
+        for value in values {
+            let at = peers
+                .iter()
+                .position(|p| *p == value)
+                .expect("a stored peer");
+            counts[at] += 1;
+        }
+    }
+    assert!(node.stats().replies_trimmed >= 400);
+    let first: u32 = counts[..10].iter().sum();
+    let last: u32 = counts[38..].iter().sum();
+    assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+    assert!(
+        last * 10 >= first * 8 && first * 10 >= last * 8,
+        "first {first}, last {last}: {counts:?}"
+    );
+}

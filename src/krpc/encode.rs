@@ -7,6 +7,7 @@
 use super::compact;
 use super::{BodyRef, KrpcError, Outgoing, Query, QueryKind, Response, Want};
 use crate::contact::NodeInfo;
+use std::net::{IpAddr, SocketAddr};
 
 /// Appends a byte string: `<len>:<bytes>`.
 #[inline]
@@ -319,14 +320,33 @@ fn reply(r: &Response, parts: ReplyParts<'_>, out: &mut Vec<u8>) {
     if let Some(values) = &r.values {
         key(out, "values");
         out.push(b'l');
+        out.reserve(values.len() * (compact::PEER_V6_LEN + 3) + 1);
         for peer in values {
-            put_decimal(out, compact::addr_len(peer) as u64);
-            out.push(b':');
-            compact::encode_addr(out, peer);
+            value_string(out, peer);
         }
         out.push(b'e');
     }
     out.push(b'e');
+}
+
+/// Appends `peer` as a compact-address byte string (`6:` and 6 bytes, or `18:` and 18),
+/// assembled on the stack and appended at once.
+#[inline]
+fn value_string(out: &mut Vec<u8>, peer: &SocketAddr) {
+    let port = peer.port().to_be_bytes();
+    match peer.ip() {
+        IpAddr::V4(ip) => {
+            let [a, b, c, d] = ip.octets();
+            out.extend_from_slice(&[b'6', b':', a, b, c, d, port[0], port[1]]);
+        }
+        IpAddr::V6(ip) => {
+            let mut entry = [0u8; 3 + compact::PEER_V6_LEN];
+            entry[..3].copy_from_slice(b"18:");
+            entry[3..19].copy_from_slice(&ip.octets());
+            entry[19..].copy_from_slice(&port);
+            out.extend_from_slice(&entry);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +373,24 @@ mod tests {
             let mut out = Vec::new();
             put_int(&mut out, value);
             assert_eq!(out, text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn values_are_length_prefixed_compact_addresses() {
+        for text in ["1.2.3.4:6881", "[2001:db8::1]:443", "[::ffff:1.2.3.4]:1"] {
+            let peer: SocketAddr = text.parse().unwrap();
+            let mut want = Vec::new();
+            put_decimal(&mut want, compact::addr_len(&peer) as u64);
+            want.push(b':');
+            compact::encode_addr(&mut want, &peer);
+            let mut out = Vec::new();
+            value_string(&mut out, &peer);
+            assert_eq!(out, want, "{text}");
+            assert_eq!(
+                compact::decode_addr(&out[out.len() - compact::addr_len(&peer)..]),
+                Some(peer)
+            );
         }
     }
 }

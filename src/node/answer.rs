@@ -36,11 +36,12 @@ impl Node {
                 ),
             };
             let excess = self.outbox.encode(&message).saturating_sub(MAX_REPLY_LEN);
-            if excess == 0 || !trim_reply(&mut response, excess, &to) {
+            if excess == 0 || !trim_reply(&mut response, excess, &to, &mut self.rng) {
                 break;
             }
             self.stats.replies_trimmed += 1;
         }
+        self.spare.keep(&mut response);
         if !self.reply_budget.take(now, self.outbox.encoded_len()) {
             self.stats.replies_over_budget += 1;
             return;
@@ -85,7 +86,7 @@ impl Node {
     /// The K closest nodes for a reply: IPv4 into `nodes`, IPv6 into `nodes6`, by `want` or
     /// by the asker's family.
     pub(super) fn fill_nodes(
-        &self,
+        &mut self,
         response: &mut Response,
         target: &NodeId,
         want: Want,
@@ -97,12 +98,16 @@ impl Node {
             (from.is_ipv4(), from.is_ipv6())
         };
         let k = self.config.k;
-        // The K closest, the asker left out.
+        // The K closest, the asker left out, into the kept lists.
         if n4 {
-            response.nodes = Some(self.table4.closest_except(target, k, Some(from)));
+            let mut nodes = std::mem::take(&mut self.spare.nodes);
+            self.table4.closest_into(target, k, Some(from), &mut nodes);
+            response.nodes = Some(nodes);
         }
         if n6 {
-            response.nodes6 = Some(self.table6.closest_except(target, k, Some(from)));
+            let mut nodes = std::mem::take(&mut self.spare.nodes6);
+            self.table6.closest_into(target, k, Some(from), &mut nodes);
+            response.nodes6 = Some(nodes);
         }
     }
 
@@ -164,15 +169,21 @@ impl Node {
                     response.bloom_seeds = Some(Box::new(*filters.seeds.as_bytes()));
                     response.bloom_peers = Some(Box::new(*filters.peers.as_bytes()));
                 }
-                let values = self.peers.get_peers(
-                    &info_hash,
-                    family,
-                    self.config.peers.max_values_per_reply,
-                    noseed,
-                    &mut self.rng,
-                );
-                if !values.is_empty() && response.bloom_seeds.is_none() {
-                    response.values = Some(values);
+                if response.bloom_seeds.is_none() {
+                    let mut values = std::mem::take(&mut self.spare.values);
+                    self.peers.get_peers_into(
+                        &info_hash,
+                        family,
+                        self.config.peers.max_values_per_reply,
+                        noseed,
+                        &mut self.rng,
+                        &mut values,
+                    );
+                    if values.is_empty() {
+                        self.spare.values = values;
+                    } else {
+                        response.values = Some(values);
+                    }
                 }
                 self.fill_nodes(&mut response, &info_hash, want, &from);
                 self.emit(Event::GetPeersReceived { info_hash, from });
@@ -233,9 +244,16 @@ impl Node {
 
 /// Removes from `response` at least `excess` encoded bytes: first the nodes of the family the
 /// asker did not send from (only there with `want n4 n6`), then values, then the nodes of its
-/// own family; the last ones (the farthest nodes) first. Returns false if nothing is left to
-/// remove.
-fn trim_reply(response: &mut Response, excess: usize, asker: &SocketAddr) -> bool {
+/// own family. Nodes go farthest first; values are dropped uniformly at random with `rng`
+/// (their order in the list is the store's, which an early announcer could otherwise use to
+/// stay in every trimmed reply), so those kept are still a uniformly random subset. Returns
+/// false if nothing is left to remove.
+fn trim_reply(
+    response: &mut Response,
+    excess: usize,
+    asker: &SocketAddr,
+    rng: &mut SmallRng,
+) -> bool {
     fn cut<T>(list: &mut Option<Vec<T>>, excess: usize, each: usize) -> bool {
         let Some(items) = list.as_mut().filter(|items| !items.is_empty()) else {
             return false;
@@ -247,6 +265,23 @@ fn trim_reply(response: &mut Response, excess: usize, asker: &SocketAddr) -> boo
         }
         true
     }
+    /// Moves `drop` values drawn uniformly at random to the end of `values` (a partial
+    /// Fisher-Yates shuffle from the back), for `cut` to remove.
+    fn draw_last(
+        values: &mut Option<Vec<SocketAddr>>,
+        excess: usize,
+        each: usize,
+        rng: &mut SmallRng,
+    ) {
+        if let Some(values) = values.as_mut() {
+            let n = values.len();
+            let drop = excess.div_ceil(each).min(n);
+            for i in 0..drop {
+                let last = n - 1 - i;
+                values.swap(rng.random_range(0..=last), last);
+            }
+        }
+    }
     // Each value is a bencoded string: `6:` and 6 bytes (IPv4), `18:` and 18 bytes (IPv6).
     let value_len = match response.values.as_ref().and_then(|v| v.first()) {
         Some(SocketAddr::V6(_)) => 21,
@@ -257,7 +292,9 @@ fn trim_reply(response: &mut Response, excess: usize, asker: &SocketAddr) -> boo
     } else {
         (&mut response.nodes6, 38, &mut response.nodes, 26)
     };
-    cut(other, excess, other_len)
-        || cut(&mut response.values, excess, value_len)
-        || cut(own, excess, own_len)
+    if cut(other, excess, other_len) {
+        return true;
+    }
+    draw_last(&mut response.values, excess, value_len, rng);
+    cut(&mut response.values, excess, value_len) || cut(own, excess, own_len)
 }

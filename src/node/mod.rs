@@ -210,6 +210,32 @@ pub struct Node {
     verifier: Verifier,
     /// The reply bytes the node may still send ([`Config::reply_bytes_per_second`]).
     reply_budget: ByteBudget,
+    /// The lists of the last answer, kept so that the next one allocates none.
+    spare: SpareLists,
+}
+
+/// The lists of an answer's [`Response`], kept between answers (cleared, with their
+/// capacity) so that answering allocates none of them.
+#[derive(Debug, Default)]
+struct SpareLists {
+    nodes: Vec<NodeInfo>,
+    nodes6: Vec<NodeInfo>,
+    values: Vec<SocketAddr>,
+}
+
+impl SpareLists {
+    /// Takes back the lists of `response`, once it is encoded.
+    fn keep(&mut self, response: &mut Response) {
+        if let Some(nodes) = response.nodes.take() {
+            self.nodes = nodes;
+        }
+        if let Some(nodes6) = response.nodes6.take() {
+            self.nodes6 = nodes6;
+        }
+        if let Some(values) = response.values.take() {
+            self.values = values;
+        }
+    }
 }
 
 impl Node {
@@ -248,6 +274,7 @@ impl Node {
             vote6,
             verifier: Verifier::new(config.verify, now),
             reply_budget: ByteBudget::new(config.reply_bytes_per_second, now),
+            spare: SpareLists::default(),
             table4: RoutingTable::new(id, now, routing.clone()),
             table6: RoutingTable::new(id, now, routing),
             tokens: TokenManager::new(&mut rng, now),

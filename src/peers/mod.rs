@@ -526,7 +526,8 @@ impl PeerStore {
     }
 
     /// Up to `max` (and at most `max_values_per_reply`) peers of `family` for `info_hash`, drawn
-    /// uniformly at random with `rng`, in random order. With `noseed`, seeds are left out.
+    /// uniformly at random with `rng` (see [`PeerStore::get_peers_into`]). With `noseed`, seeds
+    /// are left out.
     pub fn get_peers<R: Rng + ?Sized>(
         &self,
         info_hash: &InfoHash,
@@ -535,26 +536,54 @@ impl PeerStore {
         noseed: bool,
         rng: &mut R,
     ) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        self.get_peers_into(info_hash, family, max, noseed, rng, &mut out);
+        out
+    }
+
+    /// [`PeerStore::get_peers`] into `out` (cleared first), so that a caller keeping `out`
+    /// between answers allocates nothing.
+    ///
+    /// When every candidate fits, all of them are returned in stored order, and `rng` is not
+    /// used: the set is then the whole list, and the order within a reply carries nothing a
+    /// client relies on (a caller that must drop some values afterwards draws which ones at
+    /// random, as the node's reply trimming does, so that an early announcer gains no place).
+    /// Otherwise a partial Fisher-Yates shuffle draws a uniformly random subset of `max`, in
+    /// random order.
+    pub fn get_peers_into<R: Rng + ?Sized>(
+        &self,
+        info_hash: &InfoHash,
+        family: AddressFamily,
+        max: usize,
+        noseed: bool,
+        rng: &mut R,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        out.clear();
         let Some(swarm) = self.swarm(info_hash) else {
-            return Vec::new();
+            return;
         };
-        let list = swarm.list(family);
         let max = max.min(self.config.max_values_per_reply);
+        if max == 0 {
+            return;
+        }
+        let list = swarm.list(family);
         let addr = |p: &PeerEntry| SocketAddr::new(p.ip, p.port);
         if noseed {
-            let candidates: Vec<&PeerEntry> = list.iter().filter(|p| !p.seed).collect();
-            let amount = max.min(candidates.len());
-            index::sample(rng, candidates.len(), amount)
-                .into_iter()
-                .map(|j| addr(candidates[j]))
-                .collect()
+            out.extend(list.iter().filter(|p| !p.seed).map(addr));
         } else {
-            let amount = max.min(list.len());
-            index::sample(rng, list.len(), amount)
-                .into_iter()
-                .map(|j| addr(&list[j]))
-                .collect()
+            // An exact length: reserved once, copied without per-item checks.
+            out.extend(list.iter().map(addr));
         }
+        let n = out.len();
+        if n <= max {
+            return;
+        }
+        for i in 0..max {
+            let j = rng.random_range(i..n);
+            out.swap(i, j);
+        }
+        out.truncate(max);
     }
 
     /// BEP 33 scrape filters for `info_hash` over both families, or `None` when nothing is

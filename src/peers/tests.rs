@@ -483,3 +483,73 @@ fn random_operations_keep_the_store_consistent_and_bounded() {
     assert!(store.approx_memory_bytes() > 0);
     assert_eq!(store.peers().count(), store.peer_count());
 }
+
+mod draws {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `get_peers_into` against a simple model: the candidates are the family's peers (no
+        /// seeds with `noseed`); all of them when they fit, else `max` distinct ones among them.
+        #[test]
+        fn values_are_a_subset_of_the_model(
+            seeds in proptest::collection::vec(any::<bool>(), 0..80),
+            max in 0usize..70,
+            noseed in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let mut store = PeerStore::default();
+            let h = hash(9);
+            for (n, is_seed) in seeds.iter().enumerate() {
+                store.announce(minutes(0), h, v4(n as u32, 1), *is_seed).unwrap();
+            }
+            let model: HashSet<SocketAddr> = seeds
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !(noseed && **s))
+                .map(|(n, _)| v4(n as u32, 1))
+                .collect();
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let mut out = vec![v4(999, 9)];
+            store.get_peers_into(&h, AddressFamily::V4, max, noseed, &mut rng, &mut out);
+            let got: HashSet<SocketAddr> = out.iter().copied().collect();
+            prop_assert_eq!(got.len(), out.len(), "distinct");
+            prop_assert_eq!(out.len(), model.len().min(max).min(DEFAULT_MAX_VALUES));
+            prop_assert!(got.is_subset(&model));
+            if model.len() <= max.min(DEFAULT_MAX_VALUES) {
+                prop_assert_eq!(got, model);
+            }
+        }
+    }
+
+    /// When not all fit, every candidate is drawn equally often (3 of 12, 12,000 draws: each
+    /// is expected 3,000 times; a bias of a tenth would be far outside the bound).
+    #[test]
+    fn subsets_are_uniform() {
+        let mut store = PeerStore::default();
+        let h = hash(10);
+        for n in 0..12 {
+            store.announce(minutes(0), h, v4(n, 1), false).unwrap();
+        }
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut counts: HashMap<SocketAddr, u32> = HashMap::new();
+        let mut first: HashMap<SocketAddr, u32> = HashMap::new();
+        let mut out = Vec::new();
+        for _ in 0..12_000 {
+            store.get_peers_into(&h, AddressFamily::V4, 3, false, &mut rng, &mut out);
+            for peer in &out {
+                *counts.entry(*peer).or_default() += 1;
+            }
+            *first.entry(out[0]).or_default() += 1;
+        }
+        assert_eq!(counts.len(), 12);
+        assert!(
+            counts.values().all(|&c| (2_750..=3_250).contains(&c)),
+            "{counts:?}"
+        );
+        assert!(
+            first.values().all(|&c| (850..=1_150).contains(&c)),
+            "{first:?}"
+        );
+    }
+}

@@ -42,27 +42,32 @@ struct Closest<'t> {
     k: usize,
     /// Entries offered so far.
     offered: usize,
-    /// Small `k`: the best so far, sorted once `k` are in (then a bounded insertion, O(n k)
-    /// with tiny constants).
+    /// Small `k` (up to [`Closest::INSERTION_MAX_K`]): the best so far in `small[..len]`, on
+    /// the stack, sorted once `k` are in (then a bounded insertion, O(n k) with tiny
+    /// constants).
+    small: [(SortKey, Option<&'t NodeInfo>); Closest::INSERTION_MAX_K],
+    len: usize,
     /// Large `k`: every entry offered, selected at the end (O(n)).
-    found: Vec<(SortKey, &'t NodeInfo)>,
+    large: Vec<(SortKey, &'t NodeInfo)>,
 }
 
 impl<'t> Closest<'t> {
     /// Up to this `k`, insertion into the sorted best-so-far.
-    const INSERTION_MAX_K: usize = 32;
+    const INSERTION_MAX_K: usize = 16;
 
     fn new(target: SortKey, k: usize, entries: usize) -> Self {
-        let capacity = if k <= Self::INSERTION_MAX_K {
-            k + 1
+        let large = if k > Self::INSERTION_MAX_K {
+            Vec::with_capacity(entries)
         } else {
-            entries
+            Vec::new()
         };
         Closest {
             target,
             k,
             offered: 0,
-            found: Vec::with_capacity(capacity),
+            small: [((0, 0), None); Self::INSERTION_MAX_K],
+            len: 0,
+            large,
         }
     }
 
@@ -71,38 +76,45 @@ impl<'t> Closest<'t> {
         let (hi, lo) = sort_key(&info.id);
         let key = (hi ^ self.target.0, lo ^ self.target.1);
         if self.k > Self::INSERTION_MAX_K {
-            self.found.push((key, info));
+            self.large.push((key, info));
             return;
         }
         // The first k are taken as they come, then sorted once; after that, one that beats
         // the worst takes its place.
-        if self.found.len() < self.k {
-            self.found.push((key, info));
-            if self.found.len() == self.k {
-                self.found.sort_unstable_by_key(|f| f.0);
+        let len = self.len;
+        if len < self.k {
+            self.small[len] = (key, Some(info));
+            self.len += 1;
+            if self.len == self.k {
+                self.small[..self.len].sort_unstable_by_key(|f| f.0);
             }
             return;
         }
-        if self.found.last().is_none_or(|worst| key >= worst.0) {
+        if key >= self.small[len - 1].0 {
             return;
         }
-        self.found.pop();
-        let at = self.found.partition_point(|f| f.0 < key);
-        self.found.insert(at, (key, info));
+        let at = self.small[..len - 1].partition_point(|f| f.0 < key);
+        self.small.copy_within(at..len - 1, at + 1);
+        self.small[at] = (key, Some(info));
     }
 
-    fn into_sorted(mut self) -> Vec<NodeInfo> {
+    /// Appends the entries found to `out`, closest first.
+    fn append_sorted(&mut self, out: &mut Vec<NodeInfo>) {
         if self.k > Self::INSERTION_MAX_K {
-            if self.found.len() > self.k {
-                self.found.select_nth_unstable_by_key(self.k - 1, |f| f.0);
-                self.found.truncate(self.k);
+            if self.large.len() > self.k {
+                self.large.select_nth_unstable_by_key(self.k - 1, |f| f.0);
+                self.large.truncate(self.k);
             }
-            self.found.sort_unstable_by_key(|f| f.0);
-        } else if self.found.len() < self.k {
-            // Fewer than k were offered: never sorted.
-            self.found.sort_unstable_by_key(|f| f.0);
+            self.large.sort_unstable_by_key(|f| f.0);
+            out.extend(self.large.iter().map(|(_, info)| **info));
+            return;
         }
-        self.found.into_iter().map(|(_, info)| *info).collect()
+        let found = &mut self.small[..self.len];
+        if self.len < self.k {
+            // Fewer than k were offered: never sorted.
+            found.sort_unstable_by_key(|f| f.0);
+        }
+        out.extend(found.iter().filter_map(|(_, info)| info.copied()));
     }
 }
 
@@ -118,14 +130,29 @@ impl RoutingTable {
 
     /// [`RoutingTable::closest`] leaving out the entry at `except` (the asker, in an answer):
     /// the same as the `k + 1` closest without it, cut to `k`.
-    pub(crate) fn closest_except<'t>(
-        &'t self,
+    pub(crate) fn closest_except(
+        &self,
         target: &NodeId,
         k: usize,
         except: Option<&SocketAddr>,
     ) -> Vec<NodeInfo> {
+        let mut out = Vec::new();
+        self.closest_into(target, k, except, &mut out);
+        out
+    }
+
+    /// [`RoutingTable::closest_except`] into `out` (cleared first), so that a caller keeping
+    /// `out` between answers allocates nothing.
+    pub(crate) fn closest_into<'t>(
+        &'t self,
+        target: &NodeId,
+        k: usize,
+        except: Option<&SocketAddr>,
+        out: &mut Vec<NodeInfo>,
+    ) {
+        out.clear();
         if k == 0 {
-            return Vec::new();
+            return;
         }
         let last = self.buckets.len() - 1;
         let b = self.own_id.shared_prefix_len(target).min(last);
@@ -157,6 +184,6 @@ impl RoutingTable {
             }
             take(bucket, &mut best);
         }
-        best.into_sorted()
+        best.append_sorted(out);
     }
 }
