@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use btdht::NodeId;
 use btdht::krpc::{Message, QueryKind, Want};
+use btdht::peers::AddressFamily;
 use clap::{Args, ValueEnum};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -141,6 +142,7 @@ pub(crate) fn echo(args: EchoArgs) -> Result<(), CliError> {
 /// The batched echo loop, each datagram padded with zeros to `pad` bytes: returns how many
 /// datagrams it echoed before `end`.
 fn echo_batched(socket: std::net::UdpSocket, end: Instant, pad: usize) -> io::Result<u64> {
+    let family = AddressFamily::of(socket.local_addr()?.ip());
     socket.set_nonblocking(true)?;
     let mut socket = UdpSocket::from_std(socket);
     let mut poll = Poll::new()?;
@@ -154,7 +156,7 @@ fn echo_batched(socket: std::net::UdpSocket, end: Instant, pad: usize) -> io::Re
         poll.poll(&mut events, Some(Duration::from_millis(100)))?;
         loop {
             let mut used = 0;
-            let count = batch.recv(&socket, |from, bytes| {
+            let count = batch.recv(&socket, family, |from, bytes| {
                 if out.len() <= used {
                     out.push((from, Vec::with_capacity(2048)));
                 }
@@ -451,7 +453,7 @@ fn generate(args: &BenchArgs) -> io::Result<serde_json::Value> {
             };
             loop {
                 let at = now_us();
-                let read = batch.recv(socket, |_, bytes| {
+                let read = batch.recv(socket, AddressFamily::of(target.ip()), |_, bytes| {
                     let Some(t) = reply_t(bytes) else { return };
                     let slot = &mut ring[(t & RING_MASK) as usize];
                     if !slot.live || slot.seq != t {

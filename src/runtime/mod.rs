@@ -31,6 +31,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::endpoint::Endpoint;
+use crate::peers::AddressFamily;
 use crate::time::Instant;
 use udp::{BATCH, Outbox, UdpBatch};
 
@@ -318,7 +319,12 @@ impl Runtime {
                 return;
             };
             let now = self.clock.now();
-            let read = batch.recv(socket, |from, bytes| {
+            let socket_family = if family == 0 {
+                AddressFamily::V4
+            } else {
+                AddressFamily::V6
+            };
+            let read = batch.recv(socket, socket_family, |from, bytes| {
                 endpoint.handle_datagram(now, canonical(from), bytes);
             });
             match read {

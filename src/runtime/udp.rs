@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 #[cfg(unix)]
 use std::os::fd::AsRawFd;
 
+use crate::peers::AddressFamily;
 use crate::transmit::Transmit;
 
 /// Most datagrams read or written by one system call.
@@ -168,8 +169,11 @@ impl Outbox {
 pub struct UdpBatch {
     slots: Vec<Vec<u8>>,
     received: Vec<(usize, Option<SocketAddr>)>,
+    /// The `recvmmsg` headers of each address family, IPv4 then IPv6: the kernel leaves in a
+    /// header the length of the last address it stored there, and nix does not reset it, so a
+    /// header that once held an IPv4 address would cut an IPv6 sender's address short.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    recv_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
+    recv_headers: [nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>; 2],
     #[cfg(any(target_os = "linux", target_os = "android"))]
     send_headers: nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
 }
@@ -196,7 +200,10 @@ impl UdpBatch {
             slots: (0..BATCH).map(|_| vec![0u8; SLOT_BYTES]).collect(),
             received: Vec::with_capacity(BATCH),
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            recv_headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
+            recv_headers: [
+                nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
+                nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
+            ],
             #[cfg(any(target_os = "linux", target_os = "android"))]
             send_headers: nix::sys::socket::MultiHeaders::preallocate(BATCH, None),
         }
@@ -206,13 +213,19 @@ impl UdpBatch {
     /// and calls `each(from, bytes)` for each, in arrival order. Returns how many were read:
     /// 0 when none was queued (`WouldBlock`). Fewer than [`BATCH`] means the queue was empty
     /// when the call returned; with edge-triggered readiness a later datagram raises a new
-    /// event. A datagram whose sender address cannot be read is skipped.
-    pub fn recv<S, F>(&mut self, socket: &S, mut each: F) -> io::Result<usize>
+    /// event. A datagram whose sender address cannot be read is skipped. `family` is the
+    /// address family of `socket` (one batch may read sockets of both).
+    pub fn recv<S, F>(
+        &mut self,
+        socket: &S,
+        family: AddressFamily,
+        mut each: F,
+    ) -> io::Result<usize>
     where
         S: BatchSocket,
         F: FnMut(SocketAddr, &[u8]),
     {
-        let count = self.recv_into_slots(socket)?;
+        let count = self.recv_into_slots(socket, family)?;
         for (slot, &(len, from)) in self.slots.iter().zip(&self.received) {
             if let (Some(from), Some(bytes)) = (from, slot.get(..len)) {
                 each(from, bytes);
@@ -222,7 +235,11 @@ impl UdpBatch {
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn recv_into_slots<S: BatchSocket>(&mut self, socket: &S) -> io::Result<usize> {
+    fn recv_into_slots<S: BatchSocket>(
+        &mut self,
+        socket: &S,
+        family: AddressFamily,
+    ) -> io::Result<usize> {
         use nix::sys::socket::{MsgFlags, recvmmsg};
         use std::io::IoSliceMut;
         self.received.clear();
@@ -233,7 +250,10 @@ impl UdpBatch {
             .collect();
         let results = match recvmmsg(
             socket.as_raw_fd(),
-            &mut self.recv_headers,
+            &mut self.recv_headers[match family {
+                AddressFamily::V4 => 0,
+                AddressFamily::V6 => 1,
+            }],
             iovs.iter_mut(),
             MsgFlags::MSG_DONTWAIT,
             None,
@@ -250,7 +270,11 @@ impl UdpBatch {
     }
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn recv_into_slots<S: BatchSocket>(&mut self, socket: &S) -> io::Result<usize> {
+    fn recv_into_slots<S: BatchSocket>(
+        &mut self,
+        socket: &S,
+        _family: AddressFamily,
+    ) -> io::Result<usize> {
         self.received.clear();
         for slot in &mut self.slots {
             match socket.recv_one(slot) {
@@ -472,7 +496,11 @@ mod tests {
         let mut got = Vec::new();
         for _ in 0..1000 {
             batch
-                .recv(socket, |from, bytes| got.push((from, bytes.to_vec())))
+                .recv(
+                    socket,
+                    AddressFamily::of(socket.local_addr().unwrap().ip()),
+                    |from, bytes| got.push((from, bytes.to_vec())),
+                )
                 .unwrap();
             if got.len() >= want {
                 break;
@@ -487,9 +515,46 @@ mod tests {
         let (a, _b) = pair();
         let mut batch = UdpBatch::new();
         assert_eq!(
-            batch.recv(&a, |_, _| panic!("nothing was sent")).unwrap(),
+            batch
+                .recv(&a, AddressFamily::V4, |_, _| panic!("nothing was sent"))
+                .unwrap(),
             0
         );
+    }
+
+    /// The kernel keeps in each receive header the length of the address it last stored:
+    /// after a batch read IPv4 senders, an IPv6 sender read by the same batch must still come
+    /// out whole, not cut to the length of an IPv4 address.
+    #[test]
+    fn one_batch_reads_whole_ipv6_senders_after_ipv4_ones() {
+        let Ok(v6) = UdpSocket::bind("[::1]:0") else {
+            println!("skipped: no IPv6 loopback here");
+            return;
+        };
+        let v6_sender = UdpSocket::bind("[::1]:0").unwrap();
+        v6.set_nonblocking(true).unwrap();
+        let (v4, v4_sender) = pair();
+        let mut batch = UdpBatch::new();
+        for round in 0..3 {
+            for _ in 0..BATCH {
+                v4_sender
+                    .send_to(b"four", v4.local_addr().unwrap())
+                    .unwrap();
+                v6_sender.send_to(b"six", v6.local_addr().unwrap()).unwrap();
+            }
+            let got4 = read_all(&mut batch, &v4, BATCH);
+            let got6 = read_all(&mut batch, &v6, BATCH);
+            assert_eq!(got4.len(), BATCH, "round {round}");
+            assert_eq!(got6.len(), BATCH, "round {round}");
+            let want4 = v4_sender.local_addr().unwrap();
+            let want6 = v6_sender.local_addr().unwrap();
+            assert!(got4.iter().all(|(from, b)| *from == want4 && b == b"four"));
+            assert!(
+                got6.iter().all(|(from, b)| *from == want6 && b == b"six"),
+                "round {round}: {:?}",
+                got6.iter().map(|(from, _)| from).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]
