@@ -125,11 +125,16 @@ fn fifty_nodes_find_each_other_and_announces_are_found() {
         "{:?}",
         found.peers
     );
-    let announces = events
-        .iter()
-        .flat_map(|rx| rx.try_iter())
-        .filter(|e| matches!(e, Event::PeerAnnounced { peer, .. } if *peer == expected))
-        .count();
+    // Events reach subscribers through the event thread: wait for them rather than race it.
+    let mut announces = 0;
+    wait_until(T, || {
+        announces += events
+            .iter()
+            .flat_map(|rx| rx.try_iter())
+            .filter(|e| matches!(e, Event::PeerAnnounced { peer, .. } if *peer == expected))
+            .count();
+        announces >= 4
+    });
     assert!(announces >= 4, "{announces} PeerAnnounced events");
 
     let started = Instant::now();
