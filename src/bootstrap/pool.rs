@@ -66,6 +66,12 @@ const EMPTY: u32 = u32::MAX;
 const EVICTION_CHOICES: usize = 4;
 /// Candidates examined around the target when answering with the closest nodes.
 const CLOSEST_SCAN: usize = 256;
+/// Records per entry of a snapshot's prefix index, about (a power of two).
+const RECORDS_PER_PREFIX: usize = 16;
+/// The most records of one prefix searched linearly rather than by bisection.
+const LINEAR_SEARCH_MAX: usize = 64;
+/// The most bits of a snapshot's prefix index (4 MiB of entries).
+const MAX_PREFIX_BITS: u32 = 20;
 /// The most nodes one answer ([`Pool::closest_compact`], [`Pool::sample_compact`]) holds.
 pub const MAX_ANSWER: usize = 64;
 
@@ -176,6 +182,8 @@ pub struct Rebuild<const N: usize> {
     /// The old record number of each new record.
     order: Vec<u32>,
     records: Vec<Record<N>>,
+    /// The prefix index of `records`.
+    prefixes: PrefixIndex,
     table: Vec<u32>,
 }
 
@@ -191,6 +199,60 @@ pub struct Snapshot<const N: usize> {
     generation: u64,
     records: Vec<Record<N>>,
     words: Vec<AtomicU32>,
+    prefixes: PrefixIndex,
+}
+
+/// Where each id prefix starts in records kept in id order, so that a search reads one pair
+/// of entries and then only the records of one prefix (a few cache lines in a row) instead
+/// of a binary search's scattered cache misses over the whole region.
+#[derive(Debug, Default)]
+struct PrefixIndex {
+    /// `starts[p]` is the first record whose id's first `bits` bits are `p` or more
+    /// (`2^bits + 1` entries, the last one the number of records).
+    starts: Vec<u32>,
+    /// The prefix length: about one prefix per [`RECORDS_PER_PREFIX`] records.
+    bits: u32,
+}
+
+impl PrefixIndex {
+    /// The index of `records`, which are in id order.
+    fn of<const N: usize>(records: &[Record<N>]) -> Self {
+        let bits = (records.len() / RECORDS_PER_PREFIX)
+            .checked_ilog2()
+            .unwrap_or(0)
+            .min(MAX_PREFIX_BITS);
+        let mut starts = Vec::with_capacity((1 << bits) + 1);
+        for (i, record) in records.iter().enumerate() {
+            let prefix = Self::entry(bits, prefix8(&record.id));
+            while starts.len() <= prefix {
+                starts.push(i as u32);
+            }
+        }
+        starts.resize((1 << bits) + 1, records.len() as u32);
+        PrefixIndex { starts, bits }
+    }
+
+    /// The entry of an id whose first 8 bytes are `prefix8`.
+    #[inline]
+    fn entry(bits: u32, prefix8: u64) -> usize {
+        prefix8.checked_shr(64 - bits).unwrap_or(0) as usize
+    }
+
+    /// The record numbers (of `len` records) of the ids sharing the first `bits` bits of an
+    /// id whose first 8 bytes are `prefix8`: where a search for that id looks.
+    #[inline]
+    fn range(&self, prefix8: u64, len: usize) -> std::ops::Range<usize> {
+        let p = Self::entry(self.bits, prefix8);
+        match (self.starts.get(p), self.starts.get(p + 1)) {
+            (Some(&lo), Some(&hi)) if lo <= hi && hi as usize <= len => lo as usize..hi as usize,
+            _ => 0..len,
+        }
+    }
+
+    /// Bytes allocated.
+    fn memory_bytes(&self) -> usize {
+        self.starts.capacity() * 4
+    }
 }
 
 /// Where a pool publishes its snapshots, for its readers.
@@ -343,6 +405,21 @@ fn pack<const N: usize>(addr: &SocketAddr) -> Option<[u8; N]> {
 const FRESH_SCAN: usize = 8;
 
 impl<const N: usize> Snapshot<N> {
+    /// The snapshot of `records` (in id order, indexed by `prefixes`) and their `words`.
+    fn new(
+        generation: u64,
+        records: Vec<Record<N>>,
+        words: Vec<AtomicU32>,
+        prefixes: PrefixIndex,
+    ) -> Self {
+        Snapshot {
+            generation,
+            records,
+            words,
+            prefixes,
+        }
+    }
+
     /// Nodes in the snapshot, hidden ones included.
     pub fn len(&self) -> usize {
         self.records.len()
@@ -358,6 +435,33 @@ impl<const N: usize> Snapshot<N> {
         self.generation
     }
 
+    /// The number of the first record whose id is `id` or greater: within the id's prefix,
+    /// a linear scan when the prefix holds few records (its loads do not depend on each
+    /// other, so their cache misses overlap, where a binary search waits for each in turn),
+    /// else a binary search.
+    #[inline]
+    fn position(&self, id: &[u8; 20]) -> usize {
+        let target_prefix = prefix8(id);
+        let range = self.prefixes.range(target_prefix, self.records.len());
+        let before = |r: &Record<N>| {
+            let prefix = prefix8(&r.id);
+            prefix < target_prefix || (prefix == target_prefix && r.id < *id)
+        };
+        // The answer reads these records' words next: loading the first one now (kept by
+        // `black_box`, which the optimiser cannot see through) overlaps its cache miss with
+        // the records' instead of waiting for it after them.
+        if let Some(word) = self.words.get(range.start) {
+            std::hint::black_box(word.load(Ordering::Relaxed));
+        }
+        let records = &self.records[range.clone()];
+        range.start
+            + if records.len() <= LINEAR_SEARCH_MAX {
+                records.iter().filter(|r| before(r)).count()
+            } else {
+                records.partition_point(before)
+            }
+    }
+
     /// Whether the node `id` at `addr` is in the snapshot, not hidden, and last answered at
     /// or after `since` (pool seconds). A node added since the snapshot was published is not
     /// seen. Binary search by id, then at most a few records of that id.
@@ -365,7 +469,7 @@ impl<const N: usize> Snapshot<N> {
         let Some(addr) = pack::<N>(addr) else {
             return false;
         };
-        let at = self.records.partition_point(|r| r.id < id.0);
+        let at = self.position(&id.0);
         self.records[at..]
             .iter()
             .zip(&self.words[at..])
@@ -395,12 +499,7 @@ impl<const N: usize> Snapshot<N> {
         let len = records.len();
         let target_key = target.sort_key();
         let shared_at = |i: usize| shared(&records[i].id, target_key);
-        // Binary search on the first 8 bytes as an integer, the whole id only on a tie.
-        let target_prefix = (target_key.0 >> 64) as u64;
-        let at = records.partition_point(|r| {
-            let prefix = prefix8(&r.id);
-            prefix < target_prefix || (prefix == target_prefix && r.id < target.0)
-        });
+        let at = self.position(&target.0);
         // In id order, the prefix an id shares with the target never grows moving away from
         // the target's position, on either side. So taking the neighbour with the longer
         // shared prefix, 2n times, takes the ids by decreasing shared prefix: the last one
@@ -581,11 +680,12 @@ impl<const N: usize> Pool<N> {
     pub fn new(capacity: usize, hash_key: u64) -> Self {
         let capacity = capacity.clamp(1, 1 << 31);
         let slots = (capacity * 2).next_power_of_two();
-        let snapshot = Arc::new(Snapshot {
-            generation: 0,
-            records: Vec::new(),
-            words: Vec::new(),
-        });
+        let snapshot = Arc::new(Snapshot::new(
+            0,
+            Vec::new(),
+            Vec::new(),
+            PrefixIndex::of::<N>(&[]),
+        ));
         Pool {
             published: Arc::new(Published {
                 generation: AtomicU64::new(0),
@@ -642,6 +742,7 @@ impl<const N: usize> Pool<N> {
         let record = std::mem::size_of::<Record<N>>();
         self.snapshot.records.capacity() * record
             + self.snapshot.words.capacity() * 4
+            + self.snapshot.prefixes.memory_bytes()
             + self.tail.capacity() * record
             + self.tail_words.capacity() * 4
             + self.table.capacity() * 4
@@ -952,6 +1053,7 @@ impl<const N: usize> Pool<N> {
             layout: self.layout,
             len: self.total(),
             order,
+            prefixes: PrefixIndex::of(&new_records),
             records: new_records,
             table,
         }
@@ -975,11 +1077,12 @@ impl<const N: usize> Pool<N> {
         let kept_from = rebuild.len - self.sorted();
         let old_tail = std::mem::take(&mut self.tail);
         let old_tail_words = std::mem::take(&mut self.tail_words);
-        self.snapshot = Arc::new(Snapshot {
-            generation: self.snapshot.generation + 1,
-            records: rebuild.records,
+        self.snapshot = Arc::new(Snapshot::new(
+            self.snapshot.generation + 1,
+            rebuild.records,
             words,
-        });
+            rebuild.prefixes,
+        ));
         self.table = rebuild.table;
         self.changed = 0;
         self.layout += 1;
@@ -1186,6 +1289,44 @@ mod tests {
             let mut want = nodes.clone();
             want.sort_by_key(|n| target.distance(&n.id));
             assert_eq!(got, want[..8].to_vec(), "round {round}");
+        }
+    }
+
+    /// The prefix index finds the same position as a binary search over all records: at
+    /// every pool size (no prefix bits up to several), for ids present and absent, and with a
+    /// prefix crowded past the linear scan's limit.
+    #[test]
+    fn prefix_index_finds_what_a_whole_binary_search_finds() {
+        let mut rng = SmallRng::seed_from_u64(13);
+        for len in (0..120).chain([255, 256, 257, 1000, 5000]) {
+            let mut pool = Pool4::new(len.max(1), 1);
+            let mut ids = Vec::new();
+            for i in 0..len as u32 {
+                let mut id = NodeId::random(&mut rng);
+                if i % 4 == 0 {
+                    // Crowded: a quarter of the ids share their first 3 bytes.
+                    id.0[..3].copy_from_slice(&[0x70, 0x01, 0x02]);
+                }
+                let ip = std::net::Ipv4Addr::from(0x0300_0000 + i);
+                pool.insert(NodeInfo::new(id, SocketAddr::from((ip, 6881))), 0);
+                ids.push(id);
+            }
+            pool.rebuild_index();
+            let snapshot = pool.snapshot();
+            assert_eq!(snapshot.len(), len);
+            let mut targets: Vec<[u8; 20]> = ids.iter().map(|id| id.0).collect();
+            for _ in 0..200 {
+                let mut target = NodeId::random(&mut rng).0;
+                if rng.random_bool(0.3) {
+                    target[..3].copy_from_slice(&[0x70, 0x01, 0x02]);
+                }
+                targets.push(target);
+            }
+            targets.extend([[0; 20], [0xff; 20]]);
+            for target in targets {
+                let want = snapshot.records.partition_point(|r| r.id < target);
+                assert_eq!(snapshot.position(&target), want, "len {len}");
+            }
         }
     }
 
