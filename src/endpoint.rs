@@ -16,6 +16,10 @@ use crate::transmit::Transmit;
 pub trait Endpoint {
     /// A datagram from `from` arrives at `now`.
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
+    /// A datagram that will be handled soon, after the others of its batch: a hint to start
+    /// loading what answering it will read, so that the batch's cache misses overlap. It
+    /// changes nothing that can be observed; the default does nothing.
+    fn prefetch(&self, _from: SocketAddr, _bytes: &[u8]) {}
     /// The deadline last returned by [`Endpoint::poll_timeout`] has passed; `now` is at or after
     /// it.
     fn handle_timeout(&mut self, now: Instant);

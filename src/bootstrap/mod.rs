@@ -927,6 +927,20 @@ impl crate::Endpoint for BootstrapServer {
         BootstrapServer::handle_datagram(self, now, from, bytes);
     }
 
+    /// Loads the pool records that answering the query will read: around its target, and
+    /// around the asker's id (whether the asker is already fresh in the pool).
+    fn prefetch(&self, from: SocketAddr, bytes: &[u8]) {
+        for id in [krpc::peek_target(bytes), krpc::peek_id(bytes)]
+            .into_iter()
+            .flatten()
+        {
+            match from {
+                SocketAddr::V4(_) => self.readers.v4.snapshot().prefetch(id),
+                SocketAddr::V6(_) => self.readers.v6.snapshot().prefetch(id),
+            }
+        }
+    }
+
     fn handle_timeout(&mut self, now: Instant) {
         BootstrapServer::handle_timeout(self, now);
     }

@@ -70,6 +70,9 @@ const CLOSEST_SCAN: usize = 256;
 const RECORDS_PER_PREFIX: usize = 16;
 /// The most records of one prefix searched linearly rather than by bisection.
 const LINEAR_SEARCH_MAX: usize = 64;
+/// Records on each side of the target's prefix that [`Snapshot::prefetch`] loads too (an
+/// answer reads past its prefix when the prefix holds fewer than twice the nodes asked for).
+const PREFETCH_NEIGHBOURS: usize = 8;
 /// The most bits of a snapshot's prefix index (4 MiB of entries).
 const MAX_PREFIX_BITS: u32 = 20;
 /// The most nodes one answer ([`Pool::closest_compact`], [`Pool::sample_compact`]) holds.
@@ -435,18 +438,36 @@ impl<const N: usize> Snapshot<N> {
         self.generation
     }
 
+    /// Starts loading what an answer for `target` will read (the records of the target's
+    /// prefix and of a few neighbours on each side, with their words), so that when several
+    /// queries arrive together their cache misses overlap instead of each answer waiting for
+    /// its own in turn. The loads are real reads kept by `black_box` (safe code has no
+    /// prefetch instruction), one per cache line, none depending on another.
+    #[inline]
+    pub fn prefetch(&self, target: &[u8; 20]) {
+        let range = self.prefixes.range(prefix8(target), self.records.len());
+        let start = range.start.saturating_sub(PREFETCH_NEIGHBOURS);
+        let end = (range.end + PREFETCH_NEIGHBOURS).min(self.records.len());
+        let records = &self.records[start..end];
+        // Every cache line the records span holds a record's first byte or its last.
+        let step = (64 / std::mem::size_of::<Record<N>>()).max(1);
+        for record in records.iter().step_by(step) {
+            std::hint::black_box(record.id[0]);
+        }
+        for word in self.words[start..end].iter().step_by(16) {
+            std::hint::black_box(word.load(Ordering::Relaxed));
+        }
+    }
+
     /// The number of the first record whose id is `id` or greater: within the id's prefix,
-    /// a linear scan when the prefix holds few records (its loads do not depend on each
-    /// other, so their cache misses overlap, where a binary search waits for each in turn),
-    /// else a binary search.
+    /// a linear count of the records whose first 8 bytes are smaller when the prefix holds
+    /// few records (its loads do not depend on each other, so their cache misses overlap,
+    /// where a binary search waits for each in turn), else a binary search; then past the
+    /// records whose first 8 bytes tie and whose whole id is smaller.
     #[inline]
     fn position(&self, id: &[u8; 20]) -> usize {
         let target_prefix = prefix8(id);
         let range = self.prefixes.range(target_prefix, self.records.len());
-        let before = |r: &Record<N>| {
-            let prefix = prefix8(&r.id);
-            prefix < target_prefix || (prefix == target_prefix && r.id < *id)
-        };
         // The answer reads these records' words next: loading the first one now (kept by
         // `black_box`, which the optimiser cannot see through) overlaps its cache miss with
         // the records' instead of waiting for it after them.
@@ -454,12 +475,20 @@ impl<const N: usize> Snapshot<N> {
             std::hint::black_box(word.load(Ordering::Relaxed));
         }
         let records = &self.records[range.clone()];
+        let below = if records.len() <= LINEAR_SEARCH_MAX {
+            records
+                .iter()
+                .map(|r| usize::from(prefix8(&r.id) < target_prefix))
+                .sum()
+        } else {
+            records.partition_point(|r| prefix8(&r.id) < target_prefix)
+        };
         range.start
-            + if records.len() <= LINEAR_SEARCH_MAX {
-                records.iter().filter(|r| before(r)).count()
-            } else {
-                records.partition_point(before)
-            }
+            + below
+            + records[below..]
+                .iter()
+                .take_while(|r| prefix8(&r.id) == target_prefix && r.id < *id)
+                .count()
     }
 
     /// Whether the node `id` at `addr` is in the snapshot, not hidden, and last answered at

@@ -15,6 +15,7 @@ mod decode;
 mod encode;
 mod error;
 mod lenient;
+mod peek;
 pub(crate) mod reader;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ pub use decode::check_against_bendy;
 pub use decode::{Decoded, MAX_DEPTH, MAX_MESSAGE_SIZE, decode};
 pub(crate) use decode::{MessageRef, decode_ref};
 pub use error::{DecodeError, ErrorReply, RejectReason};
+pub use peek::{peek_id, peek_target};
 
 /// Error code 201: a generic error.
 pub const ERROR_GENERIC: i64 = 201;

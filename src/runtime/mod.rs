@@ -324,9 +324,16 @@ impl Runtime {
             } else {
                 AddressFamily::V6
             };
-            let read = batch.recv(socket, socket_family, |from, bytes| {
-                endpoint.handle_datagram(now, canonical(from), bytes);
-            });
+            let read = batch.read(socket, socket_family);
+            if read.is_ok() {
+                // All the batch's hints first, so that their cache misses overlap.
+                for (from, bytes) in batch.datagrams() {
+                    endpoint.prefetch(canonical(from), bytes);
+                }
+                for (from, bytes) in batch.datagrams() {
+                    endpoint.handle_datagram(now, canonical(from), bytes);
+                }
+            }
             match read {
                 Ok(count) => {
                     self.stats.datagrams_in += count as u64;

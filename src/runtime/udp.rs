@@ -226,12 +226,25 @@ impl UdpBatch {
         F: FnMut(SocketAddr, &[u8]),
     {
         let count = self.recv_into_slots(socket, family)?;
-        for (slot, &(len, from)) in self.slots.iter().zip(&self.received) {
-            if let (Some(from), Some(bytes)) = (from, slot.get(..len)) {
-                each(from, bytes);
-            }
+        for (from, bytes) in self.datagrams() {
+            each(from, bytes);
         }
         Ok(count)
+    }
+
+    /// Reads like [`UdpBatch::recv`] but keeps the datagrams for [`UdpBatch::datagrams`]
+    /// instead of handing them out, so that a caller can pass over them more than once.
+    pub fn read<S: BatchSocket>(&mut self, socket: &S, family: AddressFamily) -> io::Result<usize> {
+        self.recv_into_slots(socket, family)
+    }
+
+    /// The datagrams of the last read (sender and bytes, in arrival order), without those
+    /// whose sender address could not be read.
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.slots
+            .iter()
+            .zip(&self.received)
+            .filter_map(|(slot, &(len, from))| Some((from?, slot.get(..len)?)))
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
