@@ -21,7 +21,9 @@
 # for the stored info-hash and is answered with the 50 values and the 8 closest nodes.
 #
 # Usage: benches/throughput.sh [ROUNDS] [SECONDS]
-# Env:   QUERY=ping|find-node|get-peers|mix (default ping), WINDOW (256), SOURCES (64),
+# Env:   QUERY=ping|find-node|get-peers|mix (default ping), or several separated by spaces
+#        (get-peers-50 is get-peers with VALUES=1), or all (ping find-node get-peers
+#        get-peers-50): one run per query, then a table of every ratio; WINDOW (256), SOURCES (64),
 #        BTDHT=path/to/btdht (default: builds it with cargo build --release),
 #        SKIP_LT=1 to leave libtorrent out (else tests/peers/setup.sh installs it once),
 #        PROFILE=DIR to record each server with `perf record -e cpu-clock -g` into DIR (one
@@ -45,6 +47,55 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${1:-5}
 SECONDS_PER_RUN=${2:-4}
 QUERY=${QUERY:-ping}
+
+# Several queries in one run: the script runs itself once per query with the same build and
+# pool file, then prints one table of every ratio.
+if [[ $QUERY == all ]]; then
+    QUERY="ping find-node get-peers get-peers-50"
+fi
+if [[ $QUERY == *" "* ]]; then
+    if [[ -z ${BTDHT:-} ]]; then
+        cargo build --release --quiet
+        BTDHT=$(mktemp -d)/btdht
+        cp "${CARGO_TARGET_DIR:-target}/release/btdht" "$BTDHT"
+        export BTDHT
+    fi
+    summaries=$(mktemp -d)
+    if [[ -z ${SKIP_POOL:-} && -z ${POOL_FILE:-} ]]; then
+        POOL_FILE=$summaries/pool.bin
+        POOL_NODES=${POOL_NODES:-1000000} cargo bench --quiet --bench pool_load -- write \
+            "$POOL_FILE" >/dev/null
+        export POOL_FILE
+    fi
+    for query in $QUERY; do
+        echo "=== QUERY=$query"
+        if [[ $query == get-peers-50 ]]; then
+            QUERY=get-peers VALUES=1 SUMMARY_JSON=$summaries/$query.json "$0" "$ROUNDS" "$SECONDS_PER_RUN"
+        else
+            QUERY=$query VALUES= SUMMARY_JSON=$summaries/$query.json "$0" "$ROUNDS" "$SECONDS_PER_RUN"
+        fi
+    done
+    python3 - "$summaries" $QUERY <<'PY'
+import json, os, sys
+folder, queries = sys.argv[1], sys.argv[2:]
+print("\n| query | server | answered/s (median) | server CPU per answer | / libtorrent | / matched echo | matched echo's CPU per answer / server's |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for q in queries:
+    path = os.path.join(folder, q + ".json")
+    if not os.path.exists(path):
+        continue
+    s = json.load(open(path))
+    for name, c in s["contenders"].items():
+        lt = s["vs_libtorrent"].get(name)
+        me = s["vs_matched_echo"].get(name)
+        fmt = lambda r: f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})" if r else ""
+        cpu = s.get("cpu_vs_matched_echo", {}).get(name)
+        cpu = f"{cpu:.2f}x" if cpu else ""
+        print(f"| {q} | {name} | {c['median']:,.0f} | {c['us']:.2f} µs | {fmt(lt)} | {fmt(me)} | {cpu} |")
+PY
+    rm -rf "$summaries"
+    exit 0
+fi
 WINDOW=${WINDOW:-256}
 SOURCES=${SOURCES:-64}
 WARMUP=1
@@ -253,6 +304,27 @@ if med.get("echo-pad") and "bootstrap1m" in med:
 if med.get("echo-nodefull") and "nodefull" in med:
     r = [a / b for a, b in zip(raw["nodefull"], raw["echo-nodefull"]) if b]
     print(f"nodefull / matched echo (${PAD_NODE:-0}-byte replies): {med['nodefull'] / med['echo-nodefull']:.2f}x  (per round {min(r):.2f}-{max(r):.2f})")
+summary_path = "${SUMMARY_JSON:-}"
+if summary_path:
+    import json
+    def ratio(n, base):
+        r = [a / b for a, b in zip(raw.get(n, []), raw.get(base, [])) if b]
+        if not r or not med.get(base):
+            return None
+        return {"median": med[n] / med[base], "min": min(r), "max": max(r)}
+    matched = {"bootstrap1m": "echo-pad", "nodefull": "echo-nodefull"}
+    with_lt = ("node", "bootstrap", "bootstrap1m", "nodefull")
+    summary = {
+        "query": query,
+        "contenders": {n: {"median": med[n], "us": statistics.median(cost[n]) if cost.get(n) else 0.0} for n in names},
+        "vs_libtorrent": {n: ratio(n, "libtorrent") for n in names if n in with_lt},
+        "vs_matched_echo": {n: ratio(n, matched[n]) for n in names if n in matched},
+        # The matched echo's CPU per answer over the server's: what the rate ratio would be
+        # with both at 100% of their core (robust when the generator, not the server, limits).
+        "cpu_vs_matched_echo": {n: statistics.median(cost[matched[n]]) / statistics.median(cost[n])
+                                for n in names if n in matched and cost.get(n) and cost.get(matched[n])},
+    }
+    json.dump(summary, open(summary_path, "w"))
 EOF
 
 if [[ -n ${CALLGRIND:-} ]]; then
