@@ -13,8 +13,9 @@
 //!   backward-shift deletion, sized to the next power of two of twice the capacity (8.4 bytes
 //!   per node at a capacity of one million), holding only the records not hidden.
 //!
-//! The records are a **sorted region** (in id order, found by binary search directly over the
-//! records) followed by a **tail** of the nodes added since the last rebuild, in arrival order.
+//! The records are a **sorted region** (in id order, found through a prefix index: where each
+//! prefix of the ids starts, one `u32` per about 16 records, so that a search reads one pair
+//! of entries and then a few records in a row) followed by a **tail** of the nodes added since the last rebuild, in arrival order.
 //! A record never changes in place once written (only its word does): a node that changes id,
 //! or is replaced, or removed, is hidden and, if it stays, appended again. So the sorted region
 //! stays sorted, and answers (which read only the sorted region) never see the tail until a
@@ -22,8 +23,8 @@
 //! changed. The records may outgrow the capacity by an eighth (hidden records waiting for the
 //! rebuild); an insert that finds them at that limit compacts the pool itself, in O(n).
 //!
-//! So a full IPv4 pool of one million nodes takes about 38.4 bytes per node right after a
-//! rebuild (its newest snapshot, tail and index) and at most about 42.1 bytes while hidden records and the tail grow;
+//! So a full IPv4 pool of one million nodes takes about 38.7 bytes per node right after a
+//! rebuild (its newest snapshot, tail and indexes) and at most about 42.4 bytes while hidden records and the tail grow;
 //! [`Pool::memory_bytes`] measures it from the allocations and a test checks it stays under
 //! 48. The pool never holds more than its capacity of nodes: a new node then replaces the
 //! stalest of a few nodes at a rotating cursor.
