@@ -1,6 +1,7 @@
 //! The `btdht` binary refuses what is wrong at start: a port in use (exit 1, naming the
-//! address) and an address that is not local (exit 2); and it waits for a silent node as
-//! long as `--timeout` says. A `--state` it cannot keep is refused before the node starts.
+//! address, before any router name is resolved) and an address that is not local (exit 2);
+//! and it waits for a silent node as long as `--timeout` says. A `--state` it cannot keep is
+//! refused before the node starts.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
@@ -91,6 +92,48 @@ fn a_port_in_use_is_an_error_naming_the_address() {
     assert_eq!(client.ping(addr).unwrap(), holder.id());
     client.stop().unwrap();
     holder.stop().unwrap();
+}
+
+#[test]
+fn without_bootstrap_nodes_a_port_in_use_fails_before_the_routers_are_resolved() {
+    // The port is taken, so each command fails at the bind, before the public routers would
+    // be resolved: nothing is looked up and nothing is sent. -vv shows a resolution if one
+    // happened.
+    let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let bind = holder.local_addr().unwrap().to_string();
+    let id = "0123456789abcdef0123456789abcdef01234567";
+    // (`hathor` and `metadata` call a port in use a usage error.)
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["node", "--bind", &bind, "--no-state"], 1),
+        (vec!["find-node", id, "--bind", &bind], 1),
+        (vec!["crawl", "--bind", &bind], 1),
+        (vec!["bootstrap", "--bind", &bind], 1),
+        (vec!["metadata", id, "--bind", &bind], 2),
+        (
+            vec![
+                "hathor",
+                "discover",
+                "--network",
+                "testnet",
+                "--bind",
+                &bind,
+            ],
+            2,
+        ),
+    ];
+    for (args, code) in cases {
+        let out = btdht(&[&["-vv"], &args[..]].concat());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(
+            err.contains(&bind) && err.contains("in use"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("resolv") && !err.contains("router"),
+            "{args:?}: resolved names before the bind: {err}"
+        );
+    }
 }
 
 #[test]

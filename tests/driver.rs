@@ -1,7 +1,8 @@
 //! The driver on real loopback sockets: nodes find each other, announces are found, peers
 //! stream in before the outcome, a request timeout gives the partial result, BEP 33 flags reach
 //! the other nodes, stop is clean and fast, a restarted node rejoins from its state file,
-//! garbage does not disturb, the handle reports the id taken for a voted external address.
+//! garbage does not disturb, the handle reports the id taken for a voted external address,
+//! routers added to a running node bring it in and stay out of its table.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
@@ -188,6 +189,89 @@ fn a_restarted_node_rejoins_from_its_state_file_without_routers() {
         dht.stop().unwrap();
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A network of a router (a node the others joined through) and 5 nodes.
+fn router_and_nodes(base: u8) -> (Dht, Vec<Dht>) {
+    let router = test_node(base).start().unwrap();
+    let nodes: Vec<Dht> = (1..=5u8)
+        .map(|n| {
+            test_node(base + n)
+                .bootstrap([router.local_addr()])
+                .start()
+                .unwrap()
+        })
+        .collect();
+    for node in &nodes {
+        assert!(wait_until(T, || table_len(node) >= 1));
+    }
+    (router, nodes)
+}
+
+/// Whether `dht`'s routing tables have an entry at `addr` or with `id`.
+fn in_table(dht: &Dht, addr: SocketAddr, id: NodeId) -> bool {
+    let table = dht.routing_table().unwrap();
+    table
+        .ipv4
+        .nodes
+        .iter()
+        .chain(&table.ipv6.nodes)
+        .any(|e| e.node.addr == addr || e.node.id == id)
+}
+
+#[test]
+fn routers_added_to_a_running_node_bring_it_in_and_stay_out_of_its_table() {
+    let (router, nodes) = router_and_nodes(100);
+    let node = test_node(106).start().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(table_len(&node), 0, "a node with no seeds knows nobody");
+
+    node.add_routers(&[router.local_addr()]).unwrap();
+    assert!(
+        wait_until(T, || table_len(&node) >= nodes.len()),
+        "joined through the router: {} nodes",
+        table_len(&node)
+    );
+    // A lookup of the router's own id meets it in every reply; it still stays out.
+    let outcome = node.find_node(router.id()).unwrap();
+    assert!(outcome.responses > 0);
+    let stats = node.stats().unwrap();
+    assert!(stats.node.responses_in > 0);
+    assert!(
+        !in_table(&node, router.local_addr(), router.id()),
+        "the router entered the routing table"
+    );
+    node.stop().unwrap();
+    for dht in nodes.into_iter().chain([router]) {
+        dht.stop().unwrap();
+    }
+}
+
+#[test]
+fn a_bootstrap_node_named_a_router_leaves_the_table() {
+    let (router, nodes) = router_and_nodes(110);
+    let node = test_node(116)
+        .bootstrap([router.local_addr()])
+        .start()
+        .unwrap();
+    assert!(wait_until(T, || in_table(
+        &node,
+        router.local_addr(),
+        router.id()
+    )));
+    node.add_routers(&[router.local_addr()]).unwrap();
+    assert!(
+        wait_until(T, || !in_table(&node, router.local_addr(), router.id())),
+        "the router stayed in the routing table"
+    );
+    // It answers the node's lookups and still stays out.
+    assert!(node.find_node(router.id()).unwrap().responses > 0);
+    assert!(!in_table(&node, router.local_addr(), router.id()));
+    assert!(table_len(&node) >= nodes.len());
+    node.stop().unwrap();
+    for dht in nodes.into_iter().chain([router]) {
+        dht.stop().unwrap();
+    }
 }
 
 #[test]

@@ -203,6 +203,12 @@ pub(crate) fn run(args: BootstrapArgs) -> Result<(), CliError> {
         None => {}
     }
     options.bootstrap = if args.bootstrap.is_empty() {
+        // The shards bind once the routers are known: a port in use fails here first, before
+        // any name is resolved.
+        for addr in std::iter::once(args.bind).chain(args.bind6) {
+            btdht::driver::socket::check_free(addr)
+                .map_err(|e| bind_failed(&addr.to_string(), &e))?;
+        }
         super::commands::public_routers()
     } else {
         args.bootstrap.clone()

@@ -70,6 +70,7 @@ pub(crate) fn run(command: Command) -> Result<(), CliError> {
 pub(crate) fn public_routers() -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for name in DEFAULT_BOOTSTRAP_NODES {
+        log::debug!("resolving the router {name}");
         match name.to_socket_addrs() {
             Ok(addrs) => out.extend(addrs.filter(|a| a.is_ipv4()).take(1)),
             Err(e) => log::warn!("cannot resolve {name}: {e}"),
@@ -82,6 +83,18 @@ fn print_json(value: serde_json::Value) {
     println!("{value}");
 }
 
+/// Resolves the public routers and hands them to the running `dht` (once it is bound, so that
+/// a port in use fails before any name is resolved).
+pub(crate) fn add_public_routers(dht: &Dht) {
+    let routers = public_routers();
+    if routers.is_empty() {
+        return;
+    }
+    if let Err(e) = dht.add_routers(&routers) {
+        log::warn!("routers: {e}");
+    }
+}
+
 /// Starts a read-only client node (BEP 43: it answers nothing and stays out of the tables).
 pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, CliError> {
     let mut builder = Dht::builder()
@@ -89,32 +102,33 @@ pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, Cl
         .allow_private(args.allow_private)
         .read_only(true)
         .request_timeout(timeout(args));
-    if needs_bootstrap {
-        if args.bootstrap.is_empty() {
-            builder = builder.routers(public_routers());
-        } else {
-            let nodes = args.bootstrap.clone();
-            if !args.allow_private {
-                let mut filtered: Vec<String> = nodes
-                    .iter()
-                    .filter_map(|a| super::args::needs_allow_private(*a))
-                    .collect();
-                if filtered.len() == nodes.len() {
-                    // Every node is filtered: the last one's message is the error.
-                    let last = filtered.pop().unwrap_or_default();
-                    for message in &filtered {
-                        eprintln!("btdht: bootstrap node {message}");
-                    }
-                    return Err(CliError::failed(format!("bootstrap node {last}")));
-                }
+    let needs_routers = needs_bootstrap && args.bootstrap.is_empty();
+    if needs_bootstrap && !needs_routers {
+        let nodes = args.bootstrap.clone();
+        if !args.allow_private {
+            let mut filtered: Vec<String> = nodes
+                .iter()
+                .filter_map(|a| super::args::needs_allow_private(*a))
+                .collect();
+            if filtered.len() == nodes.len() {
+                // Every node is filtered: the last one's message is the error.
+                let last = filtered.pop().unwrap_or_default();
                 for message in &filtered {
                     eprintln!("btdht: bootstrap node {message}");
                 }
+                return Err(CliError::failed(format!("bootstrap node {last}")));
             }
-            builder = builder.bootstrap(nodes);
+            for message in &filtered {
+                eprintln!("btdht: bootstrap node {message}");
+            }
         }
+        builder = builder.bootstrap(nodes);
     }
-    builder.start().map_err(start_failed)
+    let dht = builder.start().map_err(start_failed)?;
+    if needs_routers {
+        add_public_routers(&dht);
+    }
+    Ok(dht)
 }
 
 /// Why a node did not start.
@@ -474,34 +488,15 @@ fn print_stats(stats: &DhtStats, rejoin: &Rejoin, now: Instant, json: bool) {
     }
 }
 
-/// Where a node joins from, besides the nodes its state file saved.
-#[derive(Debug, PartialEq, Eq)]
-enum Seeds {
-    /// The `--bootstrap` nodes.
-    Bootstrap(Vec<SocketAddr>),
-    /// The public routers: asked, never inserted into the routing table.
-    Routers(Vec<SocketAddr>),
-}
-
-/// The seeds of a node: the `--bootstrap` nodes when given, else the public routers
-/// (`routers`, resolved only then), also for a node restarted from saved nodes, so that it
-/// can recover when none of them answers.
-fn seeds(
-    bootstrap: &[SocketAddr],
-    has_saved_nodes: bool,
-    routers: impl FnOnce() -> Vec<SocketAddr>,
-) -> Seeds {
-    if !bootstrap.is_empty() {
-        return Seeds::Bootstrap(bootstrap.to_vec());
-    }
-    let routers = routers();
+/// Resolves the public routers and hands them to the running `dht`, which joins through
+/// them now. A node restarted from saved nodes gets them too, so that it can recover when
+/// none of those answers. Called once the node is bound, so that a port in use fails before
+/// any name is resolved; when none resolves, the rejoin loop tries again.
+fn join_public_routers(dht: &Dht, has_saved_nodes: bool) {
     if has_saved_nodes {
-        log::info!(
-            "joining through the saved nodes and {} public routers",
-            routers.len()
-        );
+        log::info!("joining through the saved nodes and the public routers");
     }
-    Seeds::Routers(routers)
+    add_public_routers(dht);
 }
 
 fn node(args: NodeArgs) -> Result<(), CliError> {
@@ -550,10 +545,9 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
     {
         builder = builder.save_interval(std::time::Duration::from_millis(ms));
     }
-    builder = match seeds(&args.bootstrap, has_saved_nodes, public_routers) {
-        Seeds::Bootstrap(nodes) => builder.bootstrap(nodes),
-        Seeds::Routers(routers) => builder.routers(routers),
-    };
+    if !args.bootstrap.is_empty() {
+        builder = builder.bootstrap(args.bootstrap.clone());
+    }
     let dht = builder.start().map_err(start_failed)?;
     // With -v the node's own log line says it already.
     if !log::log_enabled!(target: "btdht", log::Level::Info) {
@@ -561,6 +555,9 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
     }
     if let Some(addr) = dht.local_addr6() {
         eprintln!("btdht: also listening on {addr}");
+    }
+    if args.bootstrap.is_empty() {
+        join_public_routers(&dht, has_saved_nodes);
     }
     let period = args.stats.map(Duration::from_secs);
     let mut next_stats = period.map(|p| Instant::now() + p);
@@ -572,20 +569,21 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
             match dht.with_timeout(Duration::from_secs(2)).stats() {
                 Ok(stats) if stats.nodes_ipv4 + stats.nodes_ipv6 > 0 => rejoin.joined(now),
                 Ok(_) => {
-                    // Resolved again on each retry: a router's address may have changed.
-                    let nodes = if args.bootstrap.is_empty() {
-                        public_routers()
-                    } else {
-                        args.bootstrap.clone()
-                    };
+                    // Resolved again on each retry: a router's address may have changed. The
+                    // routers stay routers; the node asks them and those it knew already.
+                    let routers = args.bootstrap.is_empty().then(public_routers);
                     rejoin.retried(now);
                     log::warn!(
                         "no node in the routing table: bootstrap retry {} through {} nodes, next in {} s",
                         rejoin.retries,
-                        nodes.len(),
+                        routers.as_ref().unwrap_or(&args.bootstrap).len(),
                         rejoin.backoff.as_secs()
                     );
-                    if let Err(e) = dht.bootstrap(&nodes) {
+                    let joined = match &routers {
+                        Some(routers) => dht.add_routers(routers),
+                        None => dht.bootstrap(&args.bootstrap),
+                    };
+                    if let Err(e) = joined {
                         log::warn!("bootstrap: {e}");
                     }
                 }
@@ -604,26 +602,4 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
     }
     eprintln!("btdht: stopping");
     dht.stop().map_err(CliError::failed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_node_gets_the_routers_unless_bootstrap_nodes_are_given() {
-        let router: SocketAddr = "127.0.0.1:6881".parse().unwrap();
-        let given: SocketAddr = "127.0.0.2:6881".parse().unwrap();
-        for saved in [false, true] {
-            assert_eq!(
-                seeds(&[], saved, || vec![router]),
-                Seeds::Routers(vec![router]),
-                "saved nodes: {saved}"
-            );
-            assert_eq!(
-                seeds(&[given], saved, || panic!("resolved the routers")),
-                Seeds::Bootstrap(vec![given])
-            );
-        }
-    }
 }

@@ -319,6 +319,20 @@ pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
         },
         None => None,
     };
+    let socket = match bind_udp(args.bind) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(bind_failed(&args.bind.to_string(), &e));
+        }
+    };
+    let socket6 = match args.bind6.map(bind_udp).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            let addr = args.bind6.map(|a| a.to_string()).unwrap_or_default();
+            return Err(bind_failed(&addr, &e));
+        }
+    };
+    // Bound first, so that a port in use fails before any name is resolved.
     let mut bootstrap = if args.bootstrap.is_empty() {
         super::commands::public_routers()
     } else {
@@ -356,19 +370,6 @@ pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
             ));
         }
     }
-    let socket = match bind_udp(args.bind) {
-        Ok(s) => s,
-        Err(e) => {
-            return Err(bind_failed(&args.bind.to_string(), &e));
-        }
-    };
-    let socket6 = match args.bind6.map(bind_udp).transpose() {
-        Ok(s) => s,
-        Err(e) => {
-            let addr = args.bind6.map(|a| a.to_string()).unwrap_or_default();
-            return Err(bind_failed(&addr, &e));
-        }
-    };
     let out: Box<dyn Write> = match &args.out {
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),

@@ -33,7 +33,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::args::{parse_addr, parse_bind};
-use super::commands::public_routers;
+use super::commands::add_public_routers;
 use super::error::CliError;
 
 /// `btdht hathor …`.
@@ -314,13 +314,16 @@ fn start_dht(args: &DhtArgs) -> Result<Dht, CliError> {
     }
     if !args.bootstrap.is_empty() {
         builder = builder.bootstrap(args.bootstrap.iter().copied());
-    } else if !has_saved_nodes {
-        builder = builder.bootstrap(public_routers());
     }
-    builder.start().map_err(|e| match e {
+    let dht = builder.start().map_err(|e| match e {
         Error::Bind { .. } => CliError::usage(e),
         _ => CliError::failed(e),
-    })
+    })?;
+    // Once bound, so that an address it cannot bind fails before any name is resolved.
+    if args.bootstrap.is_empty() && !has_saved_nodes {
+        add_public_routers(&dht);
+    }
+    Ok(dht)
 }
 
 fn stop_dht(dht: &Dht) {

@@ -20,7 +20,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::{ClientArgs, parse_addr, parse_id};
-use super::commands::public_routers;
+use super::commands::add_public_routers;
 use super::error::CliError;
 
 /// The most peers connected to at once.
@@ -121,21 +121,20 @@ fn peers_from_dht(
     args: &ClientArgs,
     timeout: Duration,
 ) -> Result<Vec<SocketAddr>, CliError> {
-    let nodes = if args.bootstrap.is_empty() {
-        public_routers()
-    } else {
-        args.bootstrap.clone()
-    };
     let dht = Dht::builder()
         .bind(args.bind)
         .allow_private(args.allow_private)
         .read_only(true)
-        .bootstrap(nodes)
+        .bootstrap(args.bootstrap.iter().copied())
         .start()
         .map_err(|e| match e {
             Error::Bind { .. } => CliError::usage(e),
             _ => CliError::failed(e),
         })?;
+    // Once bound, so that an address it cannot bind fails before any name is resolved.
+    if args.bootstrap.is_empty() {
+        add_public_routers(&dht);
+    }
     let result = dht
         .with_timeout(timeout)
         .get_peers(info_hash, false)

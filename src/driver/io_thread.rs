@@ -69,6 +69,8 @@ pub(crate) enum Command {
     Cancel(RequestId),
     Sample(SocketAddr, NodeId, Reply<Result<SampleReply, QueryError>>),
     Bootstrap(Vec<SocketAddr>),
+    /// Routers to add to the running node, which joins through them now.
+    AddRouters(Vec<SocketAddr>),
     AddNode(NodeInfo),
     RoutingTable(Reply<TableSnapshot>),
     Stats(Reply<DhtStats>),
@@ -376,6 +378,10 @@ impl IoThread {
             Command::Bootstrap(nodes) => {
                 let nodes: Vec<SocketAddr> = nodes.into_iter().map(canonical).collect();
                 self.node.bootstrap(now, &nodes);
+            }
+            Command::AddRouters(routers) => {
+                let routers: Vec<SocketAddr> = routers.into_iter().map(canonical).collect();
+                self.node.bootstrap_routers(now, &routers);
             }
             Command::AddNode(node) => {
                 self.node

@@ -89,8 +89,8 @@ use hooks::Subscribers;
 use io_thread::{Clock, Command, GetItemQuery, GetPeersQuery, IoThread, PutItemQuery, Reply};
 
 /// The public routers of the Mainline DHT, as `host:port` names: a way in for a node with no
-/// other ([`Builder::routers`] takes addresses: resolve these first, e.g. with
-/// [`std::net::ToSocketAddrs`]).
+/// other ([`Builder::routers`] and [`Dht::add_routers`] take addresses: resolve these first,
+/// e.g. with [`std::net::ToSocketAddrs`]).
 pub const DEFAULT_BOOTSTRAP_NODES: [&str; 4] = [
     "router.bittorrent.com:6881",
     "dht.transmissionbt.com:6881",
@@ -684,6 +684,15 @@ impl Dht {
     /// Joins (again) through `nodes`; does not wait.
     pub fn bootstrap(&self, nodes: &[SocketAddr]) -> Result<(), Error> {
         self.send(Command::Bootstrap(nodes.to_vec()), STOP_TIMEOUT)
+    }
+
+    /// Adds `routers` (such as the resolved [`DEFAULT_BOOTSTRAP_NODES`]) to the running node,
+    /// as [`Builder::routers`] does at start: they are asked like bootstrap nodes but never
+    /// enter the routing table (one the table learned as an ordinary node before leaves it).
+    /// The node joins through them and its other seeds now; does not wait. For a node that
+    /// binds before it knows its routers, e.g. while their names resolve.
+    pub fn add_routers(&self, routers: &[SocketAddr]) -> Result<(), Error> {
+        self.send(Command::AddRouters(routers.to_vec()), STOP_TIMEOUT)
     }
 
     /// Adds a node believed live; it is pinged and enters the table if it answers.

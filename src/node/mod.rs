@@ -374,15 +374,35 @@ impl Node {
     /// Adds `routers` (well-known entry points such as [`crate::DEFAULT_BOOTSTRAP_NODES`]) as
     /// seeds: asked like the nodes of [`Node::bootstrap`], but never entered into the routing
     /// tables nor handed out, and ignored when they appear in replies (libtorrent keeps its
-    /// routers out of its table too). Starts nothing: [`Node::bootstrap`] (with no other
-    /// nodes, or more) joins through them.
+    /// routers out of its table too); an address given to [`Node::bootstrap`] before becomes
+    /// a router. Starts nothing: [`Node::bootstrap`] (with no other nodes, or more) or
+    /// [`Node::bootstrap_routers`] joins through them.
     pub fn add_router(&mut self, routers: &[SocketAddr]) {
         for router in routers {
+            if self.routers.contains(router) {
+                continue;
+            }
+            self.bootstrap_nodes.retain(|node| node != router);
             if self.seed_acceptable(router) {
-                self.bootstrap_nodes.retain(|node| node != router);
                 self.routers.push(*router);
             }
         }
+    }
+
+    /// Adds `routers` ([`Node::add_router`]) to a node that may be running already and joins
+    /// through them and the other seeds now ([`Node::bootstrap`]). A router that a routing
+    /// table learned as an ordinary node before it was named a router leaves the table.
+    pub fn bootstrap_routers(&mut self, now: Instant, routers: &[SocketAddr]) -> RequestId {
+        self.add_router(routers);
+        for router in routers {
+            if !self.is_router(router) {
+                continue;
+            }
+            if let Some(entry) = self.table(router).forget_addr(now, router) {
+                self.emit(Event::NodeRemoved(entry.info()));
+            }
+        }
+        self.bootstrap(now, &[])
     }
 
     /// Whether `addr` may become a new seed (counts it if filtered).

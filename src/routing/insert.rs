@@ -340,6 +340,17 @@ impl RoutingTable {
         self.fill_from_cache(now, b);
         Ok(entry)
     }
+
+    /// Forgets everything at `addr`: its replacement candidates first, so that none of them
+    /// takes the slot, then its entry (a verified candidate may take that slot). Returns the
+    /// entry removed, if there was one.
+    pub fn forget_addr(&mut self, now: Instant, addr: &SocketAddr) -> Option<Entry> {
+        for bucket in &mut self.buckets {
+            bucket.replacements.retain(|c| c.info.addr != *addr);
+        }
+        let id = self.by_addr.get(&AddrKey(*addr)).copied()?;
+        self.remove(now, &id).ok()
+    }
 }
 
 fn new_candidate(entry: Entry) -> Candidate {

@@ -613,6 +613,28 @@ fn snapshot_roundtrip_and_remove() {
 }
 
 #[test]
+fn forget_addr_drops_the_entry_and_candidates_at_an_address() {
+    let (mut f, far) = far_bucket_full();
+    let cached = f.node(0);
+    let other = f.node(0);
+    assert_eq!(f.respond(t(20), cached), InsertOutcome::Cached);
+    assert_eq!(f.respond(t(20), other), InsertOutcome::Cached);
+    // A candidate at the address leaves the cache; nothing else changes.
+    assert!(f.table.forget_addr(t(21), &cached.addr).is_none());
+    assert_eq!(f.table.buckets()[0].replacements().len(), 1);
+    assert_eq!(f.table.len(), 9);
+    // An entry at the address leaves the table; a verified candidate takes its slot.
+    let removed = f.table.forget_addr(t(22), &far[2].addr).map(|e| e.info());
+    assert_eq!(removed, Some(far[2]));
+    assert!(f.table.get_by_addr(&far[2].addr).is_none());
+    assert_eq!(f.table.get(&other.id).map(Entry::info), Some(other));
+    assert!(f.table.get(&cached.id).is_none());
+    assert_eq!(f.table.len(), 9);
+    f.check();
+    assert!(f.table.forget_addr(t(23), &addr(9999)).is_none());
+}
+
+#[test]
 fn table_reaches_160_buckets_without_panicking() {
     let config = RoutingConfig {
         k: 1,
