@@ -444,10 +444,10 @@ fn ask(server: SocketAddr, target: NodeId) -> Vec<NodeInfo> {
     for _ in 0..10 {
         socket.send_to(&bytes, server).expect("send to the server");
         while let Ok((len, _)) = socket.recv_from(&mut buf) {
-            if let Ok(decoded) = btdht::krpc::decode(&buf[..len]) {
-                if let Body::Response(response) = decoded.message.body {
-                    return response.nodes.unwrap_or_default();
-                }
+            if let Ok(decoded) = btdht::krpc::decode(&buf[..len])
+                && let Body::Response(response) = decoded.message.body
+            {
+                return response.nodes.unwrap_or_default();
             }
         }
     }

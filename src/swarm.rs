@@ -390,10 +390,10 @@ impl<O: SwarmObserver> Role for SwarmRole<'_, O> {
             self.announce(now, turn);
             self.reannounce_at = Some(now + REANNOUNCE);
         }
-        if let (Some(ready), Some(duration)) = (self.ready_at, self.duration) {
-            if now >= ready + duration {
-                return Flow::Stop;
-            }
+        if let (Some(ready), Some(duration)) = (self.ready_at, self.duration)
+            && now >= ready + duration
+        {
+            return Flow::Stop;
         }
         self.observer.tick(now, self.members.len(), turn.stats());
         Flow::Continue

@@ -646,23 +646,23 @@ fn scenario(answer: AnswerMode, existing: usize, new: usize, seed: u64) -> Outco
                     kind: LookupKind::Bootstrap,
                     outcome,
                 } = event
+                    && r == *request
+                    && join.done_at.is_none()
                 {
-                    if r == *request && join.done_at.is_none() {
-                        join.done_at = Some(outcome.duration);
-                        join.queries = outcome.queries;
-                        // Good answers: as close as the true 8th closest of the nodes
-                        // that joined before this one (later ones may count too).
-                        let index = ids.iter().position(|(_, a)| a == addr).unwrap_or(0);
-                        let mut truth: Vec<NodeId> = ids[..index].iter().map(|(i, _)| *i).collect();
-                        truth.sort_by_key(|other| id.distance(other));
-                        let threshold = id.distance(&truth[7.min(truth.len() - 1)]);
-                        join.exact = outcome
-                            .closest
-                            .iter()
-                            .take(8)
-                            .filter(|(n, _)| id.distance(&n.id) <= threshold)
-                            .count();
-                    }
+                    join.done_at = Some(outcome.duration);
+                    join.queries = outcome.queries;
+                    // Good answers: as close as the true 8th closest of the nodes
+                    // that joined before this one (later ones may count too).
+                    let index = ids.iter().position(|(_, a)| a == addr).unwrap_or(0);
+                    let mut truth: Vec<NodeId> = ids[..index].iter().map(|(i, _)| *i).collect();
+                    truth.sort_by_key(|other| id.distance(other));
+                    let threshold = id.distance(&truth[7.min(truth.len() - 1)]);
+                    join.exact = outcome
+                        .closest
+                        .iter()
+                        .take(8)
+                        .filter(|(n, _)| id.distance(&n.id) <= threshold)
+                        .count();
                 }
             }
         }

@@ -357,10 +357,9 @@ fn an_error_reply_is_final_for_a_lookup_query() {
                 outcome,
                 ..
             } = event
+                && r == request
             {
-                if r == request {
-                    done = Some(outcome);
-                }
+                done = Some(outcome);
             }
         }
         now += Duration::from_secs(1);
@@ -545,10 +544,9 @@ fn with_enforce_bep42_invalid_responders_give_no_token_and_are_not_closest() {
                 outcome,
                 ..
             } = event
+                && r == request
             {
-                if r == request {
-                    done = Some(outcome);
-                }
+                done = Some(outcome);
             }
         }
         now += Duration::from_secs(1);

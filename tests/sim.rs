@@ -73,14 +73,14 @@ impl Endpoint for Toy {
             self.timers.pop_front();
             self.fired.push(now);
         }
-        if let Some((peer, period, next)) = self.ping.as_mut() {
-            if *next <= now {
-                *next += *period;
-                let peer = *peer;
-                let n = self.pings_sent;
-                self.pings_sent += 1;
-                self.send(peer, &n.to_be_bytes());
-            }
+        if let Some((peer, period, next)) = self.ping.as_mut()
+            && *next <= now
+        {
+            *next += *period;
+            let peer = *peer;
+            let n = self.pings_sent;
+            self.pings_sent += 1;
+            self.send(peer, &n.to_be_bytes());
         }
     }
 

@@ -258,12 +258,12 @@ pub(crate) fn run(args: BootstrapArgs) -> Result<(), CliError> {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         let now = Instant::now();
-        if let (Some(at), Some(period)) = (next_stats, period) {
-            if now >= at {
-                next_stats = Some(at + period);
-                let pool = server.pools().read().len();
-                print_stats(&server.shard_stats(), pool, args.json);
-            }
+        if let (Some(at), Some(period)) = (next_stats, period)
+            && now >= at
+        {
+            next_stats = Some(at + period);
+            let pool = server.pools().read().len();
+            print_stats(&server.shard_stats(), pool, args.json);
         }
         if now >= next_save {
             next_save = now + save_every;

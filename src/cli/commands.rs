@@ -590,13 +590,13 @@ fn node(args: NodeArgs) -> Result<(), CliError> {
                 Err(e) => log::warn!("stats: {e}"),
             }
         }
-        if let (Some(at), Some(period)) = (next_stats, period) {
-            if now >= at {
-                next_stats = Some(at + period);
-                match dht.with_timeout(Duration::from_secs(2)).stats() {
-                    Ok(stats) => print_stats(&stats, &rejoin, now, args.json),
-                    Err(e) => log::warn!("stats: {e}"),
-                }
+        if let (Some(at), Some(period)) = (next_stats, period)
+            && now >= at
+        {
+            next_stats = Some(at + period);
+            match dht.with_timeout(Duration::from_secs(2)).stats() {
+                Ok(stats) => print_stats(&stats, &rejoin, now, args.json),
+                Err(e) => log::warn!("stats: {e}"),
             }
         }
     }

@@ -468,10 +468,11 @@ pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
     }
     let mut write_error = end.error;
     // A crawl that ended by itself waits for its metadata fetches; a stopped one does not.
-    if write_error.is_none() && !stop.load(Ordering::Relaxed) {
-        if let Err(e) = output.drain_torrents(METADATA_DRAIN, &stop) {
-            write_error = Some(e);
-        }
+    if write_error.is_none()
+        && !stop.load(Ordering::Relaxed)
+        && let Err(e) = output.drain_torrents(METADATA_DRAIN, &stop)
+    {
+        write_error = Some(e);
     }
     if let Err(e) = output.commit(true) {
         write_error.get_or_insert(e);
@@ -480,10 +481,10 @@ pub(crate) fn run(args: CrawlArgs) -> Result<(), CliError> {
     let stats = *end.crawler.stats();
     let torrent_stats = output.torrents.as_ref().map(|t| t.stats().clone());
     let summary = summary_json(&stats, elapsed, &end.crawler, torrent_stats.as_ref());
-    if write_error.is_none() {
-        if let Err(e) = writeln!(output.out, "{summary}").and_then(|_| output.out.flush()) {
-            write_error = Some(e);
-        }
+    if write_error.is_none()
+        && let Err(e) = writeln!(output.out, "{summary}").and_then(|_| output.out.flush())
+    {
+        write_error = Some(e);
     }
     eprintln!(
         "crawl: {:.1} s: {} nodes, {} info-hashes, {} queries ({:.3} per node found), {} replies, {} timeouts, {} errors, {} per-IP delays, {} send errors",

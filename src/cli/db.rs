@@ -40,10 +40,10 @@ pub(crate) fn run(args: DbArgs) -> Result<(), CliError> {
     let file = match &args.command {
         DbCommand::Stats { file } | DbCommand::Export { file, .. } => file,
     };
-    if let Location::File(path) = file {
-        if !path.exists() {
-            return Err(CliError::usage(format!("{file}: no such file")));
-        }
+    if let Location::File(path) = file
+        && !path.exists()
+    {
+        return Err(CliError::usage(format!("{file}: no such file")));
     }
     let mut db = file
         .open()

@@ -471,10 +471,10 @@ fn discover(args: &DiscoverArgs) -> Result<(), CliError> {
     stop_dht(&dht);
     let report = result.map_err(|e| CliError::failed(format!("get_peers {hash}: {e}")))?;
     let result = print_report(&report, args, push_url.as_ref());
-    if let Some(path) = &args.store {
-        if let Err(e) = discovery.store().save(path) {
-            eprintln!("btdht: --store {}: {e}", path.display());
-        }
+    if let Some(path) = &args.store
+        && let Err(e) = discovery.store().save(path)
+    {
+        eprintln!("btdht: --store {}: {e}", path.display());
     }
     result
 }

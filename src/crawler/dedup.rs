@@ -90,11 +90,11 @@ impl Bloom {
         for i in 0..u64::from(self.hashes) {
             let bit = h1.wrapping_add(i.wrapping_mul(h2)) % self.nbits;
             let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
-            if let Some(w) = self.bits.get_mut(word) {
-                if *w & mask == 0 {
-                    new = true;
-                    *w |= mask;
-                }
+            if let Some(w) = self.bits.get_mut(word)
+                && *w & mask == 0
+            {
+                new = true;
+                *w |= mask;
             }
         }
         new

@@ -176,10 +176,10 @@ struct CrawlRole<'a, S> {
 impl<S: CrawlSink> CrawlRole<'_, S> {
     fn drain_records(&mut self) {
         while let Some(record) = self.crawler.poll_record() {
-            if self.error.is_none() {
-                if let Err(e) = self.sink.record(record) {
-                    self.error = Some(e);
-                }
+            if self.error.is_none()
+                && let Err(e) = self.sink.record(record)
+            {
+                self.error = Some(e);
             }
         }
     }

@@ -42,13 +42,13 @@ impl Crawler {
                 return;
             };
             let ip = work.addr().ip();
-            if let Some(limiter) = &mut self.per_ip {
-                if !limiter.allow(now, ip) {
-                    self.stats.per_ip_delayed += 1;
-                    let wait = Duration::from_secs(1) / self.config.per_ip_rate.max(1);
-                    self.delay(now + wait, work);
-                    continue;
-                }
+            if let Some(limiter) = &mut self.per_ip
+                && !limiter.allow(now, ip)
+            {
+                self.stats.per_ip_delayed += 1;
+                let wait = Duration::from_secs(1) / self.config.per_ip_rate.max(1);
+                self.delay(now + wait, work);
+                continue;
             }
             self.global.take_token();
             self.send(now, work);

@@ -426,10 +426,10 @@ impl IoThread {
     fn save(&mut self, now: Instant, reply: Option<Sender<io::Result<()>>>) {
         let Some(persist) = &self.persist else { return };
         let state = state_of(&self.node, now, self.save_peers);
-        if let Err(e) = persist.send(Job { state, reply }) {
-            if let Some(reply) = e.into_inner().reply {
-                let _ = reply.send(Err(io::Error::other("persistence thread is gone")));
-            }
+        if let Err(e) = persist.send(Job { state, reply })
+            && let Some(reply) = e.into_inner().reply
+        {
+            let _ = reply.send(Err(io::Error::other("persistence thread is gone")));
         }
     }
 

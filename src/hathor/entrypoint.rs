@@ -222,12 +222,12 @@ pub fn parse_entrypoint_list<S: AsRef<str>>(
     let mut out: Vec<PeerAddress> = Vec::with_capacity(items.len());
     for item in items {
         let ep = PeerEndpoint::parse(item.as_ref()).map_err(EntrypointListError::Invalid)?;
-        if let Some(id) = ep.peer_id {
-            if id != owner {
-                return Err(EntrypointListError::Invalid(EntrypointError(format!(
-                    "conflicting peer_id: {id} != {owner}"
-                ))));
-            }
+        if let Some(id) = ep.peer_id
+            && id != owner
+        {
+            return Err(EntrypointListError::Invalid(EntrypointError(format!(
+                "conflicting peer_id: {id} != {owner}"
+            ))));
         }
         // Exact duplicates only: Hathor keeps `127.0.0.1` and `::1` entries side by side.
         if !out

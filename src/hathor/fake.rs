@@ -374,10 +374,10 @@ struct Shared {
 
 impl Shared {
     fn log(&self, e: FakeEvent) {
-        if let Ok(mut v) = self.events.lock() {
-            if v.len() < 10_000 {
-                v.push(e);
-            }
+        if let Ok(mut v) = self.events.lock()
+            && v.len() < 10_000
+        {
+            v.push(e);
         }
     }
     fn now(&self) -> f64 {

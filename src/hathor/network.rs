@@ -63,10 +63,10 @@ fn settings(
 fn digest_from_hex(text: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     // Only called on the literals below, checked by tests.
-    if let Ok(v) = hex::decode(text) {
-        if v.len() == 32 {
-            out.copy_from_slice(&v);
-        }
+    if let Ok(v) = hex::decode(text)
+        && v.len() == 32
+    {
+        out.copy_from_slice(&v);
     }
     out
 }

@@ -206,10 +206,10 @@ pub fn push(url: &PushUrl, entrypoints: &[String], timeout: Duration) -> Result<
     match code {
         Some(c) if (200..300).contains(&c) => {
             // Hathor answers {"success": false, "message": ...} with status 200.
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
-                if v.get("success") == Some(&serde_json::Value::Bool(false)) {
-                    return Err(PushError::Refused(body));
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+                && v.get("success") == Some(&serde_json::Value::Bool(false))
+            {
+                return Err(PushError::Refused(body));
             }
             Ok(body)
         }

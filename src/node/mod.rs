@@ -744,10 +744,10 @@ impl Node {
                 .table4
                 .pop_refresh(now, &mut self.rng)
                 .or_else(|| self.table6.pop_refresh(now, &mut self.rng));
-            if let Some((_, target)) = refresh {
-                if !self.table4.is_empty() || !self.table6.is_empty() {
-                    self.start_lookup(now, LookupKind::Refresh, target, None);
-                }
+            if let Some((_, target)) = refresh
+                && (!self.table4.is_empty() || !self.table6.is_empty())
+            {
+                self.start_lookup(now, LookupKind::Refresh, target, None);
             }
         }
         self.send_verifications(now);

@@ -127,16 +127,15 @@ impl Node {
                     self.send_lookup_query(now, request, node, attempt, query);
                 }
                 None => {
-                    if lookup.is_done() {
-                        if let Some(Operation::Lookup {
+                    if lookup.is_done()
+                        && let Some(Operation::Lookup {
                             kind,
                             lookup,
                             announce,
                             ..
                         }) = self.operations.remove(&request)
-                        {
-                            self.finish_lookup(now, request, kind, lookup, announce);
-                        }
+                    {
+                        self.finish_lookup(now, request, kind, lookup, announce);
                     }
                     return;
                 }

@@ -226,12 +226,11 @@ impl RateLimiter {
             }
             light = known && bucket.level * 2 >= u64::from(limit.burst) * UNIT;
         }
-        if !known {
-            if let Some((limit, bucket)) = &mut self.new_sources {
-                if !bucket.take(*limit, now) {
-                    return false;
-                }
-            }
+        if !known
+            && let Some((limit, bucket)) = &mut self.new_sources
+            && !bucket.take(*limit, now)
+        {
+            return false;
         }
         match &mut self.global {
             Some((limit, bucket)) => {

@@ -235,10 +235,10 @@ impl Node {
         match pending {
             Pending::Lookup { op, node, attempt } => {
                 // An earlier query's timeout while a later one waits is no failure yet.
-                if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op) {
-                    if lookup.attempts(&node) == attempt {
-                        lookup.on_failure(&node);
-                    }
+                if let Some(Operation::Lookup { lookup, .. }) = self.operations.get_mut(&op)
+                    && lookup.attempts(&node) == attempt
+                {
+                    lookup.on_failure(&node);
                 }
                 self.drive(now, op);
             }

@@ -404,13 +404,14 @@ impl PeerStore {
 
         // A new peer: make room first.
         let mut outcome = AnnounceOutcome::Added;
-        if !self.index.contains_key(&info_hash) && self.swarms.len() >= cfg.max_info_hashes {
-            if let Some((_, victim)) = self.ranks.first_key_value() {
-                let victim = *victim;
-                if let Some(&v) = self.index.get(&victim) {
-                    self.remove_swarm(v);
-                    outcome = AnnounceOutcome::EvictedInfoHash(victim);
-                }
+        if !self.index.contains_key(&info_hash)
+            && self.swarms.len() >= cfg.max_info_hashes
+            && let Some((_, victim)) = self.ranks.first_key_value()
+        {
+            let victim = *victim;
+            if let Some(&v) = self.index.get(&victim) {
+                self.remove_swarm(v);
+                outcome = AnnounceOutcome::EvictedInfoHash(victim);
             }
         }
         while self.peer_count >= cfg.max_peers {

@@ -113,21 +113,21 @@ impl RoutingTable {
             stale.push(info.id);
         }
         // Another id at this very address: the node there changed its id.
-        if let Some(other) = self.by_addr.get(&AddrKey(info.addr)) {
-            if *other != info.id {
-                stale.push(*other);
-            }
+        if let Some(other) = self.by_addr.get(&AddrKey(info.addr))
+            && *other != info.id
+        {
+            stale.push(*other);
         }
         // Another entry on this IP.
-        if self.limits_ip() {
-            if let Some(other) = self.by_ip.get(&ip_key(&info.addr)).copied() {
-                if other != info.id && !stale.contains(&other) {
-                    if self.is_good(now, &other) {
-                        return InsertOutcome::Rejected(Rejection::IpConflict);
-                    }
-                    stale.push(other);
-                }
+        if self.limits_ip()
+            && let Some(other) = self.by_ip.get(&ip_key(&info.addr)).copied()
+            && other != info.id
+            && !stale.contains(&other)
+        {
+            if self.is_good(now, &other) {
+                return InsertOutcome::Rejected(Rejection::IpConflict);
             }
+            stale.push(other);
         }
         let mut vacated = Vec::new();
         for id in &stale {
@@ -244,14 +244,14 @@ impl RoutingTable {
             // The entry at this address may have changed its id; only an answer can tell.
             return InsertOutcome::PingCandidate(info);
         }
-        if self.limits_ip() {
-            if let Some(other) = self.by_ip.get(&ip_key(&info.addr)).copied() {
-                return if self.is_good(now, &other) {
-                    InsertOutcome::Rejected(Rejection::IpConflict)
-                } else {
-                    InsertOutcome::PingCandidate(info)
-                };
-            }
+        if self.limits_ip()
+            && let Some(other) = self.by_ip.get(&ip_key(&info.addr)).copied()
+        {
+            return if self.is_good(now, &other) {
+                InsertOutcome::Rejected(Rejection::IpConflict)
+            } else {
+                InsertOutcome::PingCandidate(info)
+            };
         }
         let b = self.bucket_index(&info.id);
         let full = self.buckets[b].len() >= self.config.k;

@@ -165,10 +165,11 @@ impl RoutingTable {
                 consider(bucket.refresh_due(self.config.refresh_interval));
             }
             for e in &bucket.entries {
-                if let Some(t) = e.good_until(self.config.good_window) {
-                    if t > now && e.failed_queries <= self.config.max_failures {
-                        consider(t);
-                    }
+                if let Some(t) = e.good_until(self.config.good_window)
+                    && t > now
+                    && e.failed_queries <= self.config.max_failures
+                {
+                    consider(t);
                 }
             }
         }

@@ -56,10 +56,10 @@ impl SplitQueue {
         if self.queue.is_empty() {
             return None;
         }
-        if let Some(last) = self.last_pop {
-            if now < last + self.min_interval {
-                return None;
-            }
+        if let Some(last) = self.last_pop
+            && now < last + self.min_interval
+        {
+            return None;
         }
         let index = self.queue.pop_front()?;
         if let Some(flag) = self.queued.get_mut(index) {

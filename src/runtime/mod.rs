@@ -284,11 +284,11 @@ impl Runtime {
             }
             self.heap.pop();
             // An entry made stale by an earlier deadline is skipped.
-            if let Some(s) = self.slots.get_mut(slot) {
-                if s.scheduled == Some(at) {
-                    s.scheduled = None;
-                    due.push(slot);
-                }
+            if let Some(s) = self.slots.get_mut(slot)
+                && s.scheduled == Some(at)
+            {
+                s.scheduled = None;
+                due.push(slot);
             }
         }
         for slot in due.drain(..) {
@@ -370,11 +370,11 @@ impl Runtime {
                 self.stats.send_queue_full += 1;
             }
         }
-        if let Some(at) = endpoint.poll_timeout() {
-            if s.scheduled.is_none_or(|scheduled| at < scheduled) {
-                s.scheduled = Some(at);
-                self.heap.push(Reverse((at, slot)));
-            }
+        if let Some(at) = endpoint.poll_timeout()
+            && s.scheduled.is_none_or(|scheduled| at < scheduled)
+        {
+            s.scheduled = Some(at);
+            self.heap.push(Reverse((at, slot)));
         }
         let (report, no_socket) = s
             .outbox

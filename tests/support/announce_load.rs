@@ -77,10 +77,10 @@ pub(crate) fn run_announces(
             if t.to != from {
                 continue;
             }
-            if let Ok(d) = decode(&t.bytes) {
-                if let Body::Response(r) = d.message.body {
-                    token = r.token;
-                }
+            if let Ok(d) = decode(&t.bytes)
+                && let Body::Response(r) = d.message.body
+            {
+                token = r.token;
             }
         }
         let token = token.expect("get_peers is answered with a token");

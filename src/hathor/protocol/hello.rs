@@ -112,12 +112,12 @@ pub fn check_hello(payload: &str, check: &HelloCheck<'_>) -> Result<Hello, Failu
     let settings_dict = match obj.get("settings_dict") {
         None | Some(Value::Null) => None,
         Some(Value::Object(theirs)) => {
-            if let Some(ours) = &check.network.settings_dict {
-                if theirs != ours {
-                    return Err(FailureReason::SettingsDifferent(
-                        serde_json::to_string(ours).unwrap_or_default(),
-                    ));
-                }
+            if let Some(ours) = &check.network.settings_dict
+                && theirs != ours
+            {
+                return Err(FailureReason::SettingsDifferent(
+                    serde_json::to_string(ours).unwrap_or_default(),
+                ));
             }
             Some(theirs.clone())
         }

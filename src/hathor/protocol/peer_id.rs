@@ -106,18 +106,18 @@ pub fn check_peer_id(
     if public_key.peer_id() != id {
         return Err(FailureReason::IdDoesNotMatchKey);
     }
-    if let Some(expected) = check.expected {
-        if expected != id {
-            return Err(FailureReason::PeerIdNotRequested {
-                expected,
-                remote: id,
-            });
-        }
+    if let Some(expected) = check.expected
+        && expected != id
+    {
+        return Err(FailureReason::PeerIdNotRequested {
+            expected,
+            remote: id,
+        });
     }
-    if let Some(allowed) = check.allowed {
-        if !allowed(id) {
-            return Err(FailureReason::NotWhitelisted);
-        }
+    if let Some(allowed) = check.allowed
+        && !allowed(id)
+    {
+        return Err(FailureReason::NotWhitelisted);
     }
     if id == check.own_id {
         return Err(FailureReason::Clone);
