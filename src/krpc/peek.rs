@@ -94,4 +94,47 @@ mod tests {
         assert_eq!(peek_id(b"d1:ad2:id20:short"), None);
         assert_eq!(peek_id(&moved), None);
     }
+
+    mod properties {
+        use super::super::*;
+        use crate::id::NodeId;
+        use crate::krpc::{Message, QueryKind, Want};
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Every find_node and get_peers query the encoder writes, whatever its ids,
+            /// transaction id, `want`, flags, version and read-only mark, is peeked right.
+            #[test]
+            fn encoded_queries_are_peeked_right(
+                id in any::<[u8; 20]>(),
+                target in any::<[u8; 20]>(),
+                transaction_id in proptest::collection::vec(any::<u8>(), 0..12),
+                n4 in any::<bool>(),
+                n6 in any::<bool>(),
+                flags in any::<bool>(),
+                version in proptest::option::of(any::<[u8; 4]>()),
+                read_only in any::<bool>(),
+                find in any::<bool>(),
+            ) {
+                let want = Want { n4, n6 };
+                let kind = if find {
+                    QueryKind::FindNode { target: NodeId(target), want }
+                } else {
+                    QueryKind::GetPeers { info_hash: NodeId(target), want, noseed: flags, scrape: flags }
+                };
+                let mut message = Message::query(transaction_id, NodeId(id), kind);
+                message.version = version.map(|v| v.to_vec());
+                message.read_only = read_only;
+                let bytes = message.encode();
+                prop_assert_eq!(peek_target(&bytes), Some(&target));
+                prop_assert_eq!(peek_id(&bytes), Some(&id));
+            }
+
+            /// Any bytes at all: a guess or none, never a panic.
+            #[test]
+            fn any_bytes_are_peeked_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let _ = (peek_target(&bytes), peek_id(&bytes));
+            }
+        }
+    }
 }

@@ -20,6 +20,8 @@ use btdht::krpc::{MAX_MESSAGE_SIZE, RejectReason, decode};
 /// [`MAX_MESSAGE_SIZE`] can encode to more than one datagram. The decoder must then refuse
 /// that encoding as too large: it cannot be sent anyway.
 pub(crate) fn check_krpc_decode(data: &[u8]) {
+    // The hints a server reads before decoding take any bytes without panicking.
+    let _ = (btdht::krpc::peek_target(data), btdht::krpc::peek_id(data));
     let Ok(first) = decode(data) else {
         return;
     };
