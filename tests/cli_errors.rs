@@ -1,7 +1,7 @@
 //! The `btdht` binary refuses what is wrong at start: a port in use (exit 1, naming the
 //! address, before any router name is resolved) and an address that is not local (exit 2);
-//! and it waits for a silent node as long as `--timeout` says. A `--state` it cannot keep is
-//! refused before the node starts.
+//! and it waits for a silent node as long as `--timeout` says. A `--state` it cannot keep, or
+//! one another node keeps, is refused before the node starts.
 #![allow(clippy::disallowed_methods)] // tests and benchmarks measure and wait on the OS clock
 
 mod support;
@@ -225,6 +225,29 @@ fn a_state_file_it_cannot_keep_is_refused_at_start() {
         std::fs::read(&random).unwrap(),
         [0x8f, 0x00, 0xff, 0x13, 0x37]
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_state_file_another_node_keeps_is_refused_at_start() {
+    let dir = temp_dir("cli-state-in-use");
+    let state = dir.join("state.json");
+    let holder = loopback(186).state_file(&state).start().unwrap();
+    let out = btdht(&[
+        "node",
+        "--bind",
+        "127.0.186.2:0",
+        "--allow-private",
+        "--bootstrap",
+        "127.0.186.9:1",
+        "--state",
+        &state.to_string_lossy(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(err.contains("--no-state"), "{err}");
+    holder.stop().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -663,3 +663,28 @@ fn an_external_address_on_the_builder_gives_a_bep42_id() {
     assert_eq!(dht.id(), derived);
     dht.stop().unwrap();
 }
+
+#[test]
+fn two_nodes_never_share_a_state_file() {
+    let dir = temp_dir("state-lock");
+    let state = dir.join("state.json");
+    let first = test_node(180).state_file(&state).start().unwrap();
+    match test_node(181).state_file(&state).start() {
+        Err(btdht::driver::Error::StateInUse { path }) => assert_eq!(path, state),
+        Err(e) => panic!("a second node on the same state file failed otherwise: {e}"),
+        Ok(_) => panic!("a second node started on a state file in use"),
+    }
+    // Another state file in the same directory is free.
+    let other = test_node(181)
+        .state_file(dir.join("other.json"))
+        .start()
+        .unwrap();
+    other.stop().unwrap();
+    // Once the first node stopped (its last save done), the file is free again.
+    let id = first.id();
+    first.stop().unwrap();
+    let again = test_node(181).state_file(&state).start().unwrap();
+    assert_eq!(again.id(), id, "the restarted node took the saved id");
+    again.stop().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -135,6 +135,9 @@ pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, Cl
 fn start_failed(e: Error) -> CliError {
     match e {
         Error::Bind { addr, source } => bind_failed(&addr.to_string(), &source),
+        e @ Error::StateInUse { .. } => CliError::failed(format!(
+            "{e}: give another --state FILE or --no-state; nothing was started"
+        )),
         e => CliError::failed(e),
     }
 }

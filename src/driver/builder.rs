@@ -150,7 +150,9 @@ impl Builder {
     }
 
     /// Load the state from `path` at start (a missing, corrupt or truncated file is logged
-    /// and ignored) and save it there periodically and on stop.
+    /// and ignored) and save it there periodically and on stop. The node holds an advisory
+    /// lock on `path` with `.lock` appended until its last save: [`Builder::start`] fails with
+    /// [`crate::driver::Error::StateInUse`] while another process holds it.
     pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.state_file = Some(path.into());
         self

@@ -67,6 +67,7 @@ pub use get_peers::GetPeers;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -124,6 +125,12 @@ pub enum Error {
     },
     /// Another I/O error (poll setup, thread start, state save).
     Io(io::Error),
+    /// Another process keeps its state in the same state file (it holds the lock file
+    /// [`persist::lock_path`] beside it); nothing was started.
+    StateInUse {
+        /// The state file.
+        path: PathBuf,
+    },
     /// No answer within the request timeout (pings and samples; lookups and announces end
     /// with a partial outcome instead, and report this only if the I/O thread is stuck).
     Timeout,
@@ -144,6 +151,12 @@ impl std::fmt::Display for Error {
         match self {
             Error::Bind { addr, source } => write!(f, "cannot bind {addr}: {source}"),
             Error::Io(e) => write!(f, "{e}"),
+            Error::StateInUse { path } => write!(
+                f,
+                "state file {} is in use by another process (it holds {})",
+                path.display(),
+                persist::lock_path(path).display()
+            ),
             Error::Timeout => f.write_str("no answer before the timeout"),
             Error::Busy => f.write_str("too many commands waiting for the DHT"),
             Error::Stopped => f.write_str("the DHT is stopped"),
@@ -367,6 +380,21 @@ impl Dht {
             .transpose()
             .map_err(Error::Io)?;
 
+        // Held by the persistence thread until its last save.
+        let state_lock = match &state_file {
+            Some(path) => match persist::lock_state(path) {
+                persist::Lock::Held(file) => Some(file),
+                persist::Lock::InUse => return Err(Error::StateInUse { path: path.clone() }),
+                persist::Lock::Unavailable(e) => {
+                    log::warn!(
+                        "cannot lock {} ({e}): nothing keeps another node from sharing the state file",
+                        persist::lock_path(path).display()
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         if let Some(path) = &state_file {
             let removed = persist::remove_stale_temporaries(path);
             if removed > 0 {
@@ -427,7 +455,10 @@ impl Dht {
                 let (tx, rx) = crossbeam_channel::bounded(4);
                 handles.insert(
                     "persist",
-                    spawn("persist", &done_tx, move || persist::run(path, rx))?,
+                    spawn("persist", &done_tx, move || {
+                        let _lock = state_lock;
+                        persist::run(path, rx)
+                    })?,
                 );
                 Some(tx)
             }

@@ -226,6 +226,45 @@ pub fn remove_stale_temporaries(path: &Path) -> usize {
     removed
 }
 
+/// The lock file a node holds while it keeps its state in `path`: `NAME.lock` beside it (the
+/// state file itself cannot carry the lock, as each save replaces it by a rename).
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// What [`lock_state`] found.
+#[derive(Debug)]
+pub(crate) enum Lock {
+    /// The lock is held by this process until the file is closed.
+    Held(fs::File),
+    /// Another process holds it.
+    InUse,
+    /// The lock file could not be opened or locked (e.g. a read-only directory).
+    Unavailable(io::Error),
+}
+
+/// Takes the advisory lock ([`lock_path`]) that keeps two nodes from sharing one state file:
+/// both would save over each other, and each would remove the other's temporary files at
+/// start. The OS drops the lock when the process ends, however it ends.
+pub(crate) fn lock_state(path: &Path) -> Lock {
+    let file = match fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(path))
+    {
+        Ok(file) => file,
+        Err(e) => return Lock::Unavailable(e),
+    };
+    match file.try_lock() {
+        Ok(()) => Lock::Held(file),
+        Err(fs::TryLockError::WouldBlock) => Lock::InUse,
+        Err(fs::TryLockError::Error(e)) => Lock::Unavailable(e),
+    }
+}
+
 /// Writes `state` to `path` atomically: a temporary file in the same directory, fsync,
 /// rename, then an fsync of the directory (best effort).
 pub fn save_state(path: &Path, state: &State) -> io::Result<()> {
