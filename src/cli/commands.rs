@@ -131,8 +131,9 @@ pub(crate) fn client(args: &ClientArgs, needs_bootstrap: bool) -> Result<Dht, Cl
     Ok(dht)
 }
 
-/// Why a node did not start.
-fn start_failed(e: Error) -> CliError {
+/// Why a node did not start: a port in use or a state file another node keeps exits 1, an
+/// address that cannot be bound here exits 2.
+pub(crate) fn start_failed(e: Error) -> CliError {
     match e {
         Error::Bind { addr, source } => bind_failed(&addr.to_string(), &source),
         e @ Error::StateInUse { .. } => CliError::failed(format!(

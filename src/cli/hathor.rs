@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use btdht::InfoHash;
-use btdht::driver::{Dht, Error};
+use btdht::driver::Dht;
 use btdht::hathor::discovery::{
     AnnounceConfig, AnnounceOutcome, Announcer, Discovery, DiscoveryConfig, Report, announce_round,
     unix_now,
@@ -33,7 +33,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::args::{parse_addr, parse_bind};
-use super::commands::add_public_routers;
+use super::commands::{add_public_routers, start_failed};
 use super::error::CliError;
 
 /// `btdht hathor …`.
@@ -315,10 +315,7 @@ fn start_dht(args: &DhtArgs) -> Result<Dht, CliError> {
     if !args.bootstrap.is_empty() {
         builder = builder.bootstrap(args.bootstrap.iter().copied());
     }
-    let dht = builder.start().map_err(|e| match e {
-        Error::Bind { .. } => CliError::usage(e),
-        _ => CliError::failed(e),
-    })?;
+    let dht = builder.start().map_err(start_failed)?;
     // Once bound, so that an address it cannot bind fails before any name is resolved.
     if args.bootstrap.is_empty() && !has_saved_nodes {
         add_public_routers(&dht);

@@ -13,14 +13,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use btdht::Dht;
 use btdht::InfoHash;
 use btdht::metadata::{Event, FetchConfig, Fetcher, FetcherConfig, Metadata};
-use btdht::{Dht, Error};
 use clap::Args;
 use serde_json::json;
 
 use super::args::{ClientArgs, parse_addr, parse_id};
-use super::commands::add_public_routers;
+use super::commands::{add_public_routers, start_failed};
 use super::error::CliError;
 
 /// The most peers connected to at once.
@@ -127,10 +127,7 @@ fn peers_from_dht(
         .read_only(true)
         .bootstrap(args.bootstrap.iter().copied())
         .start()
-        .map_err(|e| match e {
-            Error::Bind { .. } => CliError::usage(e),
-            _ => CliError::failed(e),
-        })?;
+        .map_err(start_failed)?;
     // Once bound, so that an address it cannot bind fails before any name is resolved.
     if args.bootstrap.is_empty() {
         add_public_routers(&dht);
