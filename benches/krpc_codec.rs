@@ -706,6 +706,8 @@ fn feed(
         core.handle_datagram(now, *from, bytes);
         while let Some(transmit) = core.poll_transmit() {
             sent += transmit.bytes.len();
+            // As the runtime does once the datagram is sent.
+            core.recycle(transmit.bytes);
         }
         sent += core.drain_events();
     }

@@ -25,6 +25,10 @@ pub trait Endpoint {
     fn handle_timeout(&mut self, now: Instant);
     /// The next datagram to send, if any.
     fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// The buffer of a datagram from [`Endpoint::poll_transmit`], handed back once it was
+    /// sent (or dropped), for the core to reuse for a later datagram instead of allocating
+    /// one. It changes nothing that can be observed; the default drops it.
+    fn recycle(&mut self, _bytes: Vec<u8>) {}
     /// When [`Endpoint::handle_timeout`] should next be called, if ever.
     fn poll_timeout(&self) -> Option<Instant>;
 }

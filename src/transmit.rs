@@ -25,13 +25,23 @@ impl Transmit {
     }
 }
 
-/// The datagrams a core has queued for its `poll_transmit`, bounded, and the buffer messages
-/// are encoded in (each datagram is then copied out at its exact size, so the queue holds no
-/// spare capacity).
+/// Most buffers a [`TransmitQueue`] keeps for reuse: enough for the replies to a few batches
+/// of reads (32 datagrams each).
+const SPARE_BUFFERS: usize = 128;
+
+/// The largest buffer a [`TransmitQueue`] keeps for reuse: larger ones (rare: big BEP 44
+/// items, samples) are freed, so the spares hold at most 256 KB.
+const SPARE_CAPACITY: usize = 2_048;
+
+/// The datagrams a core has queued for its `poll_transmit`, bounded; the buffer messages are
+/// encoded in (each datagram is then copied out into a buffer of its own); and the buffers
+/// of sent datagrams handed back by [`crate::Endpoint::recycle`], reused for later datagrams
+/// so that a server answering in a steady stream allocates nothing per answer.
 #[derive(Debug, Default)]
 pub(crate) struct TransmitQueue {
     queue: VecDeque<Transmit>,
     scratch: Vec<u8>,
+    spare: Vec<Vec<u8>>,
 }
 
 impl TransmitQueue {
@@ -63,10 +73,20 @@ impl TransmitQueue {
         if self.queue.len() >= max {
             return None;
         }
-        let bytes = self.scratch.as_slice().to_vec();
+        let mut bytes = self.spare.pop().unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(&self.scratch);
         let len = bytes.len();
         self.queue.push_back(Transmit { to, bytes });
         Some(len)
+    }
+
+    /// Keeps the buffer of a sent datagram for reuse, unless enough are kept already or it is
+    /// too large to keep.
+    pub(crate) fn recycle(&mut self, bytes: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && bytes.capacity() <= SPARE_CAPACITY {
+            self.spare.push(bytes);
+        }
     }
 
     /// Encodes `message` and queues it for `to` (see [`TransmitQueue::queue_encoded`]).
@@ -90,19 +110,59 @@ mod tests {
     use crate::id::NodeId;
     use crate::krpc::{BodyRef, Query, QueryKind};
 
-    #[test]
-    fn a_bounded_queue_of_exact_copies() {
-        let query = Query {
+    fn ping() -> Query {
+        Query {
             id: NodeId([1; 20]),
             kind: QueryKind::Ping,
-        };
-        let message = Outgoing {
+        }
+    }
+
+    fn outgoing(query: &Query) -> Outgoing<'_> {
+        Outgoing {
             transaction_id: b"aa",
             version: None,
             read_only: false,
             requester_ip: None,
-            body: BodyRef::Query(&query),
-        };
+            body: BodyRef::Query(query),
+        }
+    }
+
+    #[test]
+    fn a_recycled_buffer_carries_the_next_datagram_and_only_it() {
+        let query = ping();
+        let message = outgoing(&query);
+        let to: SocketAddr = "1.2.3.4:5".parse().unwrap();
+        let mut queue = TransmitQueue::default();
+        // A buffer that held a longer datagram, with bytes of its own.
+        let old = vec![0xff; 300];
+        let old_ptr = old.as_ptr();
+        queue.recycle(old);
+        queue.push(to, 8, &message).unwrap();
+        let sent = queue.pop().unwrap();
+        assert_eq!(sent.bytes.as_ptr(), old_ptr, "the spare buffer was reused");
+        let mut expected = Vec::new();
+        message.encode_into(&mut expected);
+        assert_eq!(
+            sent.bytes, expected,
+            "nothing of what it held before is left"
+        );
+    }
+
+    #[test]
+    fn spare_buffers_are_bounded_in_number_and_size() {
+        let mut queue = TransmitQueue::default();
+        queue.recycle(Vec::with_capacity(SPARE_CAPACITY + 1));
+        assert!(queue.spare.is_empty(), "a large buffer is freed");
+        for _ in 0..SPARE_BUFFERS + 10 {
+            queue.recycle(Vec::with_capacity(100));
+        }
+        assert_eq!(queue.spare.len(), SPARE_BUFFERS);
+    }
+
+    #[test]
+    fn a_bounded_queue_of_exact_copies() {
+        let query = ping();
+        let message = outgoing(&query);
         let to: SocketAddr = "1.2.3.4:5".parse().unwrap();
         let mut queue = TransmitQueue::default();
         let len = queue.push(to, 2, &message).unwrap();
@@ -110,10 +170,7 @@ mod tests {
         assert_eq!(queue.push(to, 2, &message), None, "full at 2");
         assert_eq!(queue.len(), 2);
         let first = queue.pop().unwrap();
-        assert_eq!(
-            (first.to, first.bytes.len(), first.bytes.capacity()),
-            (to, len, len)
-        );
+        assert_eq!((first.to, first.bytes.len()), (to, len));
         let mut expected = Vec::new();
         message.encode_into(&mut expected);
         assert_eq!(first.bytes, expected);

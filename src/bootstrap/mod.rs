@@ -949,6 +949,10 @@ impl crate::Endpoint for BootstrapServer {
         BootstrapServer::poll_transmit(self)
     }
 
+    fn recycle(&mut self, bytes: Vec<u8>) {
+        self.outbox.recycle(bytes);
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         BootstrapServer::poll_timeout(self)
     }

@@ -338,6 +338,10 @@ impl crate::Endpoint for Crawler {
         Crawler::poll_transmit(self)
     }
 
+    fn recycle(&mut self, bytes: Vec<u8>) {
+        self.outbox.recycle(bytes);
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         Crawler::poll_timeout(self)
     }

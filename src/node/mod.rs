@@ -820,6 +820,10 @@ impl crate::Endpoint for Node {
         Node::poll_transmit(self)
     }
 
+    fn recycle(&mut self, bytes: Vec<u8>) {
+        self.outbox.recycle(bytes);
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         Node::poll_timeout(self)
     }

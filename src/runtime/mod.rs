@@ -366,8 +366,9 @@ impl Runtime {
         };
         while let Some(mut transmit) = endpoint.poll_transmit() {
             transmit.to = canonical(transmit.to);
-            if s.outbox.push(transmit).is_err() {
+            if let Err(refused) = s.outbox.push(transmit) {
                 self.stats.send_queue_full += 1;
+                endpoint.recycle(refused.bytes);
             }
         }
         if let Some(at) = endpoint.poll_timeout()
@@ -376,9 +377,11 @@ impl Runtime {
             s.scheduled = Some(at);
             self.heap.push(Reverse((at, slot)));
         }
-        let (report, no_socket) = s
-            .outbox
-            .flush(batch, [s.sockets[0].as_ref(), s.sockets[1].as_ref()]);
+        let (report, no_socket) = s.outbox.flush(
+            batch,
+            [s.sockets[0].as_ref(), s.sockets[1].as_ref()],
+            |spent| endpoint.recycle(spent.bytes),
+        );
         self.stats.datagrams_out += report.sent as u64;
         self.stats.send_errors += report.failed as u64;
         self.stats.no_socket += no_socket as u64;

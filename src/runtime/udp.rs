@@ -129,18 +129,20 @@ impl Outbox {
 
     /// Writes what is queued on the socket of its family in `sockets` (IPv4, IPv6), until the
     /// queues are empty or the send buffer is full. Datagrams of a family without a socket are
-    /// dropped and returned as the second count.
+    /// dropped and returned as the second count. Each datagram that leaves the queue (sent,
+    /// refused or dropped) is handed to `spent`, which may reuse its buffer.
     pub fn flush<S: BatchSocket>(
         &mut self,
         batch: &mut UdpBatch,
         sockets: [Option<&S>; 2],
+        mut spent: impl FnMut(Transmit),
     ) -> (SendReport, usize) {
         let mut report = SendReport::default();
         let mut no_socket = 0;
         for (queue, socket) in self.queues.iter_mut().zip(sockets) {
             let Some(socket) = socket else {
                 no_socket += queue.len();
-                queue.clear();
+                queue.drain(..).for_each(&mut spent);
                 continue;
             };
             while !queue.is_empty() {
@@ -149,11 +151,11 @@ impl Outbox {
                     Ok(0) | Err(SendError::Full) => break,
                     Ok(n) => {
                         report.sent += n;
-                        queue.drain(..n.min(queue.len()));
+                        queue.drain(..n.min(queue.len())).for_each(&mut spent);
                     }
                     Err(SendError::First) => {
                         report.failed += 1;
-                        queue.pop_front();
+                        queue.pop_front().into_iter().for_each(&mut spent);
                     }
                 }
             }
@@ -664,15 +666,24 @@ mod tests {
         let v6 = Transmit::new("[::1]:9".parse().unwrap(), b"x".to_vec());
         outbox.push(v6).unwrap();
         assert_eq!(outbox.waiting(1), 1);
-        let (report, no_socket) = outbox.flush(&mut batch, [Some(&a), None]);
+        let mut spent = Vec::new();
+        let (report, no_socket) =
+            outbox.flush(&mut batch, [Some(&a), None], |t| spent.push(t.bytes));
         assert_eq!(
             (report.sent, report.failed, report.calls),
             (BATCH + 3, 0, 2)
         );
         assert_eq!(no_socket, 1);
         assert_eq!((outbox.waiting(0), outbox.waiting(1)), (0, 0));
+        // Every datagram that left, sent or dropped, was handed back once.
+        let mut firsts: Vec<u8> = spent.iter().map(|b| b[0]).collect();
+        firsts.sort_unstable();
+        let mut expected: Vec<u8> = (0..BATCH as u8 + 3).collect();
+        expected.push(b'x');
+        expected.sort_unstable();
+        assert_eq!(firsts, expected);
         assert_eq!(
-            outbox.flush(&mut batch, [Some(&a), None]),
+            outbox.flush(&mut batch, [Some(&a), None], |_| panic!("nothing left")),
             (SendReport::default(), 0)
         );
         let got = read_all(&mut batch, &b, BATCH + 3);
