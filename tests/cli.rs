@@ -267,7 +267,6 @@ fn node_runs_until_sigterm_and_saves_its_state() {
     assert_eq!(saved.id, id);
     assert!(saved.nodes.iter().any(|n| n.node.addr == seed.local_addr()));
     seed.stop().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -524,13 +523,26 @@ fn terminate(mut child: std::process::Child) -> Option<i32> {
     child.wait().unwrap().code()
 }
 
-/// Every file under `dir`, recursively.
+/// The lock file a node keeps beside its state file.
+fn lock_of(state: &std::path::Path) -> std::path::PathBuf {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    name.into()
+}
+
+/// Every file under `dir`, recursively, sorted.
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = files_under_unsorted(dir);
+    out.sort();
+    out
+}
+
+fn files_under_unsorted(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
         let path = entry.path();
         if path.is_dir() {
-            out.extend(files_under(&path));
+            out.extend(files_under_unsorted(&path));
         } else {
             out.push(path);
         }
@@ -562,7 +574,9 @@ fn a_node_without_state_keeps_it_under_xdg_data_home_and_rejoins_from_it() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o700);
-    assert_eq!(files_under(&home), vec![state.clone()]);
+    // The state and the lock file beside it (left in place: removing it could let two nodes
+    // hold locks on two different files).
+    assert_eq!(files_under(&home), vec![state.clone(), lock_of(&state)]);
 
     // Restarted with a bootstrap node that never answers: it rejoins through the saved seed,
     // with its saved id.
@@ -591,7 +605,7 @@ fn without_an_absolute_xdg_data_home_the_state_goes_under_home() {
             btdht::driver::load(&state).unwrap().is_some(),
             "XDG_DATA_HOME {xdg:?}"
         );
-        assert_eq!(files_under(&home), vec![state.clone()]);
+        assert_eq!(files_under(&home), vec![state.clone(), lock_of(&state)]);
         std::fs::remove_file(&state).unwrap();
     }
 }
