@@ -265,7 +265,6 @@ fn bootstrap_server_answers_verifies_and_persists() {
     );
     stop(running);
     node.stop().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Askers from this many loopback sources (distinct addresses and ports) in the shard test.
@@ -447,7 +446,6 @@ fn bootstrap_skips_private_pool_nodes_without_allow_private() {
         server.line
     );
     stop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -496,7 +494,6 @@ fn bootstrap_bep42_strict_is_reported_and_exempts_loopback() {
     );
     node.stop().unwrap();
     stop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -224,7 +224,6 @@ fn a_state_file_it_cannot_keep_is_refused_at_start() {
         std::fs::read(&random).unwrap(),
         [0x8f, 0x00, 0xff, 0x13, 0x37]
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -247,7 +246,6 @@ fn a_state_file_another_node_keeps_is_refused_at_start() {
     assert!(err.contains("in use by another process"), "{err}");
     assert!(err.contains("--no-state"), "{err}");
     holder.stop().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

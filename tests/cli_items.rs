@@ -166,7 +166,6 @@ fn keygen_put_and_get() {
     for node in nodes {
         node.stop().unwrap();
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The keys of a JSON object, sorted.
@@ -265,7 +264,6 @@ fn get_by_public_key_prints_seq_on_stderr_and_one_json_shape() {
     for node in nodes {
         node.stop().unwrap();
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -322,5 +320,4 @@ fn bad_keys_values_and_salts_exit_2_with_a_message_each() {
     // A value of exactly 1,000 bytes bencoded is accepted (and then stored nowhere: exit 1).
     let out = btdht(&["put", &big, "--timeout", "1"], &common);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let _ = std::fs::remove_dir_all(dir);
 }

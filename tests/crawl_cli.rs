@@ -65,8 +65,7 @@ fn parse(text: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_crawl_finds_the_swarm_ground_truth() {
-    let dir = std::env::temp_dir().join(format!("btdht-crawl-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::temp_dir("crawl-cli");
     let truth_path = dir.join("truth.json");
     let (_swarm, boot) = swarm(60, "127.0.200.1", 47821, &truth_path);
     let out_path = dir.join("crawl.ndjson");
@@ -86,7 +85,6 @@ fn a_crawl_finds_the_swarm_ground_truth() {
     let truth: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
     let records = parse(&std::fs::read_to_string(&out_path).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
 
     let truth_nodes: HashSet<(String, String)> = truth["nodes"]
         .as_array()
@@ -127,8 +125,7 @@ fn a_crawl_finds_the_swarm_ground_truth() {
 
 #[test]
 fn sigint_ends_a_crawl_with_its_output_flushed() {
-    let dir = std::env::temp_dir().join(format!("btdht-crawl-int-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::temp_dir("crawl-int");
     let (_swarm, boot) = swarm(20, "127.0.201.1", 47822, &dir.join("truth.json"));
     let child = support::btdht_command()
         .args([
@@ -150,7 +147,6 @@ fn sigint_ends_a_crawl_with_its_output_flushed() {
         .unwrap();
     assert!(killed.success());
     let out = child.wait_with_output().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(0));
     let records = parse(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(records.iter().filter(|r| r["type"] == "node").count(), 20);
@@ -194,9 +190,7 @@ fn stat(stats: &[(String, String)], name: &str) -> u64 {
 
 #[test]
 fn two_shards_into_one_database_hold_what_one_crawl_finds() {
-    let dir = std::env::temp_dir().join(format!("btdht-crawl-shard-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::temp_dir("crawl-shard");
     let (_swarm, boot) = swarm(60, "127.0.202.1", 47823, &dir.join("truth.json"));
     // One crawl: its summary line (the NDJSON goes to `--out`, the rows to `db`).
     let crawl = |shard: &str, db: &std::path::Path| {
@@ -225,7 +219,6 @@ fn two_shards_into_one_database_hold_what_one_crawl_finds() {
     let single = dir.join("one.db");
     let whole = crawl("0/1", &single);
     let (halves, one) = (db_stats(&shared), db_stats(&single));
-    let _ = std::fs::remove_dir_all(&dir);
 
     assert_eq!(stat(&one, "infohashes"), 40, "{whole}");
     assert_eq!(stat(&halves, "infohashes"), 40, "{first} {second}");

@@ -73,7 +73,6 @@ fn a_dual_stack_crawl_follows_nodes6_and_samples_over_ipv6() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&out_path).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     let records: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

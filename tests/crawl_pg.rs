@@ -22,7 +22,7 @@ use btdht::crawler::{Record, Torrent};
 use btdht::metadata::{Info, Metadata};
 use btdht::{InfoHash, Instant, NodeId};
 use metadata_fake::{Script, info_dict, many_files, sha1, spawn_on};
-use support::{loopback, temp_dir, wait_until};
+use support::{TempDir, loopback, temp_dir, wait_until};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -54,7 +54,7 @@ fn postgres_bin() -> Option<PathBuf> {
 /// running as root, since PostgreSQL refuses root), stopped when dropped.
 struct Server {
     bin: PathBuf,
-    dir: PathBuf,
+    dir: TempDir,
     as_postgres: bool,
     port: u16,
 }
@@ -78,7 +78,7 @@ impl Server {
         if as_postgres {
             let status = Command::new("chown")
                 .arg("postgres:")
-                .arg(&dir)
+                .arg(dir.as_os_str())
                 .status()
                 .unwrap();
             assert!(status.success(), "chown postgres {}", dir.display());
@@ -164,7 +164,6 @@ impl Drop for Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -188,7 +188,6 @@ fn a_restarted_node_rejoins_from_its_state_file_without_routers() {
     for dht in others {
         dht.stop().unwrap();
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A network of a router (a node the others joined through) and 5 nodes.
@@ -284,7 +283,6 @@ fn a_corrupt_state_file_is_ignored() {
     node.stop().unwrap();
     let saved = btdht::driver::load(&state).unwrap().unwrap();
     assert_eq!(saved.id, node.id());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -686,5 +684,4 @@ fn two_nodes_never_share_a_state_file() {
     let again = test_node(181).state_file(&state).start().unwrap();
     assert_eq!(again.id(), id, "the restarted node took the saved id");
     again.stop().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }

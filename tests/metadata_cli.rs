@@ -77,7 +77,6 @@ fn json_and_save_from_a_good_peer() {
     let text = stdout(&out);
     assert!(text.contains("name          cli-torrent"), "{text}");
     assert!(text.contains("dir-0/file-00000.bin"), "{text}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -36,12 +36,37 @@ pub(crate) fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> boo
     }
 }
 
-/// A fresh temporary directory for one test.
-pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
+/// A fresh temporary directory for one test, removed with what it holds when dropped (also
+/// when the test fails).
+pub(crate) fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("btdht-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
+}
+
+/// A directory from [`temp_dir`]: a [`std::path::Path`] that removes itself when dropped.
+#[derive(Debug)]
+pub(crate) struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Polls `cond` every `every` until it holds or `limit` passes; returns whether it held.
@@ -106,16 +131,46 @@ pub(crate) fn btdht_command_in(home: &Path) -> Command {
 }
 
 /// A new empty directory to serve as a spawned binary's home: one per call, under one
-/// directory per test process (emptied on first use).
+/// directory per test process (emptied on first use). A process's homes outlive it (its
+/// spawned binaries may write there until it ends); the next test process removes them.
 pub(crate) fn fresh_home() -> PathBuf {
     static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let root = ROOT.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("btdht-home-{}", std::process::id()));
+        remove_homes_of_ended_processes();
+        let root = std::env::temp_dir().join(format!("{HOME_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         root
     });
     let home = root.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
     std::fs::create_dir_all(&home).unwrap();
     home
+}
+
+/// The name of a test process's directory of homes, before its process id.
+const HOME_PREFIX: &str = "btdht-home-";
+
+/// Removes the directories of homes ([`fresh_home`]) of test processes that have ended (where
+/// `/proc` tells; elsewhere none).
+fn remove_homes_of_ended_processes() {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(HOME_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !proc.join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
