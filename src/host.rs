@@ -41,9 +41,27 @@ pub fn network_key(addr: &SocketAddr) -> NetworkKey {
     if is_ignored_ip(ip) {
         return NetworkKey::Local(ip, addr.port());
     }
+    NetworkKey::Subnet(subnet(ip))
+}
+
+/// The /24 of an IPv4 address, the /64 of an IPv6 one (`ip` canonical).
+fn subnet(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V4(v4) => NetworkKey::Subnet(IpAddr::V4((v4.to_bits() & 0xffff_ff00).into())),
-        IpAddr::V6(_) => NetworkKey::Subnet(host_key(ip)),
+        IpAddr::V4(v4) => IpAddr::V4((v4.to_bits() & 0xffff_ff00).into()),
+        IpAddr::V6(_) => host_key(ip),
+    }
+}
+
+impl NetworkKey {
+    /// Whether `addr` counts in this network: `network_key(addr) == *self`, but the address
+    /// checks ([`is_ignored_ip`]) are made only for an address in the same subnet, so that
+    /// scanning a bucket for a network costs a few comparisons per entry.
+    pub fn holds(&self, addr: &SocketAddr) -> bool {
+        let ip = addr.ip().to_canonical();
+        match *self {
+            NetworkKey::Local(local, port) => ip == local && addr.port() == port,
+            NetworkKey::Subnet(network) => subnet(ip) == network && !is_ignored_ip(ip),
+        }
     }
 }
 
@@ -111,5 +129,58 @@ mod tests {
             network_key(&sa("10.0.0.1:6881")),
             network_key(&sa("[::ffff:10.0.0.1]:6881"))
         );
+    }
+
+    proptest::proptest! {
+        /// `holds` is `network_key` equality, for addresses near each other and near the
+        /// ignored ranges (loopback, private, link-local, mapped, documentation...).
+        #[test]
+        fn holds_is_network_key_equality(
+            a in addr_strategy(),
+            b in addr_strategy(),
+        ) {
+            proptest::prop_assert_eq!(network_key(&a).holds(&b), network_key(&a) == network_key(&b));
+            proptest::prop_assert!(network_key(&a).holds(&a));
+        }
+    }
+
+    fn addr_strategy() -> impl proptest::strategy::Strategy<Value = SocketAddr> {
+        use proptest::prelude::*;
+        // Few distinct prefixes, so that equal networks are frequent.
+        let v4_prefix = prop::sample::select(vec![
+            [1u8, 2, 3],
+            [1, 2, 4],
+            [10, 0, 0],
+            [127, 0, 0],
+            [192, 168, 1],
+            [169, 254, 0],
+            [100, 64, 0],
+            [0, 0, 0],
+            [255, 255, 255],
+        ]);
+        let v4 = (v4_prefix, 0u8..4, 1u16..3).prop_map(|(p, last, port)| {
+            SocketAddr::new(IpAddr::from([p[0], p[1], p[2], last]), port)
+        });
+        let mapped = v4.clone().prop_map(|a| {
+            let IpAddr::V4(ip) = a.ip() else {
+                unreachable!()
+            };
+            SocketAddr::new(IpAddr::V6(ip.to_ipv6_mapped()), a.port())
+        });
+        let v6_prefix = prop::sample::select(vec![
+            0x2a00_0001_0002_0003u64,
+            0x2a00_0001_0002_0004,
+            0xfe80_0000_0000_0000,
+            0xfd00_0000_0000_0001,
+            0x2001_0db8_0000_0000,
+            0,
+        ]);
+        let v6 = (v6_prefix, 0u64..3, 1u16..3).prop_map(|(p, low, port)| {
+            SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from_bits((u128::from(p) << 64) | u128::from(low))),
+                port,
+            )
+        });
+        prop_oneof![v4, mapped, v6]
     }
 }

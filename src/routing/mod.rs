@@ -468,7 +468,7 @@ impl RoutingTable {
         self.buckets[b]
             .entries
             .iter()
-            .position(|e| e.info.id != *except && network_key(&e.info.addr) == network)
+            .position(|e| e.info.id != *except && network.holds(&e.info.addr))
     }
 
     /// The entry of bucket `b` that a newcomer may replace without a ping: the bad entry with
