@@ -1,6 +1,8 @@
 //! Line framing: the byte streams a connection runs over and the `\r\n` line connection
 //! with deadlines.
 
+use std::ops::{Deref, DerefMut};
+
 use super::*;
 
 /// A byte stream with an underlying TCP socket (for timeouts and shutdown).
@@ -21,22 +23,12 @@ impl Transport for TcpStream {
     }
 }
 
-impl Transport for StreamOwned<ClientConnection, TcpStream> {
-    fn socket(&self) -> &TcpStream {
-        &self.sock
-    }
-    fn close_notify(&mut self) {
-        self.conn.send_close_notify();
-        let _ = self.conn.complete_io(&mut self.sock);
-    }
-    fn peer_certificates(&self) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
-        self.conn
-            .peer_certificates()
-            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-    }
-}
-
-impl Transport for StreamOwned<ServerConnection, TcpStream> {
+/// TLS over TCP, either side (`rustls::ClientConnection` or `rustls::ServerConnection`).
+impl<C, S> Transport for StreamOwned<C, TcpStream>
+where
+    C: DerefMut + Deref<Target = rustls::ConnectionCommon<S>> + Send,
+    S: rustls::SideData,
+{
     fn socket(&self) -> &TcpStream {
         &self.sock
     }
