@@ -187,6 +187,7 @@ fn every_client_command_waits_the_timeout_it_is_given() {
 
 #[test]
 fn a_state_file_it_cannot_keep_is_refused_at_start() {
+    // `node` and the Hathor client check their --state alike.
     let dir = temp_dir("cli-state");
     let foreign = dir.join("other.json");
     std::fs::write(&foreign, "{\"name\": \"another program\"}\n").unwrap();
@@ -200,20 +201,27 @@ fn a_state_file_it_cannot_keep_is_refused_at_start() {
         (foreign.to_string_lossy().into_owned(), "not a btdht state"),
         (random.to_string_lossy().into_owned(), "not a btdht state"),
     ];
+    let commands: [&[&str]; 2] = [&["node"], &["hathor", "discover", "--network", "testnet"]];
     for (state, says) in &cases {
-        let out = btdht(&[
-            "node",
-            "--bind",
-            "127.0.184.1:0",
-            "--allow-private",
-            "--bootstrap",
-            "127.0.184.9:1",
-            "--state",
-            state,
-        ]);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{state}: {err}");
-        assert!(err.contains(says), "{state}: {err}");
+        for command in commands {
+            let args = [
+                command,
+                &[
+                    "--bind",
+                    "127.0.184.1:0",
+                    "--allow-private",
+                    "--bootstrap",
+                    "127.0.184.9:1",
+                    "--state",
+                    state,
+                ],
+            ]
+            .concat();
+            let out = btdht(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(says), "{args:?}: {err}");
+        }
     }
     // The files that are not ours are left as they were.
     assert_eq!(

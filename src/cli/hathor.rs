@@ -305,11 +305,15 @@ fn start_dht(args: &DhtArgs) -> Result<Dht, CliError> {
         .bind(args.bind)
         .allow_private(args.allow_private)
         .read_only(true);
-    let has_saved_nodes = args
-        .state
+    // The same start-up checks as `btdht node --state` (exit 2 before anything starts).
+    let state = match &args.state {
+        Some(path) => super::state::resolve(Some(path), false)?,
+        None => None,
+    };
+    let has_saved_nodes = state
         .as_deref()
         .is_some_and(|p| matches!(btdht::driver::load(p), Ok(Some(s)) if !s.nodes.is_empty()));
-    if let Some(path) = &args.state {
+    if let Some(path) = &state {
         builder = builder.state_file(path);
     }
     if !args.bootstrap.is_empty() {
