@@ -251,7 +251,7 @@ fn a_state_file_another_node_keeps_is_refused_at_start() {
     ]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("in use by another process"), "{err}");
+    assert!(err.contains("in use by another node"), "{err}");
     assert!(err.contains("--no-state"), "{err}");
     holder.stop().unwrap();
 }

@@ -125,8 +125,8 @@ pub enum Error {
     },
     /// Another I/O error (poll setup, thread start, state save).
     Io(io::Error),
-    /// Another process keeps its state in the same state file (it holds the lock file
-    /// [`persist::lock_path`] beside it); nothing was started.
+    /// Another node (in this process or another) keeps its state in the same state file: it
+    /// holds the lock file [`persist::lock_path`] beside it. Nothing was started.
     StateInUse {
         /// The state file.
         path: PathBuf,
@@ -153,7 +153,7 @@ impl std::fmt::Display for Error {
             Error::Io(e) => write!(f, "{e}"),
             Error::StateInUse { path } => write!(
                 f,
-                "state file {} is in use by another process (it holds {})",
+                "state file {} is in use by another node (it holds {})",
                 path.display(),
                 persist::lock_path(path).display()
             ),

@@ -239,7 +239,7 @@ pub fn lock_path(path: &Path) -> PathBuf {
 pub(crate) enum Lock {
     /// The lock is held by this process until the file is closed.
     Held(fs::File),
-    /// Another process holds it.
+    /// Another node holds it (in another process, or in this one through another open file).
     InUse,
     /// The lock file could not be opened or locked (e.g. a read-only directory).
     Unavailable(io::Error),
