@@ -127,6 +127,12 @@ mod tests {
         }
     }
 
+    fn encoded(message: &Outgoing<'_>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        message.encode_into(&mut bytes);
+        bytes
+    }
+
     #[test]
     fn a_recycled_buffer_carries_the_next_datagram_and_only_it() {
         let query = ping();
@@ -140,10 +146,9 @@ mod tests {
         queue.push(to, 8, &message).unwrap();
         let sent = queue.pop().unwrap();
         assert_eq!(sent.bytes.as_ptr(), old_ptr, "the spare buffer was reused");
-        let mut expected = Vec::new();
-        message.encode_into(&mut expected);
         assert_eq!(
-            sent.bytes, expected,
+            sent.bytes,
+            encoded(&message),
             "nothing of what it held before is left"
         );
     }
@@ -171,8 +176,6 @@ mod tests {
         assert_eq!(queue.len(), 2);
         let first = queue.pop().unwrap();
         assert_eq!((first.to, first.bytes.len()), (to, len));
-        let mut expected = Vec::new();
-        message.encode_into(&mut expected);
-        assert_eq!(first.bytes, expected);
+        assert_eq!(first.bytes, encoded(&message));
     }
 }

@@ -523,30 +523,18 @@ fn terminate(mut child: std::process::Child) -> Option<i32> {
     child.wait().unwrap().code()
 }
 
-/// The lock file a node keeps beside its state file.
-fn lock_of(state: &std::path::Path) -> std::path::PathBuf {
-    let mut name = state.as_os_str().to_owned();
-    name.push(".lock");
-    name.into()
-}
-
 /// Every file under `dir`, recursively, sorted.
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = files_under_unsorted(dir);
-    out.sort();
-    out
-}
-
-fn files_under_unsorted(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
         let path = entry.path();
         if path.is_dir() {
-            out.extend(files_under_unsorted(&path));
+            out.extend(files_under(&path));
         } else {
             out.push(path);
         }
     }
+    out.sort();
     out
 }
 
@@ -576,7 +564,10 @@ fn a_node_without_state_keeps_it_under_xdg_data_home_and_rejoins_from_it() {
     assert_eq!(mode & 0o777, 0o700);
     // The state and the lock file beside it (left in place: removing it could let two nodes
     // hold locks on two different files).
-    assert_eq!(files_under(&home), vec![state.clone(), lock_of(&state)]);
+    assert_eq!(
+        files_under(&home),
+        vec![state.clone(), btdht::driver::persist::lock_path(&state)]
+    );
 
     // Restarted with a bootstrap node that never answers: it rejoins through the saved seed,
     // with its saved id.
@@ -605,7 +596,10 @@ fn without_an_absolute_xdg_data_home_the_state_goes_under_home() {
             btdht::driver::load(&state).unwrap().is_some(),
             "XDG_DATA_HOME {xdg:?}"
         );
-        assert_eq!(files_under(&home), vec![state.clone(), lock_of(&state)]);
+        assert_eq!(
+            files_under(&home),
+            vec![state.clone(), btdht::driver::persist::lock_path(&state)]
+        );
         std::fs::remove_file(&state).unwrap();
     }
 }
